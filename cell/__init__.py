@@ -1,0 +1,1 @@
+"""gluecell.cell (see DESIGN.md)."""

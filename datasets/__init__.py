@@ -1,0 +1,1 @@
+"""gluecell.datasets (see DESIGN.md)."""

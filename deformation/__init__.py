@@ -1,0 +1,1 @@
+"""gluecell.deformation (see DESIGN.md)."""

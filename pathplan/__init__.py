@@ -1,0 +1,1 @@
+"""gluecell.pathplan (see DESIGN.md)."""

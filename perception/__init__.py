@@ -1,0 +1,1 @@
+"""gluecell.perception (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""gluecell.quality (see DESIGN.md)."""
