@@ -31,7 +31,7 @@ def npz_bytes(arrays: dict[str, Any], *, compress: bool = True) -> bytes:
             if arr.dtype == object:
                 raise FormatError(f"npz: array {name!r} has dtype object, which is not allowed")
             member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
+            np.lib.format.write_array(member, np.require(arr, requirements="C"), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH)
             info.compress_type = method
             info.external_attr = 0o644 << 16

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from gluecell.core.arrays import load_npz
 from gluecell.core.errors import FormatError, ValidationError
 from gluecell.core.fileio import check_version, read_json
@@ -130,10 +131,14 @@ class Dataset:
                 out[m.group(1)].append((int(m.group(2)), f))
         return {p: [f for _, f in sorted(v)] for p, v in out.items()}
 
+    def workitem(self, sample_id: str) -> WorkItem:
+        """The work item of a sample."""
+        path = self._sample_dir("inputs", sample_id) / "workitem.json"
+        return workitem_from_dict(read_json(path), what=str(path))
+
     def inputs(self, sample_id: str) -> dict[str, Any]:
         """What a real cell would have: ``{"workitem": WorkItem, "frames": {"upper": [...], "sole": [...]}}``."""
-        d = self._sample_dir("inputs", sample_id)
-        item = workitem_from_dict(read_json(d / "workitem.json"), what=str(d / "workitem.json"))
+        item = self.workitem(sample_id)
         frames: dict[str, list[DepthFrame]] = {
             part: [load_frame(f) for f in files] for part, files in self.frame_paths(sample_id).items()
         }
