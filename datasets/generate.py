@@ -113,7 +113,11 @@ def generate_sample(root: Path, index: int, opts: GenerateOptions) -> float:
     style = opts.styles[index % len(opts.styles)] if opts.styles else None
     pair = make_pair(world_ss, opts.world, style=style, item_id=sid)
     rng = np.random.default_rng(scan_ss)
-    shots = {part: scan_part(pair, part, rng, opts.scanner) for part in ("upper", "sole")}
+    world = opts.world
+    kw = {}
+    if world is not None:  # the hidden hand-eye error is a world parameter; the scanner applies it
+        kw = {"handeye_trans_std_m": world.calib_trans_std_m, "handeye_rot_std_deg": world.calib_rot_std_deg}
+    shots = {part: scan_part(pair, part, rng, opts.scanner, **kw) for part in ("upper", "sole")}
     work = root / ".work" / sid
     shutil.rmtree(work, ignore_errors=True)
     _write_sample(work, pair, shots)
