@@ -31,7 +31,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         task = bar.add_task("generate", total=args.n)
         result = generate_dataset(args.out, opts, progress=lambda done, total: bar.update(task, completed=done))
     secs = result["seconds_per_sample"]
-    per = f"{sum(secs) / len(secs):.2f} s/sample (CPU time per sample, {args.workers} worker(s))" if secs else "-"
+    per = f"{sum(secs) / len(secs):.2f} s per sample in each of {args.workers} worker(s)" if secs else "-"
     print(f"{args.out}: {result['generated']} generated, {result['skipped']} already there; {per}")
     print(json.dumps(result["info"]["counts"]))
     return 0
