@@ -1,0 +1,185 @@
+"""Deformation bench: bite-line error against the world's truth, against two baselines, and latency.
+
+Rows (same test pairs for all):
+
+- ``deform``: the reference solver with the sole material unknown (what the work item carries).
+- ``deform_cal``: the solver with the style's nominal upper as a reference (fills the toe and heel overhangs the
+  cameras above do not see; it is the upper "teach once" is taught on) and the depth calibration learnt on the
+  dataset's *train* split (``gluecell deform calibrate``); material unknown.
+- ``deform_cal_material``: as ``deform_cal`` with the sole's material class given (a plant knows it from the
+  style's bill of materials); read from the dataset's params by this evaluator, passed as the class name only.
+- ``rigid``: "rigid sole" baseline (no deformation model).
+- ``teach``: "teach once": one bite line per style, size and side, taken from a nominal pair of the world and
+  placed on each new upper by rigid registration (what most lines do).
+
+Error of a pair: distances from every predicted point to the true polyline and from every true point to the
+predicted polyline (so a missing stretch counts); per pair p95 and max, in mm. A refused prediction (an error
+raised for bad input) is counted in ``*_refused`` and left out of the error figures; low confidence does not
+stop the measurement here, it is counted in ``deform_cal_low_confidence`` (pairs the cell would hand to a human).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+__all__ = ["bench", "polyline_distance", "pair_errors"]
+
+#: Sigma p95 over which the cell sends a pair to a human (PredictConfig.max_sigma).
+MAX_SIGMA = 1.0e-3
+ROWS: tuple[str, ...] = ("deform", "deform_cal", "deform_cal_material", "rigid", "teach")
+#: Seed of the "taught" nominal pairs (one per style/size/side); never a bench or training seed.
+TEACH_SEED = 424242
+
+
+def polyline_distance(points: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """(n,) distance of each point to the closed polyline ``line`` (m, 3), metres."""
+    from scipy.spatial import cKDTree
+
+    a, b = line, np.roll(line, -1, axis=0)
+    _, nn = cKDTree(a).query(points, k=min(6, len(a)))
+    best = np.full(len(points), np.inf)
+    for j in nn.T:
+        for A, B in ((a[j], b[j]), (np.roll(a, 1, axis=0)[j], a[j])):
+            ab = B - A
+            t = np.clip(np.sum((points - A) * ab, axis=1) / np.maximum(np.sum(ab * ab, axis=1), 1e-18), 0, 1)
+            best = np.minimum(best, np.linalg.norm(points - (A + t[:, None] * ab), axis=1))
+    return best
+
+
+def pair_errors(pred_line: np.ndarray, true_line: np.ndarray) -> tuple[float, float]:
+    """(p95, max) in mm of the symmetric polyline distance."""
+    d = np.concatenate([polyline_distance(pred_line, true_line), polyline_distance(true_line, pred_line)])
+    return float(np.percentile(d, 95) * 1e3), float(d.max() * 1e3)
+
+
+def _nominal(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(points, normals, true bite line) of the nominal pair of the item's style, size and side."""
+    from gluecell.datasets.world import make_pair
+
+    key = (item.style, float(item.size_eu), item.side)
+    if key not in cache:
+        pair = make_pair(TEACH_SEED, style=item.style, size_eu=item.size_eu, side=item.side)
+        pts, fi = pair.upper_mesh.sample(40000, return_index=True, seed=1)
+        cache[key] = (np.asarray(pts), np.asarray(pair.upper_mesh.face_normals[fi]), np.asarray(pair.bite_line))
+    return cache[key]
+
+
+def _teach_line(cache: dict, item: Any, upper_scan: Any) -> np.ndarray:
+    """The taught line of the item's style/size/side, placed on this upper by rigid ICP."""
+    from gluecell.deformation.reference import SEEN_NZ, apply_T, rigid_icp
+
+    pts, nrm, line = _nominal(cache, item)
+    seen = nrm[:, 2] > SEEN_NZ  # register with what a camera above would see of the nominal upper
+    sub = pts[seen][:: max(1, int(seen.sum()) // 8000)]
+    T, _ = rigid_icp(sub, upper_scan.points, upper_scan.normals)
+    return apply_T(T, line)
+
+
+def _summ(prefix: str, errs: list[tuple[float, float]], refused: int) -> dict[str, float]:
+    out = {f"{prefix}_refused": float(refused)}
+    if errs:
+        p95 = np.array([e[0] for e in errs])
+        mx = np.array([e[1] for e in errs])
+        out.update(
+            {
+                f"{prefix}_bite_p95_mm_median": float(np.median(p95)),
+                f"{prefix}_bite_p95_mm_worst": float(p95.max()),
+                f"{prefix}_bite_max_mm_median": float(np.median(mx)),
+                f"{prefix}_bite_max_mm_worst": float(mx.max()),
+                f"{prefix}_pairs_meeting_goal": float(np.mean((p95 <= 0.5) & (mx <= 1.0))),
+            }
+        )
+    return out
+
+
+def run_pairs(dataset: Any, ids: list[str], calibration: Any = None, cache: dict | None = None) -> dict[str, Any]:
+    """Evaluate every row on ``ids``; returns per-row error lists, refusals and latencies."""
+    from gluecell.core.errors import GlueCellError
+    from gluecell.deformation.baselines import predict_rigid
+    from gluecell.deformation.predict import predict_attach
+    from gluecell.perception.scan import scan_part_frames
+
+    rows = ROWS
+    errs: dict[str, list] = {r: [] for r in rows}
+    refused = dict.fromkeys(rows, 0)
+    lat: list[float] = []
+    extra: list[tuple[float, float]] = []
+    low_conf = 0
+    cache = {} if cache is None else cache
+    for sid in ids:
+        inp = dataset.inputs(sid)
+        truth = dataset.truth(sid)
+        item = inp["workitem"]
+        try:
+            upper = scan_part_frames(inp["frames"]["upper"], "upper", item_id=sid)
+            sole = scan_part_frames(inp["frames"]["sole"], "sole", item_id=sid)
+        except GlueCellError:
+            for r in rows:
+                refused[r] += 1
+            continue
+        ref = _nominal(cache, item)[:2]
+        mat = truth["params"]["material"]
+        cal = {"reference": ref, "calibration": calibration, "check_confidence": False}
+        runs = {
+            "deform": (predict_attach, {"material": None, "check_confidence": False}),
+            "deform_cal": (predict_attach, {"material": None, **cal}),
+            "deform_cal_material": (predict_attach, {"material": mat, **cal}),
+            "rigid": (predict_rigid, {}),
+        }
+        for name, (fn, kw) in runs.items():
+            t0 = time.perf_counter()
+            try:
+                pred = fn(upper, sole, **kw)
+            except GlueCellError:
+                refused[name] += 1
+                continue
+            if name == "deform":
+                lat.append((time.perf_counter() - t0) * 1e3)
+            if name == "deform_cal":
+                extra.append(_region_errors(pred, truth))
+                low_conf += int(np.percentile(pred.bite_line_sigma, 95) > MAX_SIGMA)
+            errs[name].append(pair_errors(pred.bite_line, truth["bite_line"]))
+        errs["teach"].append(pair_errors(_teach_line(cache, item, upper), truth["bite_line"]))
+    return {"errors": errs, "refused": refused, "latency_ms": lat, "regions": extra, "low_confidence": low_conf}
+
+
+def _region_errors(pred: Any, truth: dict) -> tuple[float, float]:
+    """(p95 mm of the deformed sole's distance to the true deformed sole surface, share of upper-bond points
+    that fall on the true bond faces)."""
+    import trimesh
+
+    dm = trimesh.Trimesh(truth["deformed_sole_vertices"], truth["sole_mesh"].faces, process=False)
+    d = np.abs(trimesh.proximity.signed_distance(dm, pred.deformed_sole[:: max(1, len(pred.deformed_sole) // 2000)]))
+    um = truth["upper_mesh"]
+    _, _, fi = trimesh.proximity.closest_point(um, pred.upper_bond[:: max(1, len(pred.upper_bond) // 2000)])
+    return float(np.percentile(d, 95) * 1e3), float(np.asarray(truth["upper_bond_faces"], dtype=bool)[fi].mean())
+
+
+def bench(ctx: Any) -> dict[str, float]:
+    """Bite-line error (p95/max mm per pair) of the predictor and the two baselines, and the solver latency."""
+    from gluecell.cell.cmd_predict import calibrate_on_dataset
+    from gluecell.datasets.format import open_dataset
+
+    ds = open_dataset(ctx.dataset)
+    ids = ds.ids("test")
+    train = ds.ids("train")[: 6 if ctx.quick else 24]
+    if ctx.quick:
+        ids = ids[:4]
+    cache: dict = {}
+    cal, cal_metrics = calibrate_on_dataset(ds, train, reference_for=lambda item: _nominal(cache, item)[:2])
+    res = run_pairs(ds, ids, calibration=cal, cache=cache)
+    out: dict[str, float] = {"deform_pairs": float(len(ids)), "deform_calibration_pairs": cal_metrics["pairs_used"]}
+    out["deform_calibration_offset_mm"] = cal.offset("unknown") * 1e3
+    for name in ROWS:
+        out.update(_summ(name, res["errors"][name], res["refused"][name]))
+    out["deform_cal_low_confidence"] = float(res["low_confidence"])
+    if res["regions"]:
+        out["deform_cal_deformed_sole_p95_mm_median"] = float(np.median([r[0] for r in res["regions"]]))
+        out["deform_cal_upper_bond_precision_median"] = float(np.median([r[1] for r in res["regions"]]))
+    if res["latency_ms"]:
+        out["deform_solver_latency_p50_ms"] = float(np.percentile(res["latency_ms"], 50))
+        out["deform_solver_latency_p95_ms"] = float(np.percentile(res["latency_ms"], 95))
+    return out

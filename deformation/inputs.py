@@ -1,0 +1,183 @@
+"""Input checks: is this a usable scan of a cup sole (footbed up) and of a lasted upper (bottom up)?
+
+Every failure raises its own :mod:`gluecell.deformation.errors` class; nothing here guesses.
+Shape limits come from FACTS.md ("Lasts and sizes": EU 36-46 is a last length of 240-307 mm) widened
+for the sole's wall and for children's/large sizes; they are checks for *wrong objects*, not for sizes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gluecell.core.types import PartScan
+
+from .errors import NonFiniteScanError, NotAnUpperError, NotASoleError, SoleUpsideDownError, TooFewPointsError
+
+__all__ = [
+    "check_finite_scan",
+    "check_upper_scan",
+    "check_sole_shape",
+    "scan_from_arrays",
+    "estimate_normals",
+    "MIN_POINTS",
+    "LENGTH_RANGE",
+]
+
+#: Fewest points a part scan may have (about 1 point per 4 mm^2 of a sole's bond area).
+MIN_POINTS = 3000
+#: Plan length of a sole or an upper's bottom, metres (EU 36-46 lasts are 240-307 mm; margins both ways).
+LENGTH_RANGE = (0.18, 0.38)
+#: Plan width / length of a shoe outline (narrow racing flats ~0.3, wide boots ~0.45).
+ASPECT_RANGE = (0.22, 0.60)
+#: Height of a sole from tray to rim, metres (flat sandal soles excluded: no cup; cup soles stay under 70 mm).
+SOLE_HEIGHT_RANGE = (0.012, 0.07)
+#: Height of a lasted upper standing bottom up, metres (a low shoe's upper is ~ 60 mm tall).
+UPPER_HEIGHT_MIN = 0.05
+#: Fraction of the plan outline that the bottom (top-facing points near the top) must cover.
+UPPER_BOTTOM_COVER = 0.45
+
+
+def check_finite_scan(scan: PartScan) -> None:
+    """Raise :class:`NonFiniteScanError` for NaN/inf and :class:`TooFewPointsError` below :data:`MIN_POINTS`."""
+    for name, arr in (("points", scan.points), ("normals", scan.normals)):
+        if arr is not None and not np.all(np.isfinite(arr)):
+            raise NonFiniteScanError(f"{scan.part} scan: {name} contain NaN or inf", stage="deformation")
+    if len(scan.points) < MIN_POINTS:
+        raise TooFewPointsError(
+            f"{scan.part} scan has {len(scan.points)} points, at least {MIN_POINTS} are needed: rescan",
+            stage="deformation",
+            n_points=len(scan.points),
+        )
+    if scan.normals is None:
+        raise TooFewPointsError(f"{scan.part} scan has no normals", stage="deformation")
+
+
+def scan_from_arrays(part: str, points: np.ndarray, normals: np.ndarray | None = None, item_id: str = "") -> PartScan:
+    """Build a PartScan from raw arrays, raising :class:`NonFiniteScanError` on NaN (not a generic error).
+
+    Normals are estimated (:func:`estimate_normals`) when ``normals`` is None.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise TooFewPointsError(f"{part} scan: points must be (n, 3), got {pts.shape}", stage="deformation")
+    if not np.all(np.isfinite(pts)) or (normals is not None and not np.all(np.isfinite(normals))):
+        raise NonFiniteScanError(f"{part} scan: points or normals contain NaN or inf", stage="deformation")
+    if len(pts) < MIN_POINTS:
+        raise TooFewPointsError(f"{part} scan has {len(pts)} points, at least {MIN_POINTS} are needed")
+    nrm = estimate_normals(pts, part=part) if normals is None else np.asarray(normals, dtype=np.float64)
+    nrm = nrm / np.linalg.norm(nrm, axis=1, keepdims=True)
+    return PartScan(part=part, points=pts, normals=nrm, item_id=item_id)
+
+
+def estimate_normals(points: np.ndarray, k: int = 16, part: str = "upper") -> np.ndarray:
+    """(n, 3) unit normals by PCA of the ``k`` nearest neighbours, oriented for a part scanned from above.
+
+    Near-horizontal patches face up (a surface facing down is never seen from above). Walls face away from
+    the part's vertical axis, except a sole's inner wall: wall points more than 2.5 mm inside the outer
+    outline at their bearing face the axis (the footbed cavity).
+    """
+    from scipy.spatial import cKDTree
+
+    _, idx = cKDTree(points).query(points, k=min(k, len(points)))
+    nb = points[idx] - points[idx].mean(axis=1, keepdims=True)
+    cov = np.einsum("nki,nkj->nij", nb, nb)
+    _, vecs = np.linalg.eigh(cov)
+    n = vecs[:, :, 0]
+    out = points - points.mean(axis=0)
+    out[:, 2] = 0.0
+    if part == "sole":
+        r = np.hypot(out[:, 0], out[:, 1])
+        b = np.floor((np.arctan2(out[:, 1], out[:, 0]) + np.pi) / (2 * np.pi) * 256).astype(np.int64) % 256
+        r_max = np.zeros(256)
+        np.maximum.at(r_max, b, r)
+        out[r < r_max[b] - 2.5e-3] *= -1.0
+    ref = np.where(np.abs(n[:, 2:3]) > 0.5, np.array([[0.0, 0.0, 1.0]]), out)
+    n *= np.where(np.sum(n * ref, axis=1) < 0, -1.0, 1.0)[:, None]
+    return n / np.linalg.norm(n, axis=1, keepdims=True)
+
+
+def _plan_extent(points: np.ndarray) -> tuple[float, float]:
+    xy = points[:, :2] - points[:, :2].mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov(xy.T))
+    proj = xy @ vecs
+    ext = np.percentile(proj, 99.5, axis=0) - np.percentile(proj, 0.5, axis=0)
+    return float(ext.max()), float(ext.min())
+
+
+def check_upper_scan(scan: PartScan) -> None:
+    """Raise :class:`NotAnUpperError` unless ``scan`` looks like a lasted upper standing bottom up."""
+    check_finite_scan(scan)
+    P, N = scan.points, scan.normals
+    length, width = _plan_extent(P)
+    height = float(np.percentile(P[:, 2], 99.5) - P[:, 2].min())
+    why = _shape_problem(length, width)
+    if why is None and height < UPPER_HEIGHT_MIN:
+        why = f"it is only {height * 1e3:.0f} mm tall (an upper is over {UPPER_HEIGHT_MIN * 1e3:.0f} mm)"
+    if why is None:
+        z_top = np.percentile(P[:, 2], 99.5)
+        top = (N[:, 2] > 0.8) & (P[:, 2] > z_top - 0.04)
+        cover = _covered_fraction(P[top], P)
+        if cover < UPPER_BOTTOM_COVER:
+            why = f"its top is not a shoe bottom (covers {cover:.0%} of the outline): is the upper bottom up?"
+    if why is not None:
+        raise NotAnUpperError(f"upper scan is not a lasted upper: {why}", stage="deformation", item_id=scan.item_id)
+
+
+def check_sole_shape(scan: PartScan) -> None:
+    """Raise :class:`NotASoleError` unless the plan extents and height fit a sole."""
+    check_finite_scan(scan)
+    length, width = _plan_extent(scan.points)
+    height = float(np.percentile(scan.points[:, 2], 99.5) - np.percentile(scan.points[:, 2], 0.5))
+    why = _shape_problem(length, width)
+    if why is None and not SOLE_HEIGHT_RANGE[0] <= height <= SOLE_HEIGHT_RANGE[1]:
+        lo, hi = SOLE_HEIGHT_RANGE
+        why = f"height {height * 1e3:.0f} mm outside {lo * 1e3:.0f}-{hi * 1e3:.0f} mm"
+    if why is not None:
+        raise NotASoleError(f"sole scan is not a sole: {why}", stage="deformation", item_id=scan.item_id)
+
+
+def check_sole_cavity(scan: PartScan, valid_fraction: float, min_fraction: float) -> None:
+    """After sectioning: raise :class:`SoleUpsideDownError` or :class:`NotASoleError` when no cup is seen.
+
+    A sole that lies tread up shows a closed top (the tread, its highest area in the middle of the
+    outline); any other object without a footbed cavity and rim is not a sole.
+    """
+    if valid_fraction >= min_fraction:
+        return
+    P, N = scan.points, scan.normals
+    d = P[:, :2] - P[:, :2].mean(axis=0)
+    r = np.linalg.norm(d, axis=1)
+    inner = r < np.percentile(r, 40)
+    ring = r > np.percentile(r, 80)
+    up_in = inner & (N[:, 2] > 0.8)
+    up_ring = ring & (N[:, 2] > 0.8)
+    if up_in.sum() > 10 and up_ring.sum() > 10 and np.median(P[up_in, 2]) >= np.median(P[up_ring, 2]) - 1e-3:
+        raise SoleUpsideDownError(
+            "sole lies tread up (no footbed cavity seen, its middle is its highest part): turn it over",
+            stage="deformation",
+            item_id=scan.item_id,
+        )
+    raise NotASoleError(
+        f"sole scan shows a footbed, wall and rim at only {valid_fraction:.0%} of the outline", stage="deformation"
+    )
+
+
+def _shape_problem(length: float, width: float) -> str | None:
+    if not LENGTH_RANGE[0] <= length <= LENGTH_RANGE[1]:
+        return f"plan length {length * 1e3:.0f} mm outside {LENGTH_RANGE[0] * 1e3:.0f}-{LENGTH_RANGE[1] * 1e3:.0f} mm"
+    if not ASPECT_RANGE[0] <= width / length <= ASPECT_RANGE[1]:
+        return f"width/length {width / length:.2f} outside {ASPECT_RANGE[0]}-{ASPECT_RANGE[1]}"
+    return None
+
+
+def _covered_fraction(sub: np.ndarray, full: np.ndarray, cell: float = 0.005) -> float:
+    """Share of the plan-view cells occupied by ``full`` that ``sub`` also occupies (5 mm cells)."""
+    if len(sub) == 0:
+        return 0.0
+    lo = full[:, :2].min(axis=0)
+    key = lambda p: np.unique(np.floor((p[:, :2] - lo) / cell).astype(np.int64) @ np.array([1, 1 << 20]))  # noqa: E731
+    cf, cs = key(full), key(sub)
+    return len(np.intersect1d(cs, cf)) / max(len(cf), 1)
+
+
+__all__ += ["check_sole_cavity"]

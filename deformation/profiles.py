@@ -1,0 +1,309 @@
+"""Per-station measurements of the scanned upper (bottom up) and sole (footbed up).
+
+Upper, per station: the feather-edge *virtual corner* (intersection of the bottom plane near the edge
+with the line fitted to the side just below it), the local bottom normal ``n_b`` and the side profile
+``s(depth)`` (outward distance against depth along ``-n_b``, 1 mm bins).
+
+Sole, per station: the footbed's virtual inner corner, the local footbed normal ``n_f``, the rim height
+``h`` above the footbed (along ``n_f``), the inner wall's meridional length ``L_wall`` from the corner to
+the rim and the wall thickness ``t``. Virtual corners make both parts independent of their fillet radii.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .sections import (
+    OutlineFrame,
+    fill_invalid,
+    fit_line,
+    outline_frame,
+    smooth_closed,
+    station_angles,
+    wedge_members,
+)
+
+__all__ = ["UpperSections", "SoleSections", "upper_sections", "sole_sections", "DEPTH_BIN", "N_DEPTH_BINS"]
+
+#: Side-profile bin size along the depth below the bottom, metres.
+DEPTH_BIN = 1.0e-3
+#: Number of depth bins (70 mm: deeper than any cup-sole sidewall plus toe spring).
+N_DEPTH_BINS = 70
+#: Normals with this z component or more count as "facing up" (bottom, footbed, rim top): 37 degrees.
+UP_COS = 0.8
+#: Depth band below the upper's bottom used to fit the side line for the virtual corner, metres.
+UPPER_SIDE_FIT = (6e-3, 16e-3)
+#: Height band under the highest rim points taken as the rim top (scan noise ~0.5-1 mm), metres.
+RIM_CLUSTER = 2.0e-3
+#: Plan radius around a sole station's corner in which its rim top is measured, metres (wall ~3-6 mm thick).
+RIM_RADIUS = 7.0e-3
+#: Points within this depth below the bottom plane count as level with it when finding its edge, metres.
+EDGE_DEPTH = 3.0e-3
+#: Band of the bottom/footbed used for its local plane, metres inward from the edge.
+EDGE_BAND = (4e-3, 25e-3)
+#: Normals further than this from the median normal of a plane patch are left out of it (fillets), cos 12 deg.
+PLANE_COS = 0.978
+MIN_WEDGE_POINTS = 4
+#: A station whose corner radius or wall height is this far from its neighbours' median is dropped, metres.
+OUTLIER_TOL = 3.0e-3
+#: Each station's wedge spans this many station spacings (neighbouring wedges overlap).
+WEDGE_OVERLAP = 2.5
+
+
+@dataclass(frozen=True)
+class UpperSections:
+    """Per-station geometry of the upper (all (K, ...) float64, metres, ``base_link``; invalid rows NaN)."""
+
+    frame: OutlineFrame
+    theta: np.ndarray  # (K,) station angles
+    valid: np.ndarray  # (K,) bool: the bottom edge was measured
+    full: np.ndarray  # (K,) bool: the side below it was measured too
+    edge: np.ndarray  # (K, 3) outermost up-facing point of the bottom
+    corner: np.ndarray  # (K, 3) virtual feather-edge corner (from the edge where the side is unseen)
+    n_b: np.ndarray  # (K, 3) local bottom normal (outward, ~ +z)
+    e1: np.ndarray  # (K, 3) outward unit vector in the section, orthogonal to n_b
+    profile: np.ndarray  # (K, N_DEPTH_BINS) outward offset s from the corner per depth bin, NaN = no data
+    resid: np.ndarray  # (K,) residual std of the side fit, metres
+    z_top: float
+
+
+@dataclass(frozen=True)
+class SoleSections:
+    """Per-station geometry of the sole in its free state (sole station, ``base_link``)."""
+
+    frame: OutlineFrame
+    theta: np.ndarray
+    valid: np.ndarray
+    corner: np.ndarray  # (K, 3) virtual inner corner footbed/wall
+    rim: np.ndarray  # (K, 3) virtual inner rim corner
+    n_f: np.ndarray  # (K, 3) local footbed normal (~ +z)
+    height: np.ndarray  # (K,) rim height above the footbed along n_f
+    wall_len: np.ndarray  # (K,) inner wall meridional length corner -> rim
+    thickness: np.ndarray  # (K,) wall thickness
+    resid: np.ndarray  # (K,) residual std of the wall fit
+    body: np.ndarray  # (K,) sole body thickness under the footbed corner (footbed to tray), metres
+
+
+def _pct(a: np.ndarray, q: float) -> float:
+    """Percentile ``q`` (0-100, linear interpolation) of a small 1-D array; np.percentile's overhead dominates
+    at the few hundred points of a wedge, and this is called thousands of times per pair."""
+    v = np.sort(np.ravel(a))
+    x = (len(v) - 1) * q / 100.0
+    i = int(x)
+    return float(v[i] if i + 1 >= len(v) else v[i] + (x - i) * (v[i + 1] - v[i]))
+
+
+def _med(a: np.ndarray) -> float:
+    return _pct(a, 50.0)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def _patch_normal(N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean normal of a nearly flat patch after dropping normals more than 12 degrees off its median.
+
+    Returns the unit normal (3,) and the (m,) bool mask of the normals that were kept.
+    """
+    n0 = _unit(np.sort(N, axis=0)[len(N) // 2])  # column-wise median (upper one for even counts)
+    keep = N @ n0 > PLANE_COS
+    if keep.sum() < 3:
+        keep = np.ones(len(N), dtype=bool)
+    return _unit(N[keep].mean(axis=0)), keep
+
+
+def _upper_station(P: np.ndarray, N: np.ndarray, r: np.ndarray, e1: np.ndarray, z_top: float) -> dict | None:
+    """Measure one wedge of the upper; None when the wedge has too little data."""
+    bottom = (N[:, 2] > UP_COS) & (P[:, 2] > z_top - 0.06)
+    if bottom.sum() < MIN_WEDGE_POINTS:
+        return None
+    r_edge = _pct(r[bottom], 98)
+    near = bottom & (r > r_edge - EDGE_BAND[1]) & (r < r_edge - EDGE_BAND[0])
+    if near.sum() < MIN_WEDGE_POINTS:
+        return None
+    n_b, flat = _patch_normal(N[near])
+    d_b = _med(P[near][flat] @ n_b)
+    e1p = _unit(e1 - (e1 @ n_b) * n_b)
+    O = P[near].mean(axis=0)
+    depth = d_b - P @ n_b
+    s = (P - O) @ e1p
+    side = (N @ e1p > 0.3) & (N @ n_b < 0.6) & (depth > 0) & (depth < N_DEPTH_BINS * DEPTH_BIN)
+    fit = side & (depth > UPPER_SIDE_FIT[0]) & (depth < UPPER_SIDE_FIT[1])
+    # The edge: the outermost points still level with the bottom plane (toe spring turns the normals of
+    # the last few millimetres past the "up" bound, so a normal test alone stops short of the edge).
+    level = (depth > -1e-3) & (depth < EDGE_DEPTH) & (s > 0)
+    if level.sum() >= MIN_WEDGE_POINTS:
+        s_e = _pct(s[level], 95)
+        edge = O + s_e * e1p + (d_b - EDGE_DEPTH / 2 - O @ n_b) * n_b
+    else:
+        edge = P[bottom][np.argmax(r[bottom])]
+    if fit.sum() < MIN_WEDGE_POINTS:
+        # The side below this stretch of edge is not in the scan (toe and heel seen from above).
+        return {"edge": edge, "n_b": n_b, "e1": e1p}
+    a, _, res = fit_line(depth[fit], s[fit])
+    bins = np.floor(depth[side] / DEPTH_BIN).astype(np.int64)
+    prof = np.full(N_DEPTH_BINS, np.nan)
+    sums = np.bincount(bins, weights=s[side], minlength=N_DEPTH_BINS)
+    cnt = np.bincount(bins, minlength=N_DEPTH_BINS)
+    has = cnt > 0
+    prof[has] = sums[has] / cnt[has]
+    corner = O + a * e1p + (d_b - O @ n_b) * n_b
+    return {"edge": edge, "corner": corner, "n_b": n_b, "e1": e1p, "profile": prof - a, "resid": res}
+
+
+def upper_sections(points: np.ndarray, normals: np.ndarray, n_stations: int) -> UpperSections:
+    """Measure the upper's bottom edge and side at ``n_stations`` stations.
+
+    Args:
+        points: (n, 3) float64, metres, ``base_link``, the upper bottom up.
+        normals: (n, 3) float64 unit outward normals.
+        n_stations: number of stations round the outline.
+    """
+    z_top = float(np.percentile(points[:, 2], 99.5))
+    keep = points[:, 2] > z_top - 0.12
+    P, N = points[keep], normals[keep]
+    bottom = (N[:, 2] > UP_COS) & (P[:, 2] > z_top - 0.06)
+    frame = outline_frame(P[bottom] if bottom.sum() > 10 else P)
+    theta, r = frame.polar(P)
+    wedges = wedge_members(theta, n_stations, WEDGE_OVERLAP)
+    th_k = station_angles(n_stations)
+    dirs = frame.direction(th_k)
+    spec = {"edge": 3, "corner": 3, "n_b": 3, "e1": 3, "profile": N_DEPTH_BINS, "resid": 0}
+    out = _alloc(n_stations, spec)
+    valid = np.zeros(n_stations, dtype=bool)
+    for k in range(n_stations):
+        idx = wedges[k]
+        if len(idx) < 3 * MIN_WEDGE_POINTS:
+            continue
+        m = _upper_station(P[idx], N[idx], r[idx], np.array([dirs[k, 0], dirs[k, 1], 0.0]), z_top)
+        if m is None:
+            continue
+        valid[k] = True
+        for key, val in m.items():
+            out[key][k] = val
+    full = valid & np.isfinite(out["corner"][:, 0])
+    full &= ~ring_outliers(th_k, out["corner"][:, :2], full, OUTLIER_TOL)
+    valid &= ~ring_outliers(th_k, out["edge"][:, :2], valid, OUTLIER_TOL)
+    full &= valid
+    out["corner"][~full] = np.nan
+    _corner_from_edge(out, valid & ~full, full)
+    return UpperSections(frame=frame, theta=th_k, valid=valid, full=full, z_top=z_top, **out)
+
+
+def _corner_from_edge(out: dict[str, np.ndarray], missing: np.ndarray, full: np.ndarray) -> None:
+    """Virtual corners of edge-only stations: their bottom edge plus the median edge->corner offset of full ones."""
+    if not missing.any() or full.sum() < 8:
+        return
+    d = out["corner"][full] - out["edge"][full]
+    ds = _med(np.sum(d * out["e1"][full], axis=1))
+    dn = _med(np.sum(d * out["n_b"][full], axis=1))
+    out["corner"][missing] = out["edge"][missing] + ds * out["e1"][missing] + dn * out["n_b"][missing]
+
+
+def ring_outliers(theta: np.ndarray, values: np.ndarray, valid: np.ndarray, tol: float) -> np.ndarray:
+    """(K,) bool: valid stations further than ``tol`` from a low-pass ring through the valid ones.
+
+    ``values`` is (K,) or (K, d); two passes, the second without the first pass's outliers.
+    """
+    vals = values.reshape(len(values), -1)
+    bad = np.zeros(len(vals), dtype=bool)
+    for _ in range(2):
+        good = valid & ~bad
+        if good.sum() < 16:
+            return bad
+        smooth = smooth_closed(fill_invalid(theta, vals, good), 12)
+        bad = valid & (np.linalg.norm(vals - smooth, axis=1) > tol)
+    return bad
+
+
+def _alloc(n: int, spec: dict[str, int]) -> dict[str, np.ndarray]:
+    return {k: np.full((n, c) if c else n, np.nan) for k, c in spec.items()}
+
+
+def _sole_station(P: np.ndarray, N: np.ndarray, r: np.ndarray, e1: np.ndarray, z_tray: float) -> dict | None:
+    """Measure one wedge of the sole; None when it shows no footbed, inner wall and rim."""
+    # Facing the outline centre; wedges cross the wall obliquely near the ball and heel, so the bound is loose.
+    inward = (N @ e1 < -0.25) & (np.abs(N[:, 2]) < 0.8)
+    if inward.sum() < MIN_WEDGE_POINTS:
+        return None
+    r_w = _med(r[inward])
+    z_w = _med(P[inward, 2])
+    fb = (N[:, 2] > UP_COS) & (r > r_w - EDGE_BAND[1]) & (r < r_w - EDGE_BAND[0]) & (P[:, 2] < z_w)
+    if fb.sum() < MIN_WEDGE_POINTS:
+        return None
+    n_f, flat = _patch_normal(N[fb])
+    d_f = _med(P[fb][flat] @ n_f)
+    height = P @ n_f - d_f
+    # The rim is the top of the wall: the highest points near it (its top may be rounded, so not by normal).
+    rim = (r > r_w - 3e-3) & (r < r_w + 10e-3) & (height > 2e-3)
+    if rim.sum() < MIN_WEDGE_POINTS:
+        return None
+    # Top of the rim: the median of the uppermost cluster (a high percentile alone would add the noise).
+    top = rim & (height > _pct(height[rim], 95) - RIM_CLUSTER)
+    up = top & (N @ n_f > 0.5)  # the rim's top face, not the wall just under it
+    h = _med(height[up] if up.sum() >= MIN_WEDGE_POINTS else height[top])
+    e1p = _unit(e1 - (e1 @ n_f) * n_f)
+    O = P[fb].mean(axis=0)
+    s = (P - O) @ e1p
+    wall = inward & (height > 0.25 * h) & (height < 0.75 * h)
+    outer = (N @ e1p > 0.5) & (height > 0.25 * h) & (height < 0.75 * h)
+    if wall.sum() < MIN_WEDGE_POINTS:
+        return None
+    # The wall's own offset (median, no extrapolation: sparse, noisy wedges make fitted slopes wild).
+    a = _med(s[wall])
+    res = float(np.std(s[wall]))
+    t = float(_med(s[outer]) - a) if outer.sum() >= MIN_WEDGE_POINTS else np.nan
+    base = O + (d_f - O @ n_f) * n_f
+    # Re-measure the rim right above this corner: a wedge that cuts the wall obliquely spans a stretch of
+    # the outline over which the rim height changes (the heel counter), so the wedge-wide value is blurred.
+    corner = base + a * e1p
+    near = rim & (np.linalg.norm(P[:, :2] - corner[:2], axis=1) < RIM_RADIUS)
+    if near.sum() >= MIN_WEDGE_POINTS:
+        top = near & (height > _pct(height[near], 95) - RIM_CLUSTER)
+        up = top & (N @ n_f > 0.5)
+        h = _med(height[up] if up.sum() >= MIN_WEDGE_POINTS else height[top])
+    return {
+        "corner": corner,
+        "rim": base + a * e1p + h * n_f,
+        "n_f": n_f,
+        "height": h,
+        "wall_len": h,
+        "thickness": t,
+        "resid": res,
+        "body": float((base + a * e1p)[2] - z_tray),
+    }
+
+
+def sole_sections(points: np.ndarray, normals: np.ndarray, n_stations: int) -> SoleSections:
+    """Measure the sole's footbed corner, rim and wall at ``n_stations`` stations.
+
+    Args:
+        points: (n, 3) float64, metres, ``base_link``, the sole footbed up.
+        normals: (n, 3) float64 unit outward normals.
+        n_stations: number of stations round the outline.
+    """
+    frame = outline_frame(points)
+    theta, r = frame.polar(points)
+    wedges = wedge_members(theta, n_stations, WEDGE_OVERLAP)
+    th_k = station_angles(n_stations)
+    dirs = frame.direction(th_k)
+    spec = {"corner": 3, "rim": 3, "n_f": 3, "height": 0, "wall_len": 0, "thickness": 0, "resid": 0, "body": 0}
+    z_tray = float(np.percentile(points[:, 2], 0.5))
+    out = _alloc(n_stations, spec)
+    valid = np.zeros(n_stations, dtype=bool)
+    for k in range(n_stations):
+        idx = wedges[k]
+        if len(idx) < 3 * MIN_WEDGE_POINTS:
+            continue
+        m = _sole_station(points[idx], normals[idx], r[idx], np.array([dirs[k, 0], dirs[k, 1], 0.0]), z_tray)
+        if m is None:
+            continue
+        valid[k] = True
+        for key, val in m.items():
+            out[key][k] = val
+    valid &= ~ring_outliers(th_k, out["corner"][:, :2], valid, OUTLIER_TOL)
+    valid &= ~ring_outliers(th_k, out["height"], valid, OUTLIER_TOL)
+    return SoleSections(frame=frame, theta=th_k, valid=valid, **out)

@@ -1,0 +1,95 @@
+"""An optional reference of the upper (the style's nominal model) to fill what the cameras do not see.
+
+Cameras above a bottom-up upper do not see the overhangs at the toe and heel (the side turns under the
+bottom there), which is exactly where the bite line runs. When the style's nominal upper is available,
+it is registered rigidly to the scan (point-to-plane ICP) and its points are added where the scan has
+none within ``gap`` metres. The scan always wins where it has data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from gluecell.core.types import PartScan
+
+__all__ = ["rigid_icp", "apply_T", "augment_with_reference", "MAX_REFERENCE_RMS", "SEEN_NZ"]
+
+#: Reference points whose normal's z is below this face away from the cameras above (not registered).
+SEEN_NZ = -0.3
+#: A reference that fits the scan worse than this (rms, metres) is not used (wrong style or size).
+MAX_REFERENCE_RMS = 2.0e-3
+
+
+def apply_T(T: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Apply a (4, 4) rigid transform to (n, 3) points."""
+    return x @ T[:3, :3].T + T[:3, 3]
+
+
+def rigid_icp(
+    src: np.ndarray, dst: np.ndarray, dst_normals: np.ndarray, *, iters: int = 30, max_dist: float = 0.01
+) -> tuple[np.ndarray, float]:
+    """Rigid (4, 4) transform taking ``src`` (n, 3) onto the surface ``dst`` (m, 3), and the rms residual (m).
+
+    Point-to-plane ICP from the centroid alignment; correspondences further than ``max_dist`` are dropped
+    (five times that for the first iterations).
+    """
+    T = np.eye(4)
+    # Start from the plan centroids and the tops (a scan from above lacks the lower part of the part).
+    T[:2, 3] = dst[:, :2].mean(axis=0) - src[:, :2].mean(axis=0)
+    T[2, 3] = np.percentile(dst[:, 2], 99.5) - np.percentile(src[:, 2], 99.5)
+    tree = cKDTree(dst)
+    rms = np.inf
+    for it in range(iters):
+        x = apply_T(T, src)
+        d, j = tree.query(x)
+        ok = d < (max_dist if it > 3 else 5 * max_dist)
+        if ok.sum() < 10:
+            break
+        p, q, n = x[ok], dst[j[ok]], dst_normals[j[ok]]
+        b = np.sum((q - p) * n, axis=1)
+        rms = float(np.sqrt(np.mean(b**2)))
+        xi, *_ = np.linalg.lstsq(np.column_stack([np.cross(p, n), n]), b, rcond=None)
+        w = xi[:3]
+        th = float(np.linalg.norm(w))
+        K = np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]])
+        R = np.eye(3) + K if th < 1e-12 else np.eye(3) + np.sin(th) / th * K + (1 - np.cos(th)) / th**2 * K @ K
+        dT = np.eye(4)
+        dT[:3, :3], dT[:3, 3] = R, xi[3:]
+        T = dT @ T
+        if np.linalg.norm(xi) < 1e-7:
+            break
+    return T, rms
+
+
+def augment_with_reference(
+    scan: PartScan, ref_points: np.ndarray, ref_normals: np.ndarray, *, gap: float = 3.0e-3
+) -> tuple[PartScan, float]:
+    """The scan plus the registered reference's points where the scan has none within ``gap`` metres.
+
+    Args:
+        scan: the upper's scan (``base_link``).
+        ref_points, ref_normals: (m, 3) nominal upper surface samples, any placement near the station.
+
+    Returns:
+        (augmented scan, registration rms in metres). When the reference does not fit (rms over
+        :data:`MAX_REFERENCE_RMS`) the scan is returned unchanged.
+    """
+    seen = ref_normals[:, 2] > SEEN_NZ  # register with what cameras above would see of the reference
+    src = ref_points[seen]
+    T, rms = rigid_icp(src[:: max(1, len(src) // 8000)], scan.points, scan.normals)
+    if not np.isfinite(rms) or rms > MAX_REFERENCE_RMS:
+        return scan, rms
+    moved = apply_T(T, ref_points)
+    mn = ref_normals @ T[:3, :3].T
+    d, _ = cKDTree(scan.points).query(moved)
+    add = d > gap
+    diag = dict(scan.diagnostics, reference_rms_m=rms, reference_points=int(add.sum()))
+    out = PartScan(
+        part=scan.part,
+        points=np.vstack([scan.points, moved[add]]),
+        normals=np.vstack([scan.normals, mn[add]]),
+        item_id=scan.item_id,
+        diagnostics=diag,
+    )
+    return out, rms

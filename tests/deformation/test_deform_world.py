@@ -1,0 +1,59 @@
+"""The predictor on a pair of the synthetic world, scanned by its virtual cameras through perception."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+#: Honest bounds measured on the world with perception scans (see deformation/README.md): the solver's line is
+#: within a few mm of the truth (the cameras above miss the toe and heel overhangs), far closer than a rigid sole.
+WORLD_P95_MM = 8.0
+WORLD_REF_P95_MM = 5.0
+
+
+@pytest.fixture(scope="module")
+def world_scans():
+    from gluecell.datasets.world import make_pair
+    from gluecell.datasets.world.scanner import scan_part
+    from gluecell.perception.scan import scan_part_frames
+
+    pair = make_pair(3)
+    rng = np.random.default_rng(3)
+    upper = scan_part_frames(scan_part(pair, "upper", rng).frames, "upper", item_id="w3")
+    sole = scan_part_frames(scan_part(pair, "sole", rng).frames, "sole", item_id="w3")
+    return pair, upper, sole
+
+
+@pytest.mark.slow
+def test_world_pair_prediction(world_scans) -> None:
+    from gluecell.cell.bench_deformation import TEACH_SEED, pair_errors
+    from gluecell.datasets.world import make_pair
+    from gluecell.deformation.predict import predict_attach
+
+    pair, upper, sole = world_scans
+    pred = predict_attach(upper, sole, material=None, check_confidence=False)
+    p95, _ = pair_errors(pred.bite_line, pair.bite_line)
+    assert p95 < WORLD_P95_MM
+    assert np.linalg.norm(np.roll(pred.bite_line, -1, axis=0) - pred.bite_line, axis=1).max() <= 1.0e-3
+    # the style's nominal upper fills the overhangs the cameras miss: the line gets closer to the truth
+    it = pair.item
+    nominal = make_pair(TEACH_SEED, style=it.style, size_eu=it.size_eu, side=it.side).upper_mesh
+    pts, fi = nominal.sample(40000, return_index=True, seed=1)
+    with_ref = predict_attach(upper, sole, check_confidence=False, reference=(pts, nominal.face_normals[fi]))
+    p95_ref, _ = pair_errors(with_ref.bite_line, pair.bite_line)
+    assert p95_ref < min(p95, WORLD_REF_P95_MM)
+    # the uncertainty is reported per point and is not blind to the error
+    assert np.percentile(pred.bite_line_sigma, 95) > 0.3e-3
+
+
+@pytest.mark.slow
+def test_world_sole_of_another_pair_size_is_refused(world_scans) -> None:
+    from gluecell.core.types import PartScan
+    from gluecell.deformation.errors import AttachPoseError, SizeMismatchError
+    from gluecell.deformation.predict import predict_attach
+
+    _, upper, sole = world_scans
+    c = sole.points.mean(axis=0)
+    big = PartScan(part="sole", points=(sole.points - c) * 1.12 + c, normals=sole.normals)
+    with pytest.raises((SizeMismatchError, AttachPoseError)):
+        predict_attach(upper, big)
