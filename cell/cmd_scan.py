@@ -63,21 +63,15 @@ def load_scan_settings(path: Path | None) -> tuple[Any, Any]:
     ``[cell]`` onto :class:`~gluecell.core.config.CellConfig`, ``[filters]`` onto
     :class:`~gluecell.perception.camera.filters.FilterConfig`. Unknown keys are an error.
     """
-    import tomllib
     from dataclasses import replace
 
-    from gluecell.core.config import CellConfig, from_dict
+    from gluecell.core.config import CellConfig, from_dict, read_toml
     from gluecell.perception.camera.filters import FilterConfig
     from gluecell.perception.scan import ScanConfig
 
     if path is None:
         return ScanConfig(), FilterConfig()
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    raw = read_toml(path)
     scan = from_dict(ScanConfig, raw.get("scan", {}), path="scan")
     if "cell" in raw:
         scan = replace(scan, cell=from_dict(CellConfig, raw["cell"], path="cell"))

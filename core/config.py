@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["StationConfig", "CellConfig", "from_dict", "to_dict", "load_config"]
+__all__ = ["StationConfig", "CellConfig", "from_dict", "to_dict", "load_config", "read_toml"]
 
 T = TypeVar("T")
 
@@ -125,6 +125,22 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def read_toml(path: str | os.PathLike[str], *, tables: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Parse a TOML file; a missing file, bad TOML or (with ``tables``) an unknown table is a :class:`ConfigError`."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: config file not found") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
+    if tables is not None:
+        unknown = sorted(set(raw) - set(tables))
+        if unknown:
+            raise ConfigError(f"{p}: unknown table(s) {unknown}; allowed: {list(tables)}", unknown=unknown)
+    return raw
+
+
 def load_config(cls: type[T], path: str | os.PathLike[str] | None = None, *, section: str | None = None) -> T:
     """Load ``cls`` from a TOML file (or defaults when ``path`` is None).
 
@@ -133,12 +149,6 @@ def load_config(cls: type[T], path: str | os.PathLike[str] | None = None, *, sec
     """
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{p}: config file not found") from exc
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
+        raw = read_toml(path)
         data = raw.get(section, {}) if section else raw
     return from_dict(cls, data, path=section or "")

@@ -49,24 +49,12 @@ class GenerateOptions:
 
 def load_generate_config(path: str | os.PathLike[str] | None) -> tuple[Any, Any]:
     """World and scanner configs from a TOML file with optional ``[world]`` and ``[scanner]`` tables."""
-    import tomllib
-
-    from gluecell.core.errors import ConfigError
+    from gluecell.core.config import read_toml
 
     from .world import WorldConfig
     from .world.scanner import ScannerConfig
 
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: config file not found") from exc
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-        unknown = sorted(set(raw) - {"world", "scanner"})
-        if unknown:
-            raise ConfigError(f"{path}: unknown table(s) {unknown}; allowed: ['world', 'scanner']")
+    raw = read_toml(path, tables=("world", "scanner")) if path is not None else {}
     return from_dict(WorldConfig, raw.get("world", {}), path="world"), from_dict(
         ScannerConfig, raw.get("scanner", {}), path="scanner"
     )
