@@ -1,0 +1,168 @@
+"""Path-planning bench: latency from two clouds to robot programs, motion time, kinematic feasibility, and the
+simulated spray outcome judged against the world's truth, on the dataset's ``test`` split.
+
+Inputs per pair (what this bench can give the planner without the other stages): clouds sampled from the true
+meshes with 0.2 mm Gaussian noise (an ideal multi-view scan of the whole upper; the sole's tread, resting on
+its tray, left out) and the *true* bite line as ``--bite-line``. The outcome is the
+deposition model's film over a fresh dense sample of the true upper surface: coverage of the true bond faces,
+glue beyond the true bite line (mm, along the surface ~ straight distance to the line), gap area. Scan and
+bite-line errors from perception/deformation are therefore not in these figures; the lead's end-to-end bench
+adds them.
+
+Metrics (units in the names): ``pathplan_latency_p50_ms``/``_p95_ms`` (both parts: region, tuning,
+deposition, IK and timing), ``pathplan_robot_time_per_pair_s`` (upper + sole program durations),
+``pathplan_feasible_rate`` (pairs with a reachable, limit-respecting program for both parts),
+``pathplan_plan_rate`` (pairs planned at all), ``pathplan_upper_coverage_mean``/``_min`` (all of the true bond
+faces) and ``pathplan_upper_coverage_1mm_mean`` (leaving out the 1 mm strip DESIGN.md tolerates at the line),
+``pathplan_sole_coverage_mean``, ``pathplan_above_bite_p99_mm``/``_max_mm``, ``pathplan_gap_area_mm2_mean``,
+and refusals by kind (``pathplan_refused_region``/``_coverage``/``_kinematics``; each reason is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["bench", "sample_scan", "judge_upper", "judge_sole"]
+
+#: Pairs evaluated (quick / full).
+N_QUICK, N_FULL = 2, 8
+#: Noise of the ideal scan (m): the order of D405 noise at 100-200 mm (FACTS.md: 0.1-0.4 mm).
+SCAN_NOISE_M = 0.2e-3
+
+
+def sample_scan(mesh: Any, n: int, seed: int, *, drop_below: float = -0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(k, 3) points and outward normals sampled from ``mesh`` with noise; faces facing down are dropped."""
+    import trimesh
+
+    rng = np.random.default_rng(seed)
+    pts, fi = trimesh.sample.sample_surface(mesh, n, seed=seed)
+    nrm = np.asarray(mesh.face_normals[fi])
+    keep = nrm[:, 2] > drop_below
+    return pts[keep] + rng.normal(0, SCAN_NOISE_M, (int(keep.sum()), 3)), nrm[keep]
+
+
+def _truth_points(mesh: Any, mask: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, ...]:
+    import trimesh
+
+    pts, fi = trimesh.sample.sample_surface(mesh, n, seed=seed)
+    return pts, np.asarray(mesh.face_normals[fi]), np.asarray(mask, bool)[fi], float(mesh.area) / n
+
+
+def judge_upper(path: Any, truth: dict[str, Any], seed: int, n: int = 150_000) -> dict[str, float]:
+    """Film of ``path`` on ``n`` fresh samples of the true upper: coverage of the true bond faces, glue beyond
+    the true bite line (mm)."""
+    from scipy.spatial import cKDTree
+
+    from gluecell.pathplan.deposition import film_thickness, path_samples, spray_metrics
+    from gluecell.pathplan.geom import resample_polyline
+
+    pts, nrm, bond, area = _truth_points(truth["upper_mesh"], truth["upper_bond_faces"], n, seed)
+    near = pts[:, 2] > truth["bite_line"][:, 2].min() - 0.03
+    pts, nrm, bond = pts[near], nrm[near], bond[near]
+    film = film_thickness(path_samples(path), pts, nrm, surface=pts)
+    line = resample_polyline(truth["bite_line"], 2e-4)
+    d, i = cKDTree(line).query(pts)
+    beyond = _beyond(pts, nrm, line, i) & (d < 0.025)
+    if not bond.all():  # the world's truth: beyond the line means off the bond faces too (they are only as
+        beyond &= ~bond  # sharp as the mesh, so both must agree)
+    return spray_metrics(film, np.where(beyond, -d, d), bond, area)
+
+
+def _beyond(pts: np.ndarray, nrm: np.ndarray, line: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """Points (n,) past the bite line (shoe terms: above it; the upper lies bottom-up, so towards -z).
+
+    Two tests must agree: along +z made perpendicular to the line's tangent (robust on a smooth side), and
+    along the surface tangent across the line from normals averaged within 4 mm (robust in a crease, where a
+    welt overhangs). Farther than 25 mm from the line neither is meaningful; the caller drops those.
+    """
+    from scipy.spatial import cKDTree
+
+    tan = np.roll(line, -1, axis=0) - np.roll(line, 1, axis=0)
+    tan /= np.linalg.norm(tan, axis=1, keepdims=True)
+    up = np.array([0.0, 0.0, 1.0]) - tan[:, 2:3] * tan
+    by_z = np.einsum("ij,ij->i", pts - line[i], up[i]) < 0
+    tree = cKDTree(pts)
+    n_line = np.array([nrm[k].mean(axis=0) if len(k) else nrm[tree.query(p)[1]]
+                       for k, p in zip(tree.query_ball_point(line, r=4e-3), line)])  # fmt: skip
+    across = np.cross(n_line, tan)
+    across *= np.where(across[:, 2] >= 0, 1.0, -1.0)[:, None]
+    by_normal = np.einsum("ij,ij->i", pts - line[i], across[i]) < 0
+    return by_z & by_normal
+
+
+def judge_sole(path: Any, truth: dict[str, Any], seed: int, n: int = 100_000) -> dict[str, float]:
+    """Coverage of the true sole bond faces by ``path`` (``n`` fresh samples of the true sole)."""
+    from gluecell.pathplan.deposition import film_thickness, path_samples, spray_metrics
+
+    pts, nrm, bond, area = _truth_points(truth["sole_mesh"], truth["sole_bond_faces"], n, seed)
+    film = film_thickness(path_samples(path), pts, nrm, surface=pts)
+    return spray_metrics(film, np.where(bond, 1.0, -1.0), bond, area)
+
+
+def _one(ds: Any, sid: str, seed: int) -> dict[str, float]:
+    from gluecell.core.errors import GlueCellError
+    from gluecell.pathplan.errors import CoverageError, KinematicsError
+    from gluecell.pathplan.pipeline import plan_pair
+
+    truth = ds.truth(sid)
+    u, un = sample_scan(truth["upper_mesh"], 60_000, seed, drop_below=-1.1)
+    s, sn = sample_scan(truth["sole_mesh"], 40_000, seed + 1)
+    t0 = time.perf_counter()
+    try:
+        plan = plan_pair(u, s, truth["bite_line"], upper_normals=un, sole_normals=sn)
+    except KinematicsError as exc:
+        log.warning("pathplan bench: pair %s is kinematically infeasible: %s", sid, exc)
+        return {"planned": 0.0, "feasible": 0.0, "refused_kinematics": 1.0}
+    except GlueCellError as exc:  # every other refusal is counted by its kind and logged with its reason
+        log.warning("pathplan bench: pair %s refused: %s", sid, exc)
+        kind = "refused_coverage" if isinstance(exc, CoverageError) else "refused_region"
+        return {"planned": 0.0, "feasible": 1.0, kind: 1.0}
+    ms = (time.perf_counter() - t0) * 1e3
+    up = judge_upper(plan.paths["upper"], truth, seed + 2)
+    so = judge_sole(plan.paths["sole"], truth, seed + 3)
+    return {
+        "planned": 1.0, "feasible": 1.0, "latency_ms": ms,
+        "robot_s": sum(p.duration for p in plan.programs.values()),
+        "upper_coverage": up["coverage"], "upper_coverage_1mm": up["coverage_1mm"],
+        "above_mm": up["above_line_mm"], "above_p99_mm": up["above_line_p99_mm"],
+        "gap_mm2": up["gap_area_mm2"], "sole_coverage": so["coverage"],
+    }  # fmt: skip
+
+
+def bench(ctx: Any) -> dict[str, float]:
+    """Run the path-planning bench on ``ctx.dataset``'s test split (``ctx.quick``: fewer pairs)."""
+    from gluecell.datasets.format import open_dataset
+
+    ds = open_dataset(ctx.dataset)
+    ids = ds.ids("test")[: N_QUICK if ctx.quick else N_FULL]
+    rows = [_one(ds, sid, int(ctx.seed) + 17 * k) for k, sid in enumerate(ids)]
+    ok = [r for r in rows if r["planned"]]
+    n = max(len(rows), 1)
+
+    def col(key: str) -> np.ndarray:
+        return np.array([r[key] for r in ok], dtype=float)
+
+    out = {"pathplan_pairs": float(len(rows)), "pathplan_plan_rate": len(ok) / n,
+           "pathplan_feasible_rate": sum(r["feasible"] for r in rows) / n}  # fmt: skip
+    for kind in ("refused_region", "refused_coverage", "refused_kinematics"):
+        out[f"pathplan_{kind}"] = float(sum(r.get(kind, 0.0) for r in rows))
+    if ok:
+        out.update({
+            "pathplan_latency_p50_ms": float(np.percentile(col("latency_ms"), 50)),
+            "pathplan_latency_p95_ms": float(np.percentile(col("latency_ms"), 95)),
+            "pathplan_robot_time_per_pair_s": float(col("robot_s").mean()),
+            "pathplan_upper_coverage_mean": float(col("upper_coverage").mean()),
+            "pathplan_upper_coverage_min": float(col("upper_coverage").min()),
+            "pathplan_upper_coverage_1mm_mean": float(col("upper_coverage_1mm").mean()),
+            "pathplan_sole_coverage_mean": float(col("sole_coverage").mean()),
+            "pathplan_above_bite_p99_mm": float(np.percentile(col("above_p99_mm"), 99)),
+            "pathplan_above_bite_max_mm": float(col("above_mm").max()),
+            "pathplan_gap_area_mm2_mean": float(col("gap_mm2").mean()),
+        })  # fmt: skip
+    return out

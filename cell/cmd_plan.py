@@ -1,0 +1,167 @@
+"""``gluecell plan``: two clouds + a bite line -> a ``gluecell.plan/1`` file; ``--show`` draws one.
+
+    gluecell plan --upper U.ply --sole S.ply --bite-line BITE.json [--config cell.toml] --out plan.json
+    gluecell plan --show plan.json [--upper U.ply] --out plan.png
+
+The bite line comes from ``--bite-line`` (JSON with a "bite_line" list of [x, y, z] in base_link metres,
+as ``gluecell predict`` / ``gluecell junction`` write it) until the deformation step is wired in here.
+When the pair cannot be planned safely the command exits non-zero with the reason and writes no plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run_plan", "run_show", "read_bite_line"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``plan`` subcommand."""
+    p = subparsers.add_parser("plan", help="plan spray paths and robot programs for one pair",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--upper", type=Path, help="upper cloud (PLY, base_link, metres), placed bottom-up")
+    p.add_argument("--sole", type=Path, help="sole cloud (PLY, base_link, metres), placed footbed-up")
+    p.add_argument("--bite-line", type=Path, help='JSON with a "bite_line" list (required for now)')
+    p.add_argument("--config", type=Path, help="cell.toml; its [pathplan] table is read (unknown keys are errors)")
+    p.add_argument("--show", type=Path, metavar="PLAN", help="draw PLAN (with --upper/--sole clouds if given)")
+    p.add_argument("--out", type=Path, required=True, help="plan.json to write (or the PNG with --show)")
+    p.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.show is not None:
+        return run_show(args.show, args.out, upper=args.upper, sole=args.sole)
+    return run_plan(args.upper, args.sole, args.out, bite_line=args.bite_line, config=args.config)
+
+
+def read_bite_line(path: Path):
+    """(m, 3) float64 bite line (base_link) from a JSON file with a "bite_line" (or "junction") list."""
+    from gluecell.core.errors import FormatError
+    from gluecell.core.fileio import read_json
+    from gluecell.core.validate import as_points
+
+    data = read_json(path)
+    key = next((k for k in ("bite_line", "junction") if isinstance(data, dict) and k in data), None)
+    if key is None:
+        raise FormatError(f'{path}: expected a JSON object with a "bite_line" (or "junction") list of [x, y, z]')
+    if data.get("frame", "base_link") != "base_link":
+        raise FormatError(f"{path}: the line is in frame {data['frame']!r}; the planner needs it in base_link")
+    try:
+        return as_points("bite_line", data[key], min_rows=8)
+    except ValueError as exc:
+        raise FormatError(f"{path}: {exc}") from exc
+
+
+def _load_config(path: Path | None):
+    from gluecell.core.config import load_config
+    from gluecell.pathplan.pipeline import PathplanConfig
+
+    return load_config(PathplanConfig, path, section="pathplan") if path else PathplanConfig()
+
+
+def _cloud(path: Path | None, what: str):
+    from gluecell.core.errors import ConfigError
+    from gluecell.core.ply import read_ply
+
+    if path is None:
+        raise ConfigError(f"--{what} is required to plan (a PLY cloud in base_link)")
+    c = read_ply(path)
+    return c.points, c.normals
+
+
+def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Path | None = None,
+             config: Path | None = None) -> int:  # fmt: skip
+    """Plan both parts and write ``out``; raises GlueCellError (exit 2 through the CLI) when it cannot."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from gluecell.core.errors import ConfigError
+    from gluecell.core.plan import Plan, write_plan
+    from gluecell.pathplan.pipeline import plan_part
+
+    t0 = time.perf_counter()
+    if bite_line is None:
+        raise ConfigError(
+            "--bite-line FILE is required: the deformation step is not wired into 'gluecell plan' yet; "
+            "give the JSON that 'gluecell predict' or 'gluecell junction' writes"
+        )
+    cfg = _load_config(config)
+    line = read_bite_line(bite_line)
+    clouds = {"upper": _cloud(upper, "upper"), "sole": _cloud(sole, "sole")}
+    parts = {}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as prog:
+        for part in ("upper", "sole"):
+            task = prog.add_task(f"planning the {part}")
+            pts, nrm = clouds[part]
+            parts[part] = plan_part(part, pts, cfg, bite_line=line if part == "upper" else None, normals=nrm)
+            prog.remove_task(task)
+    total = (time.perf_counter() - t0) * 1e3
+    timing = {"pathplan": sum(sum(p.timing_ms.values()) for p in parts.values()), "total": total}
+    timing.update({f"{part}_{k}": v for part, p in parts.items() for k, v in p.timing_ms.items()})
+    plan = Plan(bite_line=line, paths=tuple(p.path for p in parts.values()), timing_ms=timing,
+                extra={"robot_programs": {k: _program_dict(p.program) for k, p in parts.items()},
+                       "metrics": {k: p.metrics for k, p in parts.items()},
+                       "stages": {k: p.stages[0] for k, p in parts.items()}})  # fmt: skip
+    write_plan(out, plan)
+    for part, p in parts.items():
+        m = p.metrics
+        print(f"{part}: coverage {m['coverage']:.1%} ({m['coverage_1mm']:.1%} beyond the 1 mm strip), "
+              f"glue beyond the line {m['above_line_mm']:.2f} mm, "
+              f"robot {m.get('robot_time_s', float('nan')):.1f} s")  # fmt: skip
+    print(f"wrote {out} in {total:.0f} ms")
+    return 0
+
+
+def _program_dict(prog) -> dict[str, Any] | None:
+    if prog is None:
+        return None
+    return {"joint_names": list(prog.joint_names), "t": [round(float(x), 6) for x in prog.t],
+            "q": [[round(float(v), 7) for v in row] for row in prog.q],
+            "gun_events": [[round(t, 6), on] for t, on in prog.gun_events]}  # fmt: skip
+
+
+def run_show(plan_path: Path, out: Path, *, upper: Path | None = None, sole: Path | None = None) -> int:
+    """Draw the plan's bite line and paths (and the clouds, if given) into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from gluecell.core.fileio import atomic_open
+    from gluecell.core.plan import read_plan
+    from gluecell.core.ply import read_ply
+
+    plan = read_plan(plan_path)
+    fig = plt.figure(figsize=(12, 6))
+    for k, part in enumerate(("upper", "sole")):
+        ax = fig.add_subplot(1, 2, k + 1, projection="3d")
+        cloud = {"upper": upper, "sole": sole}[part]
+        if cloud is not None:
+            pts = read_ply(cloud).points
+            pts = pts[:: max(len(pts) // 6000, 1)]
+            ax.scatter(*pts.T, s=0.3, c="0.6", alpha=0.4)
+        if part == "upper":
+            bl = np.vstack([plan.bite_line, plan.bite_line[:1]])
+            ax.plot(*bl.T, c="red", lw=1.5, label="bite line")
+        for p in plan.paths:
+            if p.part != part:
+                continue
+            on = p.spray[:-1]
+            segs = np.stack([p.xyz[:-1], p.xyz[1:]], axis=1)
+            for mask, color, lab in ((on, "tab:blue", "spray"), (~on, "0.75", "gun off")):
+                pts = segs[mask].reshape(-1, 3)
+                if len(pts):
+                    xs = np.insert(pts, np.arange(2, len(pts), 2), np.nan, axis=0)
+                    ax.plot(*xs.T, c=color, lw=0.6, label=lab)
+        ax.set_title(f"{part} (base_link, m)")
+        ax.set_box_aspect((1, 1, 0.5))
+        ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    with atomic_open(out, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+    print(f"wrote {out}")
+    return 0

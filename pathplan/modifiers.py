@@ -1,0 +1,359 @@
+"""Path modifiers: :class:`ToolPath` -> :class:`ToolPath` (noether's tool-path modifiers).
+
+Typical order: ``resample`` -> ``smooth`` -> ``orient`` -> ``standoff`` -> ``lead_in_out`` ->
+``gun_on_off`` -> ``speed_profile``. Each works pass by pass (closed passes wrap around).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .geom import unit
+from .stages import Stage, register
+from .toolpath import ToolPath, concat_paths
+
+__all__ = ["Resample", "Smooth", "Orient", "Standoff", "LeadInOut", "GunOnOff", "SpeedProfile", "pass_tangents"]
+
+_FIELDS = ("contact", "normal", "inward", "offset", "direction", "tip", "speed")
+
+
+def pass_tangents(pts: np.ndarray, closed: bool) -> np.ndarray:
+    """Unit tangents of one pass (k, 3) by central differences."""
+    if len(pts) < 2:
+        return np.tile([1.0, 0, 0], (len(pts), 1))
+    if closed:
+        return unit(np.roll(pts, -1, axis=0) - np.roll(pts, 1, axis=0))
+    return unit(np.gradient(pts, axis=0))
+
+
+def _map_passes(path: ToolPath, fn) -> ToolPath:
+    """Apply ``fn(sub_path) -> sub_path`` to every spray pass; transit runs are kept as they are."""
+    out = [fn(path.take(idx)) if path.pass_id[idx[0]] >= 0 else path.take(idx) for idx in path.passes()]
+    return concat_paths(out, renumber=False) if out else path
+
+
+@dataclass(frozen=True)
+class ResampleParams:
+    """Waypoint spacing along each pass (mm)."""
+
+    spacing_mm: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.spacing_mm > 0:
+            raise ValueError("spacing_mm must be > 0")
+
+
+@register
+class Resample(Stage):
+    """Uniform arc-length resampling of the contact points of every pass."""
+
+    name = "resample"
+    kind = "modifier"
+    idempotent = True
+    Params = ResampleParams
+
+    def modify(self, path: ToolPath) -> ToolPath:
+        return _map_passes(path, self._fixed_point)
+
+    def _fixed_point(self, p: ToolPath) -> ToolPath:
+        # resampling a kinked polyline shortens it (chords cut the kinks); a few rounds settle the spacing
+        for _ in range(40):
+            q = self._one(p)
+            if q is p:
+                break
+            p = q
+        return p
+
+    def _one(self, p: ToolPath) -> ToolPath:
+        pts = np.vstack([p.contact, p.contact[:1]]) if p.closed else p.contact
+        seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+        s = np.concatenate([[0.0], np.cumsum(seg)])
+        sp = self.params.spacing_mm * 1e-3
+        n = max(round(s[-1] / sp), 3 if p.closed else 1) if s[-1] > 0 else 0
+        if n == 0 or (np.ptp(seg) <= 0.1 * sp and abs(seg.mean() - sp) <= 0.05 * sp):
+            return p  # already uniform at (within 5 % of) this spacing: nothing to do (idempotent)
+        si = np.linspace(0, s[-1], n + (0 if p.closed else 1), endpoint=not p.closed)
+        kw = {}
+        for name in _FIELDS:
+            v = getattr(p, name)
+            if v is None:
+                continue
+            vv = np.concatenate([v, v[:1]]) if p.closed else v
+            vv2 = vv.reshape(len(vv), -1)
+            r = np.column_stack([np.interp(si, s, vv2[:, j]) for j in range(vv2.shape[1])])
+            r = r.reshape((len(si), *v.shape[1:]))
+            kw[name] = unit(r) if name in ("normal", "inward", "direction") else r
+        m = len(si)
+        return replace(p, pass_id=np.full(m, p.pass_id[0]), spray=np.full(m, bool(p.spray[0])), **kw)
+
+
+@dataclass(frozen=True)
+class SmoothParams:
+    """Moving-average window (waypoints, odd) applied ``iterations`` times to contact points and normals."""
+
+    window: int = 5
+    iterations: int = 1
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.window % 2 == 0 or self.iterations < 0:
+            raise ValueError("window must be an odd number >= 1 and iterations >= 0")
+
+
+@register
+class Smooth(Stage):
+    """Moving-average smoothing of contact points and normals (removes scan noise from the path)."""
+
+    name = "smooth"
+    kind = "modifier"
+    idempotent = False
+    Params = SmoothParams
+
+    def modify(self, path: ToolPath) -> ToolPath:
+        return _map_passes(path, self._one)
+
+    def _one(self, p: ToolPath) -> ToolPath:
+        w = min(self.params.window, len(p) - (1 - len(p) % 2))
+        if w < 3:
+            return p
+        k = np.ones(w) / w
+        h = w // 2
+
+        def filt(a: np.ndarray) -> np.ndarray:
+            for _ in range(self.params.iterations):
+                if p.closed:
+                    ext = np.concatenate([a[-h:], a, a[:h]])
+                else:
+                    ext = np.concatenate([np.repeat(a[:1], h, 0), a, np.repeat(a[-1:], h, 0)])
+                a = np.column_stack([np.convolve(ext[:, j], k, "valid") for j in range(a.shape[1])])
+            return a
+
+        return replace(p, contact=filt(p.contact), normal=unit(filt(p.normal)), inward=unit(filt(p.inward)))
+
+
+@dataclass(frozen=True)
+class OrientParams:
+    """Nozzle axis: the inward surface normal, tilted ``tilt_deg`` towards the bond side on passes closer than
+    ``tilt_within_mm`` to the boundary (the sharp edge of the spray then lies on the bite-line side), and
+    kept within ``max_from_down_deg`` of straight down (a gun spraying upwards drips). The directions are
+    averaged along each pass over ``smooth_mm`` (round a tight toe the nozzle then turns over a longer
+    stretch, which the wrist can follow at process speed; the tilt limit still holds)."""
+
+    tilt_deg: float = 0.0
+    tilt_within_mm: float = 8.0
+    max_tilt_deg: float = 35.0
+    max_from_down_deg: float = 115.0
+    smooth_mm: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.tilt_deg <= self.max_tilt_deg < 90 and 0 < self.max_from_down_deg <= 180):
+            raise ValueError("need 0 <= tilt_deg <= max_tilt_deg < 90 and 0 < max_from_down_deg <= 180")
+
+
+@register
+class Orient(Stage):
+    """Sets the spray direction of every waypoint from its normal, tilt and the tilt limits."""
+
+    name = "orient"
+    kind = "modifier"
+    idempotent = True
+    Params = OrientParams
+
+    def modify(self, path: ToolPath) -> ToolPath:
+        p = self.params
+        a = np.where(np.abs(path.offset) < p.tilt_within_mm * 1e-3, np.deg2rad(p.tilt_deg), 0.0)
+        d = unit(-path.normal * np.cos(a)[:, None] + path.inward * np.sin(a)[:, None])
+        if p.smooth_mm > 0:
+            d = unit(self._smooth_dirs(path, d, p.smooth_mm * 1e-3))
+        down = np.array([0.0, 0.0, -1.0])
+        ang = np.arccos(np.clip(d @ down, -1, 1))
+        lim = np.deg2rad(p.max_from_down_deg)
+        over = ang > lim
+        if np.any(over):  # rotate towards straight down in the plane of d and down, onto the limit
+            perp = unit(d[over] - np.outer(d[over] @ down, down))
+            d[over] = np.cos(lim) * down + np.sin(lim) * perp
+        # never more than max_tilt from the surface normal
+        cosn = np.einsum("ij,ij->i", d, -path.normal)
+        bad = cosn < np.cos(np.deg2rad(p.max_tilt_deg)) - 1e-9
+        if np.any(bad):
+            m = np.deg2rad(p.max_tilt_deg)
+            perp = unit(d[bad] + np.einsum("ij,ij->i", d[bad], path.normal[bad])[:, None] * path.normal[bad])
+            d[bad] = -np.cos(m) * path.normal[bad] + np.sin(m) * perp
+        return replace(path, direction=d)
+
+    @staticmethod
+    def _smooth_dirs(path: ToolPath, d: np.ndarray, length: float) -> np.ndarray:
+        out = d.copy()
+        for idx in path.passes():
+            if len(idx) < 3:
+                continue
+            step = float(np.median(np.linalg.norm(np.diff(path.contact[idx], axis=0), axis=1))) or 1e-3
+            h = min(int(length / step / 2), (len(idx) - 1) // 2)
+            if h < 1:
+                continue
+            k = np.ones(2 * h + 1)
+            dd = d[idx]
+            ext = np.concatenate([dd[-h:], dd, dd[:h]]) if path.closed else np.concatenate(
+                [np.repeat(dd[:1], h, 0), dd, np.repeat(dd[-1:], h, 0)])  # fmt: skip
+            out[idx] = np.column_stack([np.convolve(ext[:, j], k, "valid") for j in range(3)])
+        return out
+
+
+@dataclass(frozen=True)
+class StandoffParams:
+    """Distance from the nozzle tip to the surface along the spray axis (mm), ``edge_standoff_mm`` on passes
+    closer than ``edge_within_mm`` to the boundary (the sharp edge pass); see deposition.py for the values."""
+
+    standoff_mm: float = 35.0
+    edge_standoff_mm: float = 8.0
+    edge_within_mm: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not (5.0 <= self.standoff_mm <= 200.0 and 5.0 <= self.edge_standoff_mm <= 200.0):
+            raise ValueError("standoff_mm and edge_standoff_mm must be within 5-200")
+
+
+@register
+class Standoff(Stage):
+    """Places the nozzle tip ``standoff`` back from the contact point along the spray direction."""
+
+    name = "standoff"
+    kind = "modifier"
+    idempotent = True
+    Params = StandoffParams
+
+    def modify(self, path: ToolPath) -> ToolPath:
+        p = self.params
+        d = path.direction if path.direction is not None else -path.normal
+        so = np.where(np.abs(path.offset) < p.edge_within_mm * 1e-3, p.edge_standoff_mm, p.standoff_mm) * 1e-3
+        return replace(path, direction=d, tip=path.contact - so[:, None] * d)
+
+
+@dataclass(frozen=True)
+class LeadInOutParams:
+    """Gun-off approach/departure along the pass tangent (mm); closed rings overlap their start (mm)."""
+
+    lead_mm: float = 10.0
+    overlap_mm: float = 6.0
+
+    def __post_init__(self) -> None:
+        if self.lead_mm < 0 or self.overlap_mm < 0:
+            raise ValueError("lead_mm and overlap_mm must be >= 0")
+
+
+@register
+class LeadInOut(Stage):
+    """Adds lead-in/lead-out waypoints (gun off) and closes rings with an overlap (gun on)."""
+
+    name = "lead_in_out"
+    kind = "modifier"
+    idempotent = False
+    Params = LeadInOutParams
+
+    def modify(self, path: ToolPath) -> ToolPath:
+        return replace(_map_passes(path, self._one), closed=False)
+
+    def _one(self, p: ToolPath) -> ToolPath:
+        if p.closed and self.params.overlap_mm > 0:
+            seg = np.linalg.norm(np.diff(p.contact, axis=0), axis=1)
+            n_ov = int(np.searchsorted(np.cumsum(seg), self.params.overlap_mm * 1e-3)) + 1
+            p = p.take(np.concatenate([np.arange(len(p)), np.arange(min(n_ov, len(p)))]))
+        t = pass_tangents(p.contact, closed=False)
+        lead = self.params.lead_mm * 1e-3
+        if lead <= 0:
+            return p
+        first, last = p.take(np.array([0])), p.take(np.array([len(p) - 1]))
+        moved = []
+        for q, tv in ((first, -t[0]), (last, t[-1])):
+            kw = {"contact": q.contact + lead * tv, "spray": np.array([False])}
+            if q.tip is not None:
+                kw["tip"] = q.tip + lead * tv
+            moved.append(replace(q, **kw))
+        spray = p.spray.copy()
+        spray[-1] = False
+        return concat_paths([moved[0], replace(p, spray=spray), moved[1]], renumber=False)
+
+
+@dataclass(frozen=True)
+class GunOnOffParams:
+    """Retract distance along the nozzle axis between passes (mm); the gun is off in transit."""
+
+    clearance_mm: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.clearance_mm < 0:
+            raise ValueError("clearance_mm must be >= 0")
+
+
+@register
+class GunOnOff(Stage):
+    """Switches the gun off at the end of every pass and inserts retract/approach transit waypoints."""
+
+    name = "gun_on_off"
+    kind = "modifier"
+    idempotent = False
+    Params = GunOnOffParams
+
+    def modify(self, path: ToolPath) -> ToolPath:
+        if path.tip is None:
+            raise ValueError("gun_on_off needs nozzle tips: put 'standoff' before it")
+        runs = [path.take(i) for i in path.passes()]
+        c = self.params.clearance_mm * 1e-3
+        out: list[ToolPath] = []
+        for k, r in enumerate(runs):
+            if r.pass_id[0] >= 0:
+                sp = r.spray.copy()
+                sp[-1] = False
+                r = replace(r, spray=sp)
+            out.append(r)
+            if k + 1 < len(runs) and r.pass_id[0] >= 0 and runs[k + 1].pass_id[0] >= 0:
+                a, b = r.take(np.array([len(r) - 1])), runs[k + 1].take(np.array([0]))
+                out += [self._lift(a, c), self._lift(b, c)]
+        return concat_paths(out, renumber=False)
+
+    @staticmethod
+    def _lift(q: ToolPath, c: float) -> ToolPath:
+        return replace(q, tip=q.tip - c * q.direction, pass_id=np.array([-1]), spray=np.array([False]))
+
+
+@dataclass(frozen=True)
+class SpeedProfileParams:
+    """Spray speed at the surface, on the edge pass (closer than ``edge_within_mm``) and tip speed in transit
+    (mm/s); see deposition.py for the spray values; transit 800 mm/s with the gun off (the time
+    parametrisation then holds the joint limits). The tip speeds up round convex corners (at most
+    ``max_corner_ratio`` times) so that the sprayed spot keeps the process speed."""
+
+    spray_mm_s: float = 250.0
+    edge_mm_s: float = 150.0
+    edge_within_mm: float = 5.0
+    transit_mm_s: float = 800.0
+    max_corner_ratio: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.max_corner_ratio < 1:
+            raise ValueError("max_corner_ratio must be >= 1")
+        if not all(0 < v <= 2000 for v in (self.spray_mm_s, self.edge_mm_s, self.transit_mm_s)):
+            raise ValueError("speeds must be within 0-2000 mm/s")
+
+
+@register
+class SpeedProfile(Stage):
+    """Sets the tip speed towards the next waypoint: surface spray speed when the gun is on, transit otherwise."""
+
+    name = "speed_profile"
+    kind = "modifier"
+    idempotent = True
+    Params = SpeedProfileParams
+
+    def modify(self, path: ToolPath) -> ToolPath:
+        p = self.params
+        on = np.where(np.abs(path.offset) < p.edge_within_mm * 1e-3, p.edge_mm_s, p.spray_mm_s)
+        v = np.where(path.spray & (path.pass_id >= 0), on, p.transit_mm_s) * 1e-3
+        if path.tip is not None and len(path) > 1:
+            # spray speeds hold at the surface: round a convex corner the tip travels further than the spot
+            dt = np.linalg.norm(np.diff(path.tip, axis=0), axis=1)
+            dc = np.linalg.norm(np.diff(path.contact, axis=0), axis=1)
+            ratio = np.clip(np.divide(dt, dc, out=np.ones_like(dt), where=dc > 1e-6), 0.25, p.max_corner_ratio)
+            v = v * np.where(path.spray & (path.pass_id >= 0), np.r_[ratio, 1.0], 1.0)
+        return replace(path, speed=v)

@@ -1,0 +1,415 @@
+"""Cloud(s) + bite line -> tuned spray paths (and, with kinematics, robot programs).
+
+Per part: region (:mod:`region`) -> region stages -> planners (concatenated) -> path modifiers ->
+:class:`SprayPath`; then the deposition model predicts the film over the part and the offsets/step
+are tuned until no trace lands beyond the boundary and the band is covered (:mod:`tuning`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from gluecell.core.types import RobotProgram, SprayPath
+
+from .deposition import DepositionParams, film_thickness, path_samples, spray_metrics
+from .errors import CoverageError
+from .geom import frames_from_axis, quat_from_matrix
+from .kinematics import RobotConfig, solve_path
+from .modifiers import pass_tangents
+from .region import RegionParams, sole_region, upper_region
+from .stages import Composite, build_pipeline
+from .timing import retime, robot_program
+from .toolpath import BondRegion, ToolPath, concat_paths
+from .tuning import design_rings
+
+__all__ = [
+    "PartPipelineConfig",
+    "TuningConfig",
+    "PathplanConfig",
+    "PartPlan",
+    "DEFAULT_MODIFIERS",
+    "plan_part",
+    "toolpath_to_spray_path",
+    "predict_film",
+    "PairPlan",
+    "plan_pair",
+    "robot_timing",
+]
+
+DEFAULT_MODIFIERS: tuple[dict, ...] = (
+    {"name": "resample", "spacing_mm": 2.0},
+    {"name": "smooth", "window": 7},
+    {"name": "orient"},
+    {"name": "standoff"},
+    {"name": "lead_in_out"},
+    {"name": "gun_on_off"},
+    {"name": "speed_profile"},
+)
+
+
+@dataclass(frozen=True)
+class PartPipelineConfig:
+    """Stage lists of one part (each entry ``{name = "...", <param> = value}``)."""
+
+    region: tuple[dict, ...] = ({"name": "band_width", "width_mm": 1000.0},)
+    planners: tuple[dict, ...] = ({"name": "contour_offset", "width_mm": 35.0}, {"name": "raster_fill"})
+    modifiers: tuple[dict, ...] = DEFAULT_MODIFIERS
+    tune: bool = True
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Goals of the tuning loop: coverage of the band beyond the 1 mm tolerance strip at the line (DESIGN.md:
+    glue must reach the bite line within 1 mm), trace beyond the line, safety margin (mm); film is
+    predicted on every point within ``fine_within_mm`` of the boundary and on a ``coarse_voxel_mm`` grid
+    elsewhere. Edge passes move out locally (``local_bins`` stretches of the line) where their glue crosses
+    it; a plan not safe after half the ``rounds`` moves every pass by the whole overshoot."""
+
+    target_coverage: float = 0.98
+    max_above_mm: float = 0.0
+    margin_mm: float = 0.3
+    max_step_mm: float = 12.0
+    rounds: int = 6
+    bump_extra_mm: float = 0.25
+    local_bins: int = 72
+    fine_within_mm: float = 8.0
+    coarse_voxel_mm: float = 4.0
+
+
+def _sole_defaults() -> PartPipelineConfig:
+    mods = tuple(
+        {"name": "orient", "max_from_down_deg": 90.0, "max_tilt_deg": 40.0} if m["name"] == "orient" else m
+        for m in DEFAULT_MODIFIERS
+    )
+    return PartPipelineConfig(modifiers=mods)
+
+
+@dataclass(frozen=True)
+class PathplanConfig:
+    """The ``[pathplan]`` table of ``cell.toml``; unknown keys are an error."""
+
+    region: RegionParams = field(default_factory=RegionParams)
+    upper: PartPipelineConfig = field(default_factory=PartPipelineConfig)
+    sole: PartPipelineConfig = field(default_factory=_sole_defaults)
+    deposition: DepositionParams = field(default_factory=DepositionParams)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    robot: RobotConfig = field(default_factory=RobotConfig)
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """Result for one part: the path, the region points the film was predicted on, the film, metrics."""
+
+    path: SprayPath
+    region: BondRegion
+    toolpath: ToolPath
+    film: np.ndarray
+    metrics: dict[str, float]
+    stages: list[dict[str, Any]]
+    timing_ms: dict[str, float]
+    program: RobotProgram | None = None
+
+
+def toolpath_to_spray_path(tp: ToolPath) -> SprayPath:
+    """Times from the speeds, orientation from the spray direction (nozzle x along the path)."""
+    if tp.tip is None or tp.direction is None or tp.speed is None:
+        raise ValueError("tool path needs tips, directions and speeds: run standoff and speed_profile")
+    seg = np.linalg.norm(np.diff(tp.tip, axis=0), axis=1)
+    dt = np.maximum(seg / tp.speed[:-1], 1e-4)
+    t = np.concatenate([[0.0], np.cumsum(dt)])
+    R = frames_from_axis(tp.direction, pass_tangents(tp.tip, closed=False))
+    return SprayPath(part=tp.part, t=t, xyz=tp.tip, quat_xyzw=quat_from_matrix(R), spray=tp.spray)
+
+
+def predict_film(
+    path: SprayPath, region: BondRegion, params: DepositionParams, surface: np.ndarray | None = None
+) -> np.ndarray:  # fmt: skip
+    """Film thickness (n,) metres over the region's points (``surface``: the whole cloud, if the region is a part)."""
+    samples = path_samples(path, params.step_mm * 1e-3)
+    return film_thickness(samples, region.points, region.normals, params, surface=surface)
+
+
+def _find(specs: tuple[dict, ...], name: str) -> dict:
+    return next((dict(s) for s in specs if s.get("name") == name), {"name": name})
+
+
+def _local_bumps(local: np.ndarray, s: np.ndarray, over: np.ndarray, perimeter: float, extra: float) -> np.ndarray:
+    """Add each glued spot's overshoot (plus ``extra``), metres, to its stretch of the boundary and both neighbours."""
+    q = len(local)
+    need = np.zeros(q)
+    b = (np.asarray(s) / perimeter * q).astype(int) % q
+    for shift in (-1, 0, 1):
+        np.maximum.at(need, (b + shift) % q, np.asarray(over))
+    return np.minimum(local + np.where(need > 0, need + extra, 0.0), 0.01)
+
+
+def _tuned(cfg: PartPipelineConfig, dep: DepositionParams, tun: TuningConfig, bump: tuple[float, float],
+           step_scale: float, local: np.ndarray) -> tuple[tuple[dict, ...], tuple[dict, ...], Any]:  # fmt: skip
+    """Planner and modifier specs with ring offsets, raster start and edge zone set from the deposition model.
+
+    ``bump`` is (extra margin of the edge passes, lowest offset of the first main pass), metres; ``local``
+    (q,) metres moves the edge passes out along equal stretches of the boundary.
+    """
+    from .modifiers import SpeedProfileParams, StandoffParams
+
+    so = StandoffParams(**{k: v for k, v in _find(cfg.modifiers, "standoff").items() if k != "name"})
+    sp = SpeedProfileParams(**{k: v for k, v in _find(cfg.modifiers, "speed_profile").items() if k != "name"})
+    d = design_rings(
+        (so.edge_standoff_mm * 1e-3, sp.edge_mm_s * 1e-3), (so.standoff_mm * 1e-3, sp.spray_mm_s * 1e-3),
+        dep, tun.margin_mm * 1e-3 + bump[0], tun.max_step_mm * 1e-3, main_min=bump[1],
+    )  # fmt: skip
+    step = d.step * step_scale
+    planners, width = [], 35.0
+    for s in cfg.planners:
+        s = dict(s)
+        if s["name"] == "contour_offset":
+            s.update(
+                offsets_mm=tuple(round(o * 1e3, 4) for o in d.offsets),
+                step_mm=step * 1e3,
+                edge_rings=d.n_edge,
+                edge_local_mm=tuple(round(float(v) * 1e3, 4) for v in local) if np.any(local > 0) else (),
+            )
+            width = s.get("width_mm", 35.0)
+            rings = build_pipeline([s], kind="planner")
+            last = float(rings.stages[0].offsets(_INF_REGION)[-1]) * 1e3 if width > 0 else width
+        elif s["name"] == "raster_fill":
+            s.update(step_mm=step * 1e3, start_offset_mm=locals().get("last", width) + 0.25 * step * 1e3)
+        planners.append(s)
+    within = d.edge_within * 1e3
+    mods = tuple(
+        {**m, "edge_within_mm": within} if m.get("name") in ("standoff", "speed_profile") else dict(m)
+        for m in cfg.modifiers
+    )
+    return tuple(planners), mods, d
+
+
+class _InfRegion:
+    """Stand-in region for asking a contour stage its ring offsets when its width is set."""
+
+    width = float("inf")
+    signed = np.array([0.0])
+
+
+_INF_REGION: Any = _InfRegion()
+
+
+def _attribute(sp: SprayPath, tp: ToolPath, region: BondRegion, dep: DepositionParams,
+               mspecs: tuple[dict, ...]) -> tuple[float, float, np.ndarray, np.ndarray]:  # fmt: skip
+    """How far (mm) to move the edge passes and the other passes away from the boundary, and where.
+
+    Each class alone is checked first; where only their sum crosses the trace level, the class that lays
+    more of the film at the worst spot moves by the whole overshoot. Returns the two overshoots (mm) and,
+    for the edge passes, the arc length along the boundary (m) and overshoot (m) of every spot they glue.
+    """
+    within = float(_find(mspecs, "standoff").get("edge_within_mm", 5.0)) * 1e-3
+    beyond = (region.signed < 0) & (region.signed > -0.03)
+    sub = replace(region, points=region.points[beyond], normals=region.normals[beyond], signed=region.signed[beyond],
+                  s=region.s[beyond])  # fmt: skip
+    films, over = [], []
+    for edge in (True, False):
+        mask = sp.spray & ((np.abs(tp.offset) < within) == edge) & (tp.pass_id >= 0)
+        film = predict_film(replace(sp, spray=mask), sub, dep, surface=region.points)
+        hit = film >= dep.trace_mm * 1e-3
+        films.append(film)
+        over.append(float(-sub.signed[hit].min() * 1e3) if np.any(hit) else 0.0)
+    total = films[0] + films[1]
+    hit = total >= dep.trace_mm * 1e-3
+    edge_hit = films[0] >= dep.trace_mm * 1e-3
+    if over == [0.0, 0.0] and np.any(hit):
+        i = np.flatnonzero(hit)[np.argmin(sub.signed[hit])]
+        k = 0 if films[0][i] >= films[1][i] else 1
+        over[k] = float(-sub.signed[i] * 1e3)
+        if k == 0:
+            edge_hit = hit & (films[0] >= films[1])
+    return over[0], over[1], sub.s[edge_hit], -sub.signed[edge_hit]
+
+
+def _gaps_away_from_line(region: BondRegion, film: np.ndarray, band: np.ndarray, area: np.ndarray,
+                         dep: DepositionParams, near: float = 5e-3) -> float:  # fmt: skip
+    """Uncovered fraction of the band farther than ``near`` (metres) from the boundary."""
+    far_gap = band & (region.signed > near) & (film < dep.covered_mm * 1e-3)
+    return float(area[far_gap].sum() / max(area[band].sum(), 1e-12))
+
+
+def _eval_points(region: BondRegion, tun: TuningConfig, voxel: float) -> tuple[BondRegion, np.ndarray]:
+    """Points the tuning loop predicts film on: all of them near the boundary, a coarser grid elsewhere.
+
+    Returns the reduced region and the surface area (m^2) each of its points stands for.
+    """
+    near = np.abs(region.signed) < tun.fine_within_mm * 1e-3
+    coarse = tun.coarse_voxel_mm * 1e-3
+    keys = np.floor(region.points / coarse).astype(np.int64)
+    _, first, counts = np.unique(keys[~near], axis=0, return_index=True, return_counts=True)
+    idx_far = np.flatnonzero(~near)[first]
+    idx = np.r_[np.flatnonzero(near), idx_far]
+    area = np.r_[np.full(int(near.sum()), voxel**2), counts * voxel**2]
+    sub = replace(region, points=region.points[idx], normals=region.normals[idx], signed=region.signed[idx],
+                  s=region.s[idx])  # fmt: skip
+    return sub, area
+
+
+def _run(region: BondRegion, planners: tuple[dict, ...], mods: Composite, log: list) -> tuple[ToolPath, SprayPath]:
+    paths = []
+    for i, spec in enumerate(planners):
+        stage = build_pipeline([spec], kind="planner", label=f"{region.part}.planners[{i}]")
+        paths.append(stage(region))
+    tp = mods(concat_paths(paths), on_stage=lambda i, s, v: log.append({"stage": s.name, "waypoints": len(v)}))
+    return tp, toolpath_to_spray_path(tp)
+
+
+def plan_part(
+    part: str, points: np.ndarray, cfg: PathplanConfig, *, bite_line: np.ndarray | None = None,
+    normals: np.ndarray | None = None, robot: bool = True,
+) -> PartPlan:  # fmt: skip
+    """Plan, predict and tune the spray path of one part.
+
+    Args:
+        part: "upper" (needs ``bite_line``, (m, 3) metres base_link) or "sole" (boundary = its rim).
+        points: (n, 3) float64 cloud, metres, base_link; normals: (n, 3) outward or None.
+        robot: solve IK and time the path inside the loop, so the film is predicted at the speeds the
+            robot can really hold (and the result carries its :class:`RobotProgram`).
+    Raises:
+        RegionError / OrientationError: bad scan, bite line with gaps, wrong way up.
+        CoverageError: no tuning keeps every trace behind the boundary.
+    """
+    pc = cfg.upper if part == "upper" else cfg.sole
+    timing: dict[str, float] = {}
+    full_region = _build_region(part, points, bite_line, normals, cfg, timing)
+    dep, tun = cfg.deposition, cfg.tuning
+    region, area = _eval_points(full_region, tun, cfg.region.voxel_mm * 1e-3)
+    band = region.band_mask
+    bump, scale, best, last_cov = (0.0, 0.0), 1.0, None, 0.0
+    local = np.zeros(tun.local_bins)
+    for r in range(max(tun.rounds, 1) if pc.tune else 1):
+        planners, mspecs, design = (
+            _tuned(pc, dep, tun, bump, scale, local) if pc.tune else (pc.planners, pc.modifiers, None)
+        )
+        tp, sp, prog, film, m, log = _round(full_region, region, band, area, planners, mspecs, cfg, robot, timing)
+        safe = m["above_line_mm"] <= tun.max_above_mm
+        if safe and (best is None or m["coverage_1mm"] > best.metrics["coverage_1mm"]):
+            stages = [{"planners": planners, "modifiers": mspecs}, *log]
+            best = PartPlan(sp, region, tp, film, m, stages, dict(timing), prog)
+        if not safe:
+            e_over, m_over, e_s, e_d = _attribute(sp, tp, region, dep, mspecs)
+            step = tun.bump_extra_mm * 1e-3  # the design margin is already in; move by the overshoot and a bit
+            main_now = design.offsets[design.n_edge] if design is not None else 0.0
+            if r >= tun.rounds // 2:  # not settled by now: move every pass by the whole overshoot
+                e_over = m_over = max(e_over, m_over, m["above_line_mm"])
+                local = local + e_over * 1e-3 + step
+            elif e_over > 0:  # edge passes move out only where their glue crosses the line
+                local = _local_bumps(local, e_s, e_d, full_region.perimeter, step)
+            bump = (0.0, max(bump[1], main_now + m_over * 1e-3 + step) if m_over > 0 else bump[1])
+        elif (m["coverage_1mm"] < tun.target_coverage and _gaps_away_from_line(region, film, band, area, dep) > 0.005
+              and (scale == 1.0 or m["coverage_1mm"] > last_cov + 0.003)):  # fmt: skip
+            last_cov = m["coverage_1mm"]
+            scale *= 0.85  # gaps between passes: closer passes (while that still helps)
+        else:
+            break  # goal met, or the only gap left is the strip the bite-line margin keeps dry
+    if best is None:
+        raise CoverageError(
+            f"{part}: glue would land {m['above_line_mm']:.2f} mm beyond the boundary after {tun.rounds} tuning rounds",
+            part=part, metrics=m,
+        )  # fmt: skip
+    best.metrics["meets_coverage"] = float(best.metrics["coverage_1mm"] >= tun.target_coverage)
+    return replace(best, timing_ms=dict(timing))
+
+
+def _build_region(part: str, points: np.ndarray, bite_line: np.ndarray | None, normals: np.ndarray | None,
+                  cfg: PathplanConfig, timing: dict[str, float]) -> BondRegion:  # fmt: skip
+    """The part's bond region after its region stages; every stage list of the part is validated first."""
+    pc = cfg.upper if part == "upper" else cfg.sole
+    build_pipeline(list(pc.modifiers), kind="modifier", label=f"{part}.modifiers")  # validate up front
+    build_pipeline(list(pc.planners), kind="planner", label=f"{part}.planners")
+    region_stages = build_pipeline(list(pc.region), kind="region", label=f"{part}.region")
+    t0 = time.perf_counter()
+    if part == "upper":
+        if bite_line is None:
+            raise ValueError("the upper needs a bite line")
+        base = upper_region(points, bite_line, normals, cfg.region)
+    else:
+        base = sole_region(points, normals, cfg.region)
+    region = region_stages(base)
+    timing["region"] = (time.perf_counter() - t0) * 1e3
+    return region
+
+
+def _round(full_region: BondRegion, region: BondRegion, band: np.ndarray, area: np.ndarray,
+           planners: tuple[dict, ...], mspecs: tuple[dict, ...], cfg: PathplanConfig, robot: bool,
+           timing: dict[str, float]) -> tuple[Any, ...]:  # fmt: skip
+    """One tuning round: plan, (IK and timing), predicted film and metrics; adds to ``timing`` (ms)."""
+
+    def tick(key: str, t: float) -> None:
+        timing[key] = timing.get(key, 0.0) + (time.perf_counter() - t) * 1e3
+
+    t1 = time.perf_counter()
+    mods = build_pipeline(list(mspecs), kind="modifier", label=f"{region.part}.modifiers")
+    log: list[dict[str, Any]] = []
+    tp, sp = _run(full_region, planners, mods, log)
+    tick("plan", t1)
+    prog, rm = None, {}
+    if robot:
+        t1 = time.perf_counter()
+        sp, prog, rm = robot_timing(sp, cfg)
+        tick("kinematics", t1)
+    t1 = time.perf_counter()
+    film = predict_film(sp, region, cfg.deposition)
+    m = spray_metrics(film, region.signed, band, area, cfg.deposition)
+    tick("deposition", t1)
+    m.update(first_offset_mm=float(tp.offset[tp.pass_id >= 0].min() * 1e3), path_time_s=float(sp.t[-1]), **rm)
+    return tp, sp, prog, film, m, log
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """Both parts: final spray paths (robot timing, rolled nozzle frames), robot programs, metrics, timings (ms)."""
+
+    parts: dict[str, PartPlan]
+    paths: dict[str, SprayPath]
+    programs: dict[str, RobotProgram]
+    metrics: dict[str, dict[str, float]]
+    timing_ms: dict[str, float]
+
+
+def robot_timing(path: SprayPath, cfg: PathplanConfig) -> tuple[SprayPath, RobotProgram, dict[str, float]]:
+    """IK and time parametrisation of a spray path: the path as the robot will run it (rolled nozzle frames,
+    feasible times), its joint program and kinematic metrics.
+
+    Raises:
+        UnreachableError: the robot cannot follow the path.
+    """
+    ik = solve_path(path.xyz, path.quat_xyzw, cfg.robot)
+    tm = retime(path.t, ik.q, path.spray, cfg.robot)
+    prog = robot_program(tm, ik.q, path.spray)
+    out = SprayPath(part=path.part, t=tm.t, xyz=path.xyz, quat_xyzw=ik.quat_xyzw, spray=path.spray)
+    m = {"robot_time_s": prog.duration, "process_speed_fraction": tm.process_speed_fraction,
+         "min_sin_q5": ik.min_sin_q5, "ik_branch": float(ik.branch)}  # fmt: skip
+    return out, prog, m
+
+
+def plan_pair(
+    upper_points: np.ndarray, sole_points: np.ndarray, bite_line: np.ndarray, cfg: PathplanConfig | None = None,
+    *, upper_normals: np.ndarray | None = None, sole_normals: np.ndarray | None = None,
+) -> PairPlan:  # fmt: skip
+    """Plan, tune, solve and time both parts of a pair (the upper beside ``bite_line``, the sole inside its rim).
+
+    Args:
+        upper_points / sole_points: (n, 3) float64 clouds, metres, base_link.
+        bite_line: (m, 3) float64 closed bite line on the upper, base_link.
+    """
+    cfg = cfg or PathplanConfig()
+    t0 = time.perf_counter()
+    parts, paths, programs, metrics, timing = {}, {}, {}, {}, {}
+    for part, pts, nrm in (("upper", upper_points, upper_normals), ("sole", sole_points, sole_normals)):
+        t1 = time.perf_counter()
+        pp = plan_part(part, pts, cfg, bite_line=bite_line if part == "upper" else None, normals=nrm)
+        t2 = time.perf_counter()
+        parts[part], paths[part], programs[part] = pp, pp.path, pp.program
+        metrics[part] = dict(pp.metrics)
+        timing.update({f"{part}_{k}": v for k, v in pp.timing_ms.items()})
+        timing[f"{part}_total"] = (t2 - t1) * 1e3
+    timing["pathplan"] = (time.perf_counter() - t0) * 1e3
+    return PairPlan(parts, paths, programs, metrics, timing)

@@ -1,0 +1,440 @@
+"""Bond regions from a part's cloud: the band beside the bite line (upper) or inside the rim (sole).
+
+The region carries, per surface point, the graph-geodesic surface distance from the boundary line
+(signed: > 0 on the bond side). Planners draw iso-lines of that distance (contour offsets) or fill
+what lies beyond them (raster).
+
+Conventions (DESIGN.md): the upper lies bottom-up, so its bond side is *towards +z* from the bite
+line (up the side, over the feather edge, onto the lasted bottom); "above the bite line" in shoe
+terms is *below* it in ``base_link``. The sole lies footbed-up; its bond side is inside the rim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gluecell.core.validate import as_points
+
+from .errors import OrientationError, RegionError
+from .geom import estimate_normals, polyline_gaps, polyline_tangents, resample_polyline, unit, voxel_downsample
+from .stages import Stage, register
+from .toolpath import BondRegion
+
+#: Fraction of inward-facing normals above which a cloud's normals are taken as mixed and flipped outwards.
+MIXED_NORMALS = 0.15
+
+__all__ = ["RegionParams", "upper_region", "sole_region", "detect_rim", "BandWidth", "Subsample"]
+
+
+@dataclass(frozen=True)
+class RegionParams:
+    """How a cloud becomes a :class:`BondRegion`.
+
+    Attributes:
+        voxel_mm: cloud resolution for planning (2 mm: below the ~3 mm spray footprint sigma).
+        knn: neighbours per point in the surface graph.
+        max_gap_mm: largest allowed spacing of the given bite line (a larger gap is a hole in it).
+        on_surface_mm: bite-line points farther than this from the scan are rejected (not on the part).
+        keep_beyond_mm: cloud kept this far beyond the boundary (for overspray prediction).
+        min_points: fewer cloud points than this is a bad scan.
+        spacing_mm: boundary resampling step.
+        rim_sectors: angular sectors used to find the sole's rim.
+        min_wall_mm: the sole's rim must stand this far above its footbed (else it is tread-up).
+        top_layer_mm / min_top_ratio: the upper's top layer (this deep) must occupy this fraction of its
+            plan-view footprint (a bottom-up last shows its broad closed bottom; a wrong-way-up upper shows
+            its collar or an open rim).
+        max_bite_depth_mm: the bite line must lie within this distance below the upper's highest point.
+        exact_within_mm: within this distance of the boundary, the straight distance replaces the graph one.
+        rim_width_mm: upward-facing sole points this close (plan view) to the rim line count as inside.
+    """
+
+    voxel_mm: float = 2.0
+    knn: int = 12
+    max_gap_mm: float = 8.0
+    on_surface_mm: float = 4.0
+    keep_beyond_mm: float = 20.0
+    min_points: int = 300
+    spacing_mm: float = 2.0
+    rim_sectors: int = 180
+    min_wall_mm: float = 3.0
+    top_layer_mm: float = 40.0
+    min_top_ratio: float = 0.4
+    max_bite_depth_mm: float = 70.0
+    exact_within_mm: float = 8.0
+    rim_width_mm: float = 2.0
+
+
+def _check_cloud(points: np.ndarray, part: str, p: RegionParams) -> np.ndarray:
+    try:
+        pts = as_points(f"{part} cloud", points)
+    except ValueError as exc:
+        raise RegionError(f"bad {part} scan: {exc}") from exc
+    if len(pts) < p.min_points:
+        raise RegionError(f"bad {part} scan: {len(pts)} points, need at least {p.min_points}", part=part)
+    ext = np.ptp(pts, axis=0)
+    if max(ext[0], ext[1]) < 0.12 or max(ext) > 0.5:
+        raise RegionError(
+            f"bad {part} scan: extent {np.round(ext * 1e3, 1).tolist()} mm is not a shoe part (longest 120-500 mm)"
+        )
+    return pts
+
+
+def _occupied(xy_top: np.ndarray, xy_all: np.ndarray, cell: float = 5e-3) -> float:
+    """Fraction of the part's plan-view footprint (filled) that the top layer's points occupy (5 mm cells)."""
+    from scipy.ndimage import binary_fill_holes
+
+    lo = xy_all.min(axis=0)
+    shape = tuple(np.floor((xy_all.max(axis=0) - lo) / cell).astype(int) + 1)
+
+    def grid(xy: np.ndarray) -> np.ndarray:
+        g = np.zeros(shape, bool)
+        ij = np.floor((xy - lo) / cell).astype(int)
+        g[ij[:, 0], ij[:, 1]] = True
+        return g
+
+    foot = binary_fill_holes(grid(xy_all))
+    return float(grid(xy_top).sum() / max(foot.sum(), 1))
+
+
+def _check_upper_up(pts: np.ndarray, bite: np.ndarray, p: RegionParams) -> None:
+    zmax = pts[:, 2].max()
+    top = pts[pts[:, 2] > zmax - p.top_layer_mm * 1e-3]
+    ratio = _occupied(top[:, :2], pts[:, :2])
+    depth = zmax - bite[:, 2].mean()
+    if ratio < p.min_top_ratio:
+        raise OrientationError(
+            f"upper looks wrong way up: its top {p.top_layer_mm:.0f} mm occupy {ratio:.0%} of its footprint "
+            f"(a bottom-up lasted upper shows >= {p.min_top_ratio:.0%}); place it bottom-up"
+        )
+    if not 0 < depth < p.max_bite_depth_mm * 1e-3:
+        raise OrientationError(
+            f"bite line lies {depth * 1e3:.1f} mm below the upper's highest point (expected 0-{p.max_bite_depth_mm:.0f}"
+            " mm for an upper placed bottom-up); wrong way up, or bite line of another part"
+        )
+
+
+def _check_line(line: np.ndarray, pts_tree, p: RegionParams, what: str) -> None:
+    gaps = polyline_gaps(line)
+    i = int(np.argmax(gaps))
+    if gaps[i] > p.max_gap_mm * 1e-3:
+        raise RegionError(
+            f"{what} has a gap of {gaps[i] * 1e3:.1f} mm after point {i} (limit {p.max_gap_mm:.1f} mm); "
+            "it must be a closed line all round the part",
+            gap_index=i,
+        )
+    d, _ = pts_tree.query(line)
+    j = int(np.argmax(d))
+    if d[j] > p.on_surface_mm * 1e-3:
+        raise RegionError(
+            f"{what} point {j} is {d[j] * 1e3:.1f} mm off the scanned surface (limit {p.on_surface_mm:.1f} mm)",
+            point_index=j,
+        )
+
+
+def _geodesic(pts: np.ndarray, line: np.ndarray, p: RegionParams) -> tuple[np.ndarray, np.ndarray]:
+    """Graph-geodesic distance of every point from ``line`` and the index of its nearest line vertex."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(pts)
+    k = min(p.knn, len(pts) - 1)
+    d, idx = tree.query(pts, k=k + 1)
+    d, idx = d[:, 1:], idx[:, 1:]
+    ok = d < 4.0 * p.voxel_mm * 1e-3
+    rows = np.repeat(np.arange(len(pts)), k)[ok.ravel()]
+    g = coo_matrix((d[ok], (rows, idx[ok])), shape=(len(pts), len(pts))).tocsr()
+    d0, src = tree.query(line)
+    srcu, first = np.unique(src, return_index=True)
+    dist, _, sources = dijkstra(g, directed=False, indices=srcu, min_only=True, return_predecessors=True)
+    vert_of = np.full(len(pts), -1)
+    vert_of[srcu] = first
+    off = np.zeros(len(pts))
+    off[srcu] = d0[first]
+    ok_src = sources >= 0
+    vert = np.where(ok_src, vert_of[np.maximum(sources, 0)], -1)
+    return dist + np.where(ok_src, off[np.maximum(sources, 0)], 0.0), vert
+
+
+def _angular_s(pts: np.ndarray, line: np.ndarray, s_line: np.ndarray) -> np.ndarray | None:
+    """Arc length of the boundary at each point's bearing about the boundary's xy centre.
+
+    Unlike the nearest boundary vertex, this spreads points evenly round convex corners. None if the
+    boundary is not star-shaped about its centre (its bearing is not monotonic).
+    """
+    c = line[:, :2].mean(axis=0)
+    a = np.unwrap(np.arctan2(line[:, 1] - c[1], line[:, 0] - c[0]))
+    da = np.diff(a)
+    if not (np.all(da > 0) or np.all(da < 0)):
+        return None
+    sign = 1.0 if da[0] > 0 else -1.0
+    a = sign * a
+    ap = sign * np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
+    per = s_line[-1] + float(np.linalg.norm(line[0] - line[-1]))
+    a_ext = np.r_[a, a[0] + 2 * np.pi]
+    s_ext = np.r_[s_line, per]
+    return np.interp((ap - a[0]) % (2 * np.pi) + a[0], a_ext, s_ext) % per
+
+
+def _line_frame(pts: np.ndarray, nrm: np.ndarray, line: np.ndarray, towards: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Surface normals (m, 3) at the line's vertices (mean within 4 mm) and the unit surface tangents across the
+    line, (m, 3), signed to point along ``towards`` (m, 3) (the bond side)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(pts)
+    near = tree.query_ball_point(line, r=4e-3)
+    bn = unit(np.array([nrm[i].mean(axis=0) if len(i) else nrm[tree.query(b)[1]] for i, b in zip(near, line)]))
+    inward = unit(np.cross(bn, polyline_tangents(line)))
+    inward *= np.where(np.einsum("ij,ij->i", inward, towards) >= 0, 1.0, -1.0)[:, None]
+    return bn, inward
+
+
+def _build(
+    part: str, pts: np.ndarray, nrm: np.ndarray, line: np.ndarray, frame: tuple[np.ndarray, np.ndarray],
+    side: np.ndarray,
+    p: RegionParams,
+) -> BondRegion:  # fmt: skip
+    from scipy.spatial import cKDTree
+
+    dist, vert = _geodesic(pts, line, p)
+    keep = np.isfinite(dist) & (vert >= 0)
+    bn, inward = frame
+    s_line = np.concatenate([[0.0], np.cumsum(polyline_gaps(line)[:-1])])
+    # near the line the graph distance zig-zags (~1 mm); use the straight distance to a finely resampled line
+    fine = resample_polyline(line, 0.25e-3)
+    eu = cKDTree(fine).query(pts)[0]
+    dist = np.where(eu < p.exact_within_mm * 1e-3, eu, np.maximum(dist, eu))
+    signed = np.where(side, dist, -dist)
+    s_pts = _angular_s(pts, line, s_line)
+    if s_pts is None:  # boundary not star-shaped about its centre: use the nearest vertex's arc length
+        s_pts = s_line[np.maximum(vert, 0)]
+    return BondRegion(
+        part=part, points=pts[keep], normals=nrm[keep], signed=signed[keep], s=s_pts[keep],
+        boundary=line, boundary_normals=bn, inward=inward,
+    )  # fmt: skip
+
+
+def _outward(pts: np.ndarray, normals: np.ndarray | None, centroid: np.ndarray) -> np.ndarray | None:
+    """The upper's given normals, each flipped to point away from the part's centroid (scanners orient normals
+    towards whichever camera saw a point, so a cloud fused from several views can mix both ways); None when
+    there are none or they do not fit the points (they are then estimated). Only a cloud with more than
+    ``MIXED_NORMALS`` of its normals facing the centroid is treated as mixed."""
+    if normals is None:
+        return None
+    n = np.asarray(normals, dtype=np.float64)
+    if n.shape != pts.shape or not np.all(np.isfinite(n)):
+        return None
+    n = unit(n)
+    inward = np.einsum("ij,ij->i", n, pts - centroid) < 0
+    if inward.mean() > MIXED_NORMALS:  # a few face inwards legitimately (a welt's underside, the waist)
+        n[inward] *= -1
+    return n
+
+
+def upper_region(
+    points: np.ndarray, bite_line: np.ndarray, normals: np.ndarray | None = None, params: RegionParams | None = None
+) -> BondRegion:
+    """Bond region of a bottom-up lasted upper beside ``bite_line``.
+
+    Args:
+        points: (n, 3) float64 upper cloud, metres, base_link.
+        bite_line: (m, 3) float64 closed bite line on the upper, base_link.
+        normals: (n, 3) outward unit normals, or None to estimate them.
+    Raises:
+        RegionError: bad scan, bite line with gaps or off the surface; OrientationError: wrong way up.
+    """
+    from scipy.spatial import cKDTree
+
+    p = params or RegionParams()
+    pts = _check_cloud(points, "upper", p)
+    try:
+        bite = as_points("bite_line", bite_line, min_rows=8)
+    except ValueError as exc:
+        raise RegionError(f"bad bite line: {exc}") from exc
+    _check_upper_up(pts, bite, p)
+    _check_line(bite, cKDTree(pts), p, "bite line")
+    keep = pts[:, 2] >= bite[:, 2].min() - p.keep_beyond_mm * 1e-3
+    centroid = pts.mean(axis=0)
+    nrm = _outward(pts, normals, centroid)
+    v, vn = voxel_downsample(pts[keep], p.voxel_mm * 1e-3, None if nrm is None else nrm[keep])
+    if vn is None:
+        vn = estimate_normals(v, orient_to=centroid)
+    line = resample_polyline(bite, p.spacing_mm * 1e-3)
+    frame = _line_frame(v, vn, line, np.tile([0.0, 0.0, 1.0], (len(line), 1)))  # bond side: +z (bottom-up)
+    dist_idx = cKDTree(line).query(v)[1]
+    side = np.einsum("ij,ij->i", v - line[dist_idx], frame[1][dist_idx]) >= 0
+    reg = _build("upper", v, vn, line, frame, side, p)
+    return replace(reg, meta={"zmax": float(pts[:, 2].max())})
+
+
+def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.ndarray:
+    """The sole's rim (top edge of its sidewall) as a closed polyline (k, 3), one point per sector.
+
+    Raises:
+        RegionError: a sector holds no points (hole in the scan); OrientationError: no sidewall stands
+            above the footbed (the sole is tread-up or flat).
+    """
+    p = params or RegionParams()
+    pts = np.asarray(points, dtype=np.float64)
+    c = pts[:, :2].mean(axis=0)
+    rel = pts[:, :2] - c
+    ang = np.arctan2(rel[:, 1], rel[:, 0])
+    rad = np.linalg.norm(rel, axis=1)
+    sec = np.floor((ang + np.pi) / (2 * np.pi) * p.rim_sectors).astype(int) % p.rim_sectors
+    rim = np.full((p.rim_sectors, 3), np.nan)
+    order = np.argsort(sec, kind="stable")
+    bounds = np.searchsorted(sec[order], np.arange(p.rim_sectors + 1))
+    for k in range(p.rim_sectors):
+        idx = order[bounds[k] : bounds[k + 1]]
+        if len(idx) == 0:
+            continue
+        outer = idx[rad[idx] >= 0.85 * rad[idx].max()]
+        rim[k] = pts[outer[np.argmax(pts[outer, 2])]]
+    missing = np.flatnonzero(np.isnan(rim[:, 0]))
+    if len(missing):
+        raise RegionError(f"bad sole scan: no points in {len(missing)} of {p.rim_sectors} rim sectors (a hole)")
+    centre = pts[rad < 0.4 * np.median(np.linalg.norm(rim[:, :2] - c, axis=1))]
+    wall = np.median(rim[:, 2]) - (np.median(centre[:, 2]) if len(centre) else np.inf)
+    if not wall >= p.min_wall_mm * 1e-3:
+        raise OrientationError(
+            f"sole rim stands {wall * 1e3:.1f} mm above its footbed centre (need >= {p.min_wall_mm:.0f} mm): "
+            "the sole looks tread-up or has no sidewall; place it footbed-up"
+        )
+    # the max-z pick is noisy: smooth height and radius over +-2 sectors in polar form (a Cartesian average
+    # would cut the toe's corners inwards, across the inner face of a thin wall)
+    k = np.array([1, 2, 3, 2, 1], dtype=float) / 9.0
+    rel = rim[:, :2] - c
+    ang_r = np.arctan2(rel[:, 1], rel[:, 0])
+    rad_r = np.linalg.norm(rel, axis=1)
+    rad_s = np.median(np.stack([np.roll(rad_r, 1), rad_r, np.roll(rad_r, -1)]), axis=0)
+    z_s = np.convolve(np.r_[rim[-2:, 2], rim[:, 2], rim[:2, 2]], k, "valid")
+    return np.column_stack([c[0] + rad_s * np.cos(ang_r), c[1] + rad_s * np.sin(ang_r), z_s])
+
+
+def _sole_normals(v: np.ndarray, line: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Estimated normals of a footbed-up sole: facing a viewpoint above its centre (the scanner's side),
+    except the outer wall (outside the rim in plan view), which faces outwards."""
+    top = np.r_[v[:, :2].mean(axis=0), v[:, 2].max() + 0.5]
+    n = -estimate_normals(v, orient_to=top)
+    out = (~inside) & (np.linalg.norm(n[:, :2], axis=1) > 0.5)
+    c2 = v[:, :2].mean(axis=0)
+    flip = out & (np.einsum("ij,ij->i", n[:, :2], v[:, :2] - c2) < 0)
+    n[flip] *= -1
+    return _face_away_from_material(v, n)
+
+
+def _face_away_from_material(v: np.ndarray, n: np.ndarray, probes_mm: tuple[float, ...] = (2, 3, 4, 5, 6, 7),
+                             radius_mm: float = 1.5) -> np.ndarray:  # fmt: skip
+    """Flip normals of thin walls that point into the material: the wall's other face is scanned a few mm
+    away on the material side, while the open side is empty (the sole's cavity or the air outside).
+
+    Points where neither side (or both) finds a surface keep their normal.
+    """
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(v)
+    hits = []
+    for sign in (1.0, -1.0):
+        q = v[:, None, :] + sign * np.asarray(probes_mm)[None, :, None] * 1e-3 * n[:, None, :]
+        d, _ = tree.query(q.reshape(-1, 3), distance_upper_bound=radius_mm * 1e-3)
+        hits.append(np.isfinite(d).reshape(len(v), -1).sum(axis=1))
+    flip = hits[0] > hits[1]
+    out = n.copy()
+    out[flip] *= -1
+    return out
+
+
+def sole_region(
+    points: np.ndarray, normals: np.ndarray | None = None, params: RegionParams | None = None
+) -> BondRegion:
+    """Bond region of a footbed-up sole: inside its rim (the inner sidewall and the footbed).
+
+    Args:
+        points: (n, 3) float64 sole cloud, metres, base_link.
+        normals: (n, 3) outward unit normals, or None to estimate them (oriented upwards/inwards).
+    """
+    from matplotlib.path import Path as MplPath
+
+    p = params or RegionParams()
+    pts = _check_cloud(points, "sole", p)
+    rim_raw = detect_rim(pts, p)
+    v, vn = voxel_downsample(pts, p.voxel_mm * 1e-3, None if normals is None else np.asarray(normals))
+    line = resample_polyline(rim_raw, p.spacing_mm * 1e-3)
+    side = MplPath(line[:, :2]).contains_points(v[:, :2])
+    if vn is None:
+        vn = _sole_normals(v, line, side)
+    c2 = v[:, :2].mean(axis=0)
+    from scipy.spatial import cKDTree
+
+    frame = _line_frame(v, vn, line, np.column_stack([c2 - line[:, :2], np.zeros(len(line))]))
+    # the wall is a few mm thick: beside the rim, a wall point's side is where its normal faces
+    d_xy, j = cKDTree(line[:, :2]).query(v[:, :2])
+    in_xy = unit(c2 - line[j, :2])
+    wall = (d_xy < p.keep_beyond_mm * 1e-3) & (np.linalg.norm(vn[:, :2], axis=1) > 0.5)
+    side = np.where(wall, np.einsum("ij,ij->i", vn[:, :2], in_xy) > 0, side)
+    # the rim line runs along the wall's crest, whose width the max-z pick wanders across: an upward-facing
+    # point within that width of it and below it is footbed/crest (inside), not the outer wall
+    crest = ~wall & (d_xy < p.rim_width_mm * 1e-3) & (v[:, 2] <= line[j, 2] + 1e-3)
+    side = side | crest
+    return _build("sole", v, vn, line, frame, side, p)
+
+
+@dataclass(frozen=True)
+class BandWidthParams:
+    """Band width and the margin of cloud kept beyond both band edges (mm)."""
+
+    width_mm: float = 40.0
+    margin_mm: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not (self.width_mm > 0 and self.margin_mm >= 0):
+            raise ValueError("width_mm must be > 0 and margin_mm >= 0")
+
+
+@register
+class BandWidth(Stage):
+    """Sets the band width and crops the region to the band plus a margin on both sides."""
+
+    name = "band_width"
+    kind = "region"
+    idempotent = True
+    Params = BandWidthParams
+
+    def modify_region(self, region: BondRegion) -> BondRegion:
+        w, m = self.params.width_mm * 1e-3, self.params.margin_mm * 1e-3
+        keep = (region.signed >= -m) & (region.signed <= w + m)
+        return replace(
+            region, points=region.points[keep], normals=region.normals[keep], signed=region.signed[keep],
+            s=region.s[keep], width=w,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SubsampleParams:
+    """Keep one point per cubic voxel of this edge (mm)."""
+
+    voxel_mm: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not self.voxel_mm > 0:
+            raise ValueError("voxel_mm must be > 0")
+
+
+@register
+class Subsample(Stage):
+    """Thins the region's points to one per voxel (the first in index order; deterministic)."""
+
+    name = "subsample"
+    kind = "region"
+    idempotent = True
+    Params = SubsampleParams
+
+    def modify_region(self, region: BondRegion) -> BondRegion:
+        keys = np.floor(region.points / (self.params.voxel_mm * 1e-3)).astype(np.int64)
+        _, first = np.unique(keys, axis=0, return_index=True)
+        idx = np.sort(first)
+        return replace(
+            region, points=region.points[idx], normals=region.normals[idx], signed=region.signed[idx], s=region.s[idx]
+        )

@@ -1,0 +1,138 @@
+"""Values inside the path planner: the bond region and the tool path being built.
+
+Both are frozen dataclasses over numpy arrays in ``base_link`` (metres); stages return new values
+with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from gluecell.core.errors import ValidationError
+
+__all__ = ["BondRegion", "ToolPath", "concat_paths"]
+
+
+@dataclass(frozen=True)
+class BondRegion:
+    """A part's surface with a signed surface distance from its boundary line.
+
+    Attributes:
+        part: "upper" or "sole".
+        points: (n, 3) float64 surface samples near and inside the bond region, base_link.
+        normals: (n, 3) float64 unit outward normals.
+        signed: (n,) float64 metres, surface (graph-geodesic) distance from the boundary line,
+            > 0 on the bond side, < 0 beyond the line (e.g. above the bite line).
+        s: (n,) float64 metres, arc length along the boundary of each point's nearest boundary vertex.
+        boundary: (m, 3) float64 closed boundary line (bite line / sole rim), uniform spacing.
+        boundary_normals: (m, 3) unit surface normals at the boundary.
+        inward: (m, 3) unit surface tangents perpendicular to the boundary, into the bond side.
+        width: metres; the band is ``0 <= signed <= width`` (``inf`` = the whole bond side).
+    """
+
+    part: str
+    points: np.ndarray
+    normals: np.ndarray
+    signed: np.ndarray
+    s: np.ndarray
+    boundary: np.ndarray
+    boundary_normals: np.ndarray
+    inward: np.ndarray
+    width: float = float("inf")
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.points)
+        for name in ("normals", "signed", "s"):
+            if len(getattr(self, name)) != n:
+                raise ValidationError(f"BondRegion.{name}: expected {n} rows")
+
+    @property
+    def perimeter(self) -> float:
+        """Length of the closed boundary, metres."""
+        b = self.boundary
+        return float(np.linalg.norm(np.roll(b, -1, axis=0) - b, axis=1).sum())
+
+    @property
+    def band_mask(self) -> np.ndarray:
+        """(n,) bool, points inside the band."""
+        return (self.signed >= 0) & (self.signed <= self.width)
+
+
+@dataclass(frozen=True)
+class ToolPath:
+    """Waypoints of a spray path under construction, grouped in passes.
+
+    Attributes:
+        part: "upper" or "sole".
+        contact: (n, 3) float64 surface point the nozzle axis aims at.
+        normal: (n, 3) unit surface normal at ``contact``.
+        inward: (n, 3) unit surface tangent pointing into the bond side (away from the bite line).
+        offset: (n,) float64 metres, signed surface distance of ``contact`` from the boundary.
+        pass_id: (n,) int64, passes are contiguous runs; -1 marks a transit (gun-off) waypoint.
+        spray: (n,) bool, gun on while moving to the next waypoint.
+        direction: (n, 3) unit spray direction (nozzle +z), or None until oriented.
+        tip: (n, 3) nozzle tip position, or None until the standoff is applied.
+        speed: (n,) float64 m/s tip speed towards the next waypoint, or None.
+        closed: whether passes are closed loops (contour rings).
+    """
+
+    part: str
+    contact: np.ndarray
+    normal: np.ndarray
+    inward: np.ndarray
+    offset: np.ndarray
+    pass_id: np.ndarray
+    spray: np.ndarray
+    direction: np.ndarray | None = None
+    tip: np.ndarray | None = None
+    speed: np.ndarray | None = None
+    closed: bool = False
+
+    def __post_init__(self) -> None:
+        n = len(self.contact)
+        for name in ("normal", "inward", "offset", "pass_id", "spray", "direction", "tip", "speed"):
+            v = getattr(self, name)
+            if v is not None and len(v) != n:
+                raise ValidationError(f"ToolPath.{name}: {len(v)} rows, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.contact)
+
+    def passes(self) -> list[np.ndarray]:
+        """Index arrays of each contiguous run of equal ``pass_id`` (transit runs included)."""
+        if len(self) == 0:
+            return []
+        cut = np.flatnonzero(np.diff(self.pass_id) != 0) + 1
+        return np.split(np.arange(len(self)), cut)
+
+    def take(self, idx: np.ndarray) -> ToolPath:
+        """The waypoints ``idx`` (in that order)."""
+        kw = {}
+        for name in ("contact", "normal", "inward", "offset", "pass_id", "spray", "direction", "tip", "speed"):
+            v = getattr(self, name)
+            kw[name] = None if v is None else v[idx]
+        return replace(self, **kw)
+
+
+def concat_paths(paths: list[ToolPath], renumber: bool = True) -> ToolPath:
+    """Concatenate tool paths of one part; pass ids are renumbered to stay distinct unless ``renumber`` is False."""
+    if not paths:
+        raise ValidationError("concat_paths: nothing to concatenate")
+    kw: dict = {}
+    for name in ("contact", "normal", "inward", "offset", "spray"):
+        kw[name] = np.concatenate([getattr(p, name) for p in paths])
+    ids, base = [], 0
+    for p in paths:
+        pid = p.pass_id.copy()
+        if renumber:
+            pid[pid >= 0] += base
+            base = (pid.max() + 1) if len(pid) and pid.max() >= 0 else base
+        ids.append(pid)
+    kw["pass_id"] = np.concatenate(ids)
+    for name in ("direction", "tip", "speed"):
+        vals = [getattr(p, name) for p in paths]
+        kw[name] = None if any(v is None for v in vals) else np.concatenate(vals)
+    return replace(paths[0], closed=all(p.closed for p in paths), **kw)

@@ -1,0 +1,122 @@
+"""Choose the first-ring offset and the ring step from the deposition model's cross profile.
+
+A long straight pass over a flat plate gives the film across the stripe (1-D, cheap). From it:
+the distance the trace reaches towards the bite line (so the first ring's offset keeps every trace
+below the line) and the largest ring step whose overlapping stripes stay above the covered film.
+The 3-D check over the real part (:func:`gluecell.pathplan.deposition.film_thickness`) follows in
+the pipeline and corrects the offset if the curved part spreads the spray further.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .deposition import DepositionParams, SpraySamples, film_thickness
+
+__all__ = ["CrossProfile", "RingDesign", "cross_profile", "design_rings"]
+
+
+@dataclass(frozen=True)
+class CrossProfile:
+    """Film (k,) metres at signed positions x (k,) metres across a straight pass (x < 0: towards the line)."""
+
+    x: np.ndarray
+    film: np.ndarray
+
+    def reach(self, level: float) -> float:
+        """How far (metres, >= 0) towards negative x the film stays at or above ``level``."""
+        idx = np.flatnonzero(self.film >= level)
+        return float(max(-self.x[idx].min(), 0.0)) if idx.size else 0.0
+
+
+def cross_profile(standoff: float, tilt_deg: float, speed: float, params: DepositionParams) -> CrossProfile:
+    """Film across a straight pass on a flat plate, the nozzle tilted ``tilt_deg`` towards +x (the bond side).
+
+    Args:
+        standoff: metres along the nozzle axis. speed: m/s tip speed.
+    """
+    a = np.deg2rad(tilt_deg)
+    axis = np.array([np.sin(a), 0.0, -np.cos(a)])
+    tip0 = -standoff * axis  # the axis hits the plate at the origin
+    ys = np.arange(-0.08, 0.08, 5e-4)
+    tip = np.column_stack([np.full(len(ys), tip0[0]), ys, np.full(len(ys), tip0[2])])
+    k = len(ys)
+    samples = SpraySamples(tip, np.tile(axis, (k, 1)), np.tile([0.0, 1.0, 0.0], (k, 1)), np.full(k, 5e-4 / speed))
+    x = np.arange(-0.03, 0.03, 5e-5)
+    pts = np.column_stack([x, np.zeros_like(x), np.zeros_like(x)])
+    nrm = np.tile([0.0, 0.0, 1.0], (len(x), 1))
+    return CrossProfile(x, film_thickness(samples, pts, nrm, params, max_standoff=standoff * 1.5 + 0.01))
+
+
+def _largest_gap_free(fixed: np.ndarray, x: np.ndarray, film: np.ndarray, start: float, need: float,
+                      max_d: float) -> float:  # fmt: skip
+    """Largest shift d <= max_d of ``film`` so that fixed(x) + film(x - d) >= need over [start, d]."""
+    d = max_d
+    while d > start + 1e-3:
+        grid = np.arange(start, d, 1e-4)
+        tot = fixed(grid) + np.interp(grid - d, x, film, left=0, right=0)
+        if tot.min() >= need:
+            return d
+        d -= 2e-4
+    return start + 1e-3
+
+
+@dataclass(frozen=True)
+class RingDesign:
+    """Ring offsets (metres, ascending), how many of them are edge passes, the step after the last one,
+    and the offset that separates edge passes from main ones (for the standoff/speed modifiers)."""
+
+    offsets: tuple[float, ...]
+    n_edge: int
+    step: float
+    edge_within: float
+
+
+@functools.lru_cache(maxsize=64)
+def design_rings(
+    edge: tuple[float, float], main: tuple[float, float], params: DepositionParams, margin: float, max_step: float,
+    min_extent: float = 0.012, main_min: float = 0.0,
+) -> RingDesign:  # fmt: skip
+    """Rings beside the boundary so that no pass's trace crosses it and no gap between passes stays uncovered.
+
+    Args:
+        edge, main: (standoff m, speed m/s) of edge passes (close, sharp) and main passes.
+        margin: every pass's trace level is kept this far inside the line (metres).
+        main_min: the first main pass lies at least this far out (metres; the 3-D check found the main
+            passes' tails reach further than on a flat plate); edge passes fill the gap.
+        max_step: upper bound of the main ring step. min_extent: design rings at least this far out.
+    Edge rings are placed from the line outwards until a main pass, placed as far out as the film
+    between it and the last ring allows, keeps its own trace inside the line.
+    """
+    e = cross_profile(edge[0], 0.0, edge[1], params)
+    m = cross_profile(main[0], 0.0, main[1], params)
+    need = 1.25 * params.covered_mm * 1e-3
+    t_main = max(m.reach(params.trace_mm * 1e-3) + margin, main_min)
+    offsets = [e.reach(params.trace_mm * 1e-3) + margin]
+    n_edge = 1
+
+    def shifted(prof: CrossProfile, d: float):
+        return lambda g: np.interp(g - d, prof.x, prof.film, left=0, right=0)
+
+    while True:
+        prev = shifted(e if len(offsets) <= n_edge else m, offsets[-1])
+        d_main = _largest_gap_free(prev, m.x, m.film, offsets[-1], need, offsets[-1] + max_step)
+        if d_main >= t_main or n_edge >= 8:
+            offsets.append(max(d_main, t_main))
+            break
+        offsets.append(_largest_gap_free(prev, e.x, e.film, offsets[-1], need, offsets[-1] + max_step))
+        n_edge += 1
+    step = max_step
+    while step > 1e-3:
+        grid = np.arange(0, step, 1e-4)
+        tot = sum(np.interp(grid + k * step, m.x, m.film, left=0, right=0) for k in range(-8, 9))
+        if tot.min() >= need:
+            break
+        step *= 0.95
+    while offsets[-1] < min_extent:
+        offsets.append(offsets[-1] + step)
+    edge_within = 0.5 * (offsets[n_edge - 1] + offsets[n_edge])
+    return RingDesign(tuple(offsets), n_edge, step, edge_within)
