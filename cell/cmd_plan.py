@@ -1,10 +1,13 @@
-"""``gluecell plan``: two clouds + a bite line -> a ``gluecell.plan/1`` file; ``--show`` draws one.
+"""``gluecell plan``: two clouds -> deformation -> a ``gluecell.plan/1`` file; ``--show`` draws one.
 
-    gluecell plan --upper U.ply --sole S.ply --bite-line BITE.json [--config cell.toml] --out plan.json
+    gluecell plan --upper U.ply --sole S.ply [--config cell.toml] [--material M] --out plan.json
+    gluecell plan --upper U.ply --sole S.ply --bite-line BITE.json --out plan.json
     gluecell plan --show plan.json [--upper U.ply] --out plan.png
 
-The bite line comes from ``--bite-line`` (JSON with a "bite_line" list of [x, y, z] in base_link metres,
-as ``gluecell predict`` / ``gluecell junction`` write it) until the deformation step is wired in here.
+Without ``--bite-line`` the deformation step predicts the bite line from the two scans (as
+``gluecell predict`` does); a low-confidence prediction stops the pair for a human. ``--bite-line``
+takes a line measured or marked on the pair instead (JSON with a "bite_line" list of [x, y, z] in
+base_link metres, as ``gluecell predict`` / ``gluecell junction`` write it).
 When the pair cannot be planned safely the command exits non-zero with the reason and writes no plan.
 """
 
@@ -24,7 +27,9 @@ def register(subparsers: Any) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--upper", type=Path, help="upper cloud (PLY, base_link, metres), placed bottom-up")
     p.add_argument("--sole", type=Path, help="sole cloud (PLY, base_link, metres), placed footbed-up")
-    p.add_argument("--bite-line", type=Path, help='JSON with a "bite_line" list (required for now)')
+    p.add_argument("--bite-line", type=Path, help='JSON with a "bite_line" list; default: predict it from the scans')
+    p.add_argument("--material", choices=["eva", "rubber", "pu", "tpu"], help="sole material, when known")
+    p.add_argument("--calibration", type=Path, help="depth calibration JSON from `gluecell deform calibrate`")
     p.add_argument("--config", type=Path, help="cell.toml; its [pathplan] table is read (unknown keys are errors)")
     p.add_argument("--show", type=Path, metavar="PLAN", help="draw PLAN (with --upper/--sole clouds if given)")
     p.add_argument("--out", type=Path, required=True, help="plan.json to write (or the PNG with --show)")
@@ -34,7 +39,8 @@ def register(subparsers: Any) -> None:
 def _main(args: argparse.Namespace) -> int:
     if args.show is not None:
         return run_show(args.show, args.out, upper=args.upper, sole=args.sole)
-    return run_plan(args.upper, args.sole, args.out, bite_line=args.bite_line, config=args.config)
+    return run_plan(args.upper, args.sole, args.out, bite_line=args.bite_line, config=args.config,
+                    material=args.material, calibration=args.calibration)  # fmt: skip
 
 
 def read_bite_line(path: Path):
@@ -72,23 +78,43 @@ def _cloud(path: Path | None, what: str):
     return c.points, c.normals
 
 
+def predict_bite_line(upper: Path | None, sole: Path | None, *, material: str | None = None,
+                      calibration: Path | None = None) -> tuple[Any, float]:  # fmt: skip
+    """The deformation step: (bite line (m, 3) in base_link, milliseconds) predicted from the two scans.
+
+    Raises:
+        GlueCellError: bad scans, or a prediction too uncertain to spray (the pair goes to a human).
+    """
+    from gluecell.cell.cmd_predict import load_scan_ply
+    from gluecell.core.errors import ConfigError
+    from gluecell.deformation.calibration import load_calibration
+    from gluecell.deformation.predict import predict_attach
+
+    if upper is None or sole is None:
+        raise ConfigError("--upper and --sole are required to plan (PLY clouds in base_link)")
+    t0 = time.perf_counter()
+    cal = load_calibration(calibration) if calibration else None
+    pred = predict_attach(load_scan_ply(upper, "upper"), load_scan_ply(sole, "sole"), material=material,
+                          calibration=cal)  # fmt: skip
+    return pred.bite_line, (time.perf_counter() - t0) * 1e3
+
+
 def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Path | None = None,
-             config: Path | None = None) -> int:  # fmt: skip
+             config: Path | None = None, material: str | None = None,
+             calibration: Path | None = None) -> int:  # fmt: skip
     """Plan both parts and write ``out``; raises GlueCellError (exit 2 through the CLI) when it cannot."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from gluecell.core.errors import ConfigError
     from gluecell.core.plan import Plan, write_plan
     from gluecell.pathplan.pipeline import plan_part
 
     t0 = time.perf_counter()
+    cfg = _load_config(config)  # first: a bad config stops before any work
+    deform_ms = 0.0
     if bite_line is None:
-        raise ConfigError(
-            "--bite-line FILE is required: the deformation step is not wired into 'gluecell plan' yet; "
-            "give the JSON that 'gluecell predict' or 'gluecell junction' writes"
-        )
-    cfg = _load_config(config)
-    line = read_bite_line(bite_line)
+        line, deform_ms = predict_bite_line(upper, sole, material=material, calibration=calibration)
+    else:
+        line = read_bite_line(bite_line)
     clouds = {"upper": _cloud(upper, "upper"), "sole": _cloud(sole, "sole")}
     parts = {}
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as prog:
@@ -98,7 +124,8 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
             parts[part] = plan_part(part, pts, cfg, bite_line=line if part == "upper" else None, normals=nrm)
             prog.remove_task(task)
     total = (time.perf_counter() - t0) * 1e3
-    timing = {"pathplan": sum(sum(p.timing_ms.values()) for p in parts.values()), "total": total}
+    timing = {"deformation": deform_ms, "pathplan": sum(sum(p.timing_ms.values()) for p in parts.values()),
+              "total": total}  # fmt: skip
     timing.update({f"{part}_{k}": v for part, p in parts.items() for k, v in p.timing_ms.items()})
     plan = Plan(bite_line=line, paths=tuple(p.path for p in parts.values()), timing_ms=timing,
                 extra={"robot_programs": {k: _program_dict(p.program) for k, p in parts.items()},

@@ -409,6 +409,10 @@ def clean_part(cloud: ViewCloud, station: StationConfig, cfg: CleanConfig | None
     kept = _above_plane(vox, vox_nrm, station, cfg, diag)
     if agree is not None:
         kept = kept[agree[kept] >= _MIN_NORMAL_AGREEMENT]
+    if cfg.pedestal:
+        # before clustering too: a low camera alone sees the post below the upper's opening as an
+        # object of its own, which would read as a second part
+        kept = kept[remove_pedestal(vox[kept], cfg)]
     part = kept[_select_part(vox[kept], cfg, diag)]
     if cfg.pedestal:
         part = part[remove_pedestal(vox[part], cfg)]

@@ -1,9 +1,11 @@
 """The virtual RealSense scanner of the synthetic world: ``scan_part(pair, part, rng) -> ScanShot``.
 
-Each station has ``len(cfg.views)`` fixed D405-like cameras (default 3: one above-front, two oblique
-from behind either side) looking at the station's target point. Every view ray-casts the part plus
-its surroundings (floor z = 0, the sole's tray, the upper's fixture post), then applies the sensor
-model of :mod:`.scanner_sensor` (stereo noise ∝ z², flying pixels, dropouts, quantisation).
+Each station has its own fixed D405-like cameras looking at the station's target point: the sole
+station ``cfg.views`` (default 3: one above-front, two oblique from behind either side, into the cup),
+the upper station ``cfg.upper_views`` (default 5 low cameras that see the bite-line band + 1 above).
+Every view ray-casts the part plus its surroundings (floor z = 0, the sole's tray, the upper's
+fixture post), then applies the sensor model of :mod:`.scanner_sensor` (stereo noise ∝ z², flying
+pixels, dropouts, quantisation).
 
 Hidden truth: each frame's ``T_base_cam`` is what the cell *believes* (the true pose composed with
 a small hand-eye calibration error); the true poses come back separately in
@@ -24,6 +26,7 @@ from gluecell.core.validate import as_pose
 
 from .scanner_camera import (
     DEFAULT_VIEWS,
+    UPPER_VIEWS,
     D4xxCamera,
     ViewSpec,
     draw_pose_error,
@@ -78,7 +81,8 @@ class ScannerConfig:
     Attributes:
         camera: the depth camera (D405-like by default; see :class:`D4xxCamera` for sources).
         artifacts: non-Gaussian sensor effects (see :class:`SensorArtifacts`).
-        views: camera placements around each station's target (default: 3 views).
+        views: camera placements around the sole station's target (default: 3 views from above).
+        upper_views: camera placements around the upper station's target (default: 5 low + 1 above).
         upper_target_z: height of the upper station's look-at point, metres (the upper stands
             bottom-up with its bottom ~0.15-0.20 m above the floor, DESIGN.md; 0.13 m centres the
             bottom and the bite-line band below it).
@@ -98,6 +102,7 @@ class ScannerConfig:
     camera: D4xxCamera = field(default_factory=D4xxCamera)
     artifacts: SensorArtifacts = field(default_factory=SensorArtifacts)
     views: tuple[ViewSpec, ...] = DEFAULT_VIEWS
+    upper_views: tuple[ViewSpec, ...] = UPPER_VIEWS
     upper_target_z: float = 0.13
     sole_target_z: float = 0.03
     handeye_trans_std_m: float = 2e-4
@@ -113,8 +118,8 @@ class ScannerConfig:
     frame_interval_s: float = 0.05
 
     def __post_init__(self) -> None:
-        if not self.views:
-            raise ConfigError("scanner.views: at least one view is needed", key="scanner.views")
+        if not self.views or not self.upper_views:
+            raise ConfigError("scanner.views/upper_views: at least one view each is needed", key="scanner.views")
         if self.handeye_trans_std_m < 0 or self.handeye_rot_std_deg < 0:
             raise ConfigError("scanner.handeye_*_std: must be >= 0")
         if self.tray_margin_m < 0 or self.post_radius_m <= 0 or self.floor_half_size_m <= 0:
@@ -156,13 +161,13 @@ def station_camera_poses(part: str, cfg: ScannerConfig | None = None, cell: Cell
         cell: station layout (default ``CellConfig()``).
 
     Returns:
-        list of (4, 4) float64 ``T_base_cam`` (optical frame), one per ``cfg.views`` entry.
+        list of (4, 4) float64 ``T_base_cam`` (optical frame), one per view of the station.
     """
     cfg = cfg if cfg is not None else ScannerConfig()
     st = _station(part, cell if cell is not None else CellConfig())
     z = cfg.upper_target_z if part == "upper" else cfg.sole_target_z
     target = np.array([st.centre[0], st.centre[1], z])
-    return [view_pose(target, v) for v in cfg.views]
+    return [view_pose(target, v) for v in (cfg.upper_views if part == "upper" else cfg.views)]
 
 
 def _box(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

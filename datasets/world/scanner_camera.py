@@ -20,6 +20,7 @@ __all__ = [
     "D4xxCamera",
     "ViewSpec",
     "DEFAULT_VIEWS",
+    "UPPER_VIEWS",
     "look_at",
     "view_pose",
     "se3_exp",
@@ -136,10 +137,21 @@ class ViewSpec:
 #: One view from above-front and two oblique from behind either side: together they see the top,
 #: toe, both sides and the heel of a part about 0.3 m long. Distances keep the whole part plus some
 #: fixture/tray/floor in the 87° x 58° field (chosen; FACTS.md D405 range 70-500 mm).
+#: Sole station: the cup must be seen from above (footbed and the inside of the sidewall).
 DEFAULT_VIEWS: tuple[ViewSpec, ...] = (
     ViewSpec(azimuth_deg=0.0, elevation_deg=62.0, distance_m=0.24),
     ViewSpec(azimuth_deg=115.0, elevation_deg=38.0, distance_m=0.27),
     ViewSpec(azimuth_deg=-115.0, elevation_deg=38.0, distance_m=0.27),
+)
+#: Upper station: a ring of five low cameras (15° above the look-at point, about level with the upper's
+#: bottom) and one from above. The bite-line band lies 5-20 mm below the feather edge where the side of
+#: a bottom-up upper bulges outwards, i.e. it faces partly downwards: the sole-station layout above left
+#: 24-40 % of the true bite line more than 2 mm from any scan point on world pairs; this layout leaves
+#: 0 % on light leather and 2-9 % on the dark boot (dropouts), and covers 94-100 % of the upward-facing
+#: bottom (measured over 4 world pairs per layout; a ring alone left the bottom 40 % covered).
+UPPER_VIEWS: tuple[ViewSpec, ...] = (
+    *(ViewSpec(azimuth_deg=a, elevation_deg=15.0, distance_m=0.30) for a in (36.0, 108.0, 180.0, -108.0, -36.0)),
+    ViewSpec(azimuth_deg=0.0, elevation_deg=75.0, distance_m=0.26),
 )
 
 
