@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "points_in_polygon",
+    "row_keys",
     "voxel_downsample",
     "estimate_normals",
     "knn",
@@ -42,18 +44,27 @@ def voxel_downsample(
     Returns points (m, 3) sorted by voxel key (deterministic) and normals (m, 3) or None.
     """
     pts = np.asarray(points, dtype=np.float64)
-    keys = np.floor(pts / voxel).astype(np.int64)
-    _, inv, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    _, inv, counts = np.unique(row_keys(np.floor(pts / voxel).astype(np.int64)), return_inverse=True,
+                               return_counts=True)  # fmt: skip
     inv = inv.ravel()
-    out = np.zeros((len(counts), 3))
-    np.add.at(out, inv, pts)
-    out /= counts[:, None]
-    nrm = None
-    if normals is not None:
-        nrm = np.zeros_like(out)
-        np.add.at(nrm, inv, np.asarray(normals, dtype=np.float64))
-        nrm = unit(nrm)
+
+    def sums(x: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.bincount(inv, weights=x[:, c], minlength=len(counts)) for c in range(3)])
+
+    out = sums(pts) / counts[:, None]
+    nrm = None if normals is None else unit(sums(np.asarray(normals, dtype=np.float64)))
     return out, nrm
+
+
+def row_keys(keys: np.ndarray) -> np.ndarray:
+    """One int64 per row of integer grid ``keys`` (n, 3), ordered as the rows are lexicographically (so
+    ``np.unique`` on it gives the same order as ``np.unique(keys, axis=0)``, much faster)."""
+    k = np.asarray(keys, dtype=np.int64)
+    if len(k) == 0:
+        return np.zeros(0, dtype=np.int64)
+    k = k - k.min(axis=0)
+    span = k.max(axis=0) + 1
+    return (k[:, 0] * span[1] + k[:, 1]) * span[2] + k[:, 2]
 
 
 def estimate_normals(points: np.ndarray, k: int = 12, orient_to: np.ndarray | None = None) -> np.ndarray:
@@ -137,3 +148,21 @@ def frames_from_axis(z: np.ndarray, x_hint: np.ndarray) -> np.ndarray:
     x = unit(x)
     y = np.cross(z, x)
     return np.stack([x, y, z], axis=2)
+
+
+def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd test (n,) bool: which points ``xy`` (n, 2) lie inside the closed polygon ``poly`` (m, 2).
+
+    One pass over the polygon's edges, vectorised over the points (no matplotlib import on the hot path).
+    """
+    xy = np.asarray(xy, dtype=np.float64)
+    a = np.asarray(poly, dtype=np.float64)[:, :2]
+    b = np.roll(a, -1, axis=0)
+    x, y = xy[:, 0], xy[:, 1]
+    inside = np.zeros(len(xy), dtype=bool)
+    for (x0, y0), (x1, y1) in zip(a, b):
+        if y0 == y1:
+            continue
+        cross = (y0 > y) != (y1 > y)
+        inside ^= cross & (x < x0 + (y - y0) * (x1 - x0) / (y1 - y0))
+    return inside

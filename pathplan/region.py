@@ -18,7 +18,16 @@ import numpy as np
 from gluecell.core.validate import as_points
 
 from .errors import OrientationError, RegionError
-from .geom import estimate_normals, polyline_gaps, polyline_tangents, resample_polyline, unit, voxel_downsample
+from .geom import (
+    estimate_normals,
+    points_in_polygon,
+    polyline_gaps,
+    polyline_tangents,
+    resample_polyline,
+    row_keys,
+    unit,
+    voxel_downsample,
+)
 from .stages import Stage, register
 from .toolpath import BondRegion
 
@@ -355,14 +364,12 @@ def sole_region(
         points: (n, 3) float64 sole cloud, metres, base_link.
         normals: (n, 3) outward unit normals, or None to estimate them (oriented upwards/inwards).
     """
-    from matplotlib.path import Path as MplPath
-
     p = params or RegionParams()
     pts = _check_cloud(points, "sole", p)
     rim_raw = detect_rim(pts, p)
     v, vn = voxel_downsample(pts, p.voxel_mm * 1e-3, None if normals is None else np.asarray(normals))
     line = resample_polyline(rim_raw, p.spacing_mm * 1e-3)
-    side = MplPath(line[:, :2]).contains_points(v[:, :2])
+    side = points_in_polygon(v[:, :2], line[:, :2])
     if vn is None:
         vn = _sole_normals(v, line, side)
     c2 = v[:, :2].mean(axis=0)
@@ -433,7 +440,7 @@ class Subsample(Stage):
 
     def modify_region(self, region: BondRegion) -> BondRegion:
         keys = np.floor(region.points / (self.params.voxel_mm * 1e-3)).astype(np.int64)
-        _, first = np.unique(keys, axis=0, return_index=True)
+        _, first = np.unique(row_keys(keys), return_index=True)
         idx = np.sort(first)
         return replace(
             region, points=region.points[idx], normals=region.normals[idx], signed=region.signed[idx], s=region.s[idx]

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .deposition import DepositionParams, SpraySamples, film_thickness
+from .toolpath import BondRegion
 
-__all__ = ["CrossProfile", "RingDesign", "cross_profile", "design_rings"]
+__all__ = ["CrossProfile", "RingDesign", "cross_profile", "design_rings", "local_bumps", "attribute_overshoot",
+           "gaps_away_from_line"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class CrossProfile:
         return float(max(-self.x[idx].min(), 0.0)) if idx.size else 0.0
 
 
+@functools.lru_cache(maxsize=64)
 def cross_profile(standoff: float, tilt_deg: float, speed: float, params: DepositionParams) -> CrossProfile:
     """Film across a straight pass on a flat plate, the nozzle tilted ``tilt_deg`` towards +x (the bond side).
 
@@ -78,7 +81,7 @@ class RingDesign:
 @functools.lru_cache(maxsize=64)
 def design_rings(
     edge: tuple[float, float], main: tuple[float, float], params: DepositionParams, margin: float, max_step: float,
-    min_extent: float = 0.012, main_min: float = 0.0,
+    min_extent: float = 0.012, main_min: float = 0.0, edge_target: float | None = None,
 ) -> RingDesign:  # fmt: skip
     """Rings beside the boundary so that no pass's trace crosses it and no gap between passes stays uncovered.
 
@@ -88,6 +91,9 @@ def design_rings(
         main_min: the first main pass lies at least this far out (metres; the 3-D check found the main
             passes' tails reach further than on a flat plate); edge passes fill the gap.
         max_step: upper bound of the main ring step. min_extent: design rings at least this far out.
+        edge_target: if given (metres), the first edge ring is placed so that its *covered* film edge sits this
+            far inside the line (its faint tail may then cross it; the pipeline bounds that with the visible
+            level); otherwise its trace stays ``margin`` inside.
     Edge rings are placed from the line outwards until a main pass, placed as far out as the film
     between it and the last ring allows, keeps its own trace inside the line.
     """
@@ -95,7 +101,10 @@ def design_rings(
     m = cross_profile(main[0], 0.0, main[1], params)
     need = 1.25 * params.covered_mm * 1e-3
     t_main = max(m.reach(params.trace_mm * 1e-3) + margin, main_min)
-    offsets = [e.reach(params.trace_mm * 1e-3) + margin]
+    first = e.reach(params.trace_mm * 1e-3) + margin
+    if edge_target is not None:
+        first = e.reach(params.covered_mm * 1e-3) + edge_target
+    offsets = [first]
     n_edge = 1
 
     def shifted(prof: CrossProfile, d: float):
@@ -120,3 +129,51 @@ def design_rings(
         offsets.append(offsets[-1] + step)
     edge_within = 0.5 * (offsets[n_edge - 1] + offsets[n_edge])
     return RingDesign(tuple(offsets), n_edge, step, edge_within)
+
+
+def local_bumps(local: np.ndarray, s: np.ndarray, over: np.ndarray, perimeter: float, extra: float) -> np.ndarray:
+    """Add each glued spot's overshoot (plus ``extra``), metres, to its stretch of the boundary and both neighbours."""
+    q = len(local)
+    need = np.zeros(q)
+    b = (np.asarray(s) / perimeter * q).astype(int) % q
+    for shift in (-1, 0, 1):
+        np.maximum.at(need, (b + shift) % q, np.asarray(over))
+    return np.minimum(local + np.where(need > 0, need + extra, 0.0), 0.01)
+
+
+def attribute_overshoot(
+    region: BondRegion, films: np.ndarray, level: float, allow: float
+) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """How far (mm) to move the edge passes and the other passes away from the boundary, and where.
+
+    ``films`` (3, n) metres: film of the edge passes, the other passes and the rest (``pipeline._labels``) over
+    the region's points; ``level`` (metres) the film that counts, ``allow`` (metres) how far beyond the line
+    it may land (overshoots are measured past that). Each class alone is checked first; where only their sum
+    crosses the level, the class that lays more of the film at the worst spot moves by the whole overshoot.
+    Returns the two overshoots (mm) and, for the edge passes, the arc length along the boundary (m) and overshoot (m) of
+    every spot they glue.
+    """
+    beyond = (region.signed < -allow) & (region.signed > -0.03)
+    signed, s = region.signed[beyond] + allow, region.s[beyond]
+    films = films[:2, beyond]
+    over = []
+    for film in films:
+        hit = film >= level
+        over.append(float(-signed[hit].min() * 1e3) if np.any(hit) else 0.0)
+    total = films[0] + films[1]
+    hit = total >= level
+    edge_hit = films[0] >= level
+    if over == [0.0, 0.0] and np.any(hit):
+        i = np.flatnonzero(hit)[np.argmin(signed[hit])]
+        k = 0 if films[0][i] >= films[1][i] else 1
+        over[k] = float(-signed[i] * 1e3)
+        if k == 0:
+            edge_hit = hit & (films[0] >= films[1])
+    return over[0], over[1], s[edge_hit], -signed[edge_hit]
+
+
+def gaps_away_from_line(region: BondRegion, film: np.ndarray, band: np.ndarray, area: np.ndarray,
+                         dep: DepositionParams, near: float = 5e-3) -> float:  # fmt: skip
+    """Uncovered fraction of the band farther than ``near`` (metres) from the boundary."""
+    far_gap = band & (region.signed > near) & (film < dep.covered_mm * 1e-3)
+    return float(area[far_gap].sum() / max(area[band].sum(), 1e-12))

@@ -25,7 +25,7 @@ def test_world_pair_is_planned_and_judged_on_truth():
     plan = plan_pair(u, s, w.bite_line, upper_normals=un, sole_normals=sn)
     up = judge_upper(plan.paths["upper"], truth, 5, n=80_000)
     so = judge_sole(plan.paths["sole"], truth, 6, n=50_000)
-    assert up["above_line_mm"] <= MAX_ABOVE_MM, up
+    assert up["above_visible_mm"] <= MAX_ABOVE_MM, up
     assert up["coverage_1mm"] >= MIN_COVERAGE_1MM, up
     assert so["coverage"] >= MIN_SOLE_COVERAGE, so
     assert all(p.duration > 5.0 for p in plan.programs.values())
