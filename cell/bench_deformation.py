@@ -4,10 +4,22 @@ Rows (same test pairs for all):
 
 - ``deform``: the reference solver with the sole material unknown (what the work item carries).
 - ``deform_cal``: the solver with the style's nominal upper as a reference (fills the toe and heel overhangs the
-  cameras above do not see; it is the upper "teach once" is taught on) and the depth calibration learnt on the
+  cameras above do not see; it is the upper "teach once" is taught on), the style's nominal sole as a reference
+  for the wall-height profile (:mod:`gluecell.deformation.sole_reference`) and the depth calibration learnt on the
   dataset's *train* split (``gluecell deform calibrate``); material unknown.
 - ``deform_cal_material``: as ``deform_cal`` with the sole's material class given (a plant knows it from the
   style's bill of materials); read from the dataset's params by this evaluator, passed as the class name only.
+- ``deform_surrogate``: as ``deform_cal`` with the learnt ring-solver surrogate (``gluecell deform train``), trained
+  on the solver's outputs over the dataset's *train* split; it falls back to the solver outside its training
+  distribution (``deform_surrogate_fallbacks`` counts those pairs). ``deform_surrogate_vs_solver_max_mm_worst``:
+  largest distance between the surrogate's and the solver's bite line on any test pair.
+- ``deform_surrogate_plain``: the same surrogate on the plain configuration (no references, no calibration, as
+  ``deform``): the latency of the surrogate path without the references' registration.
+- ``deform_taught``: teach once, corrected per pair by the model (:mod:`gluecell.deformation.taught`): the taught
+  line of the style/size/side, registered onto the upper, moved along the side by the solver's mean depth change
+  from the taught pair (scanned by the same cell) to this pair. No learnt parameter.
+- ``deform_taught_material``: as ``deform_taught`` with the material classes of the pair and of the taught pair known
+  and the depth calibration's per-material offsets (learnt on the *train* split) applied to both.
 - ``rigid``: "rigid sole" baseline (no deformation model).
 - ``teach``: "teach once": one bite line per style, size and side, taken from a nominal pair of the world and
   placed on each new upper by rigid registration (what most lines do).
@@ -29,7 +41,17 @@ __all__ = ["bench", "polyline_distance", "pair_errors"]
 
 #: Sigma p95 over which the cell sends a pair to a human (PredictConfig.max_sigma).
 MAX_SIGMA = 1.0e-3
-ROWS: tuple[str, ...] = ("deform", "deform_cal", "deform_cal_material", "rigid", "teach")
+ROWS: tuple[str, ...] = (
+    "deform",
+    "deform_cal",
+    "deform_cal_material",
+    "deform_surrogate",
+    "deform_surrogate_plain",
+    "deform_taught",
+    "deform_taught_material",
+    "rigid",
+    "teach",
+)
 #: Seed of the "taught" nominal pairs (one per style/size/side); never a bench or training seed.
 TEACH_SEED = 424242
 
@@ -67,6 +89,55 @@ def _nominal(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return cache[key]
 
 
+def _nominal_sole(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(points, normals) of the nominal pair's sole (the style's reference sole, free, footbed up)."""
+    from gluecell.datasets.world import make_pair
+
+    key = ("sole", item.style, float(item.size_eu), item.side)
+    if key not in cache:
+        pair = make_pair(TEACH_SEED, style=item.style, size_eu=item.size_eu, side=item.side)
+        pts, fi = pair.sole_mesh.sample(40000, return_index=True, seed=1)
+        cache[key] = (np.asarray(pts), np.asarray(pair.sole_mesh.face_normals[fi]))
+    return cache[key]
+
+
+def _taught(cache: dict, item: Any) -> Any:
+    """The taught pair as the cell would have it: the nominal pair scanned by the cell, and its taught line."""
+    from gluecell.core.errors import GlueCellError
+    from gluecell.datasets.world import make_pair
+    from gluecell.datasets.world.scanner import scan_part
+    from gluecell.deformation.taught import TaughtPair
+    from gluecell.perception.scan import scan_part_frames
+
+    key = ("taught", item.style, float(item.size_eu), item.side)
+    if key in cache:
+        return cache[key]
+    cache[key] = None
+    # The teacher's pair: the nominal one; if the cell cannot scan it (placed across an image border), the next.
+    for seed in range(TEACH_SEED, TEACH_SEED + 3):
+        pair = make_pair(seed, style=item.style, size_eu=item.size_eu, side=item.side)
+        rng = np.random.default_rng(seed)
+        try:
+            up = scan_part_frames(scan_part(pair, "upper", rng).frames, "upper", item_id="taught")
+            so = scan_part_frames(scan_part(pair, "sole", rng).frames, "sole", item_id="taught")
+        except GlueCellError:
+            continue
+        line = np.asarray(pair.bite_line)
+        cache[key] = TaughtPair(upper=(up.points, up.normals), sole=(so.points, so.normals), bite_line=line)
+        cache[key].cache["material_class"] = str(pair.params.material)
+        break
+    return cache[key]
+
+
+def _with_material(taught: Any) -> Any:
+    """The taught pair with its material class (the nominal pair's, as a plant knows its taught pair's sole)."""
+    if taught is None:
+        return None
+    from dataclasses import replace
+
+    return replace(taught, material=taught.cache.get("material_class"), cache=taught.cache.setdefault("m", {}))
+
+
 def _teach_line(cache: dict, item: Any, upper_scan: Any) -> np.ndarray:
     """The taught line of the item's style/size/side, placed on this upper by rigid ICP."""
     from gluecell.deformation.reference import SEEN_NZ, apply_T, rigid_icp
@@ -95,7 +166,9 @@ def _summ(prefix: str, errs: list[tuple[float, float]], refused: int) -> dict[st
     return out
 
 
-def run_pairs(dataset: Any, ids: list[str], calibration: Any = None, cache: dict | None = None) -> dict[str, Any]:
+def run_pairs(
+    dataset: Any, ids: list[str], calibration: Any = None, cache: dict | None = None, surrogate: Any = None
+) -> dict[str, Any]:
     """Evaluate every row on ``ids``; returns per-row error lists, refusals and latencies."""
     from gluecell.core.errors import GlueCellError
     from gluecell.deformation.baselines import predict_rigid
@@ -105,7 +178,18 @@ def run_pairs(dataset: Any, ids: list[str], calibration: Any = None, cache: dict
     rows = ROWS
     errs: dict[str, list] = {r: [] for r in rows}
     refused = dict.fromkeys(rows, 0)
-    lat: list[float] = []
+    lat: dict[str, list[float]] = {
+        k: [] for k in ("deform", "deform_cal", "deform_surrogate", "deform_surrogate_plain", "deform_taught")
+    }
+    ring_ms: dict[str, list[float]] = {
+        "deform": [],
+        "deform_cal": [],
+        "deform_surrogate": [],
+        "deform_surrogate_plain": [],
+    }
+    fallbacks = dict.fromkeys(("deform_surrogate", "deform_surrogate_plain"), 0)
+    agree: list[float] = []
+    lines: dict[str, Any] = {}
     extra: list[tuple[float, float]] = []
     low_conf = 0
     cache = {} if cache is None else cache
@@ -122,13 +206,33 @@ def run_pairs(dataset: Any, ids: list[str], calibration: Any = None, cache: dict
             continue
         ref = _nominal(cache, item)[:2]
         mat = truth["params"]["material"]
-        cal = {"reference": ref, "calibration": calibration, "check_confidence": False}
+        sref = _nominal_sole(cache, item)
+        cal = {"reference": ref, "sole_reference": sref, "calibration": calibration, "check_confidence": False}
+        taught = {"reference": ref, "sole_reference": sref, "taught": _taught(cache, item), "check_confidence": False}
         runs = {
             "deform": (predict_attach, {"material": None, "check_confidence": False}),
             "deform_cal": (predict_attach, {"material": None, **cal}),
             "deform_cal_material": (predict_attach, {"material": mat, **cal}),
+            "deform_surrogate": (predict_attach, {"material": None, "surrogate": surrogate, **cal}),
+            "deform_surrogate_plain": (
+                predict_attach,
+                {"material": None, "surrogate": surrogate, "check_confidence": False},
+            ),
+            "deform_taught": (predict_attach, {"material": None, **taught}),
+            "deform_taught_material": (
+                predict_attach,
+                {**taught, "material": mat, "calibration": calibration, "taught": _with_material(taught["taught"])},
+            ),
             "rigid": (predict_rigid, {}),
         }
+        if surrogate is None:
+            runs.pop("deform_surrogate")
+            runs.pop("deform_surrogate_plain")
+        if taught["taught"] is None:
+            for name in ("deform_taught", "deform_taught_material"):
+                runs.pop(name)
+                refused[name] += 1
+        lines.clear()
         for name, (fn, kw) in runs.items():
             t0 = time.perf_counter()
             try:
@@ -136,14 +240,30 @@ def run_pairs(dataset: Any, ids: list[str], calibration: Any = None, cache: dict
             except GlueCellError:
                 refused[name] += 1
                 continue
-            if name == "deform":
-                lat.append((time.perf_counter() - t0) * 1e3)
+            if name in lat:
+                lat[name].append((time.perf_counter() - t0) * 1e3)
+            if name in ring_ms:
+                ring_ms[name].append(float(pred.diagnostics["ring_ms"]))
+            lines[name] = pred.bite_line
+            if name in fallbacks:
+                fallbacks[name] += int(str(pred.diagnostics["surrogate"]).startswith("fallback"))
+                if name == "deform_surrogate" and "deform_cal" in lines:  # same pair, same settings, FE solver
+                    agree.append(float(polyline_distance(pred.bite_line, lines["deform_cal"]).max() * 1e3))
             if name == "deform_cal":
                 extra.append(_region_errors(pred, truth))
                 low_conf += int(np.percentile(pred.bite_line_sigma, 95) > MAX_SIGMA)
             errs[name].append(pair_errors(pred.bite_line, truth["bite_line"]))
         errs["teach"].append(pair_errors(_teach_line(cache, item, upper), truth["bite_line"]))
-    return {"errors": errs, "refused": refused, "latency_ms": lat, "regions": extra, "low_confidence": low_conf}
+    return {
+        "errors": errs,
+        "refused": refused,
+        "latency_ms": lat,
+        "ring_ms": ring_ms,
+        "regions": extra,
+        "low_confidence": low_conf,
+        "fallbacks": fallbacks,
+        "agreement_mm": agree,
+    }
 
 
 def _region_errors(pred: Any, truth: dict) -> tuple[float, float]:
@@ -169,8 +289,11 @@ def bench(ctx: Any) -> dict[str, float]:
     if ctx.quick:
         ids = ids[:4]
     cache: dict = {}
-    cal, cal_metrics = calibrate_on_dataset(ds, train, reference_for=lambda item: _nominal(cache, item)[:2])
-    res = run_pairs(ds, ids, calibration=cal, cache=cache)
+    ref_for = lambda item: _nominal(cache, item)[:2]  # noqa: E731
+    sref_for = lambda item: _nominal_sole(cache, item)  # noqa: E731
+    cal, cal_metrics = calibrate_on_dataset(ds, train, reference_for=ref_for, sole_reference_for=sref_for)
+    sur = _train_surrogate(ds, ctx.quick, ref_for, sref_for)
+    res = run_pairs(ds, ids, calibration=cal, cache=cache, surrogate=sur)
     out: dict[str, float] = {"deform_pairs": float(len(ids)), "deform_calibration_pairs": cal_metrics["pairs_used"]}
     out["deform_calibration_offset_mm"] = cal.offset("unknown") * 1e3
     for name in ROWS:
@@ -179,7 +302,28 @@ def bench(ctx: Any) -> dict[str, float]:
     if res["regions"]:
         out["deform_cal_deformed_sole_p95_mm_median"] = float(np.median([r[0] for r in res["regions"]]))
         out["deform_cal_upper_bond_precision_median"] = float(np.median([r[1] for r in res["regions"]]))
-    if res["latency_ms"]:
-        out["deform_solver_latency_p50_ms"] = float(np.percentile(res["latency_ms"], 50))
-        out["deform_solver_latency_p95_ms"] = float(np.percentile(res["latency_ms"], 95))
+    for name, vals in res["latency_ms"].items():
+        if vals:
+            out[f"{name}_latency_p50_ms"] = float(np.percentile(vals, 50))
+            out[f"{name}_latency_p95_ms"] = float(np.percentile(vals, 95))
+    for name, vals in res["ring_ms"].items():
+        if vals:
+            out[f"{name}_ring_stage_p95_ms"] = float(np.percentile(vals, 95))
+    for name, n in res["fallbacks"].items():
+        out[f"{name}_fallbacks"] = float(n)
+    if res["agreement_mm"]:
+        out["deform_surrogate_vs_solver_max_mm_worst"] = float(max(res["agreement_mm"]))
+    for k in ("train_rmse_strain", "val_rmse_strain", "val_in_distribution", "train_pairs"):
+        out[f"deform_surrogate_{k}"] = float(sur.metrics.get(k, float("nan")))
     return out
+
+
+def _train_surrogate(ds: Any, quick: bool, reference_for: Any, sole_reference_for: Any) -> Any:
+    """The ring-solver surrogate trained on the dataset's train split (metrics on its val split)."""
+    from gluecell.cell.cmd_predict import train_on_dataset
+    from gluecell.deformation.surrogate import SurrogateConfig
+
+    train, val = ds.ids("train"), ds.ids("val")
+    cfg = SurrogateConfig(steps=200 if quick else 800)
+    train, val = (train[:6], val[:2]) if quick else (train, val)
+    return train_on_dataset(ds, train, val, cfg, reference_for, sole_reference_for=sole_reference_for)

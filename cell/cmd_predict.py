@@ -14,7 +14,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "ATTACH_FORMAT", "attach_to_json", "load_scan_ply", "calibrate_on_dataset"]
+__all__ = [
+    "register",
+    "ATTACH_FORMAT",
+    "attach_to_json",
+    "load_scan_ply",
+    "calibrate_on_dataset",
+    "train_on_dataset",
+]
 
 ATTACH_FORMAT = "gluecell.attach/1"
 
@@ -64,7 +71,27 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.reference:
         r = load_scan_ply(args.reference, "upper")
         ref = (r.points, r.normals)
-    pred = predict_attach(upper, sole, material=args.material, cfg=cfg, calibration=cal, reference=ref)
+    sref = None
+    if args.sole_reference:
+        r = load_scan_ply(args.sole_reference, "sole")
+        sref = (r.points, r.normals)
+    taught = _load_taught(args)
+    sur = None
+    if args.surrogate:
+        from gluecell.deformation.surrogate import load_surrogate
+
+        sur = load_surrogate(args.surrogate)
+    pred = predict_attach(
+        upper,
+        sole,
+        material=args.material,
+        cfg=cfg,
+        calibration=cal,
+        reference=ref,
+        surrogate=sur,
+        sole_reference=sref,
+        taught=taught,
+    )
     t2 = time.perf_counter()
     doc = attach_to_json(pred, {"read": (t1 - t0) * 1e3, "deformation": (t2 - t1) * 1e3})
     atomic_write_json(args.out, doc)
@@ -74,6 +101,27 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         f"{(t2 - t1) * 1e3:.0f} ms -> {args.out}"
     )
     return 0
+
+
+def _load_taught(args: argparse.Namespace) -> Any:
+    """The taught pair from ``--taught-upper/--taught-sole/--taught-line`` (all three or none)."""
+    names = (args.taught_upper, args.taught_sole, args.taught_line)
+    if not any(names):
+        return None
+    import numpy as np
+
+    from gluecell.core.errors import ConfigError, FormatError
+    from gluecell.core.fileio import read_json
+    from gluecell.deformation.taught import TaughtPair
+
+    if not all(names):
+        raise ConfigError("--taught-upper, --taught-sole and --taught-line go together")
+    doc = read_json(args.taught_line)
+    line = np.asarray(doc.get("bite_line") if isinstance(doc, dict) else None, dtype=np.float64)
+    if line.ndim != 2 or line.shape[1] != 3 or len(line) < 3 or not np.all(np.isfinite(line)):
+        raise FormatError(f"{args.taught_line}: no finite (m, 3) 'bite_line'")
+    u, so = load_scan_ply(args.taught_upper, "upper"), load_scan_ply(args.taught_sole, "sole")
+    return TaughtPair(upper=(u.points, u.normals), sole=(so.points, so.normals), bite_line=line)
 
 
 def _cmd_junction(args: argparse.Namespace) -> int:
@@ -104,6 +152,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-sigma-mm", type=float, default=1.0, help="refuse when the sigma p95 is over this")
     p.add_argument("--calibration", help="depth calibration JSON from `gluecell deform calibrate`")
     p.add_argument("--reference", help="PLY of the style's nominal upper (with normals), fills unseen overhangs")
+    p.add_argument("--sole-reference", help="PLY of the style's nominal sole (with normals): wall-height profile")
+    p.add_argument("--taught-upper", help="PLY scan of the taught pair's upper (with --taught-sole, --taught-line)")
+    p.add_argument("--taught-sole", help="PLY scan of the taught pair's sole")
+    p.add_argument("--taught-line", help="JSON with the taught 'bite_line' (gluecell.plan/1 or gluecell.attach/1)")
+    p.add_argument("--surrogate", help="surrogate checkpoint from `gluecell deform train` (solver used outside it)")
     p.set_defaults(func=_cmd_predict)
     j = subparsers.add_parser("junction", help="find the sole/upper junction (bite line) on a finished-shoe mesh")
     j.add_argument("--mesh", required=True, help="OBJ/PLY/STL mesh of an attached pair (metres)")
@@ -123,10 +176,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--out", required=True, help="output JSON (gluecell.deform_calibration/1)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_calibrate)
+    t = dsub.add_parser("train", help="train the learnt surrogate of the ring solver on a dataset's training split")
+    t.add_argument("--dataset", required=True, help="generated dataset folder (gluecell.dataset/1)")
+    t.add_argument("--out", required=True, help="output checkpoint (gluecell.deform_surrogate/1, torch)")
+    t.add_argument("--limit", type=int, default=0, help="use at most this many training pairs (0 = all)")
+    t.add_argument("--steps", type=int, default=800, help="optimiser steps")
+    t.add_argument("--seed", type=int, default=0, help="training seed")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
 
 
 def calibrate_on_dataset(
-    dataset: Any, ids: list[str], reference_for: Any = None, progress: bool = False
+    dataset: Any, ids: list[str], reference_for: Any = None, progress: bool = False, sole_reference_for: Any = None
 ) -> tuple[Any, dict[str, float]]:
     """Learn the depth calibration on ``ids`` (training pairs: scans through perception, truth as labels).
 
@@ -134,6 +195,7 @@ def calibrate_on_dataset(
         dataset: an opened :class:`gluecell.datasets.format.Dataset`.
         ids: sample ids to learn from (a training split).
         reference_for: optional ``f(workitem) -> (points, normals)`` of the style's nominal upper.
+        sole_reference_for: optional ``f(workitem) -> (points, normals)`` of the style's nominal sole.
 
     Returns:
         (DepthCalibration, metrics) with metrics ``pairs_used``, ``pairs_refused``.
@@ -156,7 +218,10 @@ def calibrate_on_dataset(
             upper = scan_part_frames(inp["frames"]["upper"], "upper", item_id=sid)
             sole = scan_part_frames(inp["frames"]["sole"], "sole", item_id=sid)
             ref = reference_for(inp["workitem"]) if reference_for is not None else None
-            pred = predict_attach(upper, sole, material=material, reference=ref, check_confidence=False)
+            sref = sole_reference_for(inp["workitem"]) if sole_reference_for is not None else None
+            pred = predict_attach(
+                upper, sole, material=material, reference=ref, sole_reference=sref, check_confidence=False
+            )
         except GlueCellError:
             refused += 1
             continue
@@ -197,5 +262,75 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     print(
         f"depth offsets: {offs}; residual std {cal.residual_std * 1e3:.2f} mm over {cal.n_pairs} pairs; "
         f"sigma scale {cal.sigma_scale:.2f} -> {args.out}"
+    )
+    return 0
+
+
+def _ring_problems(dataset: Any, ids: list[str], refs_for: tuple[Any, Any], progress: bool, what: str) -> list[Any]:
+    """Ring problems of ``ids`` (scans through perception); pairs the predictor refuses are left out."""
+    from gluecell.core.errors import GlueCellError
+    from gluecell.deformation.predict import ring_problem
+    from gluecell.perception.scan import scan_part_frames
+
+    out = []
+    for sid in _progress(ids, progress, what):
+        inp = dataset.inputs(sid)
+        try:
+            upper = scan_part_frames(inp["frames"]["upper"], "upper", item_id=sid)
+            sole = scan_part_frames(inp["frames"]["sole"], "sole", item_id=sid)
+            ref, sref = (f(inp["workitem"]) if f is not None else None for f in refs_for)
+            out.append(ring_problem(upper, sole, reference=ref, sole_reference=sref))
+        except GlueCellError:
+            continue
+    return out
+
+
+def train_on_dataset(
+    dataset: Any,
+    train_ids: list[str],
+    val_ids: list[str],
+    cfg: Any = None,
+    reference_for: Any = None,
+    progress: bool = False,
+    sole_reference_for: Any = None,
+) -> Any:
+    """Train the ring-solver surrogate on the solver's outputs over ``train_ids``; metrics on ``val_ids``.
+
+    Every material class (and "unknown") at ``cfg.e_scales`` times its modulus is solved on each pair's ring.
+    Only the scans are read (the solver is the teacher, not the world's truth).
+    """
+    from gluecell.deformation.material import MATERIALS, UNKNOWN_MATERIAL
+    from gluecell.deformation.surrogate import SurrogateConfig, train_surrogate
+
+    cfg = cfg or SurrogateConfig()
+    refs = (reference_for, sole_reference_for)
+    train = _ring_problems(dataset, train_ids, refs, progress, "ring problems (train)")
+    val = _ring_problems(dataset, val_ids, refs, progress, "ring problems (val)")
+    moduli = sorted({m.E * f for m in (*MATERIALS.values(), UNKNOWN_MATERIAL) for f in cfg.e_scales})
+    sur = train_surrogate(train, val, moduli, cfg)
+    sur.metrics.update({"train_pairs": float(len(train)), "val_pairs": float(len(val))})
+    return sur
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from gluecell.core.fileio import atomic_write_json
+    from gluecell.datasets.format import open_dataset
+    from gluecell.deformation.surrogate import SURROGATE_FORMAT, SurrogateConfig, save_surrogate
+
+    ds = open_dataset(args.dataset)
+    train = ds.ids("train")[: args.limit] if args.limit else ds.ids("train")
+    cfg = SurrogateConfig(steps=args.steps, seed=args.seed)
+    t0 = time.perf_counter()
+    sur = train_on_dataset(ds, train, ds.ids("val"), cfg, progress=not args.quiet)
+    config = {"dataset": str(args.dataset), "split": "train", "limit": args.limit, **dataclasses.asdict(cfg)}
+    save_surrogate(args.out, sur, config)
+    sidecar = Path(args.out).with_suffix(".json")
+    atomic_write_json(sidecar, {"format": SURROGATE_FORMAT, "config": config, "metrics": sur.metrics})
+    m = sur.metrics
+    print(
+        f"surrogate: {int(m['train_pairs'])} train pairs, strain rmse train {m['train_rmse_strain']:.2e} "
+        f"val {m.get('val_rmse_strain', float('nan')):.2e}, {time.perf_counter() - t0:.0f} s -> {args.out}, {sidecar}"
     )
     return 0

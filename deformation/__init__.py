@@ -17,6 +17,7 @@ from .errors import (
 )
 from .material import MATERIALS, Material, UpperContact, get_material
 from .predict import PredictConfig, predict_attach
+from .taught import TaughtPair
 
 __all__ = [
     "MATERIALS",
@@ -34,6 +35,7 @@ __all__ = [
     "SizeMismatchError",
     "SoleUpsideDownError",
     "SolverError",
+    "TaughtPair",
     "TooFewPointsError",
     "UpperContact",
     "get_material",

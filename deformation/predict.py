@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,9 +20,20 @@ from .material import Material, UpperContact, get_material
 from .profiles import SoleSections, UpperSections, sole_sections, upper_sections
 from .reference import augment_with_reference
 from .sections import fill_invalid, periodic_interp, smooth_closed
+from .sole_reference import blend_with_reference
 from .solver import RingResult, outline_normals, side_at_depth, solve_ring
+from .surrogate import RingProblem, Surrogate, SurrogateOutOfDistribution
+from .taught import TaughtPair, moved_line, register_taught_line
 
-__all__ = ["PredictConfig", "predict_attach", "StationSolution", "solve_stations", "BITE_HARMONICS", "DEPTH_HARMONICS"]
+__all__ = [
+    "PredictConfig",
+    "predict_attach",
+    "ring_problem",
+    "StationSolution",
+    "solve_stations",
+    "BITE_HARMONICS",
+    "DEPTH_HARMONICS",
+]
 
 #: Sides seen deep enough at fewer stations than this share: refuse (metres of side are not guessed).
 MIN_SIDE_SEEN = 0.25
@@ -31,6 +44,11 @@ BITE_HARMONICS = 32
 #: Fourier terms kept of the bite depth and the corner ring it hangs from (features down to ~20 mm; 8 terms
 #: rounded the knee where the wall height steps at the heel counter, 24 let more noise through).
 DEPTH_HARMONICS = 16
+#: Thinnest plausible cup-sole wall, metres (FACTS.md has no figure; the world's walls are 2.5-6 mm, a moulded
+#: wall under 1 mm would tear): thinner readings are replaced by the pair's median.
+MIN_WALL = 1.0e-3
+#: Wall thickness used when no station's outer wall was seen, metres (mid-range of typical cup soles, chosen).
+DEFAULT_WALL = 4.0e-3
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,8 @@ class StationSolution:
     wall_len: np.ndarray  # (K,) matched sole wall length, free state
     ring: RingResult
     seen: np.ndarray  # (K,) bool: the upper's side was seen at this station
+    depth: np.ndarray  # (K,) bite depth below the virtual corner along n_b, metres
+    matched: dict  # sole quantities at each upper station (``_match_sole``)
 
 
 def _match_sole(upper: UpperSections, sole: SoleSections, pose: AttachPose) -> dict[str, np.ndarray]:
@@ -102,21 +122,28 @@ def solve_stations(
     pose: AttachPose,
     material: Material,
     contact: UpperContact,
-    depth_offset: float = 0.0,
+    depth_offset: float | np.ndarray = 0.0,
+    ring_fn: Callable[..., RingResult] | None = None,
 ) -> StationSolution:
-    """Ring + meridional solution at every upper station (invalid stations filled from neighbours)."""
+    """Ring + meridional solution at every upper station (invalid stations filled from neighbours).
+
+    ``ring_fn`` replaces :func:`~.solver.solve_ring` (same arguments, e.g. the learnt surrogate's
+    :meth:`~.surrogate.Surrogate.ring_fn`); None = the FE solver.
+    """
     m = _match_sole(upper, sole, pose)
     cu = smooth_closed(fill_invalid(upper.theta, upper.corner, upper.valid))
     cs = smooth_closed(m["corner"])
     rest = np.linalg.norm(np.roll(cs, -1, axis=0) - cs, axis=1)
     h = m["height"]
-    t = np.where(np.isfinite(m["thickness"]), m["thickness"], np.nanmedian(m["thickness"]))
+    # A wall thinner than MIN_WALL is a misread (outer face not seen): a negative stiffness is not physics.
+    t_ok = np.isfinite(m["thickness"]) & (m["thickness"] > MIN_WALL)
+    t = np.where(t_ok, m["thickness"], np.median(m["thickness"][t_ok]) if t_ok.any() else DEFAULT_WALL)
     # Thickness was measured along the section ray; the wall's own thickness is across the outline.
     radial = cu[:, :2] - upper.frame.centre
     radial /= np.linalg.norm(radial, axis=1, keepdims=True)
     t = t * np.abs(np.sum(radial * outline_normals(cu[:, :2]), axis=1))
     EA = material.E * t * 0.5 * (h + np.roll(h, -1))
-    ring = solve_ring(cu[:, :2], rest, EA, h, contact)
+    ring = (ring_fn or solve_ring)(cu[:, :2], rest, EA, h, contact)
     # Wall height and the bottom's level vary slowly round a shoe (heel rise, toe spring, sidewall design);
     # per-station scan noise does not: low-pass them harder than the plan shape. (A running median that
     # keeps the heel counter's step in the wall height measured worse on the world's training pairs.)
@@ -145,7 +172,91 @@ def solve_stations(
     gap = _gap_penalty(placed, per_station=GAP_SIGMA_PER_RAD * 2 * np.pi / len(placed))
     sig_mat = m["wall_len"] * np.abs(ring.strain) * material.nu_sigma
     sigma = np.sqrt(local**2 / 2 + sig_mat**2 + gap**2)
-    return StationSolution(bite=bite, sigma=sigma, wall_len=m["wall_len"], ring=ring, seen=placed)
+    return StationSolution(
+        bite=bite, sigma=sigma, wall_len=m["wall_len"], ring=ring, seen=placed, depth=depth, matched=m
+    )
+
+
+def _ring_with_fallback(surrogate: Surrogate | None) -> tuple[Callable[..., RingResult], dict[str, Any]]:
+    """A ring solver that uses ``surrogate`` inside its training distribution and the FE solver elsewhere.
+
+    Returns the function and a dict whose ``"state"`` becomes ``"none"``, ``"used"`` or ``"fallback: <reason>"``
+    and whose ``"ring_ms"`` is the time of the ring stage.
+    """
+    state: dict[str, Any] = {"state": "none"}
+
+    def ring(*args: Any) -> RingResult:
+        t0 = time.perf_counter()
+        try:
+            if surrogate is None:
+                return solve_ring(*args)
+            try:
+                out = surrogate.ring_fn(*args)
+            except SurrogateOutOfDistribution as exc:
+                state["state"] = f"fallback: {exc}"
+                return solve_ring(*args)
+            state["state"] = "used"
+            return out
+        finally:
+            state["ring_ms"] = (time.perf_counter() - t0) * 1e3
+
+    return ring, state
+
+
+def ring_problem(
+    upper: PartScan,
+    sole: PartScan,
+    *,
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
+    cfg: PredictConfig | None = None,
+    sole_reference: tuple[np.ndarray, np.ndarray] | None = None,
+) -> RingProblem:
+    """The ring problem (:class:`~.surrogate.RingProblem`) of one pair, as the solver sees it (training data)."""
+    cfg = cfg or PredictConfig()
+    if reference is not None:
+        check_upper_scan(upper)
+        upper, _ = augment_with_reference(upper, *reference)
+    us, ss = _check_inputs(upper, sole, cfg, sole_reference)
+    pose = find_attach_pose(us, ss)
+    _check_size(us, ss, cfg, upper.item_id)
+    mat = get_material(None)
+    seen: dict[str, RingProblem] = {}
+
+    def record(X: np.ndarray, rest: np.ndarray, EA: np.ndarray, h: np.ndarray, contact: UpperContact) -> RingResult:
+        seen["p"] = RingProblem(X=X.copy(), rest=rest.copy(), area=EA / mat.E, height=h.copy())
+        return solve_ring(X, rest, EA, h, contact)
+
+    solve_stations(us, ss, pose, mat, UpperContact(), ring_fn=record)
+    return seen["p"]
+
+
+def _taught_line(
+    taught: TaughtPair,
+    upper: PartScan,
+    us: UpperSections,
+    sol: StationSolution,
+    model: tuple[Material, UpperContact, PredictConfig, Callable[..., RingResult], DepthCalibration | None],
+    refs: tuple[tuple[np.ndarray, np.ndarray] | None, tuple[np.ndarray, np.ndarray] | None],
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """The taught line moved by the model's mean depth change from the taught pair (see :mod:`.taught`)."""
+    mat, contact, cfg, ring_fn, cal = model
+    mat_t = get_material(taught.material) if taught.material is not None else mat
+    offset_t = cal.offset(mat_t.name) if cal is not None else 0.0
+    key = (mat_t.name, offset_t, refs[0] is not None, refs[1] is not None)
+    if key not in taught.cache:
+        up, so = taught.scans()
+        if refs[0] is not None:
+            up, _ = augment_with_reference(up, *refs[0])
+        us_t, ss_t = _check_inputs(up, so, cfg, refs[1])
+        pose_t = find_attach_pose(us_t, ss_t)
+        sol_t = solve_stations(us_t, ss_t, pose_t, mat_t, contact, depth_offset=offset_t, ring_fn=ring_fn)
+        taught.cache[key] = (us_t.theta, sol_t.depth)
+    th_t, d_t = taught.cache[key]
+    diff = sol.depth - periodic_interp(us.theta, th_t, d_t)
+    shift = float(np.mean(diff))
+    line0, rms = register_taught_line(taught, upper)
+    line, sigma = moved_line(line0, shift, us, upper, sol.sigma, cfg.spacing)
+    return line, sigma, {"taught_shift_m": shift, "taught_registration_rms_m": rms}
 
 
 def _gap_penalty(valid: np.ndarray, per_station: float) -> np.ndarray:
@@ -157,11 +268,15 @@ def _gap_penalty(valid: np.ndarray, per_station: float) -> np.ndarray:
     return dist * per_station
 
 
-def _check_inputs(upper: PartScan, sole: PartScan, cfg: PredictConfig) -> tuple[UpperSections, SoleSections]:
+def _check_inputs(
+    upper: PartScan, sole: PartScan, cfg: PredictConfig, sole_reference: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[UpperSections, SoleSections]:
     check_upper_scan(upper)
     check_sole_shape(sole)
     ss = sole_sections(sole.points, sole.normals, cfg.n_stations)
     check_sole_cavity(sole, float(ss.valid.mean()), cfg.min_valid)
+    if sole_reference is not None:
+        ss, _ = blend_with_reference(sole, ss, *sole_reference)
     us = upper_sections(upper.points, upper.normals, cfg.n_stations)
     if us.valid.mean() < cfg.min_valid:
         raise TooFewPointsError(
@@ -203,6 +318,9 @@ def predict_attach(
     check_confidence: bool = True,
     reference: tuple[np.ndarray, np.ndarray] | None = None,
     calibration: DepthCalibration | None = None,
+    surrogate: Surrogate | None = None,
+    sole_reference: tuple[np.ndarray, np.ndarray] | None = None,
+    taught: TaughtPair | None = None,
 ) -> AttachPrediction:
     """Predict the bite line, bond regions and deformed sole of one pair with the reference solver.
 
@@ -216,6 +334,12 @@ def predict_attach(
         reference: optional (points, normals) (m, 3) of the style's nominal upper (any placement near the
             station); fills the overhangs the cameras do not see (:mod:`.reference`).
         calibration: learnt depth offset and sigma scale (:mod:`.calibration`); None = the pure solver.
+        sole_reference: optional (points, normals) (m, 3) of the style's nominal sole, footbed up near the sole
+            station: the wall-height profile is read from it, the scan sets its level (:mod:`.sole_reference`).
+        taught: optional taught pair of the style (:mod:`.taught`): the taught line, registered onto this
+            upper and moved by the model's mean depth change from the taught pair to this one.
+        surrogate: learnt ring solver (:mod:`.surrogate`), used where its input is inside its training
+            distribution; otherwise the FE solver runs and ``diagnostics["surrogate"]`` says why.
 
     Raises:
         ScanInputError subclasses for bad scans, SizeMismatchError, AttachPoseError, LowConfidenceError.
@@ -228,12 +352,19 @@ def predict_attach(
     if reference is not None:
         check_upper_scan(upper)
         upper, ref_rms = augment_with_reference(upper, *reference)
-    us, ss = _check_inputs(upper, sole, cfg)
+    us, ss = _check_inputs(upper, sole, cfg, sole_reference)
     pose = find_attach_pose(us, ss)
     strain0 = _check_size(us, ss, cfg, upper.item_id)
     offset = calibration.offset(mat.name) if calibration is not None else 0.0
-    sol = solve_stations(us, ss, pose, mat, contact, depth_offset=offset)
-    line, sigma = surface_polyline(sol.bite, sol.sigma, upper.points, upper.normals, cfg.spacing)
+    ring_fn, sur_state = _ring_with_fallback(surrogate)
+    sol = solve_stations(us, ss, pose, mat, contact, depth_offset=offset, ring_fn=ring_fn)
+    taught_diag: dict[str, float] = {}
+    if taught is not None:
+        refs = (reference, sole_reference)
+        model = (mat, contact, cfg, ring_fn, calibration)
+        line, sigma, taught_diag = _taught_line(taught, upper, us, sol, model, refs)
+    else:
+        line, sigma = surface_polyline(sol.bite, sol.sigma, upper.points, upper.normals, cfg.spacing)
     sigma = np.sqrt(sigma**2 + cfg.sensor_sigma**2)
     if calibration is not None:
         sigma = sigma * calibration.sigma_scale
@@ -249,7 +380,11 @@ def predict_attach(
         "valid_sole": float(ss.valid.mean()),
         "solver_ms": (time.perf_counter() - t0) * 1e3,
         "reference_rms_m": ref_rms,
-        "depth_offset_m": offset,
+        "depth_offset_m": float(np.mean(offset)),
+        "taught": taught is not None,
+        **taught_diag,
+        "surrogate": sur_state["state"],
+        "ring_ms": sur_state.get("ring_ms", float("nan")),
         "T_attach": pose.T_rigid.tolist(),
     }
     pred = AttachPrediction(

@@ -244,7 +244,11 @@ def _sole_station(P: np.ndarray, N: np.ndarray, r: np.ndarray, e1: np.ndarray, z
     # Top of the rim: the median of the uppermost cluster (a high percentile alone would add the noise).
     top = rim & (height > _pct(height[rim], 95) - RIM_CLUSTER)
     up = top & (N @ n_f > 0.5)  # the rim's top face, not the wall just under it
-    h = _med(height[up] if up.sum() >= MIN_WEDGE_POINTS else height[top])
+    if up.sum() < MIN_WEDGE_POINTS:
+        # The rim's top face is not in the scan here (the cameras saw only the wall): no height is measured
+        # rather than one read off the wall below it (that read 5-8 mm low on the world's boots).
+        return None
+    h = _med(height[up])
     e1p = _unit(e1 - (e1 @ n_f) * n_f)
     O = P[fb].mean(axis=0)
     s = (P - O) @ e1p
@@ -264,7 +268,8 @@ def _sole_station(P: np.ndarray, N: np.ndarray, r: np.ndarray, e1: np.ndarray, z
     if near.sum() >= MIN_WEDGE_POINTS:
         top = near & (height > _pct(height[near], 95) - RIM_CLUSTER)
         up = top & (N @ n_f > 0.5)
-        h = _med(height[up] if up.sum() >= MIN_WEDGE_POINTS else height[top])
+        if up.sum() >= MIN_WEDGE_POINTS:
+            h = _med(height[up])
     return {
         "corner": corner,
         "rim": base + a * e1p + h * n_f,
@@ -277,15 +282,19 @@ def _sole_station(P: np.ndarray, N: np.ndarray, r: np.ndarray, e1: np.ndarray, z
     }
 
 
-def sole_sections(points: np.ndarray, normals: np.ndarray, n_stations: int) -> SoleSections:
+def sole_sections(
+    points: np.ndarray, normals: np.ndarray, n_stations: int, frame: OutlineFrame | None = None
+) -> SoleSections:
     """Measure the sole's footbed corner, rim and wall at ``n_stations`` stations.
 
     Args:
         points: (n, 3) float64, metres, ``base_link``, the sole footbed up.
         normals: (n, 3) float64 unit outward normals.
         n_stations: number of stations round the outline.
+        frame: outline frame to section in (default: this sole's own); a registered reference sole is
+            sectioned in its scan's frame so that their stations coincide.
     """
-    frame = outline_frame(points)
+    frame = frame or outline_frame(points)
     theta, r = frame.polar(points)
     wedges = wedge_members(theta, n_stations, WEDGE_OVERLAP)
     th_k = station_angles(n_stations)
