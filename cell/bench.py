@@ -102,12 +102,7 @@ def run_bench(
             area = name.rsplit("_", 1)[-1]
             if only and area not in only:
                 continue
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as exc:  # TODO(lead): remove once every bench module has landed
-                if exc.name != name:
-                    raise
-                continue
+            module = importlib.import_module(name)
             t0 = time.perf_counter()
             try:
                 sections[area] = {k: float(v) for k, v in module.bench(ctx).items()}

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gluecell.cell.cmd_calibrate",
     "gluecell.cell.cmd_predict",
     "gluecell.cell.cmd_plan",
+    "gluecell.cell.cmd_correction",
     "gluecell.cell.bench",
 )
 
@@ -38,13 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # TODO(lead): remove once every command module has landed
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

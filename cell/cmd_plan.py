@@ -30,6 +30,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bite-line", type=Path, help='JSON with a "bite_line" list; default: predict it from the scans')
     p.add_argument("--material", choices=["eva", "rubber", "pu", "tpu"], help="sole material, when known")
     p.add_argument("--calibration", type=Path, help="depth calibration JSON from `gluecell deform calibrate`")
+    p.add_argument("--correction", type=Path,
+                   help="learned path correction (gluecell correction train/eval); used only if it beat the "
+                        "uncorrected planner on held-out pairs")  # fmt: skip
     p.add_argument("--config", type=Path, help="cell.toml; its [pathplan] table is read (unknown keys are errors)")
     p.add_argument("--show", type=Path, metavar="PLAN", help="draw PLAN (with --upper/--sole clouds if given)")
     p.add_argument("--out", type=Path, required=True, help="plan.json to write (or the PNG with --show)")
@@ -40,7 +43,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.show is not None:
         return run_show(args.show, args.out, upper=args.upper, sole=args.sole)
     return run_plan(args.upper, args.sole, args.out, bite_line=args.bite_line, config=args.config,
-                    material=args.material, calibration=args.calibration)  # fmt: skip
+                    material=args.material, calibration=args.calibration, correction=args.correction)  # fmt: skip
 
 
 def read_bite_line(path: Path):
@@ -101,7 +104,7 @@ def predict_bite_line(upper: Path | None, sole: Path | None, *, material: str | 
 
 def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Path | None = None,
              config: Path | None = None, material: str | None = None,
-             calibration: Path | None = None) -> int:  # fmt: skip
+             calibration: Path | None = None, correction: Path | None = None) -> int:  # fmt: skip
     """Plan both parts and write ``out``; raises GlueCellError (exit 2 through the CLI) when it cannot."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
@@ -122,6 +125,8 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
             task = prog.add_task(f"planning the {part}")
             pts, nrm = clouds[part]
             parts[part] = plan_part(part, pts, cfg, bite_line=line if part == "upper" else None, normals=nrm)
+            if part == "upper" and correction is not None:
+                parts[part] = _apply_correction(parts[part], correction, cfg)
             prog.remove_task(task)
     total = (time.perf_counter() - t0) * 1e3
     timing = {"deformation": deform_ms, "pathplan": sum(sum(p.timing_ms.values()) for p in parts.values()),
@@ -139,6 +144,21 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
               f"robot {m.get('robot_time_s', float('nan')):.1f} s")  # fmt: skip
     print(f"wrote {out} in {total:.0f} ms")
     return 0
+
+
+def _apply_correction(part_plan: Any, model_path: Path, cfg: Any) -> Any:
+    """The upper's plan with the learned correction, or unchanged (with the reason printed) when it refuses."""
+    from gluecell.pathplan.correction import correct_plan, load_model
+    from gluecell.pathplan.errors import UnreachableError
+
+    model = load_model(model_path)  # refuses a model that did not beat the uncorrected planner
+    try:
+        corrected, res = correct_plan(part_plan, model, cfg)
+    except UnreachableError as exc:
+        print(f"correction not applied: the corrected path is unreachable ({exc.message})")
+        return part_plan
+    print(f"correction {'applied' if res.applied else 'not applied: ' + res.reason}")
+    return corrected
 
 
 def _program_dict(prog) -> dict[str, Any] | None:

@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 
 from gluecell.core.arrays import save_npz
-from gluecell.core.fileio import atomic_write_json, read_json
+from gluecell.core.fileio import atomic_write_json
+from gluecell.pathplan.correction_train import OUTCOMES_FORMAT
 
 log = logging.getLogger(__name__)
 
 __all__ = ["OUTCOMES_FORMAT", "CollectOptions", "sample_upper_scan", "plan_upper", "face_geometry",
            "edge_positions", "pair_labels", "collect", "evaluate", "summarise"]  # fmt: skip
 
-OUTCOMES_FORMAT = "gluecell.correction_outcomes/1.0"
 #: Noise of the ideal scan (m), FACTS.md D405 0.1-0.4 mm at 100-200 mm.
 SCAN_NOISE_M = 0.2e-3
 #: Faces within this arc length (m) along the bite line of a waypoint count for its glue edge.
@@ -54,7 +54,7 @@ class CollectOptions:
     n: int | None = None
     runs: int = 2
     seed: int = 0
-    margin_mm: float = 0.5
+    margin_mm: float = 1.0
     scan_points: int = 60_000
 
 
@@ -156,8 +156,8 @@ def pair_labels(truth: Any, pp: Any, runs: int, seed: int, margin_mm: float) -> 
         sc = score_upper(truth, out)
         scores.append([sc["glue_above_max_mm"], sc["glue_above_p99_mm"], sc["band_coverage_2mm"], sc["coverage"]])
     e = np.asarray(edges)
-    with np.errstate(all="ignore"):
-        mean_edge = np.nanmean(e, axis=0) if np.isfinite(e).any() else np.full(len(idx), np.nan)
+    seen = np.isfinite(e)
+    mean_edge = np.where(seen.any(axis=0), np.where(seen, e, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1), np.nan)
     return {"features": feats, "edge_mm": e, "label_mm": margin_mm - mean_edge, "indices": idx,
             "scores": np.asarray(scores)}  # fmt: skip
 
@@ -177,6 +177,7 @@ def collect(dataset: str | Path, out: str | Path, opts: CollectOptions) -> dict[
     """
     from gluecell.core.errors import GlueCellError
     from gluecell.datasets.format import open_dataset
+    from gluecell.pathplan.correction import planner_fingerprint
 
     ds = open_dataset(dataset)
     ids = [i for sp in opts.split.split(",") for i in ds.ids(sp.strip())]
@@ -202,7 +203,7 @@ def collect(dataset: str | Path, out: str | Path, opts: CollectOptions) -> dict[
             step()
     meta = {"format": OUTCOMES_FORMAT, "dataset": str(Path(dataset).resolve()), "split": opts.split,
             "ids": done, "refused": refused, "runs": opts.runs, "seed": opts.seed, "margin_mm": opts.margin_mm,
-            "scan_points": opts.scan_points, "scan_noise_m": SCAN_NOISE_M,
+            "scan_points": opts.scan_points, "scan_noise_m": SCAN_NOISE_M, "planner_fingerprint": planner_fingerprint(),
             "bite_line": "true (see module doc)"}  # fmt: skip
     atomic_write_json(out / "meta.json", meta)
     return meta
@@ -215,16 +216,21 @@ def _score_pair(truth: Any, sp: Any, seed: int) -> dict[str, float]:
 
 
 def evaluate(dataset: str | Path, model_path: str | Path, *, split: str = "test", n: int | None = None,
-             seed: int = 1, runs: int = 1, write: bool = False,
-             max_offset_mm: float = 1.5) -> dict[str, Any]:  # fmt: skip
+             seed: int = 1, runs: int = 1, write: bool = False, max_offset_mm: float = 1.5,
+             constant: bool = False) -> dict[str, Any]:  # fmt: skip
     """Held-out comparison on ``split``: the uncorrected upper plan vs the corrected one, sprayed with the
-    same hidden run draws; with ``write`` the result and ``beats_baseline`` go into the checkpoint."""
+    same hidden run draws; with ``write`` the result and ``beats_baseline`` go into the checkpoint; ``constant``
+    replaces the network by its training constant (ablation, never written)."""
     from gluecell.core.errors import GlueCellError
     from gluecell.datasets.format import open_dataset
     from gluecell.pathplan.correction import apply_correction, load_model
     from gluecell.pathplan.correction_train import record_heldout
 
     model = load_model(model_path, require_beats_baseline=False)
+    if constant:  # ablation: one fixed shift instead of the network (never written into the checkpoint)
+        from gluecell.pathplan.correction_train import constant_model
+
+        model, write = constant_model(model), False
     ds = open_dataset(dataset)
     ids = ds.ids(split)[:n] if n else ds.ids(split)
     rows: list[dict[str, Any]] = []
@@ -242,10 +248,12 @@ def evaluate(dataset: str | Path, model_path: str | Path, *, split: str = "test"
             for r in range(runs):
                 s = seed * 7919 + 31 * k + r
                 rows.append({"id": sid, "run": r, "applied": res.applied, "reason": res.reason,
+                             "offset_mean_mm": float(res.diagnostics.get("offset_mean_mm", 0.0)),
                              "base": _score_pair(truth, pp.path, s), "corr": _score_pair(truth, sp, s)})  # fmt: skip
             step()
     summary = summarise(rows)
-    summary.update(dataset=str(Path(dataset).resolve()), split=split, seed=seed, runs=runs, max_offset_mm=max_offset_mm)
+    summary.update(dataset=str(Path(dataset).resolve()), split=split, seed=seed, runs=runs, max_offset_mm=max_offset_mm,
+                   ablation="constant" if constant else "")
     if write:
         record_heldout(model_path, summary)
     return summary
@@ -273,16 +281,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"n_runs": len(rows), "n_pairs": len({r["id"] for r in rows}),
             "applied_fraction": float(np.mean([r["applied"] for r in rows])) if rows else 0.0,
             "not_applied": sorted({r["reason"] for r in rows if not r["applied"]}),
+            "offset_mean_mm": float(np.mean([r.get("offset_mean_mm", 0.0) for r in rows])) if rows else 0.0,
             "baseline": base, "corrected": corr, "beats_baseline": ok, "rule": why,
             "per_pair": [{"id": r["id"], "run": r["run"], "applied": r["applied"],
                           **{f"{k}_{m}": float(r[k][m]) for k in ("base", "corr") for m in metrics}}
                          for r in rows]}  # fmt: skip
-
-
-def read_meta(out: str | Path) -> dict[str, Any]:
-    """The outcomes folder's meta.json (checked format)."""
-    from gluecell.core.fileio import check_version
-
-    meta = read_json(Path(out) / "meta.json")
-    check_version(meta.get("format"), OUTCOMES_FORMAT, what=str(out))
-    return meta
