@@ -75,7 +75,7 @@ def render_sample(ds: Dataset, sample_id: str, out: str | os.PathLike[str]) -> P
     ax.legend(loc="upper left")
     _equal_axes(ax, um.vertices)
     ax = fig.add_subplot(2, 2, 2, projection="3d")
-    colors = ["tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown"]
+    colors = ["tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:cyan", "tab:olive", "tab:pink"]
     for k, frame in enumerate(inputs["frames"]["upper"]):
         pts = frame_points(frame)
         lo, hi = um.vertices.min(0) - 0.03, um.vertices.max(0) + 0.03
