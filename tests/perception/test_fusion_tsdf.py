@@ -1,15 +1,12 @@
 """TSDF fusion: known shapes come back within tolerance, the box crop holds, bad input is refused,
 and virtual scans of the real scanned boot fuse without special cases."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gluecell.core.types import CameraIntrinsics, DepthFrame
 from gluecell.perception.fusion import FusionConfig, FusionError, fuse_tsdf, surface_to_partscan
-
-BOOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "external" / "boot" / "boot.obj"
 
 #: D405-like depth camera at 848x480, 87 deg HFOV (FACTS.md), depth unit 0.1 mm.
 W, H = 848, 480
@@ -173,26 +170,9 @@ def test_fusion_refuses_bad_input():
         fuse_tsdf(frames, far - 0.05, far + 0.05)
 
 
-def boot_on_station(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The boot mesh placed bottom-up like a lasted upper at the upper station.
-
-    boot.obj: metres, +Y up, toe +X. Rotating -90 deg about x sends +Y to -Z, so the sole faces +z;
-    then the footprint is centred on (0.55, -0.20) with the sole (the top) at z = 0.18 m.
-    """
-    import trimesh
-
-    m = trimesh.load(path, force="mesh", process=False)
-    R = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])
-    v = np.asarray(m.vertices) @ R.T
-    lo, hi = v.min(axis=0), v.max(axis=0)
-    v = v - [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[2]] + [0.55, -0.20, 0.18]
-    return v, np.asarray(m.faces)
-
-
 @pytest.mark.external
 @pytest.mark.slow
-@pytest.mark.skipif(not BOOT.is_file(), reason=f"external boot scan not present at {BOOT} (needs ../shared)")
-def test_boot_virtual_scan_fuses(capsys):
+def test_boot_virtual_scan_fuses(capsys, boot_on_station):
     """The real boot through the world's virtual D405s (sensor model, dark leather, floor) and fusion."""
     import trimesh
 
@@ -206,7 +186,7 @@ def test_boot_virtual_scan_fuses(capsys):
     from gluecell.datasets.world.scanner_render import SceneObject
 
     rng = np.random.default_rng(3)
-    v, f = boot_on_station(BOOT)
+    v, f = boot_on_station
     part = SceneObject.from_mesh(trimesh.Trimesh(v, f, process=False), STYLE_MATERIALS["boot"][0], "part")
     scene = [part, *environment_objects("upper", v)]
     frames = [render_scene(scene, T, T, D4xxCamera(), rng) for T in station_camera_poses("upper")]

@@ -7,15 +7,11 @@ camera poses (with hidden hand-eye error): the scan must come out clean without 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from gluecell.perception.errors import MultiplePartsError
 from gluecell.perception.scan import scan_part_frames
-
-BOOT = Path(__file__).resolve().parents[2] / "../shared/data/external" / "boot" / "boot.obj"
 
 #: Surface error of the cleaned cloud against the true mesh, mm. Measured over 16 random pairs
 #: (both parts): mean 0.27-0.47, p95 0.67-1.20; raw single pixels are ~0.9 mm mean off the surface.
@@ -77,22 +73,9 @@ def test_world_pair_scans_clean(seed, style):
         assert alone >= len(shot.frames) - 1
 
 
-def boot_on_station(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The boot mesh bottom-up like a lasted upper: +Y up in the file, so -90° about x; top at z = 0.18 m."""
-    import trimesh
-
-    m = trimesh.load(path, force="mesh", process=False)
-    R = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])
-    v = np.asarray(m.vertices) @ R.T
-    lo, hi = v.min(axis=0), v.max(axis=0)
-    v = v - [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[2]] + [0.55, -0.20, 0.18]
-    return v, np.asarray(m.faces)
-
-
 @pytest.mark.external
 @pytest.mark.slow
-@pytest.mark.skipif(not BOOT.is_file(), reason=f"external boot scan not present at {BOOT} (needs ../shared)")
-def test_real_boot_virtual_scan_cleans(capsys):
+def test_real_boot_virtual_scan_cleans(capsys, boot_on_station):
     import trimesh
 
     from gluecell.datasets.world.scanner import (
@@ -105,7 +88,7 @@ def test_real_boot_virtual_scan_cleans(capsys):
     from gluecell.datasets.world.scanner_render import SceneObject
 
     rng = np.random.default_rng(5)
-    v, f = boot_on_station(BOOT)
+    v, f = boot_on_station
     mesh = trimesh.Trimesh(v, f, process=False)
     part = SceneObject.from_mesh(mesh, STYLE_MATERIALS["boot"][0], "part")
     scene = [part, *environment_objects("upper", v)]
