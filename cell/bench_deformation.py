@@ -79,7 +79,7 @@ def pair_errors(pred_line: np.ndarray, true_line: np.ndarray) -> tuple[float, fl
 
 def _nominal(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(points, normals, true bite line) of the nominal pair of the item's style, size and side."""
-    from gluecell.datasets.world import make_pair
+    from gluecell.cell.sim.world import make_pair
 
     key = (item.style, float(item.size_eu), item.side)
     if key not in cache:
@@ -91,7 +91,7 @@ def _nominal(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def _nominal_sole(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray]:
     """(points, normals) of the nominal pair's sole (the style's reference sole, free, footbed up)."""
-    from gluecell.datasets.world import make_pair
+    from gluecell.cell.sim.world import make_pair
 
     key = ("sole", item.style, float(item.size_eu), item.side)
     if key not in cache:
@@ -103,9 +103,8 @@ def _nominal_sole(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _taught(cache: dict, item: Any) -> Any:
     """The taught pair as the cell would have it: the nominal pair scanned by the cell, and its taught line."""
+    from gluecell.cell.sim.world import make_pair, scan_part
     from gluecell.core.errors import GlueCellError
-    from gluecell.datasets.world import make_pair
-    from gluecell.datasets.world.scanner import scan_part
     from gluecell.deformation.taught import TaughtPair
     from gluecell.perception.scan import scan_part_frames
 

@@ -18,7 +18,7 @@ faces) and ``pathplan_upper_coverage_1mm_mean`` (leaving out the 1 mm strip DESI
 ``pathplan_sole_coverage_mean``, ``pathplan_above_bite_p99_mm``/``_max_mm``, ``pathplan_gap_area_mm2_mean``,
 and refusals by kind (``pathplan_refused_region``/``_coverage``/``_kinematics``; each reason is logged).
 
-The same paths are also sprayed by the world's TRUE spray simulator (``datasets.world.spray``: a double-beta
+The same paths are also sprayed by the world's TRUE spray simulator (through ``cell.sim.world``: a double-beta
 fan with mist, exact occlusion, the gun's hidden per-run flow/fan/valve variation and the robot's path and
 TCP errors) and scored on the true mesh: ``pathplan_true_*`` (coverage of the true bond faces, glue above the
 true bite line p99/max mm at the 10 um visible level, gap area). Side by side on the same pairs and judged the
@@ -127,7 +127,7 @@ def judge_sole(path: Any, truth: dict[str, Any], seed: int, n: int = 100_000) ->
 def judge_true(path: Any, truth: dict[str, Any], seed: int, runs: int = TRUE_RUNS) -> dict[str, float]:
     """The upper ``path`` sprayed ``runs`` times by the world's true spray simulator and scored on the true mesh:
     mean coverage of the bond faces and gap area (mm^2), worst glue above the bite line (max and p99, mm)."""
-    from gluecell.datasets.world.spray import score_upper, simulate_spray
+    from gluecell.cell.sim.world import score_upper, simulate_spray
 
     rows = [score_upper(truth, simulate_spray(truth["upper_mesh"], path, seed * 100 + r, part="upper"))
             for r in range(runs)]  # fmt: skip
@@ -154,7 +154,7 @@ def teach_once_path(cache: dict, item: Any, scan: tuple[np.ndarray, np.ndarray])
     """Teach once: the upper path of the nominal pair of ``item``'s style, size and side (planned on its ideal
     scan and true line, once, kept in ``cache``), placed on this pair by registering the nominal upper to
     ``scan`` ((points, normals) of the pair's upper)."""
-    from gluecell.datasets.world import make_pair
+    from gluecell.cell.sim.world import make_pair
     from gluecell.pathplan.pipeline import PathplanConfig, plan_part
     from gluecell.perception.registration import reference_from_mesh, register
 

@@ -41,7 +41,7 @@ def bench(ctx: Any) -> dict[str, float]:
 
 def bench_handeye(seed: int, n_poses: int = 25) -> dict[str, float]:
     """Hand-eye error of each method against the simulated truth, and of the one picked by residual."""
-    from gluecell.datasets.world.calibration import CalibrationSimConfig, simulate_calibration_run
+    from gluecell.cell.sim.world import CalibrationSimConfig, simulate_calibration_run
     from gluecell.perception.calibration import METHODS, calibrate_eye_to_hand
     from gluecell.perception.registration import pose_error
 
