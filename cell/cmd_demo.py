@@ -24,7 +24,8 @@ def run_pair(ds: Any, sid: str, out: Path, bite_line: str = "predicted") -> dict
         bite_line: "predicted" (deformation step) or "marked" (an operator marks it on the pair; the
             simulated cell plays that operator, see :func:`gluecell.cell.sim.outcome.marked_bite_line`).
     """
-    from gluecell.cell.sim.outcome import bite_line_error_mm, marked_bite_line, spray_outcome
+    from gluecell.cell.bench_deformation import pair_errors
+    from gluecell.cell.sim.outcome import marked_bite_line, spray_outcome
     from gluecell.core.errors import GlueCellError
     from gluecell.core.plan import Plan, write_plan
     from gluecell.core.ply import write_ply
@@ -50,7 +51,7 @@ def run_pair(ds: Any, sid: str, out: Path, bite_line: str = "predicted") -> dict
         else:
             line = predict_attach(scans["upper"], scans["sole"]).bite_line
             row["ms"]["deformation"] = (time.perf_counter() - t) * 1e3
-        row.update(bite_line_error_mm(line, truth["bite_line"]))
+        row["bite_p95_mm"], row["bite_max_mm"] = pair_errors(line, truth["bite_line"])  # same metric as the bench
         stage = "pathplan"
         t = time.perf_counter()
         pair = plan_pair(scans["upper"].points, scans["sole"].points, line,

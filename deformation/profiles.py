@@ -12,6 +12,7 @@ the rim and the wall thickness ``t``. Virtual corners make both parts independen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -154,6 +155,32 @@ def _upper_station(P: np.ndarray, N: np.ndarray, r: np.ndarray, e1: np.ndarray, 
     return {"edge": edge, "corner": corner, "n_b": n_b, "e1": e1p, "profile": prof - a, "resid": res}
 
 
+def _section_stations(
+    frame: Any, P: np.ndarray, N: np.ndarray, n_stations: int, spec: dict, measure: Any
+) -> tuple[np.ndarray, dict, np.ndarray]:
+    """Run ``measure(points, normals, radii, direction)`` on each wedge of points round ``frame``'s outline.
+
+    Returns (station angles (k,), arrays per ``spec`` key filled where measured, valid (k,) bool).
+    """
+    theta, r = frame.polar(P)
+    wedges = wedge_members(theta, n_stations, WEDGE_OVERLAP)
+    th_k = station_angles(n_stations)
+    dirs = frame.direction(th_k)
+    out = _alloc(n_stations, spec)
+    valid = np.zeros(n_stations, dtype=bool)
+    for k in range(n_stations):
+        idx = wedges[k]
+        if len(idx) < 3 * MIN_WEDGE_POINTS:
+            continue
+        m = measure(P[idx], N[idx], r[idx], np.array([dirs[k, 0], dirs[k, 1], 0.0]))
+        if m is None:
+            continue
+        valid[k] = True
+        for key, val in m.items():
+            out[key][k] = val
+    return th_k, out, valid
+
+
 def upper_sections(points: np.ndarray, normals: np.ndarray, n_stations: int) -> UpperSections:
     """Measure the upper's bottom edge and side at ``n_stations`` stations.
 
@@ -167,23 +194,10 @@ def upper_sections(points: np.ndarray, normals: np.ndarray, n_stations: int) -> 
     P, N = points[keep], normals[keep]
     bottom = (N[:, 2] > UP_COS) & (P[:, 2] > z_top - 0.06)
     frame = outline_frame(P[bottom] if bottom.sum() > 10 else P)
-    theta, r = frame.polar(P)
-    wedges = wedge_members(theta, n_stations, WEDGE_OVERLAP)
-    th_k = station_angles(n_stations)
-    dirs = frame.direction(th_k)
     spec = {"edge": 3, "corner": 3, "n_b": 3, "e1": 3, "profile": N_DEPTH_BINS, "resid": 0}
-    out = _alloc(n_stations, spec)
-    valid = np.zeros(n_stations, dtype=bool)
-    for k in range(n_stations):
-        idx = wedges[k]
-        if len(idx) < 3 * MIN_WEDGE_POINTS:
-            continue
-        m = _upper_station(P[idx], N[idx], r[idx], np.array([dirs[k, 0], dirs[k, 1], 0.0]), z_top)
-        if m is None:
-            continue
-        valid[k] = True
-        for key, val in m.items():
-            out[key][k] = val
+    th_k, out, valid = _section_stations(
+        frame, P, N, n_stations, spec, lambda p, n, r, d: _upper_station(p, n, r, d, z_top)
+    )
     full = valid & np.isfinite(out["corner"][:, 0])
     full &= ~ring_outliers(th_k, out["corner"][:, :2], full, OUTLIER_TOL)
     valid &= ~ring_outliers(th_k, out["edge"][:, :2], valid, OUTLIER_TOL)
@@ -295,24 +309,11 @@ def sole_sections(
             sectioned in its scan's frame so that their stations coincide.
     """
     frame = frame or outline_frame(points)
-    theta, r = frame.polar(points)
-    wedges = wedge_members(theta, n_stations, WEDGE_OVERLAP)
-    th_k = station_angles(n_stations)
-    dirs = frame.direction(th_k)
     spec = {"corner": 3, "rim": 3, "n_f": 3, "height": 0, "wall_len": 0, "thickness": 0, "resid": 0, "body": 0}
     z_tray = float(np.percentile(points[:, 2], 0.5))
-    out = _alloc(n_stations, spec)
-    valid = np.zeros(n_stations, dtype=bool)
-    for k in range(n_stations):
-        idx = wedges[k]
-        if len(idx) < 3 * MIN_WEDGE_POINTS:
-            continue
-        m = _sole_station(points[idx], normals[idx], r[idx], np.array([dirs[k, 0], dirs[k, 1], 0.0]), z_tray)
-        if m is None:
-            continue
-        valid[k] = True
-        for key, val in m.items():
-            out[key][k] = val
+    th_k, out, valid = _section_stations(
+        frame, points, normals, n_stations, spec, lambda p, n, r, d: _sole_station(p, n, r, d, z_tray)
+    )
     valid &= ~ring_outliers(th_k, out["corner"][:, :2], valid, OUTLIER_TOL)
     valid &= ~ring_outliers(th_k, out["height"], valid, OUTLIER_TOL)
     return SoleSections(frame=frame, theta=th_k, valid=valid, **out)

@@ -10,25 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MARKING_NOISE_M", "bite_line_error_mm", "marked_bite_line", "spray_outcome"]
-
-
-def bite_line_error_mm(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """Distance of each predicted bite-line point from the true polyline: p95 and max, millimetres.
-
-    Args:
-        predicted: (m, 3) float64 metres. true: (k, 3) float64 metres, closed polyline (<= 1 mm spacing).
-    """
-    from scipy.spatial import cKDTree
-
-    p = np.asarray(predicted, dtype=np.float64)
-    t = np.asarray(true, dtype=np.float64)
-    # densify the true line to 0.1 mm so point-to-vertex distance is point-to-polyline within 0.05 mm
-    seg = np.roll(t, -1, axis=0) - t
-    n = np.maximum(1, np.ceil(np.linalg.norm(seg, axis=1) / 1e-4).astype(int))
-    dense = np.concatenate([t[i] + seg[i] * np.linspace(0, 1, n[i], endpoint=False)[:, None] for i in range(len(t))])
-    d, _ = cKDTree(dense).query(p)
-    return {"bite_p95_mm": float(np.percentile(d, 95) * 1e3), "bite_max_mm": float(d.max() * 1e3)}
+__all__ = ["MARKING_NOISE_M", "marked_bite_line", "spray_outcome"]
 
 
 def spray_outcome(truth: dict[str, Any], paths: Any, seed: int) -> dict[str, dict[str, float]]:
