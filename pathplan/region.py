@@ -45,7 +45,17 @@ class RegionParams:
         voxel_mm: cloud resolution for planning (2 mm: below the ~3 mm spray footprint sigma).
         knn: neighbours per point in the surface graph.
         max_gap_mm: largest allowed spacing of the given bite line (a larger gap is a hole in it).
-        on_surface_mm: bite-line points farther than this from the scan are rejected (not on the part).
+        on_surface_mm: bite-line points farther than this from the scan are rejected (not on the part),
+            unless they lie in a hole of the scan (below).
+        hole_radius_mm / hole_max_gap_deg / max_hole_fraction: a bite-line point with no scan point within
+            ``on_surface_mm`` is accepted as lying in a *scan hole* (dark or grazing leather returns no depth;
+            every real scan has some) when the scan points within ``hole_radius_mm`` surround it (no empty
+            angular sector wider than ``hole_max_gap_deg`` round it in their tangent plane: interpolation, not
+            extrapolation past the scan's edge) and it lies within ``on_surface_mm`` of the quadric surface
+            fitted to them; at most ``max_hole_fraction`` of the line may lie in holes.
+        edge_mm: a point that is not surrounded (the line runs along the edge of what the cameras saw, e.g.
+            under a toe that faces down) is still accepted within this distance of the scan, when it lies within
+            ``on_surface_mm`` of the quadric fitted to the scan points near it (a short extrapolation).
         keep_beyond_mm: cloud kept this far beyond the boundary (for overspray prediction).
         min_points: fewer cloud points than this is a bad scan.
         spacing_mm: boundary resampling step.
@@ -63,6 +73,10 @@ class RegionParams:
     knn: int = 12
     max_gap_mm: float = 8.0
     on_surface_mm: float = 4.0
+    hole_radius_mm: float = 20.0
+    hole_max_gap_deg: float = 150.0
+    max_hole_fraction: float = 0.2
+    edge_mm: float = 8.0
     keep_beyond_mm: float = 20.0
     min_points: int = 300
     spacing_mm: float = 2.0
@@ -124,7 +138,32 @@ def _check_upper_up(pts: np.ndarray, bite: np.ndarray, p: RegionParams) -> None:
         )
 
 
-def _check_line(line: np.ndarray, pts_tree, p: RegionParams, what: str) -> None:
+def _hole_distance(q: np.ndarray, nbr: np.ndarray, max_gap_deg: float) -> tuple[float, bool]:
+    """Distance of ``q`` from the quadric fitted to the scan points ``nbr`` near it, and whether they surround it.
+
+    Args:
+        q: (3,) bite-line point, metres.
+        nbr: (k, 3) scan points within the hole radius, metres.
+        max_gap_deg: widest empty angular sector round ``q`` (tangent plane) that still counts as surrounded.
+    """
+    if len(nbr) < 12:
+        return float("inf"), False
+    c = nbr.mean(axis=0)
+    _, _, vt = np.linalg.svd(nbr - c, full_matrices=False)
+    loc = (nbr - c) @ vt.T  # tangent axes 0, 1; normal axis 2
+    ql = (q - c) @ vt.T
+    ang = np.sort(np.arctan2(loc[:, 1] - ql[1], loc[:, 0] - ql[0]))
+    gaps = np.diff(np.concatenate([ang, ang[:1] + 2 * np.pi]))
+    surrounded = bool(np.degrees(gaps.max()) <= max_gap_deg)
+    x, y = loc[:, 0], loc[:, 1]
+    a = np.column_stack([np.ones_like(x), x, y, x * x, x * y, y * y])
+    coef = np.linalg.lstsq(a, loc[:, 2], rcond=None)[0]
+    qx, qy = ql[0], ql[1]
+    return float(abs(ql[2] - coef @ np.array([1.0, qx, qy, qx * qx, qx * qy, qy * qy]))), surrounded
+
+
+def _check_line(line: np.ndarray, pts: np.ndarray, pts_tree, p: RegionParams, what: str) -> dict[str, float]:
+    """Refuse a line with gaps or off the scanned surface; returns how much of it lies in scan holes."""
     gaps = polyline_gaps(line)
     i = int(np.argmax(gaps))
     if gaps[i] > p.max_gap_mm * 1e-3:
@@ -134,12 +173,29 @@ def _check_line(line: np.ndarray, pts_tree, p: RegionParams, what: str) -> None:
             gap_index=i,
         )
     d, _ = pts_tree.query(line)
-    j = int(np.argmax(d))
-    if d[j] > p.on_surface_mm * 1e-3:
+    lim = p.on_surface_mm * 1e-3
+    far = np.flatnonzero(d > lim)
+    for j in far:
+        nbr = pts[pts_tree.query_ball_point(line[j], p.hole_radius_mm * 1e-3)]
+        off, surrounded = _hole_distance(line[j], nbr, p.hole_max_gap_deg)
+        if not surrounded and d[j] > p.edge_mm * 1e-3:
+            off, why = float("inf"), f"beyond the scan's edge by more than {p.edge_mm:.0f} mm"
+        else:
+            why = f"{off * 1e3:.1f} mm off the surface fitted round it"
+        if off > lim:
+            raise RegionError(
+                f"{what} point {j} is {d[j] * 1e3:.1f} mm off the scanned surface (limit {p.on_surface_mm:.1f} mm; "
+                f"not a scan hole: {why})",
+                point_index=int(j),
+            )
+    frac = len(far) / len(line)
+    if frac > p.max_hole_fraction:
         raise RegionError(
-            f"{what} point {j} is {d[j] * 1e3:.1f} mm off the scanned surface (limit {p.on_surface_mm:.1f} mm)",
-            point_index=j,
+            f"{frac:.0%} of the {what} lies in holes of the scan (limit {p.max_hole_fraction:.0%}); rescan the part",
+            point_index=int(far[0]),
         )
+    seg = 0.5 * (gaps + np.roll(gaps, 1))
+    return {"hole_fraction": float(frac), "hole_length_mm": float(seg[far].sum() * 1e3)}
 
 
 def _geodesic(pts: np.ndarray, line: np.ndarray, p: RegionParams) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +319,7 @@ def upper_region(
     except ValueError as exc:
         raise RegionError(f"bad bite line: {exc}") from exc
     _check_upper_up(pts, bite, p)
-    _check_line(bite, cKDTree(pts), p, "bite line")
+    holes = _check_line(bite, pts, cKDTree(pts), p, "bite line")
     keep = pts[:, 2] >= bite[:, 2].min() - p.keep_beyond_mm * 1e-3
     centroid = pts.mean(axis=0)
     nrm = _outward(pts, normals, centroid)
@@ -275,7 +331,7 @@ def upper_region(
     dist_idx = cKDTree(line).query(v)[1]
     side = np.einsum("ij,ij->i", v - line[dist_idx], frame[1][dist_idx]) >= 0
     reg = _build("upper", v, vn, line, frame, side, p)
-    return replace(reg, meta={"zmax": float(pts[:, 2].max())})
+    return replace(reg, meta={"zmax": float(pts[:, 2].max()), **holes})
 
 
 def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.ndarray:

@@ -74,6 +74,43 @@ def test_bite_line_off_the_surface_is_refused(pair, upper_cloud):
         upper_region(pts, bl, nrm)
 
 
+def _punch(pts, nrm, centre, radius):
+    keep = np.linalg.norm(pts - centre, axis=1) > radius
+    return pts[keep], nrm[keep]
+
+
+def test_bite_line_across_a_scan_hole_is_accepted(pair, upper_cloud):
+    """Dark or grazing leather leaves holes in a real scan: a line running across one stays plannable."""
+    pts, nrm = upper_cloud
+    bl = pair.bite_line
+    hp, hn = _punch(pts, nrm, bl[60], 0.008)  # a 16 mm wide hole centred on the line
+    d = np.linalg.norm(hp[:, None] - bl[None, 55:66], axis=2).min(axis=0)
+    assert d.max() > RegionParams().on_surface_mm * 1e-3  # the line really leaves the scanned points there
+    r = upper_region(hp, bl, hn)
+    assert 0 < r.meta["hole_fraction"] < RegionParams().max_hole_fraction
+    assert r.meta["hole_length_mm"] > 4.0
+
+
+def test_bite_line_off_the_surface_inside_a_hole_is_refused(pair, upper_cloud):
+    """Inside a hole a line point must still lie on the surface fitted round the hole."""
+    pts, nrm = upper_cloud
+    hp, hn = _punch(pts, nrm, pair.bite_line[60], 0.008)
+    bl = pair.bite_line.copy()
+    out = bl[60] - np.array([0.55, -0.20, bl[60, 2]])
+    bl[60, :2] += 0.006 * out[:2] / np.linalg.norm(out[:2])  # 6 mm out from the side, in the hole
+    with pytest.raises(RegionError, match="off the surface fitted"):
+        upper_region(hp, bl, hn)
+
+
+def test_bite_line_mostly_in_holes_is_refused(pair, upper_cloud):
+    pts, nrm = upper_cloud
+    hp, hn = pts, nrm
+    for i in range(0, len(pair.bite_line), 12):  # holes along the whole line: nothing left to check it against
+        hp, hn = _punch(hp, hn, pair.bite_line[i], 0.008)
+    with pytest.raises(RegionError, match="holes of the scan"):
+        upper_region(hp, pair.bite_line, hn)
+
+
 def test_upper_wrong_way_up_is_refused(pair, upper_cloud):
     pts, _ = upper_cloud
     # flip about z and add the shaft (collar) that a wrong-way-up upper shows on top
