@@ -2,7 +2,7 @@
 
 Each station has its own fixed D405-like cameras looking at the station's target point: the sole
 station ``cfg.views`` (default 3: one above-front, two oblique from behind either side, into the cup),
-the upper station ``cfg.upper_views`` (default 5 low cameras that see the bite-line band + 1 above).
+the upper station ``cfg.upper_views`` (default 5 low cameras that see the bite-line band, 1 above, 1 level with the toe).
 Every view ray-casts the part plus its surroundings (floor z = 0, the sole's tray, the upper's
 fixture post), then applies the sensor model of :mod:`.scanner_sensor` (stereo noise ∝ z², flying
 pixels, dropouts, quantisation).
@@ -82,7 +82,7 @@ class ScannerConfig:
         camera: the depth camera (D405-like by default; see :class:`D4xxCamera` for sources).
         artifacts: non-Gaussian sensor effects (see :class:`SensorArtifacts`).
         views: camera placements around the sole station's target (default: 3 views from above).
-        upper_views: camera placements around the upper station's target (default: 5 low + 1 above).
+        upper_views: camera placements around the upper station's target (default: 5 low + 1 above + 1 at the toe).
         upper_target_z: height of the upper station's look-at point, metres (the upper stands
             bottom-up with its bottom ~0.15-0.20 m above the floor, DESIGN.md; 0.13 m centres the
             bottom and the bite-line band below it).

@@ -149,9 +149,14 @@ DEFAULT_VIEWS: tuple[ViewSpec, ...] = (
 #: 24-40 % of the true bite line more than 2 mm from any scan point on world pairs; this layout leaves
 #: 0 % on light leather and 2-9 % on the dark boot (dropouts), and covers 94-100 % of the upward-facing
 #: bottom (measured over 4 world pairs per layout; a ring alone left the bottom 40 % covered).
+#: A seventh camera looks at the toe from the front, level with the bite line (2° above the look-at point,
+#: below the toe): with toe spring the band under the toe's feather edge faces down and forwards, and the
+#: ring left 5-11 % of the toe's bite line (within ±25° of the toe) > 3 mm from any scan point on sneakers
+#: and boots; with it 0 % on sneakers (6 pairs each; a heel camera likewise placed changed nothing).
 UPPER_VIEWS: tuple[ViewSpec, ...] = (
     *(ViewSpec(azimuth_deg=a, elevation_deg=15.0, distance_m=0.30) for a in (36.0, 108.0, 180.0, -108.0, -36.0)),
     ViewSpec(azimuth_deg=0.0, elevation_deg=75.0, distance_m=0.26),
+    ViewSpec(azimuth_deg=0.0, elevation_deg=2.0, distance_m=0.28),
 )
 
 

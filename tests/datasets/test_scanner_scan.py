@@ -99,9 +99,11 @@ def test_cameras_are_fixed_to_the_station() -> None:
         assert T_s[1, 3] - T_u[1, 3] == pytest.approx(0.40)  # stations 0.4 m apart in y (DESIGN.md)
     cfg = ScannerConfig()
     up = station_camera_poses("upper")
-    assert len(up) == len(cfg.upper_views) == 6
-    # the upper's ring sits low, about level with the upper's bottom (~0.15-0.20 m); one camera looks down
-    assert sum(0.10 <= T[2, 3] <= 0.25 for T in up) == 5 and max(T[2, 3] for T in up) > 0.3
+    assert len(up) == len(cfg.upper_views) == 7
+    # the upper's ring sits low, about level with the upper's bottom (~0.15-0.20 m); one camera looks down;
+    # one looks at the toe from below the bite line (~0.15 m)
+    assert sum(0.10 <= T[2, 3] <= 0.25 for T in up) == 6 and max(T[2, 3] for T in up) > 0.3
+    assert sum(T[2, 3] < 0.145 for T in up) == 1
     for T in up:
         assert 0.2 <= np.linalg.norm(T[:3, 3] - [0.55, -0.20, cfg.upper_target_z]) <= 0.35
     with pytest.raises(ValidationError):
