@@ -29,6 +29,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "gluecell.cell.bench_registration",
     "gluecell.cell.bench_deformation",
     "gluecell.cell.bench_pathplan",
+    "gluecell.cell.bench_pipeline",
 )
 #: Seed of the held-out bench world; training commands must not use it.
 BENCH_SEED = 9001

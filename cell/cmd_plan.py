@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run_plan", "run_show", "read_bite_line"]
+__all__ = ["register", "run_plan", "run_show", "draw_plan", "read_bite_line"]
 
 
 def register(subparsers: Any) -> None:
@@ -170,7 +170,14 @@ def _program_dict(prog) -> dict[str, Any] | None:
 
 
 def run_show(plan_path: Path, out: Path, *, upper: Path | None = None, sole: Path | None = None) -> int:
-    """Draw the plan's bite line and paths (and the clouds, if given) into a PNG."""
+    """``gluecell plan --show``: draw the plan into a PNG and say where."""
+    draw_plan(plan_path, out, upper=upper, sole=sole)
+    print(f"wrote {out}")
+    return 0
+
+
+def draw_plan(plan_path: Path, out: Path, *, upper: Path | None = None, sole: Path | None = None) -> Path:
+    """Draw the plan's bite line and paths (and the clouds, if given) into the PNG ``out``; returns ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,5 +217,4 @@ def run_show(plan_path: Path, out: Path, *, upper: Path | None = None, sole: Pat
     with atomic_open(out, "wb") as fh:
         fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
-    print(f"wrote {out}")
-    return 0
+    return out

@@ -17,3 +17,7 @@ def test_demo_runs_a_pair_and_reports_against_truth(tmp_path):
     assert row["verdict"] in ("pass", "rework") or row["verdict"].startswith("to human (")
     assert (tmp_path / "00000_pair.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "00000_upper.ply").is_file()
+    assert row["line"] == "operator"
+    if row["verdict"] in ("pass", "rework"):  # planned: the plan file and its picture exist
+        assert (tmp_path / "00000_plan.png").read_bytes()[:4] == b"\x89PNG"
+        assert 0 <= row["coverage"] <= 1 and row["above_mm"] >= 0 and row["robot_s"] > 0

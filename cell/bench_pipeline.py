@@ -1,0 +1,149 @@
+"""End-to-end bench: from the cameras' depth frames to sprayed glue, judged by the world's truth.
+
+Per held-out pair (the dataset's ``test`` split) the pair's own depth frames go through perception; then
+one bite line per row, the path planner on the *perceived* upper and sole clouds, and the world's true spray
+simulator (``cell.sim.world``: double-beta fan, the gun's hidden per-run variation, the robot's path errors)
+scores the upper's glue on the true mesh. Rows, side by side on the same pairs:
+
+- ``marked``: the bite line marked by hand on each pair (the simulated cell plays the operator:
+  :func:`gluecell.cell.sim.outcome.marked_bite_line`, 0.3 mm smooth pen noise), as lines without a
+  deformation model work today.
+- ``predicted``: the full pipeline, the deformation step's predicted line (no style references, material
+  unknown: what a cell has for a new pair). Planned even when the prediction reports low confidence (the
+  cell would hand those to the human: counted in ``e2e_predicted_low_confidence``), to show what it would do.
+- ``rigid``: no deformation model: the free sole's rim placed rigidly by the attach pose.
+- ``teach``: teach once: the path taught on a nominal pair of the style/size/side, placed rigidly by
+  registering the nominal upper to the perceived scan (:func:`gluecell.cell.bench_pathplan.teach_once_path`).
+
+Metrics per row (``e2e_<row>_*``): ``planned`` (pairs with a plan), ``bite_p95_mm``/``bite_max_mm`` (line
+vs the true line, median over pairs), ``true_coverage_mean`` (true bond faces), ``true_band2mm_coverage_mean``,
+``true_above_p99_mm``/``true_above_max_mm`` (glue above the true bite line, worst pair), ``true_gap_area_mm2``.
+For ``predicted`` also ``e2e_latency_p50_ms``/``_p95_ms``: two perceived clouds to both ``RobotProgram`` s
+(deformation + planning; perception is benched in its own section).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["bench", "ROWS"]
+
+#: Rows, in table order.
+ROWS = ("marked", "predicted", "rigid", "teach")
+#: Pairs (quick / full) from the test split.
+N_QUICK, N_FULL = 1, 8
+
+
+def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int, state: dict) -> dict[str, Callable[[], Any]]:
+    """Bite-line makers per row (each returns (line, extra metrics)); ``teach`` returns a path instead."""
+    from gluecell.cell.sim.outcome import marked_bite_line
+    from gluecell.deformation.baselines import predict_rigid
+    from gluecell.deformation.predict import predict_attach
+
+    def predicted() -> tuple[np.ndarray, dict[str, float]]:
+        t0 = time.perf_counter()
+        pred = predict_attach(scans["upper"], scans["sole"], check_confidence=False)
+        state["deform_ms"] = (time.perf_counter() - t0) * 1e3
+        sig = float(np.percentile(pred.bite_line_sigma, 95))
+        return pred.bite_line, {"sigma_p95_mm": sig * 1e3, "low_confidence": float(sig > 1e-3)}
+
+    return {
+        "marked": lambda: (marked_bite_line(truth, seed=seed), {}),
+        "predicted": predicted,
+        "rigid": lambda: (predict_rigid(scans["upper"], scans["sole"]).bite_line, {}),
+    }
+
+
+def _one(ds: Any, sid: str, seed: int, cache: dict) -> dict[str, dict[str, float]]:
+    """All rows of one pair: ``{row: metrics}`` (a refused row has ``refused`` = 1 and its reason logged)."""
+    from gluecell.cell.bench_deformation import pair_errors
+    from gluecell.cell.bench_pathplan import judge_true, teach_once_path
+    from gluecell.core.errors import GlueCellError
+    from gluecell.pathplan.pipeline import plan_pair
+    from gluecell.perception.scan import scan_part_frames
+
+    inp = ds.inputs(sid)
+    truth = ds.truth(sid)
+    scans = {p: scan_part_frames(inp["frames"][p], p, item_id=sid) for p in ("upper", "sole")}
+    up, so = scans["upper"], scans["sole"]
+    state: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
+    for row, make in _lines(scans, truth, seed, state).items():
+        try:
+            line, extra = make()
+            t0 = time.perf_counter()
+            plan = plan_pair(up.points, so.points, line, upper_normals=up.normals, sole_normals=so.normals)
+            plan_ms = (time.perf_counter() - t0) * 1e3
+        except GlueCellError as exc:
+            log.warning("e2e bench: %s row refused pair %s: %s", row, sid, exc)
+            out[row] = {"refused": 1.0}
+            continue
+        p95, mx = pair_errors(line, truth["bite_line"])
+        m = {"refused": 0.0, "bite_p95_mm": p95, "bite_max_mm": mx, **extra}
+        if row == "predicted":
+            m["latency_ms"] = state["deform_ms"] + plan_ms
+        m.update(judge_true(plan.paths["upper"], truth, seed + 5))
+        out[row] = m
+    try:
+        path = teach_once_path(cache, inp["workitem"], (up.points, up.normals))
+        out["teach"] = {"refused": 0.0, **judge_true(path, truth, seed + 5)}
+    except GlueCellError as exc:
+        log.warning("e2e bench: teach row refused pair %s: %s", sid, exc)
+        out["teach"] = {"refused": 1.0}
+    return out
+
+
+def _table(pairs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
+    out: dict[str, float] = {"e2e_pairs": float(len(pairs))}
+    for row in ROWS:
+        got = [p[row] for p in pairs if not p[row]["refused"]]
+        out[f"e2e_{row}_planned"] = float(len(got))
+
+        def col(key: str, got: list = got) -> np.ndarray:
+            return np.array([g[key] for g in got if key in g], dtype=float)
+
+        if not got:
+            continue
+        stats = {
+            "true_coverage_mean": col("true_coverage").mean(),
+            "true_band2mm_coverage_mean": col("true_band2mm_coverage").mean(),
+            "true_above_p99_mm": col("true_above_p99_mm").max(),
+            "true_above_max_mm": col("true_above_max_mm").max(),
+            "true_gap_area_mm2": col("true_gap_mm2").mean(),
+        }
+        if len(col("bite_p95_mm")):
+            stats["bite_p95_mm"] = float(np.median(col("bite_p95_mm")))
+            stats["bite_max_mm"] = float(np.median(col("bite_max_mm")))
+        if len(col("low_confidence")):
+            stats["low_confidence"] = col("low_confidence").sum()
+        out.update({f"e2e_{row}_{k}": float(v) for k, v in stats.items()})
+        lat = col("latency_ms")
+        if len(lat):
+            out["e2e_latency_p50_ms"] = float(np.percentile(lat, 50))
+            out["e2e_latency_p95_ms"] = float(np.percentile(lat, 95))
+    return out
+
+
+def bench(ctx: Any) -> dict[str, float]:
+    """Run the end-to-end bench on ``ctx.dataset``'s test split (``ctx.quick``: one pair)."""
+    from rich.progress import Progress
+
+    from gluecell.datasets.format import open_dataset
+
+    ds = open_dataset(ctx.dataset)
+    ids = ds.ids("test")[: N_QUICK if ctx.quick else N_FULL]
+    cache: dict = {}
+    pairs = []
+    with Progress(transient=True) as bar:
+        task = bar.add_task("end-to-end bench", total=len(ids))
+        for k, sid in enumerate(ids):
+            pairs.append(_one(ds, sid, int(ctx.seed) + 31 * k, cache))
+            bar.advance(task)
+    return _table(pairs)
