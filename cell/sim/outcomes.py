@@ -96,13 +96,13 @@ def face_geometry(truth: Any) -> FaceGeometry:
     """Face distances from the true bite line, measured as the world's scorer measures them."""
     from scipy.spatial import cKDTree
 
-    from gluecell.datasets.world.spray_score import distance_from_points, face_distance
+    from gluecell.datasets.world.spray_score import face_line_distance
     from gluecell.pathplan.geom import resample_polyline
 
     mesh, bite = _get(truth, "upper_mesh"), np.asarray(_get(truth, "bite_line"), dtype=np.float64)
     v, f = np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
     bond = np.asarray(_get(truth, "upper_bond_faces"), dtype=bool)
-    d = face_distance(v, f, distance_from_points(v, f, bite))
+    d = face_line_distance(v, f, bite)
     line = resample_polyline(bite, 0.5e-3)
     seg = np.linalg.norm(np.roll(line, -1, axis=0) - line, axis=1)
     line_arc = np.r_[0.0, np.cumsum(seg[:-1])]

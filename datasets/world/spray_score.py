@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["face_areas", "level_film", "face_distance", "distance_from_points", "distance_from_faces", "upper_metrics",
-           "sole_metrics", "line_distance", "NEAR_LINE_M"]  # fmt: skip
+           "sole_metrics", "line_distance", "face_line_distance", "NEAR_LINE_M"]  # fmt: skip
 
 #: Within this of the bite line, face distances are straight centroid-to-line distances (metres).
 NEAR_LINE_M = 5e-3
@@ -138,15 +138,21 @@ def _beyond(dist_m: np.ndarray, area: np.ndarray, prefix: str) -> dict[str, floa
     }
 
 
+def face_line_distance(vertices: np.ndarray, faces: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """Surface distance (F,) metres of each face from the bite ``line`` (m, 3): straight centroid-to-line
+    within ``NEAR_LINE_M``, along the edge graph beyond (see the module docstring)."""
+    dface = face_distance(vertices, faces, distance_from_points(vertices, faces, line))
+    straight = line_distance(vertices[faces].mean(axis=1), line)
+    return np.where(straight < NEAR_LINE_M, straight, dface)
+
+
 def upper_metrics(
     vertices: np.ndarray, faces: np.ndarray, film: np.ndarray, bond: np.ndarray, bite_line: np.ndarray,
     covered_m: float, visible_m: float, bands_m: tuple[float, ...] = (2e-3, 5e-3),
 ) -> dict[str, float]:  # fmt: skip
     """Metrics of the upper (see ``spray.score_upper``); all arrays in base_link metres."""
     area = face_areas(vertices, faces)
-    dface = face_distance(vertices, faces, distance_from_points(vertices, faces, bite_line))
-    straight = line_distance(vertices[faces].mean(axis=1), bite_line)
-    dface = np.where(straight < NEAR_LINE_M, straight, dface)
+    dface = face_line_distance(vertices, faces, bite_line)
     out = _film_stats(film, area, bond, covered_m)
     for b in bands_m:
         band = bond & (dface <= b)
