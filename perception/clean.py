@@ -82,7 +82,10 @@ class CleanConfig:
             margin has no normals); max_border_fraction: part pixels covering more than this fraction
             of the border band means the part is cut.
         sor_cell_m / sor_std_ratio: statistical outlier removal on local density (see
-            :func:`density_outliers`).
+            :func:`density_outliers`). 3 std (was 2): on dark leather the bite-line band is sparse
+            through dropouts and 2 std removed it with the outliers (true bite line > 3 mm from any
+            scan point: 3 % raw, 4-6 % cleaned with 2 std, 3-4 % with 3 std, 4 world boots); the
+            surface error against the true mesh did not change (mean 0.375 mm, p99.5 1.58 mm, 6 pairs).
         normal_k: neighbours for PCA normals, used only for clouds that come without normals.
         max_support_planes: support planes removed one above the other (floor, then a tray on it).
         support_margin_m: a plane above the first is a support (a tray, a plate) only if it reaches
@@ -112,7 +115,7 @@ class CleanConfig:
     border_px: int = 2
     max_border_fraction: float = 0.01
     sor_cell_m: float = 0.004
-    sor_std_ratio: float = 2.0
+    sor_std_ratio: float = 3.0
     normal_k: int = 16
     max_support_planes: int = 3
     support_margin_m: float = 0.01
