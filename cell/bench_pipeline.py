@@ -9,8 +9,9 @@ scores the upper's glue on the true mesh. Rows, side by side on the same pairs:
   :func:`gluecell.cell.sim.outcome.marked_bite_line`, 0.3 mm smooth pen noise), as lines without a
   deformation model work today.
 - ``predicted``: the full pipeline, the deformation step's predicted line (no style references, material
-  unknown: what a cell has for a new pair). Planned even when the prediction reports low confidence (the
-  cell would hand those to the human: counted in ``e2e_predicted_low_confidence``), to show what it would do.
+  unknown: what a cell has for a new pair), the glue kept ``MARGIN_SIGMAS`` x its sigma (p95) inside it as
+  ``gluecell plan`` does. Planned even when the prediction reports low confidence (the cell would hand
+  those to the human: counted in ``e2e_predicted_low_confidence``), to show what it would do.
 - ``rigid``: no deformation model: the free sole's rim placed rigidly by the attach pose.
 - ``teach``: teach once: the path taught on a nominal pair of the style/size/side, placed rigidly by
   registering the nominal upper to the perceived scan (:func:`gluecell.cell.bench_pathplan.teach_once_path`).
@@ -42,22 +43,27 @@ N_QUICK, N_FULL = 1, 8
 
 
 def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int, state: dict) -> dict[str, Callable[[], Any]]:
-    """Bite-line makers per row (each returns (line, extra metrics)); ``teach`` returns a path instead."""
+    """Bite-line makers per row (each returns (line, planner config, extra metrics))."""
+    from gluecell.cell.cmd_plan import MARGIN_SIGMAS, with_margin
     from gluecell.cell.sim.outcome import marked_bite_line
     from gluecell.deformation.baselines import predict_rigid
     from gluecell.deformation.predict import predict_attach
+    from gluecell.pathplan.pipeline import PathplanConfig
 
-    def predicted() -> tuple[np.ndarray, dict[str, float]]:
+    def predicted() -> tuple[np.ndarray, Any, dict[str, float]]:
         t0 = time.perf_counter()
         pred = predict_attach(scans["upper"], scans["sole"], check_confidence=False)
         state["deform_ms"] = (time.perf_counter() - t0) * 1e3
         sig = float(np.percentile(pred.bite_line_sigma, 95))
-        return pred.bite_line, {"sigma_p95_mm": sig * 1e3, "low_confidence": float(sig > 1e-3)}
+        cfg = with_margin(PathplanConfig(), sig, MARGIN_SIGMAS)
+        extra = {"sigma_p95_mm": sig * 1e3, "low_confidence": float(sig > 1e-3),
+                 "margin_mm": cfg.region.bite_margin_mm}  # fmt: skip
+        return pred.bite_line, cfg, extra
 
     return {
-        "marked": lambda: (marked_bite_line(truth, seed=seed), {}),
+        "marked": lambda: (marked_bite_line(truth, seed=seed), PathplanConfig(), {}),
         "predicted": predicted,
-        "rigid": lambda: (predict_rigid(scans["upper"], scans["sole"]).bite_line, {}),
+        "rigid": lambda: (predict_rigid(scans["upper"], scans["sole"]).bite_line, PathplanConfig(), {}),
     }
 
 
@@ -77,9 +83,9 @@ def _one(ds: Any, sid: str, seed: int, cache: dict) -> dict[str, dict[str, float
     out: dict[str, dict[str, float]] = {}
     for row, make in _lines(scans, truth, seed, state).items():
         try:
-            line, extra = make()
+            line, cfg, extra = make()
             t0 = time.perf_counter()
-            plan = plan_pair(up.points, so.points, line, upper_normals=up.normals, sole_normals=so.normals)
+            plan = plan_pair(up.points, so.points, line, cfg, upper_normals=up.normals, sole_normals=so.normals)
             plan_ms = (time.perf_counter() - t0) * 1e3
         except GlueCellError as exc:
             log.warning("e2e bench: %s row refused pair %s: %s", row, sid, exc)

@@ -23,25 +23,32 @@ PASS_COVERAGE = 0.98
 
 
 def _bite_line(scans: dict[str, Any], truth: dict[str, Any], sid: str, mode: str, row: dict[str, Any]) -> Any:
-    """The pair's bite line: predicted, or marked by the operator (always in "marked" mode; in "predicted" mode
-    when the prediction is refused, as the line's human does with a pair the software hands over)."""
+    """The pair's bite line and the planner config for it: predicted (the glue kept ``MARGIN_SIGMAS`` sigma
+    inside it), or marked by the operator (always in "marked" mode; in "predicted" mode when the prediction is
+    refused, as the line's human does with a pair the software hands over)."""
+    import numpy as np
+
+    from gluecell.cell.cmd_plan import MARGIN_SIGMAS, with_margin
     from gluecell.cell.sim.outcome import marked_bite_line
     from gluecell.core.errors import GlueCellError
     from gluecell.deformation.predict import predict_attach
+    from gluecell.pathplan.pipeline import PathplanConfig
 
     if mode == "predicted":
         t = time.perf_counter()
         try:
-            line = predict_attach(scans["upper"], scans["sole"]).bite_line
-            row["line"] = "predicted"
-            return line
+            pred = predict_attach(scans["upper"], scans["sole"])
+            sigma = float(np.percentile(pred.bite_line_sigma, 95))
+            cfg = with_margin(PathplanConfig(), sigma, MARGIN_SIGMAS)
+            row["line"] = f"predicted (margin {cfg.region.bite_margin_mm:.1f} mm)"
+            return pred.bite_line, cfg
         except GlueCellError as exc:
             row["line"] = f"operator (prediction refused: {exc.message})"
         finally:
             row["ms"]["deformation"] = (time.perf_counter() - t) * 1e3
     else:
         row["line"] = "operator"
-    return marked_bite_line(truth, seed=int(sid))
+    return marked_bite_line(truth, seed=int(sid)), PathplanConfig()
 
 
 def run_pair(ds: Any, sid: str, out: Path, bite_line: str = "predicted") -> dict[str, Any]:
@@ -73,11 +80,11 @@ def run_pair(ds: Any, sid: str, out: Path, bite_line: str = "predicted") -> dict
             write_ply(out / f"{sid}_{p}.ply", scan.points, scan.normals)
         truth = ds.truth(sid)  # the simulated cell's truth: error columns, the operator and the spray outcome
         stage = "deformation"
-        line = _bite_line(scans, truth, sid, bite_line, row)
+        line, cfg = _bite_line(scans, truth, sid, bite_line, row)
         row["bite_p95_mm"], row["bite_max_mm"] = pair_errors(line, truth["bite_line"])  # same metric as the bench
         stage = "pathplan"
         t = time.perf_counter()
-        pair = plan_pair(scans["upper"].points, scans["sole"].points, line,
+        pair = plan_pair(scans["upper"].points, scans["sole"].points, line, cfg,
                          upper_normals=scans["upper"].normals, sole_normals=scans["sole"].normals)  # fmt: skip
         row["ms"]["pathplan"] = (time.perf_counter() - t) * 1e3
         plan = Plan(bite_line=line, paths=tuple(pair.paths.values()), timing_ms=dict(row["ms"]))

@@ -18,7 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run_plan", "run_show", "draw_plan", "read_bite_line"]
+__all__ = ["register", "run_plan", "run_show", "draw_plan", "read_bite_line", "with_margin", "MARGIN_SIGMAS"]
+
+#: Default safety margin of a predicted bite line, in sigmas of its uncertainty (p95 over the line).
+MARGIN_SIGMAS = 2.0
 
 
 def register(subparsers: Any) -> None:
@@ -33,6 +36,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--correction", type=Path,
                    help="learned path correction (gluecell correction train/eval); used only if it beat the "
                         "uncorrected planner on held-out pairs")  # fmt: skip
+    p.add_argument("--margin-sigmas", type=float, default=MARGIN_SIGMAS,
+                   help="keep the glue this many sigma (p95 of the predicted line's uncertainty) inside the line "
+                        f"(default {MARGIN_SIGMAS:g}; with --bite-line: the config's margin)")  # fmt: skip
     p.add_argument("--config", type=Path, help="cell.toml; its [pathplan] table is read (unknown keys are errors)")
     p.add_argument("--show", type=Path, metavar="PLAN", help="draw PLAN (with --upper/--sole clouds if given)")
     p.add_argument("--out", type=Path, required=True, help="plan.json to write (or the PNG with --show)")
@@ -43,7 +49,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.show is not None:
         return run_show(args.show, args.out, upper=args.upper, sole=args.sole)
     return run_plan(args.upper, args.sole, args.out, bite_line=args.bite_line, config=args.config,
-                    material=args.material, calibration=args.calibration, correction=args.correction)  # fmt: skip
+                    material=args.material, calibration=args.calibration, correction=args.correction,
+                    margin_sigmas=args.margin_sigmas)  # fmt: skip
 
 
 def read_bite_line(path: Path):
@@ -82,8 +89,9 @@ def _cloud(path: Path | None, what: str):
 
 
 def predict_bite_line(upper: Path | None, sole: Path | None, *, material: str | None = None,
-                      calibration: Path | None = None) -> tuple[Any, float]:  # fmt: skip
-    """The deformation step: (bite line (m, 3) in base_link, milliseconds) predicted from the two scans.
+                      calibration: Path | None = None) -> tuple[Any, float, float]:  # fmt: skip
+    """The deformation step: (bite line (m, 3) in base_link, milliseconds, p95 of its sigma in metres)
+    predicted from the two scans.
 
     Raises:
         GlueCellError: bad scans, or a prediction too uncertain to spray (the pair goes to a human).
@@ -99,12 +107,30 @@ def predict_bite_line(upper: Path | None, sole: Path | None, *, material: str | 
     cal = load_calibration(calibration) if calibration else None
     pred = predict_attach(load_scan_ply(upper, "upper"), load_scan_ply(sole, "sole"), material=material,
                           calibration=cal)  # fmt: skip
-    return pred.bite_line, (time.perf_counter() - t0) * 1e3
+    import numpy as np
+
+    return pred.bite_line, (time.perf_counter() - t0) * 1e3, float(np.percentile(pred.bite_line_sigma, 95))
+
+
+def with_margin(cfg: Any, sigma_p95_m: float, margin_sigmas: float) -> Any:
+    """``cfg`` whose region keeps ``margin_sigmas`` x ``sigma_p95_m`` inside the bite line (never less than the
+    config's own ``bite_margin_mm``; at most the 5 mm the region accepts)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from gluecell.core.errors import ConfigError
+
+    if not (np.isfinite(margin_sigmas) and 0 <= margin_sigmas <= 5):
+        raise ConfigError(f"--margin-sigmas must be within 0-5, got {margin_sigmas}", key="margin_sigmas")
+    mm = min(max(cfg.region.bite_margin_mm, margin_sigmas * sigma_p95_m * 1e3), 5.0)
+    return replace(cfg, region=replace(cfg.region, bite_margin_mm=mm))
 
 
 def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Path | None = None,
              config: Path | None = None, material: str | None = None,
-             calibration: Path | None = None, correction: Path | None = None) -> int:  # fmt: skip
+             calibration: Path | None = None, correction: Path | None = None,
+             margin_sigmas: float = MARGIN_SIGMAS) -> int:  # fmt: skip
     """Plan both parts and write ``out``; raises GlueCellError (exit 2 through the CLI) when it cannot."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
@@ -115,7 +141,8 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
     cfg = _load_config(config)  # first: a bad config stops before any work
     deform_ms = 0.0
     if bite_line is None:
-        line, deform_ms = predict_bite_line(upper, sole, material=material, calibration=calibration)
+        line, deform_ms, sigma = predict_bite_line(upper, sole, material=material, calibration=calibration)
+        cfg = with_margin(cfg, sigma, margin_sigmas)
     else:
         line = read_bite_line(bite_line)
     clouds = {"upper": _cloud(upper, "upper"), "sole": _cloud(sole, "sole")}

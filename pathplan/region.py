@@ -66,6 +66,9 @@ class RegionParams:
             its collar or an open rim).
         max_bite_depth_mm: the bite line must lie within this distance below the upper's highest point.
         exact_within_mm: within this distance of the boundary, the straight distance replaces the graph one.
+        bite_margin_mm: the upper's bond region starts this far inside the given bite line (its signed
+            distances are reduced by it): room for the line's own uncertainty, e.g. 2 sigma of a predicted
+            line (``gluecell plan --margin-sigmas``), so that glue stays below the actual line.
         rim_width_mm: upward-facing sole points this close (plan view) to the rim line count as inside.
     """
 
@@ -86,6 +89,15 @@ class RegionParams:
     min_top_ratio: float = 0.4
     max_bite_depth_mm: float = 70.0
     exact_within_mm: float = 8.0
+    bite_margin_mm: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.bite_margin_mm <= 5.0:
+            raise ValueError("bite_margin_mm must be within 0-5 (mm)")
+        if not (self.on_surface_mm > 0 and self.hole_radius_mm > 0 and self.edge_mm >= 0):
+            raise ValueError("on_surface_mm and hole_radius_mm must be > 0 and edge_mm >= 0")
+        if not (0 < self.hole_max_gap_deg <= 360 and 0 <= self.max_hole_fraction <= 1):
+            raise ValueError("hole_max_gap_deg must be within 0-360 and max_hole_fraction within 0-1")
     rim_width_mm: float = 2.0
 
 
@@ -331,7 +343,8 @@ def upper_region(
     dist_idx = cKDTree(line).query(v)[1]
     side = np.einsum("ij,ij->i", v - line[dist_idx], frame[1][dist_idx]) >= 0
     reg = _build("upper", v, vn, line, frame, side, p)
-    return replace(reg, meta={"zmax": float(pts[:, 2].max()), **holes})
+    meta = {"zmax": float(pts[:, 2].max()), "bite_margin_mm": p.bite_margin_mm, **holes}
+    return replace(reg, signed=reg.signed - p.bite_margin_mm * 1e-3, meta=meta)
 
 
 def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.ndarray:

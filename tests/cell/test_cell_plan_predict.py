@@ -47,7 +47,22 @@ def test_predict_bite_line_wiring_gives_a_line_on_the_upper(clouds):
     from gluecell.cell.cmd_plan import predict_bite_line
     from gluecell.core.ply import read_ply
 
-    line, ms = predict_bite_line(clouds / "upper.ply", clouds / "sole.ply")
-    assert line.shape[1] == 3 and len(line) > 200 and ms > 0
+    line, ms, sigma = predict_bite_line(clouds / "upper.ply", clouds / "sole.ply")
+    assert line.shape[1] == 3 and len(line) > 200 and ms > 0 and 0 < sigma < 1e-3  # refused above 1 mm
     d, _ = cKDTree(read_ply(clouds / "upper.ply").points).query(line)
     assert np.median(d) < 2e-3  # the predicted line lies on the scanned upper
+
+
+def test_margin_follows_the_predicted_lines_sigma():
+    from gluecell.cell.cmd_plan import with_margin
+    from gluecell.core.errors import ConfigError
+    from gluecell.pathplan.pipeline import PathplanConfig
+    from gluecell.pathplan.region import RegionParams
+
+    cfg = with_margin(PathplanConfig(), 0.4e-3, 2.0)
+    assert cfg.region.bite_margin_mm == pytest.approx(0.8)
+    own = PathplanConfig(region=RegionParams(bite_margin_mm=1.2))
+    assert with_margin(own, 0.4e-3, 2.0).region.bite_margin_mm == pytest.approx(1.2)  # the config's floor holds
+    assert with_margin(PathplanConfig(), 4e-3, 2.0).region.bite_margin_mm == pytest.approx(5.0)  # capped
+    with pytest.raises(ConfigError, match="margin-sigmas"):
+        with_margin(PathplanConfig(), 0.4e-3, float("nan"))

@@ -74,6 +74,18 @@ def test_bite_line_off_the_surface_is_refused(pair, upper_cloud):
         upper_region(pts, bl, nrm)
 
 
+def test_bite_margin_moves_the_region_inside_the_line(pair, upper_cloud):
+    """A margin for the line's uncertainty shifts every signed distance by exactly that much (bond side)."""
+    pts, nrm = upper_cloud
+    r0 = upper_region(pts, pair.bite_line, nrm)
+    r1 = upper_region(pts, pair.bite_line, nrm, RegionParams(bite_margin_mm=1.5))
+    assert np.array_equal(r0.points, r1.points)
+    assert np.allclose(r0.signed - r1.signed, 1.5e-3, atol=1e-12)
+    assert r1.meta["bite_margin_mm"] == 1.5
+    with pytest.raises(ValueError, match="bite_margin_mm"):
+        RegionParams(bite_margin_mm=float("nan"))
+
+
 def _punch(pts, nrm, centre, radius):
     keep = np.linalg.norm(pts - centre, axis=1) > radius
     return pts[keep], nrm[keep]
