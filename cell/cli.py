@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gluecell.cell.cmd_predict",
     "gluecell.cell.cmd_plan",
     "gluecell.cell.cmd_correction",
+    "gluecell.cell.cmd_measure",
     "gluecell.cell.bench",
 )
 

@@ -71,3 +71,14 @@ class SolverError(DeformationError):
 
 class JunctionError(DeformationError):
     """The sole/upper junction of an attached pair could not be found all round."""
+
+
+class RegistrationError(DeformationError):
+    """The free sole's scan could not be registered onto the attached pair's scan (no overlap, no fit)."""
+
+
+class MeasureError(DeformationError):
+    """The attached pair's bite line or deformation could not be measured from its scan."""
+
+
+__all__ += ["RegistrationError", "MeasureError"]
