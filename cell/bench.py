@@ -30,6 +30,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "gluecell.cell.bench_deformation",
     "gluecell.cell.bench_pathplan",
     "gluecell.cell.bench_pipeline",
+    "gluecell.cell.bench_measure",
 )
 #: Seed of the held-out bench world; training commands must not use it.
 BENCH_SEED = 9001
