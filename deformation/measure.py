@@ -22,9 +22,10 @@ from gluecell.core.types import PartScan
 
 from .attach_pose import closed_resample
 from .errors import MeasureError
-from .nonrigid import RegistrationConfig, SoleRegistration, check_cloud, register_sole
+from .nonrigid import check_cloud
 from .profiles import ring_outliers
 from .sections import fill_invalid, outline_frame, smooth_closed, station_angles, wedge_members
+from .sole_registration import RegistrationConfig, SoleRegistration, register_sole
 
 __all__ = ["MeasureConfig", "Measured", "measure_attached", "rim_edge", "measured_to_plan", "snap_to_upper"]
 

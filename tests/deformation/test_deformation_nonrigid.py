@@ -15,7 +15,8 @@ import pytest
 from gluecell.core.types import PartScan
 from gluecell.deformation.errors import NonFiniteScanError, TooFewPointsError
 from gluecell.deformation.measure import measure_attached
-from gluecell.deformation.nonrigid import CPDConfig, cpd_nonrigid, register_sole
+from gluecell.deformation.nonrigid import CPDConfig, cpd_nonrigid
+from gluecell.deformation.sole_registration import register_sole
 
 #: Synthetic field: 2 mm amplitude, 200 mm wavelength; CPD must recover it to within this (mean, metres).
 FIELD_MEAN_TOL = 0.3e-3
