@@ -2,7 +2,8 @@
 
 Each station has its own fixed D405-like cameras looking at the station's target point: the sole
 station ``cfg.views`` (default 3: one above-front, two oblique from behind either side, into the cup),
-the upper station ``cfg.upper_views`` (default 5 low cameras that see the bite-line band, 1 above, 1 level with the toe).
+the upper station ``cfg.upper_views`` (default 5 low cameras that see the bite-line band, 1 above, 1 level
+with the toe).
 Every view ray-casts the part plus its surroundings (floor z = 0, the sole's tray, the upper's
 fixture post), then applies the sensor model of :mod:`.scanner_sensor` (stereo noise ∝ z², flying
 pixels, dropouts, quantisation).
