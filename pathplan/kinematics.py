@@ -13,7 +13,7 @@ changes. Joint speed limits: UR10e datasheet (base/shoulder 120 deg/s, elbow/wri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -136,11 +136,13 @@ def _inv(T: np.ndarray) -> np.ndarray:
     return out
 
 
-def ik(T: np.ndarray, model: str = "ur10e") -> np.ndarray:
+def ik(T: np.ndarray, model: str = "ur10e", branches: tuple[int, ...] | None = None) -> np.ndarray:
     """All eight analytic solutions (n, 8, 6) radians for flange poses ``T`` (n, 4, 4); NaN where none exists.
 
-    Branch index b = 4 * shoulder + 2 * wrist + elbow.
+    Branch index b = 4 * shoulder + 2 * wrist + elbow. ``branches``: solve only these (the others stay NaN;
+    one branch costs about a quarter of all eight).
     """
+    want = set(range(8) if branches is None else branches)
     d, a, al = DH[model]
     T = np.asarray(T, dtype=np.float64).reshape(-1, 4, 4)
     n = len(T)
@@ -151,10 +153,14 @@ def ik(T: np.ndarray, model: str = "ur10e") -> np.ndarray:
         phi = np.arccos(d[3] / rxy)
         psi = np.arctan2(p05[:, 1], p05[:, 0])
         for s, sgn1 in enumerate((1.0, -1.0)):
+            if not want & {4 * s + k for k in range(4)}:
+                continue
             q1 = psi + sgn1 * phi + np.pi / 2
             s1, c1 = np.sin(q1), np.cos(q1)
             c5 = (T[:, 0, 3] * s1 - T[:, 1, 3] * c1 - d[3]) / d[5]
             for w, sgn5 in enumerate((1.0, -1.0)):
+                if not want & {4 * s + 2 * w, 4 * s + 2 * w + 1}:
+                    continue
                 q5 = sgn5 * np.arccos(c5)
                 s5 = np.sin(q5)
                 q6 = np.arctan2(-(T[:, 0, 1] * s1 - T[:, 1, 1] * c1) / s5, (T[:, 0, 0] * s1 - T[:, 1, 0] * c1) / s5)
@@ -163,12 +169,15 @@ def ik(T: np.ndarray, model: str = "ur10e") -> np.ndarray:
                 p13 = T14[:, :3, 3] - d[3] * T14[:, :3, 1]
                 L = np.hypot(p13[:, 0], p13[:, 1])
                 c3 = (L**2 - a[1] ** 2 - a[2] ** 2) / (2 * a[1] * a[2])
+                # joints 2 and 3 turn about parallel axes (alpha = 0): T13 is a rotation by q2 + q3 about z, so
+                # q4 is the angle of T14's x axis in that plane less q2 + q3 (no T13 product, no inverse)
+                q234 = np.arctan2(T14[:, 1, 0], T14[:, 0, 0])
                 for e, sgn3 in enumerate((1.0, -1.0)):
+                    if 4 * s + 2 * w + e not in want:
+                        continue
                     q3 = sgn3 * np.arccos(c3)
                     q2 = -np.arctan2(p13[:, 1], -p13[:, 0]) + np.arcsin(a[2] * np.sin(q3) / L)
-                    T13 = _dh(q2, d[1], a[1], al[1]) @ _dh(q3, d[2], a[2], al[2])
-                    T34 = _inv(T13) @ T14
-                    q4 = np.arctan2(T34[:, 1, 0], T34[:, 0, 0])
+                    q4 = q234 - q2 - q3
                     out[:, 4 * s + 2 * w + e] = np.stack([q1, q2, q3, q4, q5, q6], axis=1)
     out = (out + np.pi) % (2 * np.pi) - np.pi
     return out
@@ -275,11 +284,14 @@ def reference_frames(xyz: np.ndarray, axis: np.ndarray, cfg: RobotConfig) -> np.
 COARSE = 4
 
 
-def solve_path(xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotConfig | None = None) -> PathIK:
+def solve_path(xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotConfig | None = None,
+               prefer: int | None = None) -> PathIK:  # fmt: skip
     """IK along nozzle poses (base_link) with one branch, continuous joints and a roll chosen for conditioning.
 
     Args:
         xyz: (n, 3) nozzle tips, metres. quat_xyzw: (n, 4) nozzle orientations (+z = spray direction).
+        prefer: a branch to try alone first (with ``cfg.branch`` "auto"), e.g. the one a nearly equal path
+            used in the previous tuning round: a quarter of the work when it still fits, else the full search.
     Raises:
         UnreachableError: no branch reaches every waypoint within the joint limits and singularity margins;
             the message names the first waypoint that fails and why.
@@ -292,22 +304,38 @@ def solve_path(xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotConfig | None =
     T[:, :3, :3] = reference_frames(xyz, matrix_from_quat(quat_xyzw)[:, :, 2], cfg)
     T[:, :3, 3] = xyz
     notes: list[str] = []
+    if prefer is not None and cfg.branch == "auto" and 0 <= int(prefer) < 8:
+        try:
+            return solve_path(xyz, quat_xyzw, replace(cfg, branch=str(int(prefer))))
+        except UnreachableError:
+            pass  # the preferred branch no longer fits: search them all
     # The roll search (rolls x 8 branches per waypoint) runs on every COARSE-th waypoint first; the chosen roll,
-    # interpolated, is then checked at every waypoint (_check_branch). Only if that fails is every waypoint searched.
-    for idx in (np.unique(np.r_[np.arange(0, n, COARSE), n - 1]), None) if n > 2 * COARSE else (None,):
-        found, reason, cost = _search(T, xyz, quat_xyzw, cfg, idx, notes)
+    # interpolated, is then checked at every waypoint (_check_branch). If that fails, the search is refined at
+    # the waypoints the interpolated roll left singular (and their neighbours), and only then run everywhere.
+    coarse = np.unique(np.r_[np.arange(0, n, COARSE), n - 1])
+    todo: list[np.ndarray | None] = [coarse, None] if n > 2 * COARSE else [None]
+    bad: list[np.ndarray] = []
+    while todo:
+        idx = todo.pop(0)
+        found, reason, cost = _search(T, xyz, quat_xyzw, cfg, idx, notes, bad)
         if found is not None:
             b, roll, q = found
             quat = quat_from_matrix((T @ _rz(roll))[:, :3, :3])
             return PathIK(q, roll, quat, b, float(np.abs(np.sin(q[:, 4])).min()))
+        if idx is coarse and bad:
+            near = (np.concatenate(bad)[:, None] + np.arange(-COARSE, COARSE + 1)[None]).ravel()
+            todo.insert(0, np.unique(np.r_[coarse, near[(near >= 0) & (near < n)]]))
+            bad.clear()
     raise UnreachableError(_explain(reason, cost) + f" (branches: {'; '.join(notes)})", stage="kinematics")
 
 
 def _search(T: np.ndarray, xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotConfig, idx: np.ndarray | None,
-            notes: list[str]) -> tuple[tuple[int, np.ndarray, np.ndarray] | None, np.ndarray, np.ndarray]:  # fmt: skip
+            notes: list[str], bad: list[np.ndarray] | None = None,
+            ) -> tuple[tuple[int, np.ndarray, np.ndarray] | None, np.ndarray, np.ndarray]:  # fmt: skip
     """Roll dynamic programme over the waypoints ``idx`` (None: all), then the full check of each branch.
 
-    Returns ((branch, roll (n,), joints (n, 6)) or None, reason and cost of the searched waypoints).
+    Returns ((branch, roll (n,), joints (n, 6)) or None, reason and cost of the searched waypoints); ``bad``
+    collects the waypoints where a branch's roll, as searched, was singular.
     """
     n = len(xyz)
     sel = np.arange(n) if idx is None else idx
@@ -318,37 +346,49 @@ def _search(T: np.ndarray, xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotCon
     Rz[:, 0, 0], Rz[:, 0, 1], Rz[:, 1, 0], Rz[:, 1, 1] = np.cos(rolls), -np.sin(rolls), np.sin(rolls), np.cos(rolls)
     noz = T[sel, None] @ Rz[None]  # (m, K, 4, 4)
     flange = _inv(cfg.T_base_link_robot) @ noz @ _inv(cfg.T_flange_tool)
-    sol = ik(flange.reshape(-1, 4, 4), cfg.model).reshape(len(sel), K, 8, 6)
+    branches = list(range(8)) if cfg.branch == "auto" else [int(cfg.branch)]
+    sol = ik(flange.reshape(-1, 4, 4), cfg.model, tuple(branches)).reshape(len(sel), K, 8, 6)
     cost, reason = _costs(sol, flange, cfg)
     cost = cost + cfg.roll_weight * (rolls / np.pi)[None, :, None] ** 2
     max_step = max(int(np.floor(cfg.max_roll_rate_deg / cfg.roll_step_deg)), 1)
-    branches = list(range(8)) if cfg.branch == "auto" else [int(cfg.branch)]
     totals, paths = _dp(cost[:, :, branches], max_step, 0.05)
     for bi in np.argsort(totals):  # cheapest branch first; the first that passes every check is used
         b = branches[bi]
         roll = rolls[paths[:, bi]]
         if idx is not None:
             roll = np.interp(np.arange(n), sel, roll)
-        found = _check_branch(b, totals[bi], roll, T, xyz, quat_xyzw, cfg, notes)
+        found = _check_branch(b, totals[bi], roll, T, xyz, quat_xyzw, cfg, notes, bad)
         if found is not None:
             return (b, *found), reason, cost
     return None, reason, cost
 
 
 def _check_branch(b: int, total: float, roll_dp: np.ndarray, T: np.ndarray, xyz: np.ndarray, quat_xyzw: np.ndarray,
-                  cfg: RobotConfig, notes: list[str]) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
-    """(roll, joints) of branch ``b`` if it is feasible along the whole path; else a note says why."""
+                  cfg: RobotConfig, notes: list[str],
+                  bad: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    """(roll, joints) of branch ``b`` if it is feasible along the whole path; else a note says why (and ``bad``
+    gets the waypoints where even the unsmoothed roll is singular)."""
     if not np.isfinite(total):
         notes.append(f"{b}: singular/unreachable")
         return None
-    q_b = None
-    for win in (cfg.roll_smooth, cfg.roll_smooth // 2, 5, 1):  # the smoothest roll that stays feasible
+    q_b, raw = None, None
+    # the smoothest roll that stays feasible; when even the searched roll itself (window 1) is singular, the
+    # windows between are not tried (a refined search follows)
+    for win in (cfg.roll_smooth, 1, cfg.roll_smooth // 2, 5):
         roll = _smooth(roll_dp, win | 1)
-        q_b = _solve_at(T, roll, b, cfg)
-        if q_b is not None:
+        q_b, ok = _solve_at(T, roll, b, cfg)
+        if win == 1:
+            raw = (roll, q_b)
+            if q_b is None:
+                break
+        elif q_b is not None:
             break
+    if q_b is None and raw is not None and raw[1] is not None:
+        roll, q_b = raw
     if q_b is None:
         notes.append(f"{b}: singular after roll smoothing")
+        if bad is not None:
+            bad.append(np.flatnonzero(~ok))
         return None
     q = _fit_limits(q_b, np.deg2rad(np.asarray(cfg.joint_limits_deg, dtype=float)))
     if q is None:
@@ -380,14 +420,14 @@ def _smooth(x: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(ext, np.ones(window) / window, "valid")
 
 
-def _solve_at(T: np.ndarray, roll: np.ndarray, b: int, cfg: RobotConfig) -> np.ndarray | None:
-    """Joints (n, 6) of branch ``b`` at nozzle poses ``T`` rolled by ``roll``; None if any is infeasible."""
+def _solve_at(T: np.ndarray, roll: np.ndarray, b: int, cfg: RobotConfig) -> tuple[np.ndarray | None, np.ndarray]:
+    """Joints (n, 6) of branch ``b`` at nozzle poses ``T`` rolled by ``roll`` (None if any is infeasible) and
+    which waypoints (n,) bool are feasible."""
     flange = _inv(cfg.T_base_link_robot) @ T @ _rz(roll) @ _inv(cfg.T_flange_tool)
-    sol = ik(flange, cfg.model)
+    sol = ik(flange, cfg.model, (b,))
     cost, _ = _costs(sol[:, None], flange[:, None], cfg)
-    if not np.all(np.isfinite(cost[:, 0, b])):
-        return None
-    return sol[:, b]
+    ok = np.isfinite(cost[:, 0, b])
+    return (sol[:, b] if ok.all() else None), ok
 
 
 def _explain(reason: np.ndarray, cost: np.ndarray) -> str:

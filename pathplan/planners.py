@@ -30,13 +30,17 @@ def _bin_means(keys: np.ndarray, n: int, *arrays: np.ndarray) -> tuple[np.ndarra
 
 
 def ring_at(
-    region: BondRegion, offset: float, sample: float, half_width: float, local: np.ndarray | None = None
+    region: BondRegion, offset: float, sample: float, half_width: float, local: np.ndarray | None = None,
+    fill: float = 0.0,
 ) -> tuple[np.ndarray, ...]:  # fmt: skip
     """Contour ring at surface distance ``offset`` (metres) from the region's boundary.
 
     Args:
         local: (q,) metres added to ``offset`` along equal stretches of the boundary (the tuner's local
             corrections), or None.
+        fill: runs of empty bins up to this long (metres along the boundary; a hole in the scan beside the
+            line, which the region accepts where the scan surrounds it) are filled: the ring keeps its
+            neighbours' position relative to the boundary (interpolated), their normal and inward direction.
     Returns:
         contact (k, 3), normal (k, 3), inward (k, 3) in boundary order; bins with no points are dropped.
     """
@@ -66,7 +70,32 @@ def ring_at(
     grad = np.where(np.isnan(grad), region.inward[bidx], grad)
     grad = unit(grad - np.einsum("ij,ij->i", grad, nrm)[:, None] * nrm)
     pos = pos + (off_bin[:, None] - sd) * grad  # the bin's mean distance is not exactly its target: step onto it
+    if fill > 0 and 3 <= ok.sum() < nb:
+        base = region.boundary[bidx]
+        ok, rel, nrm, grad = _fill_bins(ok, pos - base, nrm, grad, max_run=int(fill / (per / nb)))
+        pos = base + rel
     return pos[ok], nrm[ok], grad[ok]
+
+
+def _fill_bins(ok: np.ndarray, *arrays: np.ndarray, max_run: int) -> tuple[np.ndarray, ...]:
+    """Fill runs of at most ``max_run`` empty bins (``~ok``, circular) of each (nb, 3) array by linear
+    interpolation between the bins on either side (unit vectors renormalised). Returns the new ok mask and
+    the arrays."""
+    nb = len(ok)
+    good = np.flatnonzero(ok)
+    # length of the empty run each bin belongs to (0 for filled bins)
+    nxt = good[np.searchsorted(good, np.arange(nb)) % len(good)]
+    prv = good[(np.searchsorted(good, np.arange(nb), side="right") - 1) % len(good)]
+    run = np.where(ok, 0, (nxt - prv) % nb - 1)
+    fill = ~ok & (run <= max_run)
+    xi = np.r_[good - nb, good, good + nb]
+    out = []
+    for a in arrays:
+        b = a.copy()
+        b[fill] = np.column_stack([np.interp(np.flatnonzero(fill), xi, np.tile(a[good, j], 3)) for j in range(3)])
+        out.append(b)
+    out[1:] = [unit(b) for b in out[1:]]
+    return (ok | fill, *out)
 
 
 def _largest_gap(c: np.ndarray) -> float:
@@ -84,7 +113,9 @@ class ContourOffsetParams:
 
     ``sample_mm`` is the waypoint spacing along a ring; ``half_width_mm`` the slab of surface points
     averaged into each ring (about the cloud resolution). The first ring may miss at most
-    ``max_hole_mm`` of boundary in one piece (else the scan has a hole beside the line). ``alternate``
+    ``max_hole_mm`` of boundary in one piece (else the scan has a hole beside the line) after holes up to
+    ``fill_hole_mm`` along the boundary were filled from their ends (:func:`ring_at`: the region accepts a
+    bite line across a scan hole its scan surrounds, ``RegionParams.hole_radius_mm`` 20 mm). ``alternate``
     runs every other ring backwards, so the wrist unwinds instead of turning further each ring. The first
     ``edge_rings`` rings move out by ``edge_local_mm`` along equal stretches of the boundary (the tuner's
     local corrections where their spray would cross the line); their nominal offset is kept in the path.
@@ -100,13 +131,14 @@ class ContourOffsetParams:
     sample_mm: float = 3.0
     half_width_mm: float = 2.0
     max_hole_mm: float = 16.0
+    fill_hole_mm: float = 40.0
     alternate: bool = True
 
     def __post_init__(self) -> None:
         if not (self.step_mm > 0 and self.sample_mm > 0 and self.half_width_mm > 0 and self.width_mm >= 0):
             raise ValueError("step_mm, sample_mm, half_width_mm must be > 0 and width_mm >= 0")
-        if not self.max_hole_mm > 0:
-            raise ValueError("max_hole_mm must be > 0")
+        if not (self.max_hole_mm > 0 and self.fill_hole_mm >= 0):
+            raise ValueError("max_hole_mm must be > 0 and fill_hole_mm >= 0")
         if any(b <= a for a, b in zip(self.offsets_mm, self.offsets_mm[1:])):
             raise ValueError("offsets_mm must be increasing")
         if self.edge_rings < 0 or any(not 0 <= v <= 20 for v in self.edge_local_mm):
@@ -144,7 +176,7 @@ class ContourOffset(Stage):
         parts: list[tuple[np.ndarray, ...]] = []
         for k, off in enumerate(self.offsets(region)):
             local = np.asarray(p.edge_local_mm, dtype=float) * 1e-3 if k < p.edge_rings else None
-            c, n, g = ring_at(region, off, p.sample_mm * 1e-3, p.half_width_mm * 1e-3, local)
+            c, n, g = ring_at(region, off, p.sample_mm * 1e-3, p.half_width_mm * 1e-3, local, p.fill_hole_mm * 1e-3)
             hole = _largest_gap(c)
             if k == 0 and hole > p.max_hole_mm * 1e-3:
                 raise RegionError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,17 @@ from .deposition import DepositionParams, SpraySamples, film_thickness
 from .toolpath import BondRegion
 
 __all__ = ["CrossProfile", "RingDesign", "cross_profile", "design_rings", "local_bumps", "attribute_overshoot",
-           "gaps_away_from_line"]  # fmt: skip
+           "gaps_away_from_line", "clamp_local", "move_all", "main_bump", "next_moves", "MAX_LOCAL",
+           "MAX_MAIN_MIN"]  # fmt: skip
+
+#: Largest outward move (m) of the edge passes along a stretch of the line. Farther out they stop being edge
+#: passes (the first main pass lies ~10 mm out); glue that still lands beyond the line then is not theirs to
+#: fix (on pair 00001 of the demo: a sole wall point the region put on the wrong side of the rim), and the
+#: plan is refused (``CoverageError``). Also keeps every spec within ``contour_offset``'s 0-20 mm check.
+MAX_LOCAL = 0.010
+#: Largest lowest offset (m) of the first main pass: the contour rings span 35 mm (``PartPipelineConfig``),
+#: so a first main pass beyond 25 mm leaves no band to cover; such a plan is refused instead.
+MAX_MAIN_MIN = 0.025
 
 
 @dataclass(frozen=True)
@@ -137,8 +148,36 @@ def local_bumps(local: np.ndarray, s: np.ndarray, over: np.ndarray, perimeter: f
     need = np.zeros(q)
     b = (np.asarray(s) / perimeter * q).astype(int) % q
     for shift in (-1, 0, 1):
-        np.maximum.at(need, (b + shift) % q, np.asarray(over))
-    return np.minimum(local + np.where(need > 0, need + extra, 0.0), 0.01)
+        np.maximum.at(need, (b + shift) % q, np.nan_to_num(np.asarray(over, dtype=float), nan=MAX_LOCAL))
+    return clamp_local(local + np.where(need > 0, need + extra, 0.0))
+
+
+def clamp_local(local: np.ndarray) -> np.ndarray:
+    """Local edge-pass moves (q,) metres made finite and kept within 0..``MAX_LOCAL`` (NaN -> 0, inf -> cap)."""
+    return np.clip(np.nan_to_num(np.asarray(local, dtype=float), nan=0.0, posinf=MAX_LOCAL, neginf=0.0), 0.0,
+                   MAX_LOCAL)  # fmt: skip
+
+
+def move_all(local: np.ndarray, over_mm: float, extra: float) -> np.ndarray:
+    """Every stretch of the edge passes moved out by ``over_mm`` (mm) plus ``extra`` (m), within the cap.
+
+    A NaN or infinite overshoot moves them to the cap (the glue's reach is unknown: be safe).
+    """
+    over = float(over_mm) * 1e-3 if np.isfinite(over_mm) else MAX_LOCAL
+    return clamp_local(np.asarray(local, dtype=float) + max(over, 0.0) + extra)
+
+
+def main_bump(current: float, main_now: float, over_mm: float, extra: float) -> float:
+    """New lowest offset (m) of the first main pass: its present offset ``main_now`` (m) plus the overshoot
+    ``over_mm`` (mm) and ``extra`` (m), never below ``current`` and at most ``MAX_MAIN_MIN``; unchanged when
+    nothing overshoots, NaN-safe (a NaN overshoot moves it to the cap)."""
+    cur = float(np.nan_to_num(current, nan=0.0))
+    if not over_mm > 0 and not np.isnan(over_mm):
+        return min(cur, MAX_MAIN_MIN)
+    if not np.isfinite(over_mm):
+        return MAX_MAIN_MIN
+    want = float(np.nan_to_num(main_now, nan=0.0)) + float(over_mm) * 1e-3 + extra
+    return float(min(max(cur, want), MAX_MAIN_MIN))
 
 
 def attribute_overshoot(
@@ -177,3 +216,25 @@ def gaps_away_from_line(region: BondRegion, film: np.ndarray, band: np.ndarray, 
     """Uncovered fraction of the band farther than ``near`` (metres) from the boundary."""
     far_gap = band & (region.signed > near) & (film < dep.covered_mm * 1e-3)
     return float(area[far_gap].sum() / max(area[band].sum(), 1e-12))
+
+
+def next_moves(region: BondRegion, films: np.ndarray, level: float, allow_mm: float, above_mm: float,
+               design: RingDesign | None, tun: Any, r: int, local: np.ndarray,
+               bump: tuple[float, float]) -> tuple[np.ndarray, tuple[float, float]] | None:  # fmt: skip
+    """Where glue lands beyond the line (``films`` (3, n) per pass class, ``level`` and ``allow_mm`` as for
+    :func:`attribute_overshoot`; ``above_mm`` the worst overshoot, ``tun`` the pipeline's ``TuningConfig``, ``r``
+    the round): the edge passes' local moves and the first main pass's lowest offset for the next round,
+    every value finite and within the planner's limits; None if nothing can move any more."""
+    e_over, m_over, e_s, e_d = attribute_overshoot(region, films, level, allow_mm * 1e-3)
+    step = tun.bump_extra_mm * 1e-3  # the design margin is already in; move by the overshoot and a bit
+    main_now = design.offsets[design.n_edge] if design is not None else 0.0
+    for whole in (False, True) if r < tun.rounds // 2 else (True,):
+        if whole:  # not settled by now (or nothing local left to move): every pass moves by the whole overshoot
+            e_over = m_over = max(e_over, m_over, above_mm - allow_mm)
+            new_local = move_all(local, e_over, step)
+        else:  # edge passes move out only where their glue crosses the line
+            new_local = local_bumps(local, e_s, e_d, region.perimeter, step) if e_over > 0 else clamp_local(local)
+        new_bump = (0.0, main_bump(bump[1], main_now, m_over, step))
+        if not (np.array_equal(new_local, local) and new_bump == bump):
+            return new_local, new_bump
+    return None
