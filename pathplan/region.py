@@ -447,7 +447,15 @@ def sole_region(
     frame = _line_frame(v, vn, line, np.column_stack([c2 - line[:, :2], np.zeros(len(line))]))
     # the wall is a few mm thick: beside the rim, a wall point's side is where its normal faces
     d_xy, j = cKDTree(line[:, :2]).query(v[:, :2])
-    in_xy = unit(c2 - line[j, :2])
+    # inward is the rim's own plan normal (its left normal on a counter-clockwise rim), not the direction to the
+    # centroid: at a narrow heel or toe the centroid lies far along the sole and that direction runs nearly
+    # along the wall, so a slightly noisy wall normal put inner-wall points outside
+    t = polyline_tangents(line)[:, :2]
+    nin = np.column_stack([-t[:, 1], t[:, 0]])
+    x, y = line[:, 0], line[:, 1]
+    ccw = float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) > 0  # shoelace: the left normal is inward
+    nin = nin if ccw else -nin
+    in_xy = unit(nin[j])
     wall = (d_xy < p.keep_beyond_mm * 1e-3) & (np.linalg.norm(vn[:, :2], axis=1) > 0.5)
     side = np.where(wall, np.einsum("ij,ij->i", vn[:, :2], in_xy) > 0, side)
     # the rim line runs along the wall's crest, whose width the max-z pick wanders across: an upward-facing
