@@ -70,6 +70,10 @@ class RegionParams:
             distances are reduced by it): room for the line's own uncertainty, e.g. 2 sigma of a predicted
             line (``gluecell plan --margin-sigmas``), so that glue stays below the actual line.
         rim_width_mm: upward-facing sole points this close (plan view) to the rim line count as inside.
+        wall_zone_mm: within this plan distance of the sole's rim a point's side follows its normal (the wall is
+            3-6 mm thick; the rim line wanders across its crest); farther in, the rim polygon decides. A sole
+            point whose side disagrees with at least ``side_vote`` of its ``knn`` neighbours takes theirs (a
+            single footbed point with a noisy normal was put outside and refused the whole sole).
     """
 
     voxel_mm: float = 2.0
@@ -96,9 +100,13 @@ class RegionParams:
             raise ValueError("bite_margin_mm must be within 0-5 (mm)")
         if not (self.on_surface_mm > 0 and self.hole_radius_mm > 0 and self.edge_mm >= 0):
             raise ValueError("on_surface_mm and hole_radius_mm must be > 0 and edge_mm >= 0")
+        if not (0.5 < self.side_vote <= 1 and self.wall_zone_mm > 0):
+            raise ValueError("side_vote must be within 0.5-1 and wall_zone_mm > 0")
         if not (0 < self.hole_max_gap_deg <= 360 and 0 <= self.max_hole_fraction <= 1):
             raise ValueError("hole_max_gap_deg must be within 0-360 and max_hole_fraction within 0-1")
     rim_width_mm: float = 2.0
+    wall_zone_mm: float = 8.0
+    side_vote: float = 0.75
 
 
 def _check_cloud(points: np.ndarray, part: str, p: RegionParams) -> np.ndarray:
@@ -293,6 +301,19 @@ def _build(
     )  # fmt: skip
 
 
+def _vote(pts: np.ndarray, side: np.ndarray, p: RegionParams) -> np.ndarray:
+    """``side`` (n,) bool with each point that disagrees with at least ``p.side_vote`` of its ``p.knn``
+    neighbours flipped to theirs (isolated mislabels from noisy normals; a true boundary is ~50/50)."""
+    from scipy.spatial import cKDTree
+
+    k = min(p.knn, len(pts) - 1)
+    if k < 2:
+        return side
+    _, idx = cKDTree(pts).query(pts, k=k + 1)
+    frac = side[idx[:, 1:]].mean(axis=1)
+    return np.where(side & (frac <= 1 - p.side_vote), False, np.where(~side & (frac >= p.side_vote), True, side))
+
+
 def _outward(pts: np.ndarray, normals: np.ndarray | None, centroid: np.ndarray) -> np.ndarray | None:
     """The upper's given normals, each flipped to point away from the part's centroid (scanners orient normals
     towards whichever camera saw a point, so a cloud fused from several views can mix both ways); None when
@@ -456,12 +477,12 @@ def sole_region(
     ccw = float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) > 0  # shoelace: the left normal is inward
     nin = nin if ccw else -nin
     in_xy = unit(nin[j])
-    wall = (d_xy < p.keep_beyond_mm * 1e-3) & (np.linalg.norm(vn[:, :2], axis=1) > 0.5)
+    wall = (d_xy < p.wall_zone_mm * 1e-3) & (np.linalg.norm(vn[:, :2], axis=1) > 0.5)
     side = np.where(wall, np.einsum("ij,ij->i", vn[:, :2], in_xy) > 0, side)
     # the rim line runs along the wall's crest, whose width the max-z pick wanders across: an upward-facing
     # point within that width of it and below it is footbed/crest (inside), not the outer wall
     crest = ~wall & (d_xy < p.rim_width_mm * 1e-3) & (v[:, 2] <= line[j, 2] + 1e-3)
-    side = side | crest
+    side = _vote(v, side | crest, p)
     return _build("sole", v, vn, line, frame, side, p)
 
 

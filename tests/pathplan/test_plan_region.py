@@ -86,6 +86,24 @@ def test_bite_margin_moves_the_region_inside_the_line(pair, upper_cloud):
         RegionParams(bite_margin_mm=float("nan"))
 
 
+def test_sole_point_with_a_noisy_normal_stays_inside(pair):
+    """A footbed point near the wall whose normal noise tilts it outwards is still inside the rim."""
+    pts, nrm = pair.sample("sole", 30000, seed=2, noise_mm=0.1)
+    r0 = sole_region(pts, nrm)
+    footbed = np.flatnonzero((np.abs(pts[:, 2] - 0.032) < 0.5e-3) & (nrm[:, 2] > 0.9))
+    rim = detect_rim(pts)
+    d = np.min(np.linalg.norm(pts[footbed, None, :2] - rim[None, :, :2], axis=2), axis=1)
+    i = footbed[np.argmin(np.abs(d - 0.007))]  # a footbed point ~7 mm in from the rim (inside the wall zone)
+    bad = nrm.copy()
+    out = pts[i, :2] - np.array([0.55, 0.20])
+    bad[i] = np.r_[0.7 * out / np.linalg.norm(out), 0.7]  # tilted 45 degrees outwards
+    bad[i] /= np.linalg.norm(bad[i])
+    r1 = sole_region(pts, bad)
+    k = np.flatnonzero(np.all(np.isclose(r1.points, pts[i]), axis=1))
+    assert len(k) == 1 and r1.signed[k[0]] > 0, "a single tilted normal must not put a footbed point outside"
+    assert np.mean(r0.signed > 0) == pytest.approx(np.mean(r1.signed > 0), abs=1e-3)
+
+
 def _punch(pts, nrm, centre, radius):
     keep = np.linalg.norm(pts - centre, axis=1) > radius
     return pts[keep], nrm[keep]
