@@ -70,10 +70,12 @@ class RegionParams:
             distances are reduced by it): room for the line's own uncertainty, e.g. 2 sigma of a predicted
             line (``gluecell plan --margin-sigmas``), so that glue stays below the actual line.
         rim_width_mm: upward-facing sole points this close (plan view) to the rim line count as inside.
-        wall_zone_mm: within this plan distance of the sole's rim a point's side follows its normal (the wall is
-            3-6 mm thick; the rim line wanders across its crest); farther in, the rim polygon decides. A sole
-            point whose side disagrees with at least ``side_vote`` of its ``knn`` neighbours takes theirs (a
-            single footbed point with a noisy normal was put outside and refused the whole sole).
+        wall_zone_mm / wall_normal_xy: within this plan distance of the sole's rim a point whose normal is
+            mostly horizontal (plan component > ``wall_normal_xy``) is a wall point and its side follows its
+            normal (the wall is 3-6 mm thick; the rim line wanders across its crest); elsewhere the rim polygon
+            decides. Outside that zone a point whose side disagrees with at least ``side_vote`` of its ``knn``
+            neighbours takes theirs (a footbed point with a tilted normal was put outside and refused the
+            whole sole); inside it, where both sides meet within millimetres, only one that all contradict.
     """
 
     voxel_mm: float = 2.0
@@ -106,6 +108,7 @@ class RegionParams:
             raise ValueError("hole_max_gap_deg must be within 0-360 and max_hole_fraction within 0-1")
     rim_width_mm: float = 2.0
     wall_zone_mm: float = 8.0
+    wall_normal_xy: float = 0.8
     side_vote: float = 0.75
 
 
@@ -301,9 +304,33 @@ def _build(
     )  # fmt: skip
 
 
-def _vote(pts: np.ndarray, side: np.ndarray, p: RegionParams) -> np.ndarray:
-    """``side`` (n,) bool with each point that disagrees with at least ``p.side_vote`` of its ``p.knn``
-    neighbours flipped to theirs (isolated mislabels from noisy normals; a true boundary is ~50/50)."""
+def _consistent_normals(pts: np.ndarray, nrm: np.ndarray, radius: float) -> np.ndarray:
+    """``nrm`` (n, 3) with each normal that points against its neighbours' (within ``radius``) replaced by their
+    mean, where those neighbours agree among themselves (mean length > 0.5: not across a thin wall's two faces).
+    A single flipped or tilted normal (dropouts on dark leather) otherwise lets the film model put glue on a
+    surface that faces away from the gun."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(pts)
+    pairs = tree.query_pairs(radius, output_type="ndarray")
+    if len(pairs) == 0:
+        return nrm
+    acc = np.zeros_like(nrm)
+    cnt = np.zeros(len(pts))
+    np.add.at(acc, pairs[:, 0], nrm[pairs[:, 1]])
+    np.add.at(acc, pairs[:, 1], nrm[pairs[:, 0]])
+    np.add.at(cnt, pairs.ravel(), 1.0)
+    mean = acc / np.maximum(cnt, 1.0)[:, None]
+    length = np.linalg.norm(mean, axis=1)
+    bad = (cnt >= 3) & (length > 0.5) & (np.einsum("ij,ij->i", nrm, mean) < 0)
+    out = nrm.copy()
+    out[bad] = mean[bad] / length[bad, None]
+    return out
+
+
+def _vote(pts: np.ndarray, side: np.ndarray, p: RegionParams, share: float) -> np.ndarray:
+    """``side`` (n,) bool with each point that disagrees with at least ``share`` of its ``p.knn`` neighbours
+    flipped to theirs (isolated mislabels from noisy normals; a true boundary is ~50/50)."""
     from scipy.spatial import cKDTree
 
     k = min(p.knn, len(pts) - 1)
@@ -311,7 +338,7 @@ def _vote(pts: np.ndarray, side: np.ndarray, p: RegionParams) -> np.ndarray:
         return side
     _, idx = cKDTree(pts).query(pts, k=k + 1)
     frac = side[idx[:, 1:]].mean(axis=1)
-    return np.where(side & (frac <= 1 - p.side_vote), False, np.where(~side & (frac >= p.side_vote), True, side))
+    return np.where(side & (frac <= 1 - share), False, np.where(~side & (frac >= share), True, side))
 
 
 def _outward(pts: np.ndarray, normals: np.ndarray | None, centroid: np.ndarray) -> np.ndarray | None:
@@ -359,6 +386,7 @@ def upper_region(
     v, vn = voxel_downsample(pts[keep], p.voxel_mm * 1e-3, None if nrm is None else nrm[keep])
     if vn is None:
         vn = estimate_normals(v, orient_to=centroid)
+    vn = _consistent_normals(v, vn, 1.5 * p.voxel_mm * 1e-3)
     line = resample_polyline(bite, p.spacing_mm * 1e-3)
     frame = _line_frame(v, vn, line, np.tile([0.0, 0.0, 1.0], (len(line), 1)))  # bond side: +z (bottom-up)
     dist_idx = cKDTree(line).query(v)[1]
@@ -462,6 +490,7 @@ def sole_region(
     side = points_in_polygon(v[:, :2], line[:, :2])
     if vn is None:
         vn = _sole_normals(v, line, side)
+    vn = _consistent_normals(v, vn, 1.5 * p.voxel_mm * 1e-3)
     c2 = v[:, :2].mean(axis=0)
     from scipy.spatial import cKDTree
 
@@ -477,12 +506,15 @@ def sole_region(
     ccw = float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) > 0  # shoelace: the left normal is inward
     nin = nin if ccw else -nin
     in_xy = unit(nin[j])
-    wall = (d_xy < p.wall_zone_mm * 1e-3) & (np.linalg.norm(vn[:, :2], axis=1) > 0.5)
+    zone = d_xy < p.wall_zone_mm * 1e-3
+    wall = zone & (np.linalg.norm(vn[:, :2], axis=1) > p.wall_normal_xy)
     side = np.where(wall, np.einsum("ij,ij->i", vn[:, :2], in_xy) > 0, side)
     # the rim line runs along the wall's crest, whose width the max-z pick wanders across: an upward-facing
     # point within that width of it and below it is footbed/crest (inside), not the outer wall
     crest = ~wall & (d_xy < p.rim_width_mm * 1e-3) & (v[:, 2] <= line[j, 2] + 1e-3)
-    side = _vote(v, side | crest, p)
+    side = side | crest
+    # at the wall both sides meet within a few mm: there only a point that all its neighbours contradict flips
+    side = np.where(zone, _vote(v, side, p, 1.0), _vote(v, side, p, p.side_vote))
     return _build("sole", v, vn, line, frame, side, p)
 
 
