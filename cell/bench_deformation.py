@@ -28,6 +28,8 @@ Error of a pair: distances from every predicted point to the true polyline and f
 predicted polyline (so a missing stretch counts); per pair p95 and max, in mm. A refused prediction (an error
 raised for bad input) is counted in ``*_refused`` and left out of the error figures; low confidence does not
 stop the measurement here, it is counted in ``deform_cal_low_confidence`` (pairs the cell would hand to a human).
+``deform_cal_within_2sigma``: share of the ``deform_cal`` line's points (all test pairs pooled) within twice their
+predicted sigma of the true line (an honest sigma gives ~0.95).
 """
 
 from __future__ import annotations
@@ -191,6 +193,8 @@ def run_pairs(
     lines: dict[str, Any] = {}
     extra: list[tuple[float, float]] = []
     low_conf = 0
+    cover: list[tuple[int, int]] = []
+    sig95: list[float] = []
     cache = {} if cache is None else cache
     for sid in ids:
         inp = dataset.inputs(sid)
@@ -206,8 +210,20 @@ def run_pairs(
         ref = _nominal(cache, item)[:2]
         mat = truth["params"]["material"]
         sref = _nominal_sole(cache, item)
-        cal = {"reference": ref, "sole_reference": sref, "calibration": calibration, "check_confidence": False}
-        taught = {"reference": ref, "sole_reference": sref, "taught": _taught(cache, item), "check_confidence": False}
+        cal = {
+            "reference": ref,
+            "sole_reference": sref,
+            "calibration": calibration,
+            "check_confidence": False,
+            "style": item.style,
+        }
+        taught = {
+            "reference": ref,
+            "sole_reference": sref,
+            "taught": _taught(cache, item),
+            "check_confidence": False,
+            "style": item.style,
+        }
         runs = {
             "deform": (predict_attach, {"material": None, "check_confidence": False}),
             "deform_cal": (predict_attach, {"material": None, **cal}),
@@ -251,6 +267,9 @@ def run_pairs(
             if name == "deform_cal":
                 extra.append(_region_errors(pred, truth))
                 low_conf += int(np.percentile(pred.bite_line_sigma, 95) > MAX_SIGMA)
+                d = polyline_distance(pred.bite_line, truth["bite_line"])
+                cover.append((int(np.sum(d <= 2.0 * pred.bite_line_sigma)), len(d)))
+                sig95.append(float(np.percentile(pred.bite_line_sigma, 95) * 1e3))
             errs[name].append(pair_errors(pred.bite_line, truth["bite_line"]))
         errs["teach"].append(pair_errors(_teach_line(cache, item, upper), truth["bite_line"]))
     return {
@@ -260,6 +279,8 @@ def run_pairs(
         "ring_ms": ring_ms,
         "regions": extra,
         "low_confidence": low_conf,
+        "cover": cover,
+        "sigma_p95_mm": sig95,
         "fallbacks": fallbacks,
         "agreement_mm": agree,
     }
@@ -298,6 +319,10 @@ def bench(ctx: Any) -> dict[str, float]:
     for name in ROWS:
         out.update(_summ(name, res["errors"][name], res["refused"][name]))
     out["deform_cal_low_confidence"] = float(res["low_confidence"])
+    if res["cover"]:
+        # share of all predicted points whose distance to the true line is within 2 sigma (honest sigma: ~0.95)
+        out["deform_cal_within_2sigma"] = sum(c for c, _ in res["cover"]) / sum(n for _, n in res["cover"])
+        out["deform_cal_sigma_p95_mm_median"] = float(np.median(res["sigma_p95_mm"]))
     if res["regions"]:
         out["deform_cal_deformed_sole_p95_mm_median"] = float(np.median([r[0] for r in res["regions"]]))
         out["deform_cal_upper_bond_precision_median"] = float(np.median([r[1] for r in res["regions"]]))

@@ -38,6 +38,7 @@ def load_scan_ply(path: str | Path, part: str) -> Any:
 def attach_to_json(pred: Any, timing_ms: dict[str, float]) -> dict[str, Any]:
     """The ``gluecell.attach/1`` document of an :class:`~gluecell.core.types.AttachPrediction`."""
     diag = dict(pred.diagnostics)
+    diag.pop("sigma_parts", None)  # per-point arrays for calibration, not part of the document
     return {
         "format": ATTACH_FORMAT,
         "frame": pred.frame,
@@ -91,6 +92,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         surrogate=sur,
         sole_reference=sref,
         taught=taught,
+        style=args.style,
     )
     t2 = time.perf_counter()
     doc = attach_to_json(pred, {"read": (t1 - t0) * 1e3, "deformation": (t2 - t1) * 1e3})
@@ -151,7 +153,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output JSON (gluecell.attach/1)")
     p.add_argument("--max-sigma-mm", type=float, default=1.0, help="refuse when the sigma p95 is over this")
     p.add_argument("--calibration", help="depth calibration JSON from `gluecell deform calibrate`")
-    p.add_argument("--reference", help="PLY of the style's nominal upper (with normals), fills unseen overhangs")
+    p.add_argument("--style", help="the work item's style (selects the calibration's learnt style offset)")
+    p.add_argument("--reference", help="PLY of the style's nominal upper (with normals), sectioned at this pose")
     p.add_argument("--sole-reference", help="PLY of the style's nominal sole (with normals): wall-height profile")
     p.add_argument("--taught-upper", help="PLY scan of the taught pair's upper (with --taught-sole, --taught-line)")
     p.add_argument("--taught-sole", help="PLY scan of the taught pair's sole")
@@ -203,12 +206,13 @@ def calibrate_on_dataset(
     import numpy as np
 
     from gluecell.core.errors import GlueCellError
-    from gluecell.deformation.calibration import depth_error, fit_calibration
+    from gluecell.deformation.calibration import depth_error, fit_calibration, fit_sigma_model
     from gluecell.deformation.predict import predict_attach
     from gluecell.perception.scan import scan_part_frames
 
     samples: list[tuple[str, float]] = []
-    ratios: list[float] = []
+    styles: list[str] = []
+    kept: list[tuple[Any, Any, Any]] = []
     refused = 0
     for sid in _progress(ids, progress, "calibrating"):
         inp = dataset.inputs(sid)
@@ -227,10 +231,18 @@ def calibrate_on_dataset(
             continue
         err = depth_error(pred.bite_line, truth["bite_line"])
         samples.append((material, err))
-        shifted = pred.bite_line - np.array([0.0, 0.0, err])  # the line as the learnt offset will place it
-        dist = _line_distance(shifted, truth["bite_line"])
-        ratios.append(float(np.percentile(dist, 95) / np.percentile(pred.bite_line_sigma, 95)))
-    cal = fit_calibration(samples, ratios)
+        styles.append(str(inp["workitem"].style))
+        parts = pred.diagnostics["sigma_parts"]
+        kept.append((pred.bite_line, truth["bite_line"], parts["model_m"], parts["slope"]))
+    cal = fit_calibration(samples, styles=styles)
+    if kept:
+        # Sigma: errors of every line moved by the learnt offset as the cell (material unknown) will place it.
+        errors = [
+            _line_distance(line - np.array([0.0, 0.0, cal.offset("unknown", st)]), true)
+            for (line, true, _, _), st in zip(kept, styles)
+        ]
+        a, b, c = fit_sigma_model(errors, [k[2] for k in kept], [k[3] for k in kept])
+        cal = replace(cal, sigma_scale=a, sigma_floor=b, sigma_match=c)
     return cal, {"pairs_used": float(len(samples)), "pairs_refused": float(refused)}
 
 
@@ -261,7 +273,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     offs = ", ".join(f"{k} {v * 1e3:+.2f} mm" for k, v in cal.offsets.items())
     print(
         f"depth offsets: {offs}; residual std {cal.residual_std * 1e3:.2f} mm over {cal.n_pairs} pairs; "
-        f"sigma scale {cal.sigma_scale:.2f} -> {args.out}"
+        f"sigma {cal.sigma_scale:.2f} x model (+) {cal.sigma_floor * 1e3:.2f} mm (+) {cal.sigma_match * 1e3:.2f} mm "
+        f"x depth slope -> {args.out}"
     )
     return 0
 

@@ -14,7 +14,8 @@ from gluecell.core.types import AttachPrediction, PartScan
 
 from .attach_pose import find_attach_pose
 from .biteline import surface_polyline
-from .predict import PredictConfig, _check_inputs
+from .inputs import section_pair
+from .predict import PredictConfig
 from .reference import apply_T, rigid_icp
 from .sections import fill_invalid, smooth_closed
 
@@ -24,7 +25,7 @@ __all__ = ["predict_rigid", "rigid_icp", "apply_T"]
 def predict_rigid(upper: PartScan, sole: PartScan, cfg: PredictConfig | None = None) -> AttachPrediction:
     """ "Rigid sole" baseline: the free sole's rim, placed rigidly by the attach pose, projected onto the upper."""
     cfg = cfg or PredictConfig()
-    us, ss = _check_inputs(upper, sole, cfg)
+    us, ss = section_pair(upper, sole, cfg)
     pose = find_attach_pose(us, ss)
     rim = smooth_closed(fill_invalid(ss.theta, ss.rim, ss.valid))[::-1]  # reversed: the flip mirrors the order
     placed = apply_T(pose.T_rigid, rim)

@@ -40,7 +40,12 @@ def max_spacing(line: np.ndarray) -> float:
 
 
 def surface_polyline(
-    bite: np.ndarray, sigma: np.ndarray, points: np.ndarray, normals: np.ndarray, spacing: float
+    bite: np.ndarray,
+    sigma: np.ndarray,
+    points: np.ndarray,
+    normals: np.ndarray,
+    spacing: float,
+    max_dist: float = 6e-3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closed, ordered bite line on the upper scan at <= ``spacing`` metres, with its per-point sigma.
 
@@ -49,13 +54,15 @@ def surface_polyline(
         sigma: (K,) per-station 1-sigma, metres.
         points, normals: (n, 3) the upper scan.
         spacing: target spacing, metres.
+        max_dist: points further than this from every surface point are not projected (see
+            :func:`project_to_surface`); a complete surface (a registered reference) allows more.
     """
     w = np.array([0.25, 0.5, 0.25])
     smooth = sum(wi * np.roll(bite, s, axis=0) for wi, s in zip(w, (1, 0, -1)))
     tree = cKDTree(points)
     line = closed_resample(np.column_stack([smooth, sigma]), spacing)
     for _ in range(2):
-        xyz = project_to_surface(line[:, :3], points, normals, tree)
+        xyz = project_to_surface(line[:, :3], points, normals, tree, max_dist=max_dist)
         # a point may land on another face's plane than its neighbours (folds at corners): smooth, resample
         xyz = sum(wi * np.roll(xyz, s, axis=0) for wi, s in zip(w, (1, 0, -1)))
         line = closed_resample(np.column_stack([xyz, line[:, 3]]), spacing)

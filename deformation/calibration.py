@@ -25,11 +25,16 @@ __all__ = [
     "save_calibration",
     "load_calibration",
     "depth_error",
+    "fit_sigma_model",
 ]
 
 CALIBRATION_FORMAT = "gluecell.deform_calibration/1"
 #: An offset is only learnt for a material with at least this many pairs; the others use the overall one.
 MIN_PAIRS = 3
+#: Default station-matching uncertainty, metres of outline (see :attr:`DepthCalibration.sigma_match`).
+DEFAULT_SIGMA_MATCH = 1.0e-3
+#: Share of points whose error the learnt sigma must cover within 2 sigma (an honest Gaussian: 0.954).
+COVERAGE = 0.95
 
 
 @dataclass(frozen=True)
@@ -40,12 +45,34 @@ class DepthCalibration:
     n_pairs: int = 0
     residual_std: float = 0.0
     metrics: dict = field(default_factory=dict)
-    #: Factor on the solver's per-point sigma so that its p95 matches the p95 error seen in training.
+    #: Factor on the solver's per-point sigma (scan scatter, material, unseen side, sensor floor).
     sigma_scale: float = 1.0
+    #: Per-pair level uncertainty added in quadrature (metres): the wall level read from one scan.
+    sigma_floor: float = 0.0
+    #: Uncertainty, metres of outline, of where the sole's stations land on the upper's; times the bite depth's
+    #: slope along the outline it is the error at the heel counter's knee. Default 1 mm (chosen: the attach
+    #: pose's station matching scatters ~0.03 rad of normalised outline angle, 1-3 mm, on the world's pairs).
+    sigma_match: float = DEFAULT_SIGMA_MATCH
+    #: Extra offset per style (metres): the median residual of the style's pairs after the material offset. The
+    #: scans read the sole's wall level with a style-dependent bias (its cavity's depth and width against the
+    #: cameras; on the world's train pairs boots -0.4 mm against the others).
+    style_offsets: dict[str, float] = field(default_factory=dict)
 
-    def offset(self, material: str) -> float:
-        """Offset for ``material`` (falls back to the overall "unknown" one)."""
-        return float(self.offsets.get(material, self.offsets.get("unknown", 0.0)))
+    def offset(self, material: str, style: str | None = None) -> float:
+        """Offset for ``material`` (falls back to the overall "unknown" one) plus the ``style``'s, if learnt."""
+        base = float(self.offsets.get(material, self.offsets.get("unknown", 0.0)))
+        return base + float(self.style_offsets.get(style, 0.0)) if style else base
+
+    def total_sigma(self, model: np.ndarray, slope: np.ndarray) -> np.ndarray:
+        """(m,) per-point 1-sigma, metres: ``sqrt((scale model)^2 + floor^2 + (match slope)^2)``.
+
+        Args:
+            model: (m,) the solver's per-point sigma, metres.
+            slope: (m,) |d depth / d outline length| at each point, dimensionless.
+        """
+        return np.sqrt(
+            (self.sigma_scale * model) ** 2 + self.sigma_floor**2 + (self.sigma_match * np.asarray(slope)) ** 2
+        )
 
 
 def depth_error(pred_line: np.ndarray, true_line: np.ndarray) -> float:
@@ -59,11 +86,18 @@ def depth_error(pred_line: np.ndarray, true_line: np.ndarray) -> float:
     return float(np.median(pred_line[:, 2] - true_line[j, 2]))
 
 
-def fit_calibration(samples: list[tuple[str, float]], sigma_ratios: list[float] | None = None) -> DepthCalibration:
+def fit_calibration(
+    samples: list[tuple[str, float]], sigma_ratios: list[float] | None = None, styles: list[str] | None = None
+) -> DepthCalibration:
     """Fit offsets from ``(material, measured depth error in metres)`` per pair (median, robust).
 
-    ``sigma_ratios``: per pair, p95 of the actual bite-line error over p95 of the predicted sigma (after the
-    offset); their median becomes :attr:`DepthCalibration.sigma_scale` (never below 1).
+    ``styles``: the style of each sample (same order); a style with at least ``MIN_PAIRS`` pairs gets the
+    median of its residuals after the material offsets as :attr:`DepthCalibration.style_offsets`.
+
+    ``sigma_ratios``: the factor on the predicted sigma that puts 95 % of the bite-line points' errors (after the
+    offset) within 2 sigma, one value per pair or one pooled over all training points (what
+    ``gluecell deform calibrate`` passes); their median becomes :attr:`DepthCalibration.sigma_scale` (never
+    below 1), so that ``|error| <= 2 sigma`` holds for ~95 % of the points of pairs like the training ones.
     """
     scale = max(1.0, float(np.median(sigma_ratios))) if sigma_ratios else 1.0
     if not samples:
@@ -75,7 +109,53 @@ def fit_calibration(samples: list[tuple[str, float]], sigma_ratios: list[float] 
         if len(e) >= MIN_PAIRS:
             offsets[mat] = float(np.median(e))
     resid = np.array([x - offsets.get(m, offsets["unknown"]) for m, x in samples])
-    return DepthCalibration(offsets=offsets, n_pairs=len(samples), residual_std=float(np.std(resid)), sigma_scale=scale)
+    by_style: dict[str, float] = {}
+    if styles is not None:
+        for st in sorted(set(styles)):
+            r = resid[np.array([x == st for x in styles])]
+            if len(r) >= MIN_PAIRS:
+                by_style[st] = float(np.median(r))
+        resid = resid - np.array([by_style.get(st, 0.0) for st in styles])
+    return DepthCalibration(
+        offsets=offsets,
+        n_pairs=len(samples),
+        residual_std=float(np.std(resid)),
+        sigma_scale=scale,
+        style_offsets=by_style,
+    )
+
+
+def fit_sigma_model(
+    errors: list[np.ndarray], model: list[np.ndarray], slope: list[np.ndarray]
+) -> tuple[float, float, float]:
+    """Learn (scale, floor, match) of :meth:`DepthCalibration.total_sigma` from training pairs.
+
+    Maximum likelihood of the per-point errors (distance to the true line after the learnt offset, one (m,) array
+    per pair) as half-normal with that sigma, then all three multiplied by one factor so that ``COVERAGE`` of
+    the pooled points lie within 2 sigma (the likelihood alone is pulled by the many small errors).
+
+    Returns:
+        (sigma_scale, sigma_floor metres, sigma_match metres).
+    """
+    from scipy.optimize import minimize
+
+    d = np.concatenate(errors)
+    m = np.concatenate(model)
+    k = np.concatenate(slope)
+
+    def sig(x: np.ndarray) -> np.ndarray:
+        a, b, c = np.exp(x)
+        return np.sqrt((a * m) ** 2 + b**2 + (c * k) ** 2)
+
+    def nll(x: np.ndarray) -> float:
+        s = sig(x)
+        return float(np.mean(np.log(s) + 0.5 * (d / s) ** 2))
+
+    x0 = np.log([1.0, max(float(np.median(d)), 1e-5), DEFAULT_SIGMA_MATCH])
+    x = minimize(nll, x0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-9, "maxiter": 600}).x
+    factor = max(float(np.quantile(d / sig(x), COVERAGE)) / 2.0, 1e-3)
+    a, b, c = np.exp(x) * factor
+    return float(a), float(b), float(c)
 
 
 def save_calibration(path: str | os.PathLike[str], cal: DepthCalibration, config: dict | None = None) -> None:
@@ -89,6 +169,9 @@ def save_calibration(path: str | os.PathLike[str], cal: DepthCalibration, config
             "n_pairs": cal.n_pairs,
             "residual_std": cal.residual_std,
             "sigma_scale": cal.sigma_scale,
+            "sigma_floor": cal.sigma_floor,
+            "sigma_match": cal.sigma_match,
+            "style_offsets": cal.style_offsets,
             "metrics": cal.metrics,
             "config": config or {},
         },
@@ -107,4 +190,7 @@ def load_calibration(path: str | os.PathLike[str]) -> DepthCalibration:
         residual_std=float(doc.get("residual_std", 0.0)),
         metrics=dict(doc.get("metrics", {})),
         sigma_scale=float(doc.get("sigma_scale", 1.0)),
+        sigma_floor=float(doc.get("sigma_floor", 0.0)),
+        sigma_match=float(doc.get("sigma_match", DEFAULT_SIGMA_MATCH)),
+        style_offsets={str(k): float(v) for k, v in doc.get("style_offsets", {}).items()},
     )

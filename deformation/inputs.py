@@ -7,11 +7,23 @@ for the sole's wall and for children's/large sizes; they are checks for *wrong o
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from gluecell.core.types import PartScan
 
-from .errors import NonFiniteScanError, NotAnUpperError, NotASoleError, SoleUpsideDownError, TooFewPointsError
+from .errors import (
+    NonFiniteScanError,
+    NotAnUpperError,
+    NotASoleError,
+    SizeMismatchError,
+    SoleUpsideDownError,
+    TooFewPointsError,
+)
+from .profiles import SoleSections, UpperSections, sole_sections, upper_sections
+from .sections import fill_invalid, smooth_closed
+from .sole_reference import blend_with_reference
 
 __all__ = [
     "check_finite_scan",
@@ -21,6 +33,9 @@ __all__ = [
     "estimate_normals",
     "MIN_POINTS",
     "LENGTH_RANGE",
+    "section_pair",
+    "check_size",
+    "perimeter",
 ]
 
 #: Fewest points a part scan may have (about 1 point per 4 mm^2 of a sole's bond area).
@@ -181,3 +196,49 @@ def _covered_fraction(sub: np.ndarray, full: np.ndarray, cell: float = 0.005) ->
 
 
 __all__ += ["check_sole_cavity"]
+
+
+def section_pair(
+    upper: PartScan, sole: PartScan, cfg: Any, sole_reference: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[UpperSections, SoleSections]:
+    """Check both scans and section them (``cfg``: a :class:`~.predict.PredictConfig`).
+
+    The sole's wall height is blended with ``sole_reference`` when given (:mod:`.sole_reference`); too few
+    measured stations on either part raise (:class:`NotASoleError`, :class:`TooFewPointsError`).
+    """
+    check_upper_scan(upper)
+    check_sole_shape(sole)
+    ss = sole_sections(sole.points, sole.normals, cfg.n_stations)
+    check_sole_cavity(sole, float(ss.valid.mean()), cfg.min_valid)
+    if sole_reference is not None:
+        ss, _ = blend_with_reference(sole, ss, *sole_reference)
+    us = upper_sections(upper.points, upper.normals, cfg.n_stations)
+    if us.valid.mean() < cfg.min_valid:
+        raise TooFewPointsError(
+            f"upper scan shows its bottom edge and side at only {us.valid.mean():.0%} of the outline: rescan",
+            stage="deformation",
+            item_id=upper.item_id,
+        )
+    return us, ss
+
+
+def check_size(us: UpperSections, ss: SoleSections, cfg: Any, item_id: str) -> float:
+    """Perimeter strain upper/sole - 1; raise :class:`SizeMismatchError` outside ``cfg.strain_range``."""
+    cu = smooth_closed(fill_invalid(us.theta, us.corner, us.valid))
+    cs = smooth_closed(fill_invalid(ss.theta, ss.corner, ss.valid))
+    strain0 = perimeter(cu) / perimeter(cs) - 1.0
+    if not cfg.strain_range[0] <= strain0 <= cfg.strain_range[1]:
+        kind = "too small" if strain0 > 0 else "too large"
+        raise SizeMismatchError(
+            f"sole is {kind} for the upper: outline perimeters differ by {strain0:+.1%} "
+            f"(allowed {cfg.strain_range[0]:+.0%} to {cfg.strain_range[1]:+.0%}); wrong size or wrong pair?",
+            stage="deformation",
+            item_id=item_id,
+            strain=strain0,
+        )
+    return strain0
+
+
+def perimeter(ring: np.ndarray) -> float:
+    """Length of a closed (K, d) polyline, metres."""
+    return float(np.linalg.norm(np.roll(ring, -1, axis=0) - ring, axis=1).sum())

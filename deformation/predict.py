@@ -14,13 +14,12 @@ from gluecell.core.types import AttachPrediction, PartScan
 from .attach_pose import AttachPose, find_attach_pose
 from .biteline import bond_regions, deform_sole, surface_polyline
 from .calibration import DepthCalibration
-from .errors import LowConfidenceError, SizeMismatchError, SolverError, TooFewPointsError
-from .inputs import check_sole_cavity, check_sole_shape, check_upper_scan
+from .errors import LowConfidenceError, SolverError
+from .inputs import check_size, check_upper_scan, section_pair
 from .material import Material, UpperContact, get_material
-from .profiles import SoleSections, UpperSections, sole_sections, upper_sections
+from .profiles import SoleSections, UpperSections
 from .reference import augment_with_reference
 from .sections import fill_invalid, periodic_interp, smooth_closed
-from .sole_reference import blend_with_reference
 from .solver import RingResult, outline_normals, side_at_depth, solve_ring
 from .surrogate import RingProblem, Surrogate, SurrogateOutOfDistribution
 from .taught import TaughtPair, moved_line, register_taught_line
@@ -44,6 +43,12 @@ BITE_HARMONICS = 32
 #: Fourier terms kept of the bite depth and the corner ring it hangs from (features down to ~20 mm; 8 terms
 #: rounded the knee where the wall height steps at the heel counter, 24 let more noise through).
 DEPTH_HARMONICS = 16
+#: Farthest a station's bite point is moved onto the upper's surface, metres. On a scan, a point further from
+#: every scan point lies over surface the cameras did not see (it would land on some other face); on the
+#: registered reference (complete) the interpolated side offsets at the heel's high-curvature stations put
+#: points 6-7 mm off the surface, which the 6 mm reach left there (the worst errors on the world's train pairs).
+PARTIAL_SURFACE_REACH = 6e-3
+COMPLETE_SURFACE_REACH = 15e-3
 #: Thinnest plausible cup-sole wall, metres (FACTS.md has no figure; the world's walls are 2.5-6 mm, a moulded
 #: wall under 1 mm would tear): thinner readings are replaced by the pair's median.
 MIN_WALL = 1.0e-3
@@ -67,6 +72,8 @@ class PredictConfig:
         max_sigma: p95 of the per-point 1-sigma above which the prediction is refused (metres).
         sensor_sigma: floor of the per-point uncertainty from the scans, metres (FACTS.md, D405 at 200 mm 0.4 mm
             per pixel, averaged over ~16 points and several views).
+        reference_replaces_scan: with a nominal upper given, section the registered reference (clean surface at
+            this upper's pose) instead of the scan filled by it (``augment_with_reference(replace=...)``).
     """
 
     n_stations: int = 128
@@ -75,6 +82,7 @@ class PredictConfig:
     strain_range: tuple[float, float] = (-0.05, 0.08)
     max_sigma: float = 1.0e-3
     sensor_sigma: float = 0.1e-3
+    reference_replaces_scan: bool = True
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ class StationSolution:
     seen: np.ndarray  # (K,) bool: the upper's side was seen at this station
     depth: np.ndarray  # (K,) bite depth below the virtual corner along n_b, metres
     matched: dict  # sole quantities at each upper station (``_match_sole``)
+    slope: np.ndarray  # (K,) |d depth / d outline length| at each station, dimensionless
 
 
 def _match_sole(upper: UpperSections, sole: SoleSections, pose: AttachPose) -> dict[str, np.ndarray]:
@@ -172,8 +181,13 @@ def solve_stations(
     gap = _gap_penalty(placed, per_station=GAP_SIGMA_PER_RAD * 2 * np.pi / len(placed))
     sig_mat = m["wall_len"] * np.abs(ring.strain) * material.nu_sigma
     sigma = np.sqrt(local**2 / 2 + sig_mat**2 + gap**2)
+    # Depth change per metre of outline: where the wall height steps (the heel counter's knee) a small error in
+    # where the sole's stations land on the upper's moves the bite line by this slope times that error.
+    ring_s = smooth_closed(cu, DEPTH_HARMONICS)
+    ds = np.linalg.norm(np.roll(ring_s, -1, axis=0) - np.roll(ring_s, 1, axis=0), axis=1)
+    slope = np.abs(np.roll(depth, -1) - np.roll(depth, 1)) / np.maximum(ds, 1e-9)
     return StationSolution(
-        bite=bite, sigma=sigma, wall_len=m["wall_len"], ring=ring, seen=placed, depth=depth, matched=m
+        bite=bite, sigma=sigma, wall_len=m["wall_len"], ring=ring, seen=placed, depth=depth, matched=m, slope=slope
     )
 
 
@@ -215,10 +229,10 @@ def ring_problem(
     cfg = cfg or PredictConfig()
     if reference is not None:
         check_upper_scan(upper)
-        upper, _ = augment_with_reference(upper, *reference)
-    us, ss = _check_inputs(upper, sole, cfg, sole_reference)
+        upper, _ = augment_with_reference(upper, *reference, replace=cfg.reference_replaces_scan)
+    us, ss = section_pair(upper, sole, cfg, sole_reference)
     pose = find_attach_pose(us, ss)
-    _check_size(us, ss, cfg, upper.item_id)
+    check_size(us, ss, cfg, upper.item_id)
     mat = get_material(None)
     seen: dict[str, RingProblem] = {}
 
@@ -237,17 +251,21 @@ def _taught_line(
     sol: StationSolution,
     model: tuple[Material, UpperContact, PredictConfig, Callable[..., RingResult], DepthCalibration | None],
     refs: tuple[tuple[np.ndarray, np.ndarray] | None, tuple[np.ndarray, np.ndarray] | None],
+    style: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """The taught line moved by the model's mean depth change from the taught pair (see :mod:`.taught`)."""
+    """The taught line moved by the model's mean depth change from the taught pair (see :mod:`.taught`).
+
+    The taught pair is of the same style: its learnt style offset is the same as this pair's and cancels.
+    """
     mat, contact, cfg, ring_fn, cal = model
     mat_t = get_material(taught.material) if taught.material is not None else mat
-    offset_t = cal.offset(mat_t.name) if cal is not None else 0.0
+    offset_t = cal.offset(mat_t.name, style) if cal is not None else 0.0
     key = (mat_t.name, offset_t, refs[0] is not None, refs[1] is not None)
     if key not in taught.cache:
         up, so = taught.scans()
         if refs[0] is not None:
-            up, _ = augment_with_reference(up, *refs[0])
-        us_t, ss_t = _check_inputs(up, so, cfg, refs[1])
+            up, _ = augment_with_reference(up, *refs[0], replace=cfg.reference_replaces_scan)
+        us_t, ss_t = section_pair(up, so, cfg, refs[1])
         pose_t = find_attach_pose(us_t, ss_t)
         sol_t = solve_stations(us_t, ss_t, pose_t, mat_t, contact, depth_offset=offset_t, ring_fn=ring_fn)
         taught.cache[key] = (us_t.theta, sol_t.depth)
@@ -268,46 +286,6 @@ def _gap_penalty(valid: np.ndarray, per_station: float) -> np.ndarray:
     return dist * per_station
 
 
-def _check_inputs(
-    upper: PartScan, sole: PartScan, cfg: PredictConfig, sole_reference: tuple[np.ndarray, np.ndarray] | None = None
-) -> tuple[UpperSections, SoleSections]:
-    check_upper_scan(upper)
-    check_sole_shape(sole)
-    ss = sole_sections(sole.points, sole.normals, cfg.n_stations)
-    check_sole_cavity(sole, float(ss.valid.mean()), cfg.min_valid)
-    if sole_reference is not None:
-        ss, _ = blend_with_reference(sole, ss, *sole_reference)
-    us = upper_sections(upper.points, upper.normals, cfg.n_stations)
-    if us.valid.mean() < cfg.min_valid:
-        raise TooFewPointsError(
-            f"upper scan shows its bottom edge and side at only {us.valid.mean():.0%} of the outline: rescan",
-            stage="deformation",
-            item_id=upper.item_id,
-        )
-    return us, ss
-
-
-def _check_size(us: UpperSections, ss: SoleSections, cfg: PredictConfig, item_id: str) -> float:
-    """Perimeter strain upper/sole - 1; raise :class:`SizeMismatchError` outside ``cfg.strain_range``."""
-    cu = smooth_closed(fill_invalid(us.theta, us.corner, us.valid))
-    cs = smooth_closed(fill_invalid(ss.theta, ss.corner, ss.valid))
-    strain0 = _perimeter(cu) / _perimeter(cs) - 1.0
-    if not cfg.strain_range[0] <= strain0 <= cfg.strain_range[1]:
-        kind = "too small" if strain0 > 0 else "too large"
-        raise SizeMismatchError(
-            f"sole is {kind} for the upper: outline perimeters differ by {strain0:+.1%} "
-            f"(allowed {cfg.strain_range[0]:+.0%} to {cfg.strain_range[1]:+.0%}); wrong size or wrong pair?",
-            stage="deformation",
-            item_id=item_id,
-            strain=strain0,
-        )
-    return strain0
-
-
-def _perimeter(ring: np.ndarray) -> float:
-    return float(np.linalg.norm(np.roll(ring, -1, axis=0) - ring, axis=1).sum())
-
-
 def predict_attach(
     upper: PartScan,
     sole: PartScan,
@@ -321,6 +299,7 @@ def predict_attach(
     surrogate: Surrogate | None = None,
     sole_reference: tuple[np.ndarray, np.ndarray] | None = None,
     taught: TaughtPair | None = None,
+    style: str | None = None,
 ) -> AttachPrediction:
     """Predict the bite line, bond regions and deformed sole of one pair with the reference solver.
 
@@ -340,6 +319,7 @@ def predict_attach(
             upper and moved by the model's mean depth change from the taught pair to this one.
         surrogate: learnt ring solver (:mod:`.surrogate`), used where its input is inside its training
             distribution; otherwise the FE solver runs and ``diagnostics["surrogate"]`` says why.
+        style: the work item's style ("sneaker", ...): selects the calibration's learnt style offset, if any.
 
     Raises:
         ScanInputError subclasses for bad scans, SizeMismatchError, AttachPoseError, LowConfidenceError.
@@ -349,26 +329,29 @@ def predict_attach(
     mat = get_material(material)
     t0 = time.perf_counter()
     ref_rms = None
+    scan = upper
     if reference is not None:
         check_upper_scan(upper)
-        upper, ref_rms = augment_with_reference(upper, *reference)
-    us, ss = _check_inputs(upper, sole, cfg, sole_reference)
+        upper, ref_rms = augment_with_reference(upper, *reference, replace=cfg.reference_replaces_scan)
+    us, ss = section_pair(upper, sole, cfg, sole_reference)
     pose = find_attach_pose(us, ss)
-    strain0 = _check_size(us, ss, cfg, upper.item_id)
-    offset = calibration.offset(mat.name) if calibration is not None else 0.0
+    strain0 = check_size(us, ss, cfg, upper.item_id)
+    offset = calibration.offset(mat.name, style) if calibration is not None else 0.0
     ring_fn, sur_state = _ring_with_fallback(surrogate)
     sol = solve_stations(us, ss, pose, mat, contact, depth_offset=offset, ring_fn=ring_fn)
     taught_diag: dict[str, float] = {}
     if taught is not None:
         refs = (reference, sole_reference)
         model = (mat, contact, cfg, ring_fn, calibration)
-        line, sigma, taught_diag = _taught_line(taught, upper, us, sol, model, refs)
+        line, sigma, taught_diag = _taught_line(taught, upper, us, sol, model, refs, style)
     else:
-        line, sigma = surface_polyline(sol.bite, sol.sigma, upper.points, upper.normals, cfg.spacing)
-    sigma = np.sqrt(sigma**2 + cfg.sensor_sigma**2)
-    if calibration is not None:
-        sigma = sigma * calibration.sigma_scale
-    up_mask, sole_mask, footbed = bond_regions(upper, sole, us, ss, sol.bite)
+        complete = reference is not None and upper is not scan and cfg.reference_replaces_scan
+        reach = COMPLETE_SURFACE_REACH if complete else PARTIAL_SURFACE_REACH
+        line, sigma = surface_polyline(sol.bite, sol.sigma, upper.points, upper.normals, cfg.spacing, reach)
+    sigma_model = np.sqrt(sigma**2 + cfg.sensor_sigma**2)
+    slope = periodic_interp(us.frame.polar(line)[0], us.theta, sol.slope)
+    sigma = (calibration or DepthCalibration(offsets={})).total_sigma(sigma_model, slope)
+    up_mask, sole_mask, footbed = bond_regions(scan, sole, us, ss, sol.bite)
     deformed = deform_sole(sole.points, footbed, pose, upper.points, upper.normals)
     diag = {
         "material": mat.name,
@@ -386,11 +369,13 @@ def predict_attach(
         "surrogate": sur_state["state"],
         "ring_ms": sur_state.get("ring_ms", float("nan")),
         "T_attach": pose.T_rigid.tolist(),
+        # per-point parts of the sigma (for `gluecell deform calibrate`; not written to attach.json)
+        "sigma_parts": {"model_m": sigma_model, "slope": slope},
     }
     pred = AttachPrediction(
         bite_line=line,
         bite_line_sigma=sigma,
-        upper_bond=upper.points[up_mask],
+        upper_bond=scan.points[up_mask],
         sole_bond=sole.points[sole_mask],
         deformed_sole=deformed,
         item_id=upper.item_id,

