@@ -81,26 +81,16 @@ def pair_errors(pred_line: np.ndarray, true_line: np.ndarray) -> tuple[float, fl
 
 def _nominal(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(points, normals, true bite line) of the nominal pair of the item's style, size and side."""
-    from gluecell.cell.sim.world import make_pair
+    from gluecell.cell.sim.references import nominal_upper
 
-    key = (item.style, float(item.size_eu), item.side)
-    if key not in cache:
-        pair = make_pair(TEACH_SEED, style=item.style, size_eu=item.size_eu, side=item.side)
-        pts, fi = pair.upper_mesh.sample(40000, return_index=True, seed=1)
-        cache[key] = (np.asarray(pts), np.asarray(pair.upper_mesh.face_normals[fi]), np.asarray(pair.bite_line))
-    return cache[key]
+    return nominal_upper(cache, item)
 
 
 def _nominal_sole(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray]:
     """(points, normals) of the nominal pair's sole (the style's reference sole, free, footbed up)."""
-    from gluecell.cell.sim.world import make_pair
+    from gluecell.cell.sim.references import nominal_sole
 
-    key = ("sole", item.style, float(item.size_eu), item.side)
-    if key not in cache:
-        pair = make_pair(TEACH_SEED, style=item.style, size_eu=item.size_eu, side=item.side)
-        pts, fi = pair.sole_mesh.sample(40000, return_index=True, seed=1)
-        cache[key] = (np.asarray(pts), np.asarray(pair.sole_mesh.face_normals[fi]))
-    return cache[key]
+    return nominal_sole(cache, item)
 
 
 def _taught(cache: dict, item: Any) -> Any:

@@ -8,10 +8,13 @@ scores the upper's glue on the true mesh. Rows, side by side on the same pairs:
 - ``marked``: the bite line marked by hand on each pair (the simulated cell plays the operator:
   :func:`gluecell.cell.sim.outcome.marked_bite_line`, 0.3 mm smooth pen noise), as lines without a
   deformation model work today.
-- ``predicted``: the full pipeline, the deformation step's predicted line (no style references, material
-  unknown: what a cell has for a new pair), the glue kept ``MARGIN_SIGMAS`` x its sigma (p95) inside it as
-  ``gluecell plan`` does. Planned even when the prediction reports low confidence (the cell would hand
-  those to the human: counted in ``e2e_predicted_low_confidence``), to show what it would do.
+- ``predicted``: the full pipeline, the deformation step's predicted line in its best configuration (the
+  deformation bench's ``deform_cal``: the style's nominal upper and sole as references, offsets and the sigma
+  model learnt on the dataset's *train* split, material unknown), the glue kept ``MARGIN_SIGMAS`` x its sigma
+  (p95) inside it as ``gluecell plan`` does. Planned even when the prediction reports low confidence (the
+  cell would hand those to the human: counted in ``e2e_predicted_low_confidence``), to show what it would do.
+- ``corrected``: ``predicted`` with the shipped learned path correction (``pathplan/models/correction.pt``,
+  switched on only because it beat the planner on held-out pairs) applied to the upper's path.
 - ``rigid``: no deformation model: the free sole's rim placed rigidly by the attach pose.
 - ``teach``: teach once: the path taught on a nominal pair of the style/size/side, placed rigidly by
   registering the nominal upper to the perceived scan (:func:`gluecell.cell.bench_pathplan.teach_once_path`).
@@ -37,12 +40,15 @@ log = logging.getLogger(__name__)
 __all__ = ["bench", "ROWS"]
 
 #: Rows, in table order.
-ROWS = ("marked", "predicted", "rigid", "teach")
+ROWS = ("marked", "predicted", "corrected", "rigid", "teach")
+#: Train pairs the predictor's offsets and sigma model are learnt on (quick / full).
+N_CAL_QUICK, N_CAL_FULL = 4, 24
 #: Pairs (quick / full) from the test split.
 N_QUICK, N_FULL = 1, 8
 
 
-def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int, state: dict) -> dict[str, Callable[[], Any]]:
+def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int, state: dict,
+           predict_kw: dict[str, Any]) -> dict[str, Callable[[], Any]]:  # fmt: skip
     """Bite-line makers per row (each returns (line, planner config, extra metrics))."""
     from gluecell.cell.cmd_plan import MARGIN_SIGMAS, with_margin
     from gluecell.cell.sim.outcome import marked_bite_line
@@ -52,7 +58,7 @@ def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int, state: dict)
 
     def predicted() -> tuple[np.ndarray, Any, dict[str, float]]:
         t0 = time.perf_counter()
-        pred = predict_attach(scans["upper"], scans["sole"], check_confidence=False)
+        pred = predict_attach(scans["upper"], scans["sole"], check_confidence=False, **predict_kw)
         state["deform_ms"] = (time.perf_counter() - t0) * 1e3
         sig = float(np.percentile(pred.bite_line_sigma, 95))
         cfg = with_margin(PathplanConfig(), sig, MARGIN_SIGMAS)
@@ -67,9 +73,9 @@ def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int, state: dict)
     }
 
 
-def _one(ds: Any, sid: str, seed: int, cache: dict) -> dict[str, dict[str, float]]:
+def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> dict[str, dict[str, float]]:
     """All rows of one pair: ``{row: metrics}`` (a refused row has ``refused`` = 1 and its reason logged)."""
-    from gluecell.cell.bench_deformation import pair_errors
+    from gluecell.cell.bench_deformation import _nominal, _nominal_sole, pair_errors
     from gluecell.cell.bench_pathplan import judge_true, teach_once_path
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.pipeline import plan_pair
@@ -77,11 +83,14 @@ def _one(ds: Any, sid: str, seed: int, cache: dict) -> dict[str, dict[str, float
 
     inp = ds.inputs(sid)
     truth = ds.truth(sid)
+    item = inp["workitem"]
     scans = {p: scan_part_frames(inp["frames"][p], p, item_id=sid) for p in ("upper", "sole")}
     up, so = scans["upper"], scans["sole"]
+    kw = {"reference": _nominal(cache, item)[:2], "sole_reference": _nominal_sole(cache, item),
+          "calibration": setup["calibration"], "style": item.style}  # fmt: skip
     state: dict[str, float] = {}
     out: dict[str, dict[str, float]] = {}
-    for row, make in _lines(scans, truth, seed, state).items():
+    for row, make in _lines(scans, truth, seed, state, kw).items():
         try:
             line, cfg, extra = make()
             t0 = time.perf_counter()
@@ -90,20 +99,39 @@ def _one(ds: Any, sid: str, seed: int, cache: dict) -> dict[str, dict[str, float
         except GlueCellError as exc:
             log.warning("e2e bench: %s row refused pair %s: %s", row, sid, exc)
             out[row] = {"refused": 1.0}
+            if row == "predicted":
+                out["corrected"] = {"refused": 1.0}
             continue
         p95, mx = pair_errors(line, truth["bite_line"])
         m = {"refused": 0.0, "bite_p95_mm": p95, "bite_max_mm": mx, **extra}
         if row == "predicted":
             m["latency_ms"] = state["deform_ms"] + plan_ms
+            out["corrected"] = _corrected(plan, cfg, truth, seed, setup["correction"])
         m.update(judge_true(plan.paths["upper"], truth, seed + 5))
         out[row] = m
     try:
-        path = teach_once_path(cache, inp["workitem"], (up.points, up.normals))
+        path = teach_once_path(setup["teach_cache"], item, (up.points, up.normals))  # its own cache: other keys
         out["teach"] = {"refused": 0.0, **judge_true(path, truth, seed + 5)}
     except GlueCellError as exc:
         log.warning("e2e bench: teach row refused pair %s: %s", sid, exc)
         out["teach"] = {"refused": 1.0}
     return out
+
+
+def _corrected(plan: Any, cfg: Any, truth: dict[str, Any], seed: int, model: Any) -> dict[str, float]:
+    """The predicted row's upper path with the learned correction, judged like the others."""
+    from gluecell.cell.bench_pathplan import judge_true
+    from gluecell.core.errors import GlueCellError
+    from gluecell.pathplan.correction import correct_plan
+
+    try:
+        pp, res = correct_plan(plan.parts["upper"], model, cfg)
+    except GlueCellError as exc:
+        log.warning("e2e bench: correction refused: %s", exc)
+        return {"refused": 1.0}
+    if not res.applied:
+        log.warning("e2e bench: correction not applied: %s", res.reason)
+    return {"refused": 0.0, "applied": float(res.applied), **judge_true(pp.path, truth, seed + 5)}
 
 
 def _table(pairs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
@@ -129,6 +157,8 @@ def _table(pairs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
             stats["bite_max_mm"] = float(np.median(col("bite_max_mm")))
         if len(col("low_confidence")):
             stats["low_confidence"] = col("low_confidence").sum()
+        if len(col("applied")):
+            stats["applied"] = col("applied").sum()
         out.update({f"e2e_{row}_{k}": float(v) for k, v in stats.items()})
         lat = col("latency_ms")
         if len(lat):
@@ -141,15 +171,22 @@ def bench(ctx: Any) -> dict[str, float]:
     """Run the end-to-end bench on ``ctx.dataset``'s test split (``ctx.quick``: one pair)."""
     from rich.progress import Progress
 
+    from gluecell.cell.bench_deformation import _nominal, _nominal_sole
+    from gluecell.cell.cmd_predict import calibrate_on_dataset
     from gluecell.datasets.format import open_dataset
+    from gluecell.pathplan.correction import DEFAULT_MODEL, load_model
 
     ds = open_dataset(ctx.dataset)
     ids = ds.ids("test")[: N_QUICK if ctx.quick else N_FULL]
     cache: dict = {}
+    train = ds.ids("train")[: N_CAL_QUICK if ctx.quick else N_CAL_FULL]
+    cal, _ = calibrate_on_dataset(ds, train, reference_for=lambda item: _nominal(cache, item)[:2],
+                                  sole_reference_for=lambda item: _nominal_sole(cache, item))  # fmt: skip
+    setup = {"calibration": cal, "correction": load_model(DEFAULT_MODEL), "teach_cache": {}}
     pairs = []
     with Progress(transient=True) as bar:
         task = bar.add_task("end-to-end bench", total=len(ids))
         for k, sid in enumerate(ids):
-            pairs.append(_one(ds, sid, int(ctx.seed) + 31 * k, cache))
+            pairs.append(_one(ds, sid, int(ctx.seed) + 31 * k, cache, setup))
             bar.advance(task)
     return _table(pairs)

@@ -22,22 +22,28 @@ PASS_ABOVE_MM = 0.5
 PASS_COVERAGE = 0.98
 
 
-def _bite_line(scans: dict[str, Any], truth: dict[str, Any], sid: str, mode: str, row: dict[str, Any]) -> Any:
-    """The pair's bite line and the planner config for it: predicted (the glue kept ``MARGIN_SIGMAS`` sigma
+def _bite_line(scans: dict[str, Any], truth: dict[str, Any], item: Any, mode: str, row: dict[str, Any],
+               refs: dict, seed: int) -> Any:  # fmt: skip
+    """The pair's bite line and the planner config for it: predicted (with the style's nominal upper and sole
+    from the simulated cell's style library and the shipped calibration; the glue kept ``MARGIN_SIGMAS`` sigma
     inside it), or marked by the operator (always in "marked" mode; in "predicted" mode when the prediction is
     refused, as the line's human does with a pair the software hands over)."""
     import numpy as np
 
     from gluecell.cell.cmd_plan import MARGIN_SIGMAS, with_margin
     from gluecell.cell.sim.outcome import marked_bite_line
+    from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.core.errors import GlueCellError
+    from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
     from gluecell.deformation.predict import predict_attach
     from gluecell.pathplan.pipeline import PathplanConfig
 
     if mode == "predicted":
         t = time.perf_counter()
         try:
-            pred = predict_attach(scans["upper"], scans["sole"])
+            pred = predict_attach(scans["upper"], scans["sole"], reference=nominal_upper(refs, item)[:2],
+                                  sole_reference=nominal_sole(refs, item), style=item.style,
+                                  calibration=load_calibration(DEFAULT_CALIBRATION))  # fmt: skip
             sigma = float(np.percentile(pred.bite_line_sigma, 95))
             cfg = with_margin(PathplanConfig(), sigma, MARGIN_SIGMAS)
             row["line"] = f"predicted (margin {cfg.region.bite_margin_mm:.1f} mm)"
@@ -48,16 +54,17 @@ def _bite_line(scans: dict[str, Any], truth: dict[str, Any], sid: str, mode: str
             row["ms"]["deformation"] = (time.perf_counter() - t) * 1e3
     else:
         row["line"] = "operator"
-    return marked_bite_line(truth, seed=int(sid)), PathplanConfig()
+    return marked_bite_line(truth, seed=seed), PathplanConfig()
 
 
-def run_pair(ds: Any, sid: str, out: Path, bite_line: str = "predicted") -> dict[str, Any]:
+def run_pair(ds: Any, sid: str, out: Path, bite_line: str = "predicted", refs: dict | None = None) -> dict[str, Any]:
     """Run the pipeline on sample ``sid`` of dataset ``ds``; returns its summary row.
 
     Args:
         bite_line: "predicted" (deformation step; a pair whose prediction is refused goes to the operator,
             who marks the line) or "marked" (the operator marks every pair). The simulated cell plays that
             operator, see :func:`gluecell.cell.sim.outcome.marked_bite_line`.
+        refs: cache of the style references (shared between pairs).
     """
     from gluecell.cell.bench_deformation import pair_errors
     from gluecell.cell.cmd_plan import draw_plan
@@ -80,7 +87,7 @@ def run_pair(ds: Any, sid: str, out: Path, bite_line: str = "predicted") -> dict
             write_ply(out / f"{sid}_{p}.ply", scan.points, scan.normals)
         truth = ds.truth(sid)  # the simulated cell's truth: error columns, the operator and the spray outcome
         stage = "deformation"
-        line, cfg = _bite_line(scans, truth, sid, bite_line, row)
+        line, cfg = _bite_line(scans, truth, item, bite_line, row, {} if refs is None else refs, int(sid))
         row["bite_p95_mm"], row["bite_max_mm"] = pair_errors(line, truth["bite_line"])  # same metric as the bench
         stage = "pathplan"
         t = time.perf_counter()
@@ -115,11 +122,12 @@ def run_demo(out: Path, n: int, seed: int, bite_line: str = "predicted") -> list
     opts = GenerateOptions(n=n, seed=seed, world=world, scanner=scanner, styles=("sneaker", "court", "boot"))
     generate_dataset(out / "world", opts)
     ds = open_dataset(out / "world")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    refs: dict = {}
     with Progress(transient=True) as bar:
         task = bar.add_task("pairs", total=n)
         for sid in ds.ids():
-            row = run_pair(ds, sid, out, bite_line)
+            row = run_pair(ds, sid, out, bite_line, refs)
             row["picture"] = str(render_sample(ds, sid, out / f"{sid}_pair.png"))
             rows.append(row)
             bar.advance(task)

@@ -176,6 +176,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--dataset", required=True, help="generated dataset folder (gluecell.dataset/1)")
     c.add_argument("--split", default="train", help="split to learn from (default train)")
     c.add_argument("--limit", type=int, default=0, help="use at most this many pairs (0 = all)")
+    c.add_argument("--references", choices=("none", "sim"), default="none",
+                   help="style references to learn with: none (scans only) or sim (the simulated cell's nominal "
+                        "upper and sole per style/size/side; world datasets); predict with the same")  # fmt: skip
     c.add_argument("--out", required=True, help="output JSON (gluecell.deform_calibration/1)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_calibrate)
@@ -267,9 +270,17 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     ds = open_dataset(args.dataset)
     ids = ds.ids(args.split)[: args.limit] if args.limit else ds.ids(args.split)
-    cal, metrics = calibrate_on_dataset(ds, ids, progress=not args.quiet)
+    refs: dict[str, Any] = {}
+    if args.references == "sim":
+        from gluecell.cell.sim.references import nominal_sole, nominal_upper
+
+        cache: dict = {}
+        refs = {"reference_for": lambda item: nominal_upper(cache, item)[:2],
+                "sole_reference_for": lambda item: nominal_sole(cache, item)}  # fmt: skip
+    cal, metrics = calibrate_on_dataset(ds, ids, progress=not args.quiet, **refs)
     cal = replace(cal, metrics=metrics)
-    save_calibration(args.out, cal, {"dataset": str(args.dataset), "split": args.split, "limit": args.limit})
+    save_calibration(args.out, cal, {"dataset": str(args.dataset), "split": args.split, "limit": args.limit,
+                                     "references": args.references})  # fmt: skip
     offs = ", ".join(f"{k} {v * 1e3:+.2f} mm" for k, v in cal.offsets.items())
     print(
         f"depth offsets: {offs}; residual std {cal.residual_std * 1e3:.2f} mm over {cal.n_pairs} pairs; "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from gluecell.core.errors import FormatError
 from gluecell.core.fileio import atomic_write_json, check_version, read_json
 
 __all__ = [
+    "DEFAULT_CALIBRATION",
     "DepthCalibration",
     "CALIBRATION_FORMAT",
     "fit_calibration",
@@ -27,6 +29,10 @@ __all__ = [
     "depth_error",
     "fit_sigma_model",
 ]
+
+#: The shipped calibration: learnt with the style references of the simulated cell on a training world (seed
+#: 4101, train split; ``deformation/models/calibration.json`` records how). Use it with the same references.
+DEFAULT_CALIBRATION = Path(__file__).parent / "models" / "calibration.json"
 
 CALIBRATION_FORMAT = "gluecell.deform_calibration/1"
 #: An offset is only learnt for a material with at least this many pairs; the others use the overall one.

@@ -42,11 +42,13 @@ from .toolpath import BondRegion, ToolPath
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FORMAT", "FEATURE_NAMES", "N_FEATURES", "CorrectionError", "CorrectionRefusedError", "CorrectionModel",
-           "CorrectionResult", "LearnedCorrection", "LearnedCorrectionParams", "planner_fingerprint",
+__all__ = ["DEFAULT_MODEL", "FORMAT", "FEATURE_NAMES", "N_FEATURES", "CorrectionError", "CorrectionRefusedError",
+           "CorrectionModel", "CorrectionResult", "LearnedCorrection", "LearnedCorrectionParams", "planner_fingerprint",
            "edge_pass_indices", "edge_features", "build_mlp", "load_model", "read_checkpoint",
            "apply_correction", "correct_plan", "correct_toolpath"]  # fmt: skip
 
+#: The shipped model (trained and evaluated as ``pathplan/models/correction.json`` records).
+DEFAULT_MODEL = Path(__file__).parent / "models" / "correction.pt"
 #: Checkpoint format (major/minor); a major mismatch raises VersionError.
 FORMAT = "gluecell.correction/1.0"
 #: Per-waypoint features, in column order (units in the names).
