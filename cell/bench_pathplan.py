@@ -29,8 +29,10 @@ same way (``pathplan_<row>_true_*``), where ``ctx.quick`` is false:
 - ``teach``: teach once: one path per style, size and side, planned on a nominal pair of the world (its ideal
   scan and true line, i.e. a perfect hand-taught path), then placed rigidly on each pair by registering the
   nominal upper to the pair's scan (``gluecell.perception.registration``).
-- ``pipeline``: the pipeline as it is: perception's scans from the dataset's depth frames, deformation's
-  predicted bite line, the planner on the perceived upper cloud.
+
+The whole pipeline from the depth frames (perception, the predicted line with its margin, the learned
+correction), the operator-marked line and the rigid-sole baseline are the ``pipeline`` section
+(:mod:`gluecell.cell.bench_pipeline`), judged the same way.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["bench", "sample_scan", "judge_upper", "judge_sole", "judge_true", "teach_once_path", "pipeline_path"]
+__all__ = ["bench", "sample_scan", "judge_upper", "judge_sole", "judge_true", "teach_once_path"]
 
 #: Pairs evaluated (quick / full).
 N_QUICK, N_FULL = 2, 8
@@ -170,28 +172,13 @@ def teach_once_path(cache: dict, item: Any, scan: tuple[np.ndarray, np.ndarray])
     return _moved(path, reg.T_base_ref)
 
 
-def pipeline_path(ds: Any, sid: str) -> Any:
-    """The pipeline as it is: perception's scans of the dataset's frames, deformation's bite line, the planner."""
-    from gluecell.deformation.predict import predict_attach
-    from gluecell.pathplan.pipeline import plan_pair
-    from gluecell.perception.scan import scan_part_frames
-
-    inp = ds.inputs(sid)
-    upper = scan_part_frames(inp["frames"]["upper"], "upper", item_id=sid)
-    sole = scan_part_frames(inp["frames"]["sole"], "sole", item_id=sid)
-    pred = predict_attach(upper, sole, check_confidence=False)
-    plan = plan_pair(upper.points, sole.points, pred.bite_line, upper_normals=upper.normals, sole_normals=sole.normals)
-    return plan.paths["upper"]
-
-
 def _side_rows(ds: Any, sid: str, seed: int, scan: tuple[np.ndarray, np.ndarray], cache: dict) -> dict[str, float]:
-    """Teach-once and full-pipeline rows of one pair, judged by the true spray simulator."""
+    """The teach-once row of one pair, judged by the true spray simulator."""
     from gluecell.core.errors import GlueCellError
 
     out: dict[str, float] = {}
     truth = ds.truth(sid)
-    makers = {"teach": lambda: teach_once_path(cache, ds.inputs(sid)["workitem"], scan),
-              "pipeline": lambda: pipeline_path(ds, sid)}  # fmt: skip
+    makers = {"teach": lambda: teach_once_path(cache, ds.inputs(sid)["workitem"], scan)}
     for row, make in makers.items():
         try:
             path = make()
@@ -274,7 +261,7 @@ def bench(ctx: Any) -> dict[str, float]:
 def _true_table(rows: list[dict[str, float]]) -> dict[str, float]:
     """Per row kind: mean true coverage, band coverage within 2 mm, gap area; worst glue above (p99 and max)."""
     out: dict[str, float] = {}
-    for row in ("truebite", "teach", "pipeline"):
+    for row in ("truebite", "teach"):
         got = [r for r in rows if f"{row}_true_coverage" in r]
         refused = float(sum(r.get(f"{row}_refused", 0.0) for r in rows))
         if refused:

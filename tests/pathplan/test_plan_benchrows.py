@@ -34,13 +34,13 @@ def test_teach_once_placement_is_rigid():
 def test_truth_table_aggregates_rows_and_counts_refusals():
     rows = [
         {"truebite_true_coverage": 0.98, "truebite_true_band2mm_coverage": 0.5, "truebite_true_above_max_mm": 0.0,
-         "truebite_true_above_p99_mm": 0.0, "truebite_true_gap_mm2": 100.0, "pipeline_refused": 1.0},
+         "truebite_true_above_p99_mm": 0.0, "truebite_true_gap_mm2": 100.0, "teach_refused": 1.0},
         {"truebite_true_coverage": 0.96, "truebite_true_band2mm_coverage": 0.3, "truebite_true_above_max_mm": 1.5,
-         "truebite_true_above_p99_mm": 1.4, "truebite_true_gap_mm2": 300.0, "pipeline_refused": 1.0},
+         "truebite_true_above_p99_mm": 1.4, "truebite_true_gap_mm2": 300.0, "teach_refused": 1.0},
     ]  # fmt: skip
     out = _true_table(rows)
     assert out["pathplan_truebite_true_coverage_mean"] == pytest.approx(0.97)
     assert out["pathplan_truebite_true_above_max_mm"] == pytest.approx(1.5)
     assert out["pathplan_truebite_true_gap_area_mm2_mean"] == pytest.approx(200.0)
-    assert out["pathplan_pipeline_refused"] == 2.0 and "pathplan_pipeline_true_coverage_mean" not in out
-    assert "pathplan_teach_pairs" not in out
+    assert out["pathplan_teach_refused"] == 2.0 and "pathplan_teach_true_coverage_mean" not in out
+    assert "pathplan_teach_pairs" not in out and "pathplan_pipeline_refused" not in out
