@@ -27,10 +27,9 @@ from gluecell.datasets.world.scanner import (
     ScannerConfig,
     SceneObject,
     environment_objects,
-    render_view,
+    render_station,
     station_camera_poses,
 )
-from gluecell.datasets.world.scanner_camera import draw_pose_error, perturb_pose
 
 __all__ = [
     "AttachedShot",
@@ -129,21 +128,7 @@ def scan_attached(
     )
     scene = RayScene(objs, rng)
     poses = station_camera_poses("upper", cfg)
-    frames = []
-    for k, T_true in enumerate(poses):
-        err = draw_pose_error(rng, cfg.handeye_trans_std_m, cfg.handeye_rot_std_deg)
-        frames.append(
-            render_view(
-                scene,
-                T_true,
-                perturb_pose(T_true, err),
-                cfg.camera,
-                cfg.artifacts,
-                rng,
-                stamp=stamp + k * cfg.frame_interval_s,
-                serial=f"sim-d405-attached-{k}",
-            )
-        )
+    frames = render_station(scene, poses, cfg, rng, stamp=stamp, serial="sim-d405-attached")
     return AttachedShot(frames=frames, T_base_cam_true=list(poses))
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "station_camera_poses",
     "environment_objects",
     "render_view",
+    "render_station",
     "render_scene",
     "render_mesh_depth",
     "scan_part",
@@ -338,22 +339,25 @@ def scan_part(
     r_std = cfg.handeye_rot_std_deg if handeye_rot_std_deg is None else handeye_rot_std_deg
     part_obj = SceneObject.from_mesh(mesh, _part_material(pair, part, cfg), "part")
     scene = RayScene([part_obj, *environment_objects(part, part_obj.vertices, cfg, cell)], rng)
+    errors = None if handeye_errors is None else [as_pose("handeye_error", e) for e in handeye_errors]
+    frames = render_station(scene, poses, cfg, rng, stamp=stamp, serial=f"sim-d405-{part}", errors=errors,
+                            std=(t_std, r_std))  # fmt: skip
+    return ScanShot(frames=frames, T_base_cam_true=poses, part=part)
+
+
+def render_station(
+    scene: RayScene, poses: Sequence[np.ndarray], cfg: ScannerConfig, rng: np.random.Generator, *, stamp: float,
+    serial: str, errors: Sequence[np.ndarray] | None = None, std: tuple[float, float] | None = None,
+) -> list[DepthFrame]:  # fmt: skip
+    """Render ``scene`` from every camera pose in ``poses`` (true (4, 4)); each frame is labelled with the
+    believed pose (true pose x hand-eye error: ``errors`` given, or drawn with ``std`` = (trans m, rot deg),
+    default the config's). Frames are ``cfg.frame_interval_s`` apart from ``stamp``; serials ``<serial>-<k>``."""
+    t_std, r_std = std if std is not None else (cfg.handeye_trans_std_m, cfg.handeye_rot_std_deg)
     frames = []
     for k, T_true in enumerate(poses):
-        if handeye_errors is not None:
-            err = as_pose("handeye_error", handeye_errors[k])
-        else:
-            err = draw_pose_error(rng, t_std, r_std)
-        frames.append(
-            render_view(
-                scene,
-                T_true,
-                perturb_pose(T_true, err),
-                cfg.camera,
-                cfg.artifacts,
-                rng,
-                stamp=stamp + k * cfg.frame_interval_s,
-                serial=f"sim-d405-{part}-{k}",
-            )
-        )
-    return ScanShot(frames=frames, T_base_cam_true=poses, part=part)
+        err = errors[k] if errors is not None else draw_pose_error(rng, t_std, r_std)
+        believed = perturb_pose(T_true, err)
+        at = stamp + k * cfg.frame_interval_s
+        name = f"{serial}-{k}"
+        frames.append(render_view(scene, T_true, believed, cfg.camera, cfg.artifacts, rng, stamp=at, serial=name))
+    return frames
