@@ -56,6 +56,8 @@ def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int, state: dict,
     from gluecell.deformation.predict import predict_attach
     from gluecell.pathplan.pipeline import PathplanConfig
 
+    upper_pts = scans["upper"].points
+
     def predicted() -> tuple[np.ndarray, Any, dict[str, float]]:
         t0 = time.perf_counter()
         pred = predict_attach(scans["upper"], scans["sole"], check_confidence=False, **predict_kw)
@@ -69,8 +71,17 @@ def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int, state: dict,
     return {
         "marked": lambda: (marked_bite_line(truth, seed=seed), PathplanConfig(), {}),
         "predicted": predicted,
-        "rigid": lambda: (predict_rigid(scans["upper"], scans["sole"]).bite_line, PathplanConfig(), {}),
+        "rigid": lambda: (_snapped(predict_rigid(scans["upper"], scans["sole"]).bite_line, upper_pts),
+                          PathplanConfig(), {}),
     }
+
+
+def _snapped(line: np.ndarray, cloud: np.ndarray) -> np.ndarray:
+    """``line`` (m, 3) moved onto the nearest points of ``cloud`` (n, 3), then a closed 5-point moving average."""
+    from scipy.spatial import cKDTree
+
+    on = cloud[cKDTree(cloud).query(line)[1]]
+    return sum(np.roll(on, k, axis=0) for k in range(-2, 3)) / 5.0
 
 
 def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> dict[str, dict[str, float]]:
