@@ -33,6 +33,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bite-line", type=Path, help='JSON with a "bite_line" list; default: predict it from the scans')
     p.add_argument("--material", choices=["eva", "rubber", "pu", "tpu"], help="sole material, when known")
     p.add_argument("--calibration", type=Path, help="depth calibration JSON from `gluecell deform calibrate`")
+    p.add_argument("--reference", type=Path, help="PLY of the style's nominal upper (with normals)")
+    p.add_argument("--sole-reference", type=Path, help="PLY of the style's nominal sole (with normals)")
+    p.add_argument("--style", help="the work item's style (selects the calibration's learnt style offset)")
     p.add_argument("--correction", type=Path,
                    help="learned path correction (gluecell correction train/eval); used only if it beat the "
                         "uncorrected planner on held-out pairs")  # fmt: skip
@@ -50,7 +53,9 @@ def _main(args: argparse.Namespace) -> int:
         return run_show(args.show, args.out, upper=args.upper, sole=args.sole)
     return run_plan(args.upper, args.sole, args.out, bite_line=args.bite_line, config=args.config,
                     material=args.material, calibration=args.calibration, correction=args.correction,
-                    margin_sigmas=args.margin_sigmas)  # fmt: skip
+                    margin_sigmas=args.margin_sigmas,
+                    references={"reference": args.reference, "sole_reference": args.sole_reference,
+                                "style": args.style})  # fmt: skip
 
 
 def read_bite_line(path: Path):
@@ -89,9 +94,11 @@ def _cloud(path: Path | None, what: str):
 
 
 def predict_bite_line(upper: Path | None, sole: Path | None, *, material: str | None = None,
-                      calibration: Path | None = None) -> tuple[Any, float, float]:  # fmt: skip
+                      calibration: Path | None = None,
+                      references: dict[str, Any] | None = None) -> tuple[Any, float, float]:  # fmt: skip
     """The deformation step: (bite line (m, 3) in base_link, milliseconds, p95 of its sigma in metres)
-    predicted from the two scans.
+    predicted from the two scans. ``references``: optional ``reference`` / ``sole_reference`` PLY paths of the
+    style's nominal upper and sole, and the ``style`` name (a calibration learnt with references needs them).
 
     Raises:
         GlueCellError: bad scans, or a prediction too uncertain to spray (the pair goes to a human).
@@ -105,8 +112,14 @@ def predict_bite_line(upper: Path | None, sole: Path | None, *, material: str | 
         raise ConfigError("--upper and --sole are required to plan (PLY clouds in base_link)")
     t0 = time.perf_counter()
     cal = load_calibration(calibration) if calibration else None
+    refs = references or {}
+    kw: dict[str, Any] = {"style": refs.get("style")}
+    for key, part in (("reference", "upper"), ("sole_reference", "sole")):
+        if refs.get(key) is not None:
+            r = load_scan_ply(refs[key], part)
+            kw[key] = (r.points, r.normals)
     pred = predict_attach(load_scan_ply(upper, "upper"), load_scan_ply(sole, "sole"), material=material,
-                          calibration=cal)  # fmt: skip
+                          calibration=cal, **kw)  # fmt: skip
     import numpy as np
 
     return pred.bite_line, (time.perf_counter() - t0) * 1e3, float(np.percentile(pred.bite_line_sigma, 95))
@@ -130,7 +143,7 @@ def with_margin(cfg: Any, sigma_p95_m: float, margin_sigmas: float) -> Any:
 def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Path | None = None,
              config: Path | None = None, material: str | None = None,
              calibration: Path | None = None, correction: Path | None = None,
-             margin_sigmas: float = MARGIN_SIGMAS) -> int:  # fmt: skip
+             margin_sigmas: float = MARGIN_SIGMAS, references: dict[str, Any] | None = None) -> int:  # fmt: skip
     """Plan both parts and write ``out``; raises GlueCellError (exit 2 through the CLI) when it cannot."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
@@ -141,7 +154,8 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
     cfg = _load_config(config)  # first: a bad config stops before any work
     deform_ms = 0.0
     if bite_line is None:
-        line, deform_ms, sigma = predict_bite_line(upper, sole, material=material, calibration=calibration)
+        line, deform_ms, sigma = predict_bite_line(upper, sole, material=material, calibration=calibration,
+                                                   references=references)  # fmt: skip
         cfg = with_margin(cfg, sigma, margin_sigmas)
     else:
         line = read_bite_line(bite_line)
