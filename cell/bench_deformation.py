@@ -54,8 +54,6 @@ ROWS: tuple[str, ...] = (
     "rigid",
     "teach",
 )
-#: Seed of the "taught" nominal pairs (one per style/size/side); never a bench or training seed.
-TEACH_SEED = 424242
 
 
 def polyline_distance(points: np.ndarray, line: np.ndarray) -> np.ndarray:
@@ -79,22 +77,9 @@ def pair_errors(pred_line: np.ndarray, true_line: np.ndarray) -> tuple[float, fl
     return float(np.percentile(d, 95) * 1e3), float(d.max() * 1e3)
 
 
-def _nominal(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(points, normals, true bite line) of the nominal pair of the item's style, size and side."""
-    from gluecell.cell.sim.references import nominal_upper
-
-    return nominal_upper(cache, item)
-
-
-def _nominal_sole(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(points, normals) of the nominal pair's sole (the style's reference sole, free, footbed up)."""
-    from gluecell.cell.sim.references import nominal_sole
-
-    return nominal_sole(cache, item)
-
-
 def _taught(cache: dict, item: Any) -> Any:
     """The taught pair as the cell would have it: the nominal pair scanned by the cell, and its taught line."""
+    from gluecell.cell.sim.references import NOMINAL_SEED
     from gluecell.cell.sim.world import make_pair, scan_part
     from gluecell.core.errors import GlueCellError
     from gluecell.deformation.taught import TaughtPair
@@ -105,7 +90,7 @@ def _taught(cache: dict, item: Any) -> Any:
         return cache[key]
     cache[key] = None
     # The teacher's pair: the nominal one; if the cell cannot scan it (placed across an image border), the next.
-    for seed in range(TEACH_SEED, TEACH_SEED + 3):
+    for seed in range(NOMINAL_SEED, NOMINAL_SEED + 3):
         pair = make_pair(seed, style=item.style, size_eu=item.size_eu, side=item.side)
         rng = np.random.default_rng(seed)
         try:
@@ -131,9 +116,10 @@ def _with_material(taught: Any) -> Any:
 
 def _teach_line(cache: dict, item: Any, upper_scan: Any) -> np.ndarray:
     """The taught line of the item's style/size/side, placed on this upper by rigid ICP."""
+    from gluecell.cell.sim.references import nominal_upper
     from gluecell.deformation.reference import SEEN_NZ, apply_T, rigid_icp
 
-    pts, nrm, line = _nominal(cache, item)
+    pts, nrm, line = nominal_upper(cache, item)
     seen = nrm[:, 2] > SEEN_NZ  # register with what a camera above would see of the nominal upper
     sub = pts[seen][:: max(1, int(seen.sum()) // 8000)]
     T, _ = rigid_icp(sub, upper_scan.points, upper_scan.normals)
@@ -161,6 +147,7 @@ def run_pairs(
     dataset: Any, ids: list[str], calibration: Any = None, cache: dict | None = None, surrogate: Any = None
 ) -> dict[str, Any]:
     """Evaluate every row on ``ids``; returns per-row error lists, refusals and latencies."""
+    from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.core.errors import GlueCellError
     from gluecell.deformation.baselines import predict_rigid
     from gluecell.deformation.predict import predict_attach
@@ -197,9 +184,9 @@ def run_pairs(
             for r in rows:
                 refused[r] += 1
             continue
-        ref = _nominal(cache, item)[:2]
+        ref = nominal_upper(cache, item)[:2]
         mat = truth["params"]["material"]
-        sref = _nominal_sole(cache, item)
+        sref = nominal_sole(cache, item)
         cal = {
             "reference": ref,
             "sole_reference": sref,
@@ -291,6 +278,7 @@ def _region_errors(pred: Any, truth: dict) -> tuple[float, float]:
 def bench(ctx: Any) -> dict[str, float]:
     """Bite-line error (p95/max mm per pair) of the predictor and the two baselines, and the solver latency."""
     from gluecell.cell.cmd_predict import calibrate_on_dataset
+    from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.datasets.format import open_dataset
 
     ds = open_dataset(ctx.dataset)
@@ -299,8 +287,8 @@ def bench(ctx: Any) -> dict[str, float]:
     if ctx.quick:
         ids = ids[:4]
     cache: dict = {}
-    ref_for = lambda item: _nominal(cache, item)[:2]  # noqa: E731
-    sref_for = lambda item: _nominal_sole(cache, item)  # noqa: E731
+    ref_for = lambda item: nominal_upper(cache, item)[:2]  # noqa: E731
+    sref_for = lambda item: nominal_sole(cache, item)  # noqa: E731
     cal, cal_metrics = calibrate_on_dataset(ds, train, reference_for=ref_for, sole_reference_for=sref_for)
     sur = _train_surrogate(ds, ctx.quick, ref_for, sref_for)
     res = run_pairs(ds, ids, calibration=cal, cache=cache, surrogate=sur)

@@ -51,8 +51,6 @@ __all__ = ["bench", "sample_scan", "judge_upper", "judge_sole", "judge_true", "t
 N_QUICK, N_FULL = 2, 8
 #: Noise of the ideal scan (m): the order of D405 noise at 100-200 mm (FACTS.md: 0.1-0.4 mm).
 SCAN_NOISE_M = 0.2e-3
-#: Seed of the nominal pair a teach-once path is taught on (any pair of the style/size/side).
-TEACH_SEED = 424242
 #: True spray runs per path (the gun's hidden variation differs per run).
 TRUE_RUNS = 2
 
@@ -156,14 +154,14 @@ def teach_once_path(cache: dict, item: Any, scan: tuple[np.ndarray, np.ndarray])
     """Teach once: the upper path of the nominal pair of ``item``'s style, size and side (planned on its ideal
     scan and true line, once, kept in ``cache``), placed on this pair by registering the nominal upper to
     ``scan`` ((points, normals) of the pair's upper)."""
-    from gluecell.cell.sim.world import make_pair
+    from gluecell.cell.sim.references import NOMINAL_SEED, nominal_pair
     from gluecell.pathplan.pipeline import PathplanConfig, plan_part
     from gluecell.perception.registration import reference_from_mesh, register
 
-    key = (item.style, float(item.size_eu), item.side)
+    key = ("teach", item.style, float(item.size_eu), item.side)
     if key not in cache:
-        pair = make_pair(TEACH_SEED, style=item.style, size_eu=item.size_eu, side=item.side)
-        u, un = sample_scan(pair.upper_mesh, 60_000, TEACH_SEED, drop_below=-1.1)
+        pair = nominal_pair(cache, item)
+        u, un = sample_scan(pair.upper_mesh, 60_000, NOMINAL_SEED, drop_below=-1.1)
         pp = plan_part("upper", u, PathplanConfig(), bite_line=pair.bite_line, normals=un)
         ref = reference_from_mesh(np.asarray(pair.upper_mesh.vertices), np.asarray(pair.upper_mesh.faces))
         cache[key] = (pp.path, ref)

@@ -47,7 +47,7 @@ N_CAL_QUICK, N_CAL_FULL = 4, 24
 N_QUICK, N_FULL = 1, 8
 
 
-def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int, state: dict,
+def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int,
            predict_kw: dict[str, Any]) -> dict[str, Callable[[], Any]]:  # fmt: skip
     """Bite-line makers per row (each returns (line, planner config, extra metrics))."""
     from gluecell.cell.cmd_plan import MARGIN_SIGMAS, with_margin
@@ -61,11 +61,11 @@ def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int, state: dict,
     def predicted() -> tuple[np.ndarray, Any, dict[str, float]]:
         t0 = time.perf_counter()
         pred = predict_attach(scans["upper"], scans["sole"], check_confidence=False, **predict_kw)
-        state["deform_ms"] = (time.perf_counter() - t0) * 1e3
+        deform_ms = (time.perf_counter() - t0) * 1e3
         sig = float(np.percentile(pred.bite_line_sigma, 95))
         cfg = with_margin(PathplanConfig(), sig, MARGIN_SIGMAS)
         extra = {"sigma_p95_mm": sig * 1e3, "low_confidence": float(sig > 1e-3),
-                 "margin_mm": cfg.region.bite_margin_mm}  # fmt: skip
+                 "margin_mm": cfg.region.bite_margin_mm, "deform_ms": deform_ms}  # fmt: skip
         return pred.bite_line, cfg, extra
 
     return {
@@ -86,8 +86,9 @@ def _snapped(line: np.ndarray, cloud: np.ndarray) -> np.ndarray:
 
 def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> dict[str, dict[str, float]]:
     """All rows of one pair: ``{row: metrics}`` (a refused row has ``refused`` = 1 and its reason logged)."""
-    from gluecell.cell.bench_deformation import _nominal, _nominal_sole, pair_errors
+    from gluecell.cell.bench_deformation import pair_errors
     from gluecell.cell.bench_pathplan import judge_true, teach_once_path
+    from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.pipeline import plan_pair
     from gluecell.perception.scan import scan_part_frames
@@ -97,11 +98,10 @@ def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> di
     item = inp["workitem"]
     scans = {p: scan_part_frames(inp["frames"][p], p, item_id=sid) for p in ("upper", "sole")}
     up, so = scans["upper"], scans["sole"]
-    kw = {"reference": _nominal(cache, item)[:2], "sole_reference": _nominal_sole(cache, item),
+    kw = {"reference": nominal_upper(cache, item)[:2], "sole_reference": nominal_sole(cache, item),
           "calibration": setup["calibration"], "style": item.style}  # fmt: skip
-    state: dict[str, float] = {}
     out: dict[str, dict[str, float]] = {}
-    for row, make in _lines(scans, truth, seed, state, kw).items():
+    for row, make in _lines(scans, truth, seed, kw).items():
         try:
             line, cfg, extra = make()
             t0 = time.perf_counter()
@@ -116,12 +116,12 @@ def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> di
         p95, mx = pair_errors(line, truth["bite_line"])
         m = {"refused": 0.0, "bite_p95_mm": p95, "bite_max_mm": mx, **extra}
         if row == "predicted":
-            m["latency_ms"] = state["deform_ms"] + plan_ms
+            m["latency_ms"] = m.pop("deform_ms") + plan_ms
             out["corrected"] = _corrected(plan, cfg, truth, seed, setup["correction"])
         m.update(judge_true(plan.paths["upper"], truth, seed + 5))
         out[row] = m
     try:
-        path = teach_once_path(setup["teach_cache"], item, (up.points, up.normals))  # its own cache: other keys
+        path = teach_once_path(cache, item, (up.points, up.normals))
         out["teach"] = {"refused": 0.0, **judge_true(path, truth, seed + 5)}
     except GlueCellError as exc:
         log.warning("e2e bench: teach row refused pair %s: %s", sid, exc)
@@ -182,8 +182,8 @@ def bench(ctx: Any) -> dict[str, float]:
     """Run the end-to-end bench on ``ctx.dataset``'s test split (``ctx.quick``: one pair)."""
     from rich.progress import Progress
 
-    from gluecell.cell.bench_deformation import _nominal, _nominal_sole
     from gluecell.cell.cmd_predict import calibrate_on_dataset
+    from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.datasets.format import open_dataset
     from gluecell.pathplan.correction import DEFAULT_MODEL, load_model
 
@@ -191,9 +191,9 @@ def bench(ctx: Any) -> dict[str, float]:
     ids = ds.ids("test")[: N_QUICK if ctx.quick else N_FULL]
     cache: dict = {}
     train = ds.ids("train")[: N_CAL_QUICK if ctx.quick else N_CAL_FULL]
-    cal, _ = calibrate_on_dataset(ds, train, reference_for=lambda item: _nominal(cache, item)[:2],
-                                  sole_reference_for=lambda item: _nominal_sole(cache, item))  # fmt: skip
-    setup = {"calibration": cal, "correction": load_model(DEFAULT_MODEL), "teach_cache": {}}
+    cal, _ = calibrate_on_dataset(ds, train, reference_for=lambda item: nominal_upper(cache, item)[:2],
+                                  sole_reference_for=lambda item: nominal_sole(cache, item))  # fmt: skip
+    setup = {"calibration": cal, "correction": load_model(DEFAULT_MODEL)}
     pairs = []
     with Progress(transient=True) as bar:
         task = bar.add_task("end-to-end bench", total=len(ids))

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NOMINAL_SEED", "nominal_upper", "nominal_sole"]
+__all__ = ["NOMINAL_SEED", "nominal_pair", "nominal_upper", "nominal_sole"]
 
 #: Seed of the nominal pair of every style/size/side (the "teacher's" pair; the same as the teach-once baseline).
 NOMINAL_SEED = 424242
@@ -20,7 +20,8 @@ NOMINAL_SEED = 424242
 N_POINTS = 40_000
 
 
-def _pair(cache: dict, item: Any) -> Any:
+def nominal_pair(cache: dict, item: Any) -> Any:
+    """The world's nominal pair (WorldPair) of ``item``'s style, size and side; cached in ``cache``."""
     from gluecell.cell.sim.world import make_pair
 
     key = ("pair", item.style, float(item.size_eu), item.side)
@@ -34,7 +35,7 @@ def nominal_upper(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray, np.nd
     and side, base_link metres at the upper station; cached in ``cache``."""
     key = ("upper", item.style, float(item.size_eu), item.side)
     if key not in cache:
-        pair = _pair(cache, item)
+        pair = nominal_pair(cache, item)
         pts, fi = pair.upper_mesh.sample(N_POINTS, return_index=True, seed=1)
         cache[key] = (np.asarray(pts), np.asarray(pair.upper_mesh.face_normals[fi]), np.asarray(pair.bite_line))
     return cache[key]
@@ -45,7 +46,7 @@ def nominal_sole(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray]:
     station); cached in ``cache``."""
     key = ("sole", item.style, float(item.size_eu), item.side)
     if key not in cache:
-        pair = _pair(cache, item)
+        pair = nominal_pair(cache, item)
         pts, fi = pair.sole_mesh.sample(N_POINTS, return_index=True, seed=1)
         cache[key] = (np.asarray(pts), np.asarray(pair.sole_mesh.face_normals[fi]))
     return cache[key]

@@ -26,8 +26,8 @@ def world_scans():
 
 @pytest.mark.slow
 def test_world_pair_prediction(world_scans) -> None:
-    from gluecell.cell.bench_deformation import TEACH_SEED, pair_errors
-    from gluecell.datasets.world import make_pair
+    from gluecell.cell.bench_deformation import pair_errors
+    from gluecell.cell.sim.references import nominal_upper
     from gluecell.deformation.predict import predict_attach
 
     pair, upper, sole = world_scans
@@ -36,10 +36,8 @@ def test_world_pair_prediction(world_scans) -> None:
     assert p95 < WORLD_P95_MM
     assert np.linalg.norm(np.roll(pred.bite_line, -1, axis=0) - pred.bite_line, axis=1).max() <= 1.0e-3
     # the style's nominal upper fills the overhangs the cameras miss: the line gets closer to the truth
-    it = pair.item
-    nominal = make_pair(TEACH_SEED, style=it.style, size_eu=it.size_eu, side=it.side).upper_mesh
-    pts, fi = nominal.sample(40000, return_index=True, seed=1)
-    with_ref = predict_attach(upper, sole, check_confidence=False, reference=(pts, nominal.face_normals[fi]))
+    pts, nrm, _ = nominal_upper({}, pair.item)
+    with_ref = predict_attach(upper, sole, check_confidence=False, reference=(pts, nrm))
     p95_ref, _ = pair_errors(with_ref.bite_line, pair.bite_line)
     assert p95_ref < min(p95, WORLD_REF_P95_MM)
     # the uncertainty is reported per point and is not blind to the error
