@@ -93,35 +93,31 @@ def _cloud(path: Path | None, what: str):
     return c.points, c.normals
 
 
-def predict_bite_line(upper: Path | None, sole: Path | None, *, material: str | None = None,
+def predict_bite_line(upper: tuple[Any, Any], sole: tuple[Any, Any], *, material: str | None = None,
                       calibration: Path | None = None,
                       references: dict[str, Any] | None = None) -> tuple[Any, float, float]:  # fmt: skip
     """The deformation step: (bite line (m, 3) in base_link, milliseconds, p95 of its sigma in metres)
-    predicted from the two scans. ``references``: optional ``reference`` / ``sole_reference`` PLY paths of the
-    style's nominal upper and sole, and the ``style`` name (a calibration learnt with references needs them).
+    predicted from the two clouds ((points, normals or None), as :func:`_cloud` reads them). ``references``:
+    optional ``reference`` / ``sole_reference`` PLY paths of the style's nominal upper and sole, and the
+    ``style`` name (a calibration learnt with references needs them).
 
     Raises:
         GlueCellError: bad scans, or a prediction too uncertain to spray (the pair goes to a human).
     """
-    from gluecell.cell.cmd_predict import load_scan_ply
-    from gluecell.core.errors import ConfigError
+    import numpy as np
+
+    from gluecell.cell.cmd_predict import load_reference
     from gluecell.deformation.calibration import load_calibration
+    from gluecell.deformation.inputs import scan_from_arrays
     from gluecell.deformation.predict import predict_attach
 
-    if upper is None or sole is None:
-        raise ConfigError("--upper and --sole are required to plan (PLY clouds in base_link)")
     t0 = time.perf_counter()
     cal = load_calibration(calibration) if calibration else None
     refs = references or {}
-    kw: dict[str, Any] = {"style": refs.get("style")}
-    for key, part in (("reference", "upper"), ("sole_reference", "sole")):
-        if refs.get(key) is not None:
-            r = load_scan_ply(refs[key], part)
-            kw[key] = (r.points, r.normals)
-    pred = predict_attach(load_scan_ply(upper, "upper"), load_scan_ply(sole, "sole"), material=material,
-                          calibration=cal, **kw)  # fmt: skip
-    import numpy as np
-
+    pred = predict_attach(scan_from_arrays("upper", *upper), scan_from_arrays("sole", *sole), material=material,
+                          calibration=cal, style=refs.get("style"),
+                          reference=load_reference(refs.get("reference"), "upper"),
+                          sole_reference=load_reference(refs.get("sole_reference"), "sole"))  # fmt: skip
     return pred.bite_line, (time.perf_counter() - t0) * 1e3, float(np.percentile(pred.bite_line_sigma, 95))
 
 
@@ -153,13 +149,13 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
     t0 = time.perf_counter()
     cfg = _load_config(config)  # first: a bad config stops before any work
     deform_ms = 0.0
+    clouds = {"upper": _cloud(upper, "upper"), "sole": _cloud(sole, "sole")}
     if bite_line is None:
-        line, deform_ms, sigma = predict_bite_line(upper, sole, material=material, calibration=calibration,
-                                                   references=references)  # fmt: skip
+        line, deform_ms, sigma = predict_bite_line(clouds["upper"], clouds["sole"], material=material,
+                                                   calibration=calibration, references=references)  # fmt: skip
         cfg = with_margin(cfg, sigma, margin_sigmas)
     else:
         line = read_bite_line(bite_line)
-    clouds = {"upper": _cloud(upper, "upper"), "sole": _cloud(sole, "sole")}
     parts = {}
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as prog:
         for part in ("upper", "sole"):

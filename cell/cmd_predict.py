@@ -35,6 +35,14 @@ def load_scan_ply(path: str | Path, part: str) -> Any:
     return scan_from_arrays(part, cloud.points, cloud.normals, item_id=Path(path).stem)
 
 
+def load_reference(path: str | Path | None, part: str) -> tuple[Any, Any] | None:
+    """(points, normals) of a style's nominal part from PLY (normals estimated when absent), or None."""
+    if path is None:
+        return None
+    r = load_scan_ply(path, part)
+    return r.points, r.normals
+
+
 def attach_to_json(pred: Any, timing_ms: dict[str, float]) -> dict[str, Any]:
     """The ``gluecell.attach/1`` document of an :class:`~gluecell.core.types.AttachPrediction`."""
     diag = dict(pred.diagnostics)
@@ -68,14 +76,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     cfg = PredictConfig(max_sigma=args.max_sigma_mm * 1e-3)
     cal = load_calibration(args.calibration) if args.calibration else None
-    ref = None
-    if args.reference:
-        r = load_scan_ply(args.reference, "upper")
-        ref = (r.points, r.normals)
-    sref = None
-    if args.sole_reference:
-        r = load_scan_ply(args.sole_reference, "sole")
-        sref = (r.points, r.normals)
+    ref = load_reference(args.reference, "upper")
+    sref = load_reference(args.sole_reference, "sole")
     taught = _load_taught(args)
     sur = None
     if args.surrogate:

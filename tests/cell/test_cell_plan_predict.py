@@ -44,10 +44,10 @@ def test_plan_refuses_through_deformation_when_the_sole_is_upside_down(clouds, t
 def test_predict_bite_line_wiring_gives_a_line_on_the_upper(clouds):
     from scipy.spatial import cKDTree
 
-    from gluecell.cell.cmd_plan import predict_bite_line
+    from gluecell.cell.cmd_plan import _cloud, predict_bite_line
     from gluecell.core.ply import read_ply
 
-    line, ms, sigma = predict_bite_line(clouds / "upper.ply", clouds / "sole.ply")
+    line, ms, sigma = predict_bite_line(_cloud(clouds / "upper.ply", "upper"), _cloud(clouds / "sole.ply", "sole"))
     assert line.shape[1] == 3 and len(line) > 200 and ms > 0 and 0 < sigma < 1e-3  # refused above 1 mm
     d, _ = cKDTree(read_ply(clouds / "upper.ply").points).query(line)
     assert np.median(d) < 2e-3  # the predicted line lies on the scanned upper
