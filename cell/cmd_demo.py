@@ -41,9 +41,11 @@ def _bite_line(scans: dict[str, Any], truth: dict[str, Any], item: Any, mode: st
     if mode == "predicted":
         t = time.perf_counter()
         try:
+            if "calibration" not in refs:  # read once for all pairs
+                refs["calibration"] = load_calibration(DEFAULT_CALIBRATION)
             pred = predict_attach(scans["upper"], scans["sole"], reference=nominal_upper(refs, item)[:2],
                                   sole_reference=nominal_sole(refs, item), style=item.style,
-                                  calibration=load_calibration(DEFAULT_CALIBRATION))  # fmt: skip
+                                  calibration=refs["calibration"])  # fmt: skip
             sigma = float(np.percentile(pred.bite_line_sigma, 95))
             cfg = with_margin(PathplanConfig(), sigma, MARGIN_SIGMAS)
             row["line"] = f"predicted (margin {cfg.region.bite_margin_mm:.1f} mm)"
@@ -64,7 +66,7 @@ def run_pair(ds: Any, sid: str, out: Path, bite_line: str = "predicted", refs: d
         bite_line: "predicted" (deformation step; a pair whose prediction is refused goes to the operator,
             who marks the line) or "marked" (the operator marks every pair). The simulated cell plays that
             operator, see :func:`gluecell.cell.sim.outcome.marked_bite_line`.
-        refs: cache of the style references (shared between pairs).
+        refs: cache of the style references and the calibration (shared between pairs).
     """
     from gluecell.cell.bench_deformation import pair_errors
     from gluecell.cell.cmd_plan import draw_plan

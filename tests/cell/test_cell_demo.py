@@ -21,3 +21,18 @@ def test_demo_runs_a_pair_and_reports_against_truth(tmp_path):
     if row["verdict"] in ("pass", "rework"):  # planned: the plan file and its picture exist
         assert (tmp_path / "00000_plan.png").read_bytes()[:4] == b"\x89PNG"
         assert 0 <= row["coverage"] <= 1 and row["above_mm"] >= 0 and row["robot_s"] > 0
+
+
+#: The demo's own predictor (style references + shipped calibration) on the first pair of seed 7: measured
+#: 1.20 mm p95 against the true line and no glue above it (0.00 mm) with its 2-sigma margin.
+PREDICTED_P95_TOL_MM = 2.0
+PREDICTED_ABOVE_TOL_MM = 0.5
+
+
+def test_demo_predicts_with_references_and_keeps_glue_below_the_line(tmp_path):
+    row = run_demo(tmp_path, n=1, seed=7, bite_line="predicted")[0]
+    assert row["line"].startswith("predicted (margin"), row["line"]
+    assert 0 < row["bite_p95_mm"] < PREDICTED_P95_TOL_MM
+    assert row["verdict"] in ("pass", "rework"), row["verdict"]
+    assert row["above_mm"] <= PREDICTED_ABOVE_TOL_MM
+    assert row["ms"]["deformation"] > 0 and (tmp_path / "00000_plan.png").is_file()
