@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from gluecell.core.errors import FormatError, ValidationError
 from gluecell.core.fileio import atomic_write_json, check_version, read_json
 from gluecell.core.validate import as_array, as_pose
 
@@ -306,7 +307,9 @@ def calibrate_eye_to_hand(
     if refine:
         h, w = np.asarray(images[0]).shape[:2]
         K1, d1, rms = refine_intrinsics(dets, K1, d1, (w, h), spec)
-    poses = [board_pose(d.ids, d.corners_px, K1, d1, spec)[0] for d in dets]
+        poses = [board_pose(d.ids, d.corners_px, K1, d1, spec)[0] for d in dets]
+    else:  # detection already solved each pose with these intrinsics
+        poses = [d.T_cam_board for d in dets]
     centre = np.array([*spec.size_m, 0.0]) / 2
     results = solve_methods(A[used], poses, methods, board_point=centre)
     best = min(results.values(), key=lambda r: (r.residuals["rms_mm"], r.residuals["rms_deg"]))
@@ -351,8 +354,6 @@ def load_handeye(path: str | os.PathLike[str]) -> HandEyeCalibration:
         VersionError: another format or major version.
         FormatError: not JSON, or required keys missing / malformed.
     """
-    from gluecell.core.errors import FormatError, ValidationError
-
     doc = read_json(path)
     if not isinstance(doc, dict):
         raise FormatError(f"{path}: top level must be an object")

@@ -67,15 +67,6 @@ class ViewCloud:
     def __len__(self) -> int:
         return len(self.points)
 
-    def select(self, mask: np.ndarray) -> ViewCloud:
-        """The points where ``mask`` ((n,) bool or an index array) holds; views are unchanged."""
-        nrm = None if self.normals is None else self.normals[mask]
-        return ViewCloud(self.points[mask], self.view[mask], self.pixel[mask], self.centres, self.shapes, nrm)
-
-    def origins(self) -> np.ndarray:
-        """(n, 3) float64: the optical centre of the camera that saw each point."""
-        return self.centres[self.view]
-
 
 @lru_cache(maxsize=16)
 def _rays(width: int, height: int, fx: float, fy: float, cx: float, cy: float) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ from gluecell.core.types import PARTS, DepthFrame, PartScan
 from .clean import CleanConfig, clean_part
 from .cloud import DepthConfig, ViewCloud, frame_to_surface, merge_views
 from .errors import EmptyDepthError
+from .fusion import FusedSurface, FusionConfig, fuse_tsdf
 
 __all__ = ["ScanConfig", "fuse_part", "fusion_box", "merge_frames", "refine_surface", "scan_part_frames", "station_for"]
 
@@ -174,7 +175,6 @@ def scan_part_frames(
     return PartScan(part=part, points=pts, normals=res.normals, item_id=item_id, diagnostics=diag)
 
 
-
 def fusion_box(scan: PartScan, margin_m: float = 0.004) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi) (3,) metres of the box :func:`fuse_part` fuses in: the cleaned extent plus ``margin_m`` sideways
     and up, none down (the part's support lies just below its lowest cleaned point)."""
@@ -184,8 +184,8 @@ def fusion_box(scan: PartScan, margin_m: float = 0.004) -> tuple[np.ndarray, np.
 
 
 def fuse_part(
-    scan: PartScan, frames: Sequence[DepthFrame], fusion_cfg: object | None = None, margin_m: float = 0.004
-) -> tuple[PartScan, object]:
+    scan: PartScan, frames: Sequence[DepthFrame], fusion_cfg: FusionConfig | None = None, margin_m: float = 0.004
+) -> tuple[PartScan, FusedSurface]:
     """Fuse ``frames`` (TSDF) inside the cleaned part's bounding box; attach the mesh to ``scan``.
 
     The box is the part's cleaned extent plus ``margin_m`` (sideways and up; not down, where the tray or
@@ -199,11 +199,9 @@ def fuse_part(
     Raises:
         FusionError: nothing could be fused.
     """
-    from .fusion import fuse_tsdf
-
     lo, hi = fusion_box(scan, margin_m)
     t0 = time.perf_counter()
-    surface = fuse_tsdf(frames, lo, hi, fusion_cfg)  # type: ignore[arg-type]
+    surface = fuse_tsdf(frames, lo, hi, fusion_cfg)
     diag = dict(scan.diagnostics)
     diag.update(ms_fusion=(time.perf_counter() - t0) * 1e3, mesh_faces=len(surface.faces))
     fused = replace(scan, mesh_vertices=surface.vertices, mesh_faces=surface.faces, diagnostics=diag)

@@ -1,7 +1,6 @@
 """TSDF fusion: known shapes come back within tolerance, the box crop holds, bad input is refused,
 and virtual scans of the real scanned boot fuse without special cases."""
 
-
 import numpy as np
 import pytest
 

@@ -49,8 +49,7 @@ def _centre(spec: BoardSpec) -> np.ndarray:
 
 
 def _poses(run, outcome) -> list[np.ndarray]:
-    dets = [detect_board(run.images[i], outcome.K, outcome.dist, run.board) for i in outcome.used]
-    return [board_pose(d.ids, d.corners_px, outcome.K, outcome.dist, run.board)[0] for d in dets]
+    return [detect_board(run.images[i], outcome.K, outcome.dist, run.board).T_cam_board for i in outcome.used]
 
 
 def test_intrinsics_are_refined_and_board_poses_match_the_truth(run, outcome):
@@ -91,6 +90,18 @@ def test_simulated_run_is_deterministic_and_reports_noisy_robot_poses():
     exact = simulate_calibration_run(3, CalibrationSimConfig(n_poses=2, accuracy_sigma_m=0.0, accuracy_sigma_deg=0.0))
     d = np.linalg.norm(exact.T_base_flange[:, :3, 3] - exact.T_base_flange_true[:, :3, 3], axis=1)
     assert np.all(d > 0) and np.all(d < 1e-4)  # repeatability only: ±0.03 mm
+
+
+def test_unrefined_run_uses_the_given_intrinsics(run):
+    n = 6
+    imgs, flange = list(run.images[:n]), run.T_base_flange[:n]
+    out = calibrate_eye_to_hand(imgs, flange, run.K, run.dist, run.board, ["park"], refine=False)
+    assert np.array_equal(out.K, run.K) and out.reproj_rms_px == 0.0
+    # the board poses are those of the given (factory) intrinsics
+    dets = [detect_board(run.images[i], run.K, run.dist, run.board) for i in out.used]
+    poses = [board_pose(d.ids, d.corners_px, run.K, run.dist, run.board)[0] for d in dets]
+    direct = solve_eye_to_hand(run.T_base_flange[out.used], poses, "park", board_point=_centre(run.board))
+    assert np.array_equal(out.best.T_base_cam, direct.T_base_cam)
 
 
 def test_calibration_file_round_trips_and_checks_version(tmp_path, outcome):
