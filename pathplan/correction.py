@@ -125,8 +125,9 @@ def _pass_curvatures(c: np.ndarray, n: np.ndarray, g: np.ndarray) -> tuple[np.nd
     """Normal (round the part) and geodesic (towards ``g``) curvature (k,) 1/m of the polyline ``c``."""
     if len(c) < 3:
         return np.zeros(len(c)), np.zeros(len(c))
-    ds = np.linalg.norm(np.gradient(c, axis=0), axis=1)
-    tan = unit(np.gradient(c, axis=0))
+    d1 = np.gradient(c, axis=0)
+    ds = np.linalg.norm(d1, axis=1)
+    tan = unit(d1)
     dt = np.gradient(tan, axis=0) / np.maximum(ds, 1e-6)[:, None]
     return -np.einsum("ij,ij->i", dt, n), np.einsum("ij,ij->i", dt, g)
 

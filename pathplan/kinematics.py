@@ -299,16 +299,16 @@ def solve_path(xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotConfig | None =
     from .geom import matrix_from_quat, quat_from_matrix
 
     cfg = cfg or RobotConfig()
-    n = len(xyz)
-    T = np.tile(np.eye(4), (n, 1, 1))
-    T[:, :3, :3] = reference_frames(xyz, matrix_from_quat(quat_xyzw)[:, :, 2], cfg)
-    T[:, :3, 3] = xyz
-    notes: list[str] = []
     if prefer is not None and cfg.branch == "auto" and 0 <= int(prefer) < 8:
         try:
             return solve_path(xyz, quat_xyzw, replace(cfg, branch=str(int(prefer))))
         except UnreachableError:
             pass  # the preferred branch no longer fits: search them all
+    n = len(xyz)
+    T = np.tile(np.eye(4), (n, 1, 1))
+    T[:, :3, :3] = reference_frames(xyz, matrix_from_quat(quat_xyzw)[:, :, 2], cfg)
+    T[:, :3, 3] = xyz
+    notes: list[str] = []
     # The roll search (rolls x 8 branches per waypoint) runs on every COARSE-th waypoint first; the chosen roll,
     # interpolated, is then checked at every waypoint (_check_branch). If that fails, the search is refined at
     # the waypoints the interpolated roll left singular (and their neighbours), and only then run everywhere.
@@ -342,9 +342,7 @@ def _search(T: np.ndarray, xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotCon
     half = int(np.floor(cfg.max_roll_deg / cfg.roll_step_deg))
     rolls = np.deg2rad(np.arange(-half, half + 1) * cfg.roll_step_deg)
     K = len(rolls)
-    Rz = np.tile(np.eye(4), (K, 1, 1))
-    Rz[:, 0, 0], Rz[:, 0, 1], Rz[:, 1, 0], Rz[:, 1, 1] = np.cos(rolls), -np.sin(rolls), np.sin(rolls), np.cos(rolls)
-    noz = T[sel, None] @ Rz[None]  # (m, K, 4, 4)
+    noz = T[sel, None] @ _rz(rolls)[None]  # (m, K, 4, 4)
     flange = _inv(cfg.T_base_link_robot) @ noz @ _inv(cfg.T_flange_tool)
     branches = list(range(8)) if cfg.branch == "auto" else [int(cfg.branch)]
     sol = ik(flange.reshape(-1, 4, 4), cfg.model, tuple(branches)).reshape(len(sel), K, 8, 6)

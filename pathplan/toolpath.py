@@ -12,6 +12,8 @@ import numpy as np
 
 from gluecell.core.errors import ValidationError
 
+from .geom import polyline_gaps
+
 __all__ = ["BondRegion", "ToolPath", "concat_paths"]
 
 
@@ -52,8 +54,7 @@ class BondRegion:
     @property
     def perimeter(self) -> float:
         """Length of the closed boundary, metres."""
-        b = self.boundary
-        return float(np.linalg.norm(np.roll(b, -1, axis=0) - b, axis=1).sum())
+        return float(polyline_gaps(self.boundary).sum())
 
     @property
     def band_mask(self) -> np.ndarray:

@@ -13,7 +13,7 @@ from gluecell.pathplan.modifiers import SpeedProfileParams, pass_tangents
 from gluecell.pathplan.region import upper_region
 from gluecell.pathplan.stages import KINDS, Composite, Stage, build_pipeline, build_stage, registered
 from gluecell.pathplan.synthetic import make_synthetic_pair
-from gluecell.pathplan.toolpath import ToolPath
+from gluecell.pathplan.toolpath import BondRegion, ToolPath
 
 #: Idempotent stages must agree with themselves to this (metres / unitless).
 IDEMPOTENT_TOL = 1e-6
@@ -64,7 +64,12 @@ def test_contract_every_stage_runs_and_idempotent_ones_repeat(name, region, tool
     stage = build_stage({"name": name})
     value = region if cls.kind in ("region", "planner") else _prepared(toolpath, name)
     once = stage(value)
-    assert once is not None
+    if cls.kind == "region":
+        assert isinstance(once, BondRegion) and 0 < len(once.points) <= len(region.points)
+        assert np.all(np.isfinite(once.points)) and np.all(np.isfinite(once.signed))
+    else:
+        assert isinstance(once, ToolPath) and once.part == region.part
+        assert len(once) > 0 and np.all(np.isfinite(once.contact))
     if cls.kind == "planner":
         assert len(once) > 10 and np.all(np.isfinite(once.contact))
         assert _same(once, stage(region)) if cls.idempotent else True
