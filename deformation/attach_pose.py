@@ -17,6 +17,7 @@ from scipy.spatial import cKDTree
 
 from .errors import AttachPoseError
 from .profiles import SoleSections, UpperSections
+from .reference import apply_T
 from .sections import fill_invalid
 
 __all__ = ["AttachPose", "find_attach_pose", "umeyama", "closed_resample", "MAX_POSE_RMS"]
@@ -47,7 +48,7 @@ class AttachPose:
     def apply(self, x: np.ndarray, *, rigid: bool = False) -> np.ndarray:
         """Map (n, 3) sole-station points to the upper station (rigidly if ``rigid``)."""
         if rigid:
-            return x @ self.T_rigid[:3, :3].T + self.T_rigid[:3, 3]
+            return apply_T(self.T_rigid, x)
         return self.scale * x @ self.R.T + self.t
 
     def inverse(self, y: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ def surface_polyline(
     normals: np.ndarray,
     spacing: float,
     max_dist: float = 6e-3,
+    tree: cKDTree | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closed, ordered bite line on the upper scan at <= ``spacing`` metres, with its per-point sigma.
 
@@ -56,10 +57,11 @@ def surface_polyline(
         spacing: target spacing, metres.
         max_dist: points further than this from every surface point are not projected (see
             :func:`project_to_surface`); a complete surface (a registered reference) allows more.
+        tree: a KD-tree of ``points`` already built (None: built here).
     """
     w = np.array([0.25, 0.5, 0.25])
     smooth = sum(wi * np.roll(bite, s, axis=0) for wi, s in zip(w, (1, 0, -1)))
-    tree = cKDTree(points)
+    tree = tree or cKDTree(points)
     line = closed_resample(np.column_stack([smooth, sigma]), spacing)
     for _ in range(2):
         xyz = project_to_surface(line[:, :3], points, normals, tree, max_dist=max_dist)

@@ -196,10 +196,10 @@ def snap_to_upper(
     return out
 
 
-def _confidence(reg: SoleRegistration, q: np.ndarray, cfg: MeasureConfig) -> np.ndarray:
-    """(n,) 0..1: data support of the fit near each point x a penalty for the fit's residual there.
+def _confidence(reg: SoleRegistration, cfg: MeasureConfig, *queries: np.ndarray) -> list[np.ndarray]:
+    """Per query (n, 3): (n,) 0..1, data support of the fit near each point x a penalty for the fit's residual there.
 
-    Uses the fitted outer-wall point nearest to each of ``q``: how much data it explained (its CPD
+    Uses the fitted outer-wall point nearest to each query point: how much data it explained (its CPD
     responsibility ``p1``, relative to the 90th percentile), a Gaussian of the distance in kernel widths
     (the field is an interpolation farther away), and its residual to the attached scan (halving the
     confidence every ``confidence_residual_m``). Points the cameras cannot see (the footbed, the rim edge)
@@ -212,10 +212,13 @@ def _confidence(reg: SoleRegistration, q: np.ndarray, cfg: MeasureConfig) -> np.
     seen_cpd = np.clip(p1 / max(float(np.percentile(p1, 90)), 1e-12), 0.0, 1.0) if p1.any() else np.ones(len(p1))
     # p1 belongs to the CPD's thinned points: carry it to every fitted point by its nearest thinned one
     seen = seen_cpd[cKDTree(reg.cpd.points).query(reg.rigid_points[reg.fitted])[1]]
-    d, j = cKDTree(fit_pts).query(q)
-    support = seen[j] * np.exp(-0.5 * (d / reg.cpd.beta_m) ** 2)
-    resid = reg.residual_m[reg.fitted][j]
-    return np.clip(support * 0.5 ** (resid / cfg.confidence_residual_m), 0.0, 1.0)
+    tree, resid_fit = cKDTree(fit_pts), reg.residual_m[reg.fitted]
+    out = []
+    for q in queries:
+        d, j = tree.query(q)
+        support = seen[j] * np.exp(-0.5 * (d / reg.cpd.beta_m) ** 2)
+        out.append(np.clip(support * 0.5 ** (resid_fit[j] / cfg.confidence_residual_m), 0.0, 1.0))
+    return out
 
 
 def measure_attached(
@@ -264,12 +267,13 @@ def measure_attached(
             snap_to_upper(rim, attached_scan.points, attached_scan.normals, reg.deformed, cfg), cfg.harmonics
         )
     line = closed_resample(rim, cfg.spacing)
+    bite_conf, sole_conf = _confidence(reg, cfg, line, reg.deformed)
     return Measured(
         bite_line=line,
-        bite_confidence=_confidence(reg, line, cfg),
+        bite_confidence=bite_conf,
         deformed_sole=reg.deformed,
         displacement=reg.displacement,
-        confidence=_confidence(reg, reg.deformed, cfg),
+        confidence=sole_conf,
         registration=reg,
         rim_valid_fraction=frac,
     )

@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 
 from gluecell.core.types import PartScan
 
-__all__ = ["rigid_icp", "apply_T", "augment_with_reference", "MAX_REFERENCE_RMS", "SEEN_NZ"]
+__all__ = ["rigid_icp", "apply_T", "seen_sample", "augment_with_reference", "MAX_REFERENCE_RMS", "SEEN_NZ"]
 
 #: Reference points whose normal's z is below this face away from the cameras above (not registered).
 SEEN_NZ = -0.3
@@ -24,6 +24,17 @@ MAX_REFERENCE_RMS = 2.0e-3
 def apply_T(T: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Apply a (4, 4) rigid transform to (n, 3) points."""
     return x @ T[:3, :3].T + T[:3, 3]
+
+
+def seen_sample(points: np.ndarray, normals: np.ndarray, max_points: int = 8000) -> np.ndarray:
+    """The (m, 3) points a camera above would see (normal z over :data:`SEEN_NZ`), thinned to about ``max_points``.
+
+    Args:
+        points: (n, 3) float64, metres. normals: (n, 3) their unit normals (only the z component is read).
+        max_points: every k-th seen point is kept, k = max(1, seen // max_points).
+    """
+    seen = normals[:, 2] > SEEN_NZ
+    return points[seen][:: max(1, int(seen.sum()) // max_points)]
 
 
 def rigid_icp(
@@ -81,9 +92,8 @@ def augment_with_reference(
         (augmented scan, registration rms in metres). When the reference does not fit (rms over
         :data:`MAX_REFERENCE_RMS`) the scan is returned unchanged.
     """
-    seen = ref_normals[:, 2] > SEEN_NZ  # register with what cameras above would see of the reference
-    src = ref_points[seen]
-    T, rms = rigid_icp(src[:: max(1, len(src) // 8000)], scan.points, scan.normals)
+    # register with what cameras above would see of the reference
+    T, rms = rigid_icp(seen_sample(ref_points, ref_normals), scan.points, scan.normals)
     if not np.isfinite(rms) or rms > MAX_REFERENCE_RMS:
         return scan, rms
     moved = apply_T(T, ref_points)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OutlineFrame", "outline_frame", "wedge_index", "periodic_interp", "fit_line"]
+__all__ = ["OutlineFrame", "outline_frame", "periodic_interp", "fit_line"]
 
 
 @dataclass(frozen=True)
@@ -81,19 +81,6 @@ def outline_frame(points: np.ndarray) -> OutlineFrame:
     return OutlineFrame(centre=centre, u=u, v=v, half_length=float(hi_u - lo_u) / 2, half_width=float(hi_v - lo_v) / 2)
 
 
-def wedge_index(theta: np.ndarray, n_stations: int) -> tuple[np.ndarray, np.ndarray]:
-    """Group points into ``n_stations`` equal angular wedges.
-
-    Returns:
-        order: (n,) int point indices sorted by wedge.
-        starts: (n_stations + 1,) int; wedge k holds ``order[starts[k]:starts[k + 1]]``.
-    """
-    k = np.floor((theta + np.pi) / (2 * np.pi) * n_stations).astype(np.int64) % n_stations
-    order = np.argsort(k, kind="stable")
-    starts = np.searchsorted(k[order], np.arange(n_stations + 1))
-    return order, starts
-
-
 def wedge_members(theta: np.ndarray, n_stations: int, overlap: float) -> list[np.ndarray]:
     """Point indices of each station's wedge, widened to ``overlap`` station spacings (>= 1) in total.
 
@@ -156,14 +143,4 @@ def smooth_closed(ring: np.ndarray, n_harmonics: int = 24) -> np.ndarray:
     return np.fft.irfft(F, n=len(ring), axis=0)
 
 
-def median_closed(values: np.ndarray, half: int = 2) -> np.ndarray:
-    """Running median over ``2 half + 1`` neighbours round a closed ring of (K,) or (K, d) values.
-
-    Unlike a Fourier low-pass it keeps steps (a sole's wall height changes abruptly at the heel counter).
-    """
-    v = np.asarray(values, dtype=np.float64)
-    stack = np.stack([np.roll(v, s, axis=0) for s in range(-half, half + 1)])
-    return np.median(stack, axis=0)
-
-
-__all__ += ["station_angles", "fill_invalid", "smooth_closed", "wedge_members", "median_closed"]
+__all__ += ["station_angles", "fill_invalid", "smooth_closed", "wedge_members"]

@@ -24,7 +24,7 @@ import numpy as np
 from gluecell.core.types import PartScan
 
 from .profiles import SoleSections, sole_sections
-from .reference import MAX_REFERENCE_RMS, SEEN_NZ, apply_T, rigid_icp
+from .reference import MAX_REFERENCE_RMS, apply_T, rigid_icp, seen_sample
 from .sections import fill_invalid, outline_frame, smooth_closed
 
 __all__ = ["REFERENCE_MODES", "register_sole_reference", "blend_with_reference"]
@@ -51,10 +51,8 @@ def register_sole_reference(
     T0[:2, :2] = [[c, -s], [s, c]]
     T0[:2, 3] = fs.centre - T0[:2, :2] @ fr.centre
     T0[2, 3] = np.percentile(scan.points[:, 2], 99.5) - np.percentile(ref_points[:, 2], 99.5)
-    pre = apply_T(T0, ref_points)
-    seen = ref_normals[:, 2] > SEEN_NZ
-    src = pre[seen][:: max(1, int(seen.sum()) // 8000)]
-    T, rms = rigid_icp(src, scan.points, scan.normals)
+    # T0 turns about z only: the normals' z components (what a camera above sees) are unchanged by it
+    T, rms = rigid_icp(seen_sample(apply_T(T0, ref_points), ref_normals), scan.points, scan.normals)
     T = T @ T0
     return apply_T(T, ref_points), ref_normals @ T[:3, :3].T, rms
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .attach_pose import umeyama
 from .errors import NonFiniteScanError, RegistrationError, TooFewPointsError
 from .nonrigid import MIN_CLOUD_POINTS, CPDConfig, CPDResult, check_cloud, cpd_nonrigid
+from .reference import apply_T
 from .sections import outline_frame
 
 __all__ = ["RegistrationConfig", "SoleRegistration", "outer_wall_mask", "register_sole", "rigid_init", "tread_plane"]
@@ -84,7 +86,7 @@ class SoleRegistration:
 
     def apply(self, points: np.ndarray) -> np.ndarray:
         """Carry (n, 3) free-sole-station points through the registration (ICP pose, then the CPD field)."""
-        moved = _apply(self.T_icp, np.asarray(points, dtype=np.float64))
+        moved = apply_T(self.T_icp, np.asarray(points, dtype=np.float64))
         return moved + self.cpd.displacement(moved)
 
 
@@ -114,10 +116,6 @@ def _coarse(free: np.ndarray, attached: np.ndarray) -> np.ndarray:
     T[:3, :3] = R
     T[:3, 3] = np.array([*fa.centre, attached[:, 2].max() - moved_z.max()]) - R @ c_f
     return T
-
-
-def _apply(T: np.ndarray, p: np.ndarray) -> np.ndarray:
-    return p @ T[:3, :3].T + T[:3, 3]
 
 
 def rigid_init(
@@ -153,7 +151,7 @@ def rigid_init(
     rms = np.inf
     for i in range(cfg.icp_iterations):
         trim = np.interp(i, [0, max(cfg.icp_iterations - 1, 1)], cfg.icp_trim_m)
-        p = _apply(T, src)
+        p = apply_T(T, src)
         d, j = tree.query(p, distance_upper_bound=trim)
         ok = np.isfinite(d)
         if ok.sum() < 6:
@@ -224,14 +222,14 @@ def _onto_tread(T: np.ndarray, free: np.ndarray, tray: np.ndarray, tread: tuple)
     d = T[:3, :3] @ -n_t  # the tread faces down onto the tray; turned over it must face n_up
     axis = np.cross(d, n_up)
     ang = float(np.arctan2(np.linalg.norm(axis), d @ n_up))
-    m = _apply(T, free).mean(axis=0)
+    m = apply_T(T, free).mean(axis=0)
     L = np.eye(4)
     if ang > 1e-9:
         R = _rodrigues(axis / np.linalg.norm(axis) * ang)
         L[:3, :3], L[:3, 3] = R, m - R @ m
     T = L @ T
     c = free.mean(axis=0)
-    p0 = _apply(T, c - (n_t @ c + tray[3]) / (n_t @ n_t) * n_t)  # the free centroid's foot on the tray
+    p0 = apply_T(T, c - (n_t @ c + tray[3]) / (n_t @ n_t) * n_t)  # the free centroid's foot on the tray
     T = T.copy()
     T[:3, 3] += n_up * float(n_up @ (q - p0))
     return T
@@ -297,7 +295,7 @@ def register_sole(
             stage="deformation",
             rms_m=rms,
         )
-    rigid = icp_points = _apply(T, free)
+    rigid = icp_points = apply_T(T, free)
     near = cKDTree(rigid[wall]).query(att, distance_upper_bound=cfg.crop_m)[0]
     data = att[np.isfinite(near)]
     fn_rigid = fn @ T[:3, :3].T
@@ -306,13 +304,11 @@ def register_sole(
     deformed = rigid + res.displacement(rigid)
     # the field also corrects what the rigid fit left (its weakly held tilt): move that part into the pose, so
     # that ``displacement`` is the non-rigid part only
-    from .attach_pose import umeyama
-
     R, t, _ = umeyama(rigid, deformed, with_scale=False)
     dT = np.eye(4)
     dT[:3, :3], dT[:3, 3] = R, t
     T_icp, T = T, dT @ T
-    rigid = _apply(T, free)
+    rigid = apply_T(T, free)
     disp = deformed - rigid
     resid = cKDTree(att).query(deformed)[0]
     return SoleRegistration(

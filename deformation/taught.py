@@ -24,15 +24,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from gluecell.core.types import PartScan
 
 from .biteline import project_to_surface, surface_polyline
 from .profiles import UpperSections
-from .reference import SEEN_NZ, apply_T, rigid_icp
+from .reference import apply_T, rigid_icp, seen_sample
 from .sections import fill_invalid, periodic_interp
 
-__all__ = ["TaughtPair", "station_depths", "register_taught_line", "moved_line"]
+__all__ = ["TaughtPair", "register_taught_line", "moved_line"]
 
 
 @dataclass
@@ -62,29 +63,9 @@ class TaughtPair:
         )
 
 
-def station_depths(us: UpperSections, line: np.ndarray) -> np.ndarray:
-    """(K,) depth below each station's virtual corner (along ``n_b``) of a bite line on that upper, metres.
-
-    The median over the line's points in the station's wedge; stations without points are interpolated.
-    """
-    K = len(us.theta)
-    corner = fill_invalid(us.theta, us.corner, us.valid)
-    n_b = fill_invalid(us.theta, us.n_b, us.valid)
-    th, _ = us.frame.polar(line)
-    k = np.floor((th + np.pi) / (2 * np.pi) * K).astype(np.int64) % K
-    depth = np.full(K, np.nan)
-    for i in np.unique(k):
-        depth[i] = np.median((corner[i] - line[k == i]) @ n_b[i])
-    ok = np.isfinite(depth)
-    return fill_invalid(us.theta, np.where(ok, depth, 0.0), ok)
-
-
 def register_taught_line(taught: TaughtPair, upper: PartScan) -> tuple[np.ndarray, float]:
     """The taught line placed on ``upper`` by rigid ICP of the taught upper's seen surface: ((k, 3), rms m)."""
-    pts, nrm = taught.upper
-    seen = nrm[:, 2] > SEEN_NZ
-    src = pts[seen][:: max(1, int(seen.sum()) // 8000)]
-    T, rms = rigid_icp(src, upper.points, upper.normals)
+    T, rms = rigid_icp(seen_sample(*taught.upper), upper.points, upper.normals)
     return apply_T(T, taught.bite_line), rms
 
 
@@ -99,6 +80,7 @@ def moved_line(
     n_b = fill_invalid(us.theta, us.n_b, us.valid)
     n = periodic_interp(th, us.theta, n_b)
     n /= np.linalg.norm(n, axis=1, keepdims=True)
-    moved = project_to_surface(line - shift * n, upper.points, upper.normals)
+    tree = cKDTree(upper.points)
+    moved = project_to_surface(line - shift * n, upper.points, upper.normals, tree)
     sig = periodic_interp(th, us.theta, sigma)
-    return surface_polyline(moved, sig, upper.points, upper.normals, spacing)
+    return surface_polyline(moved, sig, upper.points, upper.normals, spacing, tree=tree)
