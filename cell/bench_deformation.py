@@ -117,12 +117,10 @@ def _with_material(taught: Any) -> Any:
 def _teach_line(cache: dict, item: Any, upper_scan: Any) -> np.ndarray:
     """The taught line of the item's style/size/side, placed on this upper by rigid ICP."""
     from gluecell.cell.sim.references import nominal_upper
-    from gluecell.deformation.reference import SEEN_NZ, apply_T, rigid_icp
+    from gluecell.deformation.reference import apply_T, rigid_icp, seen_sample
 
     pts, nrm, line = nominal_upper(cache, item)
-    seen = nrm[:, 2] > SEEN_NZ  # register with what a camera above would see of the nominal upper
-    sub = pts[seen][:: max(1, int(seen.sum()) // 8000)]
-    T, _ = rigid_icp(sub, upper_scan.points, upper_scan.normals)
+    T, _ = rigid_icp(seen_sample(pts, nrm), upper_scan.points, upper_scan.normals)  # what a camera above sees
     return apply_T(T, line)
 
 
