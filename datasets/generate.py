@@ -156,7 +156,7 @@ def generate_dataset(
     elif root.exists() and any(root.iterdir()):
         raise DatasetError(f"{root} exists and is not an empty folder or a gluecell dataset")
     atomic_write_json(settings_path, settings)
-    todo = [i for i in range(opts.n) if not (root / "truth" / sample_ids(i + 1)[i]).is_dir()]
+    todo = [i for i, sid in enumerate(sample_ids(opts.n)) if not (root / "truth" / sid).is_dir()]
     seconds: list[float] = []
     done = opts.n - len(todo)
     if progress:

@@ -154,11 +154,11 @@ def _occluded(z: np.ndarray, fb: float) -> np.ndarray:
     return blocked | (ur < -0.5)
 
 
-def _dropout_probability(hits: Hits, art: SensorArtifacts, albedo: np.ndarray) -> np.ndarray:
+def _dropout_probability(hits: Hits, art: SensorArtifacts) -> np.ndarray:
     """(h, w) probability of no depth from incidence angle, darkness and highlights."""
     cos_start, cos_full = math.cos(math.radians(art.grazing_start_deg)), math.cos(math.radians(art.grazing_full_deg))
     p = _ramp(hits.cos_incidence, cos_start, cos_full)  # linear in the cosine between the two angles
-    p = np.maximum(p, art.dark_max_dropout * _ramp(albedo, art.dark_albedo_start, art.dark_albedo_full))
+    p = np.maximum(p, art.dark_max_dropout * _ramp(hits.albedo, art.dark_albedo_start, art.dark_albedo_full))
     return np.maximum(p, _ramp(hits.specular, art.specular_start, art.specular_full))
 
 
@@ -183,7 +183,7 @@ def _artifact_mask(
     fly = e[u < art.flying_prob]
     z.flat[fly] += rng.uniform(0.1, 0.9, size=fly.size) * jump.flat[fly]
     bad.flat[e[(u >= art.flying_prob) & (u < art.flying_prob + art.edge_dropout_prob)]] = True
-    p = _dropout_probability(hits, art, hits.albedo)
+    p = _dropout_probability(hits, art)
     cand = np.flatnonzero(p > 0)
     if cand.size:
         clumps = smooth_field(rng, z.shape, art.clump_cell_px).flat[cand]

@@ -126,11 +126,17 @@ def _coerce_path(p: Any, k: int) -> _Path:
     return _Path(t, xyz, rot, spray.astype(bool))
 
 
-def _coerce_paths(paths: Any, part: str | None) -> list[_Path]:
+def _unwrap_paths(paths: Any) -> Any:
+    """A Plan's paths, a single path as a one-element list, anything else unchanged."""
     if hasattr(paths, "paths") and not isinstance(paths, Mapping):  # a Plan
         paths = paths.paths
     if isinstance(paths, Mapping) or hasattr(paths, "xyz"):
         paths = [paths]
+    return paths
+
+
+def _coerce_paths(paths: Any, part: str | None) -> list[_Path]:
+    paths = _unwrap_paths(paths)
     if not isinstance(paths, Sequence) or len(paths) == 0:
         raise SprayInputError("no spray paths given (empty path list)", field="paths")
     chosen = [(k, p) for k, p in enumerate(paths) if part is None or _field(p, "part") in (None, part)]
@@ -355,8 +361,7 @@ def spray_and_score(
         ``{"upper": score_upper(...), "sole": score_sole(...)}`` for the parts that have paths.
     """
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-    items = paths.paths if hasattr(paths, "paths") and not isinstance(paths, Mapping) else paths
-    items = [items] if isinstance(items, Mapping) or hasattr(items, "xyz") else list(items)
+    items = list(_unwrap_paths(paths))
     if not items:
         raise SprayInputError("no spray paths given (empty path list)", field="paths")
     parts = {_field(p, "part") for p in items}

@@ -112,7 +112,8 @@ class SprayWorldConfig:
             "fan_beta": all(b > 0 for b in (*self.fan_beta, *self.mist_beta)),
             "mist_fraction": 0 <= self.mist_fraction < 1,
             "mist_angle_scale": 1 <= self.mist_angle_scale and self.mist_angle_scale * max(self.fan_half_angle_deg) < 60,  # noqa: E501
-            "bounce_loss": 0 <= self.bounce_loss <= 1 and self.level_radius_m >= 0,
+            "bounce_loss": 0 <= self.bounce_loss <= 1,
+            "level_radius_m": self.level_radius_m >= 0,
             "covered_m": self.covered_m > self.visible_m > 0,
             "step_m": self.step_m > 0 and self.max_dt_s > 0 and self.ray_spacing_m > 0,
             "core_rays": 2 <= self.core_rays[0] <= self.core_rays[1] and self.mist_rays >= 1,
