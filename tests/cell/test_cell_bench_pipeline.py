@@ -2,7 +2,7 @@
 
 import pytest
 
-from gluecell.cell.bench_pipeline import ROWS, _table
+from gluecell.cell.bench.pipeline import ROWS, _table
 
 
 def _row(cov, above, p95, **extra):

@@ -1,6 +1,6 @@
 """``gluecell demo``: one pair through scan -> bite line -> plan, with its row and picture."""
 
-from gluecell.cell.cmd_demo import run_demo
+from gluecell.cell.cli.demo import run_demo
 
 #: A hand-marked line (0.3 mm marking noise) must be within this of the true line (p95, mm).
 MARKED_P95_TOL_MM = 1.0

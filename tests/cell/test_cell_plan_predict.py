@@ -44,7 +44,7 @@ def test_plan_refuses_through_deformation_when_the_sole_is_upside_down(clouds, t
 def test_predict_bite_line_wiring_gives_a_line_on_the_upper(clouds):
     from scipy.spatial import cKDTree
 
-    from gluecell.cell.cmd_plan import _cloud, predict_bite_line
+    from gluecell.cell.cli.plan import _cloud, predict_bite_line
     from gluecell.core.ply import read_ply
 
     line, ms, sigma = predict_bite_line(_cloud(clouds / "upper.ply", "upper"), _cloud(clouds / "sole.ply", "sole"))
@@ -54,7 +54,7 @@ def test_predict_bite_line_wiring_gives_a_line_on_the_upper(clouds):
 
 
 def test_margin_follows_the_predicted_lines_sigma():
-    from gluecell.cell.cmd_plan import with_margin
+    from gluecell.cell.cli.plan import with_margin
     from gluecell.core.errors import ConfigError
     from gluecell.pathplan.pipeline import PathplanConfig
     from gluecell.pathplan.region import RegionParams
@@ -78,7 +78,7 @@ def test_plan_with_style_references_and_the_shipped_calibration(clouds, tmp_path
     plan keeps the predicted line's 2-sigma margin."""
     import json
 
-    from gluecell.cell.bench_deformation import pair_errors
+    from gluecell.cell.bench.deformation import pair_errors
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.core.plan import read_plan
     from gluecell.deformation.calibration import DEFAULT_CALIBRATION

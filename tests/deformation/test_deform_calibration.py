@@ -71,7 +71,7 @@ def test_reference_fills_an_unseen_toe(geom) -> None:
 
 
 def test_polyline_distance_known_answer() -> None:
-    from gluecell.cell.bench_deformation import pair_errors, polyline_distance
+    from gluecell.cell.bench.deformation import pair_errors, polyline_distance
 
     ang = np.linspace(0, 2 * np.pi, 2000, endpoint=False)
     circle = np.column_stack([0.1 * np.cos(ang), 0.1 * np.sin(ang), np.zeros_like(ang)])

@@ -26,7 +26,7 @@ def world_scans():
 
 @pytest.mark.slow
 def test_world_pair_prediction(world_scans) -> None:
-    from gluecell.cell.bench_deformation import pair_errors
+    from gluecell.cell.bench.deformation import pair_errors
     from gluecell.cell.sim.references import nominal_upper
     from gluecell.deformation.predict import predict_attach
 

@@ -161,7 +161,7 @@ def test_world_rigid_press_gives_no_deformation(world_pair, world_measured) -> N
 
 
 def test_measure_cli_writes_plan(world_measured, tmp_path) -> None:
-    from gluecell.cell import cmd_measure
+    from gluecell.cell.cli import measure as cmd_measure
     from gluecell.cell.sim.attached import line_distances
     from gluecell.core.plan import read_plan
     from gluecell.core.ply import write_ply

@@ -85,7 +85,7 @@ def test_labels_mean_the_shift_that_moves_the_true_glue_edge(dataset):
 
 @pytest.mark.slow
 def test_collect_train_eval_records_the_verdict(dataset, tmp_path):
-    from gluecell.cell import cmd_correction
+    from gluecell.cell.cli import correction as cmd_correction
 
     parser = argparse.ArgumentParser()
     cmd_correction.register(parser.add_subparsers(dest="command"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gluecell.cell.bench_pathplan import _moved, _true_table
+from gluecell.cell.bench.pathplan import _moved, _true_table
 from gluecell.core.types import SprayPath
 from gluecell.pathplan.geom import matrix_from_quat
 

@@ -19,7 +19,7 @@ def test_boot_upper_path_stays_below_its_junction():
         pytest.skip(f"external data not present: {BOOT}")
     import trimesh
 
-    from gluecell.cell.bench_pathplan import judge_upper
+    from gluecell.cell.bench.pathplan import judge_upper
     from gluecell.deformation.junction import find_junction, load_mesh
     from gluecell.pathplan.pipeline import PathplanConfig, TuningConfig, plan_part
 

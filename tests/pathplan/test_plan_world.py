@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gluecell.cell.bench_pathplan import judge_sole, judge_upper, sample_scan
+from gluecell.cell.bench.pathplan import judge_sole, judge_upper, sample_scan
 from gluecell.pathplan.pipeline import plan_pair
 
 #: Glue beyond the true bite line on the true surface (issue goal: max <= 0.5 mm).

@@ -147,7 +147,7 @@ def test_bad_input_is_refused(run, outcome):
 
 def _cli(argv: list[str], errors: list[str] | None = None) -> int:
     """Run ``gluecell calibrate ...`` as cli.main does: a GlueCellError is exit code 2."""
-    from gluecell.cell import cmd_calibrate
+    from gluecell.cell.cli import calibrate as cmd_calibrate
 
     parser = argparse.ArgumentParser(prog="gluecell")
     cmd_calibrate.register(parser.add_subparsers(dest="command"))
@@ -206,7 +206,7 @@ def test_cli_sim_then_run_on_the_saved_images(tmp_path, capsys):
 
 
 def test_board_file_is_strict(tmp_path):
-    from gluecell.cell.cmd_calibrate import load_board
+    from gluecell.cell.cli.calibrate import load_board
     from gluecell.core.errors import ConfigError
 
     path = tmp_path / "board.json"

@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from gluecell.cell import cmd_scan
+from gluecell.cell.cli import scan as cmd_scan
 from gluecell.core.config import CellConfig
 from gluecell.core.frames import save_frame
 from gluecell.core.ply import read_ply

@@ -106,7 +106,7 @@ def predict_bite_line(upper: tuple[Any, Any], sole: tuple[Any, Any], *, material
     """
     import numpy as np
 
-    from gluecell.cell.cmd_predict import load_reference
+    from gluecell.cell.cli.predict import load_reference
     from gluecell.deformation.calibration import load_calibration
     from gluecell.deformation.inputs import scan_from_arrays
     from gluecell.deformation.predict import predict_attach

@@ -17,7 +17,7 @@ scores the upper's glue on the true mesh. Rows, side by side on the same pairs:
   switched on only because it beat the planner on held-out pairs) applied to the upper's path.
 - ``rigid``: no deformation model: the free sole's rim placed rigidly by the attach pose.
 - ``teach``: teach once: the path taught on a nominal pair of the style/size/side, placed rigidly by
-  registering the nominal upper to the perceived scan (:func:`gluecell.cell.bench_pathplan.teach_once_path`).
+  registering the nominal upper to the perceived scan (:func:`gluecell.cell.bench.pathplan.teach_once_path`).
 
 Metrics per row (``e2e_<row>_*``): ``planned`` (pairs with a plan), ``bite_p95_mm``/``bite_max_mm`` (line
 vs the true line, median over pairs), ``true_coverage_mean`` (true bond faces), ``true_band2mm_coverage_mean``,
@@ -50,7 +50,7 @@ N_QUICK, N_FULL = 1, 8
 def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int,
            predict_kw: dict[str, Any]) -> dict[str, Callable[[], Any]]:  # fmt: skip
     """Bite-line makers per row (each returns (line, planner config, extra metrics))."""
-    from gluecell.cell.cmd_plan import MARGIN_SIGMAS, with_margin
+    from gluecell.cell.cli.plan import MARGIN_SIGMAS, with_margin
     from gluecell.cell.sim.outcome import marked_bite_line
     from gluecell.deformation.baselines import predict_rigid
     from gluecell.deformation.predict import predict_attach
@@ -86,8 +86,8 @@ def _snapped(line: np.ndarray, cloud: np.ndarray) -> np.ndarray:
 
 def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> dict[str, dict[str, float]]:
     """All rows of one pair: ``{row: metrics}`` (a refused row has ``refused`` = 1 and its reason logged)."""
-    from gluecell.cell.bench_deformation import pair_errors
-    from gluecell.cell.bench_pathplan import judge_true, teach_once_path
+    from gluecell.cell.bench.deformation import pair_errors
+    from gluecell.cell.bench.pathplan import judge_true, teach_once_path
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.pipeline import plan_pair
@@ -131,7 +131,7 @@ def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> di
 
 def _corrected(plan: Any, cfg: Any, truth: dict[str, Any], seed: int, model: Any) -> dict[str, float]:
     """The predicted row's upper path with the learned correction, judged like the others."""
-    from gluecell.cell.bench_pathplan import judge_true
+    from gluecell.cell.bench.pathplan import judge_true
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.correction import correct_plan
 
@@ -182,7 +182,7 @@ def bench(ctx: Any) -> dict[str, float]:
     """Run the end-to-end bench on ``ctx.dataset``'s test split (``ctx.quick``: one pair)."""
     from rich.progress import Progress
 
-    from gluecell.cell.cmd_predict import calibrate_on_dataset
+    from gluecell.cell.cli.predict import calibrate_on_dataset
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.datasets.format import open_dataset
     from gluecell.pathplan.correction import DEFAULT_MODEL, load_model

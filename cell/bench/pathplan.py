@@ -32,7 +32,7 @@ same way (``pathplan_<row>_true_*``), where ``ctx.quick`` is false:
 
 The whole pipeline from the depth frames (perception, the predicted line with its margin, the learned
 correction), the operator-marked line and the rigid-sole baseline are the ``pipeline`` section
-(:mod:`gluecell.cell.bench_pipeline`), judged the same way.
+(:mod:`gluecell.cell.bench.pipeline`), judged the same way.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def run_measure(args: argparse.Namespace) -> int:
     """Body of ``gluecell measure``; returns the exit code (errors propagate as GlueCellError)."""
     import numpy as np
 
-    from gluecell.cell.cmd_predict import load_scan_ply
+    from gluecell.cell.cli.predict import load_scan_ply
     from gluecell.core.plan import write_plan
     from gluecell.deformation.measure import measure_attached, measured_to_plan
 

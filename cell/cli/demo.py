@@ -30,7 +30,7 @@ def _bite_line(scans: dict[str, Any], truth: dict[str, Any], item: Any, mode: st
     refused, as the line's human does with a pair the software hands over)."""
     import numpy as np
 
-    from gluecell.cell.cmd_plan import MARGIN_SIGMAS, with_margin
+    from gluecell.cell.cli.plan import MARGIN_SIGMAS, with_margin
     from gluecell.cell.sim.outcome import marked_bite_line
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.core.errors import GlueCellError
@@ -68,8 +68,8 @@ def run_pair(ds: Any, sid: str, out: Path, bite_line: str = "predicted", refs: d
             operator, see :func:`gluecell.cell.sim.outcome.marked_bite_line`.
         refs: cache of the style references and the calibration (shared between pairs).
     """
-    from gluecell.cell.bench_deformation import pair_errors
-    from gluecell.cell.cmd_plan import draw_plan
+    from gluecell.cell.bench.deformation import pair_errors
+    from gluecell.cell.cli.plan import draw_plan
     from gluecell.cell.sim.outcome import spray_outcome
     from gluecell.core.errors import GlueCellError
     from gluecell.core.plan import Plan, write_plan

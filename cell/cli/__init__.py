@@ -19,15 +19,15 @@ __all__ = ["main", "build_parser"]
 
 #: Modules that add subcommands, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
-    "gluecell.cell.cmd_demo",
+    "gluecell.cell.cli.demo",
     "gluecell.datasets.cli",
-    "gluecell.cell.cmd_scan",
-    "gluecell.cell.cmd_calibrate",
-    "gluecell.cell.cmd_predict",
-    "gluecell.cell.cmd_plan",
-    "gluecell.cell.cmd_correction",
-    "gluecell.cell.cmd_measure",
-    "gluecell.cell.bench",
+    "gluecell.cell.cli.scan",
+    "gluecell.cell.cli.calibrate",
+    "gluecell.cell.cli.predict",
+    "gluecell.cell.cli.plan",
+    "gluecell.cell.cli.correction",
+    "gluecell.cell.cli.measure",
+    "gluecell.cell.cli.bench",
 )
 
 

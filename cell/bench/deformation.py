@@ -275,7 +275,7 @@ def _region_errors(pred: Any, truth: dict) -> tuple[float, float]:
 
 def bench(ctx: Any) -> dict[str, float]:
     """Bite-line error (p95/max mm per pair) of the predictor and the two baselines, and the solver latency."""
-    from gluecell.cell.cmd_predict import calibrate_on_dataset
+    from gluecell.cell.cli.predict import calibrate_on_dataset
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.datasets.format import open_dataset
 
@@ -320,7 +320,7 @@ def bench(ctx: Any) -> dict[str, float]:
 
 def _train_surrogate(ds: Any, quick: bool, reference_for: Any, sole_reference_for: Any) -> Any:
     """The ring-solver surrogate trained on the dataset's train split (metrics on its val split)."""
-    from gluecell.cell.cmd_predict import train_on_dataset
+    from gluecell.cell.cli.predict import train_on_dataset
     from gluecell.deformation.surrogate import SurrogateConfig
 
     train, val = ds.ids("train"), ds.ids("val")

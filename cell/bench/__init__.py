@@ -1,15 +1,14 @@
-"""``gluecell bench``: the numbers every change is compared by (DESIGN.md, "Where the numbers are kept").
+"""The bench, the evaluator behind ``gluecell bench`` (DESIGN.md, "Where the numbers are kept").
 
 The bench generates a held-out dataset from the synthetic world (its own seed, never used for
 training), times the world itself, then runs each stage's bench module
-(``gluecell.cell.bench_<area>``, function ``bench(ctx) -> dict[str, float]``) and prints a
+(``gluecell.cell.bench.<area>``, function ``bench(ctx) -> dict[str, float]``) and prints a
 table and writes JSON. The bench is the evaluator: it may read truth through the dataset
 loader; the pipeline it measures never does.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import platform
@@ -21,16 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BenchContext", "BENCH_MODULES", "run_bench", "register"]
+__all__ = ["BenchContext", "BENCH_MODULES", "BENCH_SEED", "run_bench"]
 
 #: Stage bench modules, in table order.
 BENCH_MODULES: tuple[str, ...] = (
-    "gluecell.cell.bench_perception",
-    "gluecell.cell.bench_registration",
-    "gluecell.cell.bench_deformation",
-    "gluecell.cell.bench_pathplan",
-    "gluecell.cell.bench_pipeline",
-    "gluecell.cell.bench_measure",
+    "gluecell.cell.bench.perception",
+    "gluecell.cell.bench.registration",
+    "gluecell.cell.bench.deformation",
+    "gluecell.cell.bench.pathplan",
+    "gluecell.cell.bench.pipeline",
+    "gluecell.cell.bench.measure",
 )
 #: Seed of the held-out bench world; training commands must not use it.
 BENCH_SEED = 9001
@@ -101,7 +100,7 @@ def run_bench(
             sections["world"] = bench_world(root, n, seed, workers=min(2, os.cpu_count() or 1))
         ctx = BenchContext(dataset=root, quick=quick, seed=seed)
         for name in BENCH_MODULES:
-            area = name.rsplit("_", 1)[-1]
+            area = name.rsplit(".", 1)[-1]
             if only and area not in only:
                 continue
             module = importlib.import_module(name)
@@ -114,47 +113,3 @@ def run_bench(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"format": "gluecell.bench/1", "machine": _machine(), "seed": seed, "sections": sections, "errors": errors}
-
-
-def _print_table(result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    m = result["machine"]
-    table = Table(title=f"gluecell bench  ({m['cores']} cores, {m['mem_gb']} GB, commit {m['commit']})")
-    table.add_column("section")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for section, metrics in result["sections"].items():
-        for k, v in metrics.items():
-            table.add_row(section, k, f"{v:.4g}")
-    console = Console()
-    console.print(table)
-    for area, err in result["errors"].items():
-        console.print(f"[red]{area} failed:[/red] {err}")
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from gluecell.core.fileio import atomic_write_json
-
-    only = tuple(s.strip() for s in args.only.split(",")) if args.only else ()
-    keep = Path(args.keep) if args.keep else None
-    result = run_bench(n=args.n, seed=args.seed, quick=args.quick, only=only, keep=keep)
-    _print_table(result)
-    atomic_write_json(args.out, result)
-    print(f"wrote {args.out}")
-    return 1 if result["errors"] else 0
-
-
-def register(sub: Any) -> None:
-    """Add ``gluecell bench``."""
-    p = sub.add_parser("bench", help="per-stage latency, accuracy vs ground truth, throughput (JSON + table)")
-    p.add_argument("--n", type=int, default=12, help="held-out world pairs to generate (default 12)")
-    p.add_argument("--seed", type=int, default=BENCH_SEED, help=f"seed of the held-out world (default {BENCH_SEED})")
-    p.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
-    p.add_argument("--only", help="comma-separated sections, e.g. perception,deformation")
-    p.add_argument("--keep", help="generate the bench world into this folder and keep it (reused if present)")
-    p.add_argument("--out", default="bench.json", help="JSON output path (default bench.json)")
-    p.set_defaults(func=_cmd_bench)
-
-
