@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # System packages: libusb for open3d/pyrealsense2.
 APT_PACKAGES := libusb-1.0-0
+# mosquitto: the MQTT broker of the factory protocol (its tests start one on 127.0.0.1)
+APT_PACKAGES += mosquitto
 
 .PHONY: all demo test lint venv sysdeps clean bench
 
