@@ -2,7 +2,7 @@
 
 One cell suffers a robot fault in the middle of its first task and another vanishes in the middle of its
 first task (its last will is published); both tasks are put out again and completed exactly once. One extra
-product needs a process no cell can do, so the manager is alarmed and that product waits. The ledger is
+product needs a shoe size no cell takes: every cell refuses, the manager is alarmed and that product waits. The ledger is
 written to ``ledger_path`` and verified from genesis at the end.
 """
 
@@ -96,7 +96,9 @@ def run_demo(nodes: int = 5, tasks: int = 6, ledger_path: str | Path = "factory-
             for k in range(1, tasks + 1):
                 manager.submit(SmartProduct(f"pair-{k:03d}", f"customer-{1 + k % 2}", list(PROCESSES),
                                             {"size": 36 + k % 10, "glue": "PU-water"}, (6.0, 1.0), step_time_s=8.0))
-            manager.submit(SmartProduct("pair-stitch", "customer-1", ["stitch"], step_time_s=8.0))
+            # a size no cell's fixture takes: every cell refuses, the manager is alarmed, the product waits
+            manager.submit(SmartProduct("pair-size-55", "customer-1", list(PROCESSES), {"size": 55},
+                                        step_time_s=8.0))
             while not manager.wait_finished(0.25) and time.monotonic() - t0 < timeout:
                 if progress:
                     progress(sum(p.status == "done" for p in manager.products.values()), tasks)
