@@ -136,7 +136,10 @@ def verify_lines(lines: list[bytes], *, pin_admin: str | None = None, keep: bool
             raise
         rec = obj["rec"]
         if seq == 0:
-            st.registry = Registry.from_signed(rec["body"]["registry"], pin_admin=pin_admin)
+            try:
+                st.registry = Registry.from_signed(rec["body"]["registry"], pin_admin=pin_admin)
+            except AuthError as exc:
+                raise LedgerError(f"record 0: genesis registry refused: {exc}", index=index, seq=0) from exc
         apply_membership(st.registry, rec)
         st.ids.add(rec["id"])
         st.kinds[rec["kind"]] = st.kinds.get(rec["kind"], 0) + 1
