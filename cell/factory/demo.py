@@ -2,8 +2,8 @@
 
 One cell suffers a robot fault in the middle of its first task and another vanishes in the middle of its
 first task (its last will is published); both tasks are put out again and completed exactly once. One extra
-product needs a shoe size no cell takes: every cell refuses, the manager is alarmed and that product waits. The ledger is
-written to ``ledger_path`` and verified from genesis at the end.
+product needs a shoe size no cell takes: every cell refuses, the manager is alarmed and that product
+waits. The ledger is written to ``ledger_path`` and verified from genesis at the end.
 """
 
 from __future__ import annotations

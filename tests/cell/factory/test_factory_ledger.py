@@ -1,6 +1,7 @@
 """The signed ledger: verification from genesis, and tampering, reordering, replay, forks and torn writes
 detected with the first bad record named (also through ``gluecell factory ledger verify``)."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def test_good_ledger_verifies_and_proves_inclusion(ledger):
     assert st.kinds == {"genesis": 1, "result": N_RECORDS - 1}
     assert st.tree.root().hex() == ledger.head()["root"]
     ts = [h["ts"] for h in st.heads]
-    assert all(b > a for a, b in zip(ts, ts[1:]))
+    assert all(b > a for a, b in itertools.pairwise(ts))
     raw = lines(ledger.path)[rec_line(lines(ledger.path), 7)]
     obj = json.loads(raw)
     from gluecell.cell.factory.ledger import leaf_of
