@@ -177,7 +177,7 @@ class Manager(Agent):
         p.note("award", node=winner, conversation=conv)
         self.ledger.add(self.identity, "award", {
             "product": a.product, "step": a.cfp.step, "process": a.cfp.process, "conversation": conv,
-            "winner": winner, "wi": None if wi != wi else round(wi, 9), "forced": forced == winner,
+            "winner": winner, "wi": None if wi != wi else wi, "forced": forced == winner, "cfp": a.cfp.to_content(),
             "bids": {n: b.to_content() for n, b in sorted(a.bids.items())}, "refusals": a.refusals,
             "silent": silent})
         self._count("awards")

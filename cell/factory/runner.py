@@ -38,7 +38,11 @@ def _stop_event() -> threading.Event:
 
 
 def run_node(site: Site, member: str, port: int, *, cell: dict[str, Any], duration: float = 3600.0) -> int:
-    """Run one simulated cell (``cell``: cost, takt_s, location, processes, time_scale, fail_on) until stopped."""
+    """Run one simulated cell until stopped (SIGTERM/SIGINT) or ``duration``.
+
+    ``cell`` (JSON from the CLI): cost, takt_s, location, processes, glues, size_min/max, time_scale, fail_on
+    (task numbers ending in a robot fault), vote_yes (proposal kinds it votes yes for; no for the others).
+    """
     m = site.registry.get(member)
     profile = NodeProfile(member, str(cell.get("equipment", "UR10e glue-spraying cell")),
                           tuple(cell.get("processes", m.processes)), tuple(cell.get("glues", ("PU-water",))),
@@ -48,13 +52,14 @@ def run_node(site: Site, member: str, port: int, *, cell: dict[str, Any], durati
                   fail_on=frozenset(cell.get("fail_on", ())))
     agent = NodeAgent(site.identity(member), site.load_registry(), MqttBus(member, site.password(member), port=port),
                       profile, can_do=sim.can_do, perform=sim.perform, on_reject=sim.release,
-                      decide=lambda p: bool(cell.get("vote_yes", True)))
+                      decide=lambda p: p.kind in cell.get("vote_yes", ("set-weights",)))
     stop = _stop_event()
     agent.start()
     agent.wait_registered(15.0)
     print(json.dumps({"node": member, "registered": True}), flush=True)
     stop.wait(duration)
     agent.stop()
+    print(json.dumps({"node": member, "votes": agent.votes.summary(), "done": agent.done}), flush=True)
     return 0
 
 

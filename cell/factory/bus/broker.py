@@ -9,6 +9,8 @@ does not expand them), keeps nothing on disk and sets TCP_NODELAY. mosquitto giv
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -63,7 +65,9 @@ class Mosquitto:
         conf.write_text("\n".join([
             f"listener {self.port} 127.0.0.1", "allow_anonymous false",
             f"password_file {self.site / 'passwd'}", f"acl_file {self.site / 'acl'}",
-            "persistence false", "log_dest stderr", "set_tcp_nodelay true", "max_queued_messages 10000", "",
+            "persistence false", "log_dest stderr", "set_tcp_nodelay true", "max_queued_messages 10000",
+            # started as root, mosquitto would switch to user 'mosquitto', who cannot read the 0600 site files
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}", "",
         ]))
         return conf
 
