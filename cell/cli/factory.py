@@ -78,7 +78,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     from gluecell.cell.factory.runner import run_node
 
     cell = json.loads(args.cell) if args.cell else {}
-    return run_node(_site(args), args.id, args.port, cell=cell, duration=args.duration)
+    return run_node(_site(args), args.id.split(","), args.port, cell=cell, duration=args.duration)
 
 
 def _cmd_manager(args: argparse.Namespace) -> int:
@@ -204,6 +204,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if s["exactly_once"] and done == args.tasks else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import os
+
+    from gluecell.cell.bench.factory import bench_ledger, bench_mqtt
+    from gluecell.core.fileio import atomic_write_json
+
+    out = bench_ledger(args.records)
+    out.update(bench_mqtt(args.nodes, args.procs, args.auctions, args.burst))
+    out["load_avg_1min"] = os.getloadavg()[0]
+    for k, v in out.items():
+        print(f"{k:28s} {v:12.4g}")
+    if args.out:
+        atomic_write_json(args.out, {"format": "gluecell.bench/1", "sections": {"factory": out}})
+    return 0
+
+
 def _add_site(p: argparse.ArgumentParser, *, member: bool = False, port: bool = False) -> None:
     p.add_argument("--site", required=True, help="site folder (gluecell factory site init)")
     p.add_argument("--admin-pub", help="pin the administrator's public key (base64)")
@@ -241,7 +257,7 @@ def register(sub: Any) -> None:
     _add_site(p)
     p.add_argument("--port", type=int, default=1883)
     p.set_defaults(func=_cmd_broker)
-    p = fs.add_parser("node", help="run one simulated cell as a CPS node over MQTT")
+    p = fs.add_parser("node", help="run a simulated cell as a CPS node over MQTT (--id a,b: several in one process)")
     _add_site(p, member=True, port=True)
     p.add_argument("--cell", help="JSON: cost, takt_s, location, processes, time_scale, fail_on")
     p.add_argument("--duration", type=float, default=3600.0)
@@ -299,6 +315,14 @@ def register(sub: Any) -> None:
     p.add_argument("--action", required=True, choices=["resume", "assign"])
     p.add_argument("--node")
     p.set_defaults(func=_cmd_override)
+    p = fs.add_parser("bench", help="the factory bench section alone (gluecell bench --only factory also runs it)")
+    p.add_argument("--nodes", type=int, default=50)
+    p.add_argument("--procs", type=int, default=10, help="OS processes hosting the nodes")
+    p.add_argument("--auctions", type=int, default=40, help="sequential auctions timed for latency")
+    p.add_argument("--burst", type=int, default=20, help="simultaneous auctions timed for the message rate")
+    p.add_argument("--records", type=int, default=2000, help="ledger records appended and verified")
+    p.add_argument("--out", help="write JSON here")
+    p.set_defaults(func=_cmd_bench)
     p = fs.add_parser("demo", help="a small factory in one process, with a breakdown; writes the ledger")
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--tasks", type=int, default=6)

@@ -40,6 +40,8 @@ class Agent:
         self._seq = itertools.count()
         self._thread = threading.Thread(target=self._loop, name=f"gcf-{self.id}", daemon=True)
         self._running = False
+        self.sent = 0  # messages signed and published
+        self.received = 0  # messages received and verified
 
     @property
     def role(self) -> str:
@@ -79,6 +81,7 @@ class Agent:
     def send(self, msg: Message, topic: str | None = None) -> None:
         """Sign and publish ``msg`` (to the receiver's inbox unless ``topic`` is given)."""
         self.bus.publish(topic or inbox(msg.receiver), encode(self.identity, msg))
+        self.sent += 1
 
     def message(self, action: str, receiver: str, content: dict[str, Any], *, conversation_id: str,
                 broadcast: bool = False, reply_by: float | None = None) -> Message:
@@ -114,6 +117,7 @@ class Agent:
                 msg = self.verifier.check(b)
             except MessageRefused:
                 return
+            self.received += 1
             self.handle(msg, a)
 
     def handle(self, msg: Message, topic: str) -> None:

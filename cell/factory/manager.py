@@ -99,12 +99,17 @@ class Manager(Agent):
         """Every hosted product is done or stopped (waiting for a human)."""
         return all(p.status in ("done", "stopped") for p in self.products.values())
 
-    def wait_finished(self, timeout: float) -> bool:
+    def wait_finished(self, timeout: float, ids: list[str] | None = None) -> bool:
+        """Wait until every hosted product (or each of ``ids``, once submitted) is done or stopped."""
         t_end = time.monotonic() + timeout
         while time.monotonic() < t_end:
-            if self.products and self.finished():
+            if ids is not None:
+                ps = [self.products.get(i) for i in ids]
+                if all(p is not None and p.status in ("done", "stopped") for p in ps):
+                    return True
+            elif self.products and self.finished():
                 return True
-            time.sleep(0.02)
+            time.sleep(0.005)
         return False
 
     # -- auctions ---------------------------------------------------------------------------------
@@ -167,10 +172,10 @@ class Manager(Agent):
                    "requirements": a.cfp.requirements, "deadline": a.cfp.deadline}
         self.send(self.message("accept-proposal", winner, content, conversation_id=conv,
                                reply_by=a.cfp.deadline + self.grace))
+        self.award_latency_s.append(time.perf_counter() - a.t0)  # the award is out; rejections follow
         for node in sorted(a.bids):
             if node != winner:
                 self.send(self.message("reject-proposal", node, {"reason": "another bid won"}, conversation_id=conv))
-        self.award_latency_s.append(time.perf_counter() - a.t0)
         self.awards[conv] = (a.product, a.cfp.step, winner)
         p = self.products[a.product]
         p.set_status("in-process")

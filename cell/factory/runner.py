@@ -37,12 +37,7 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-def run_node(site: Site, member: str, port: int, *, cell: dict[str, Any], duration: float = 3600.0) -> int:
-    """Run one simulated cell until stopped (SIGTERM/SIGINT) or ``duration``.
-
-    ``cell`` (JSON from the CLI): cost, takt_s, location, processes, glues, size_min/max, time_scale, fail_on
-    (task numbers ending in a robot fault), vote_yes (proposal kinds it votes yes for; no for the others).
-    """
+def _node(site: Site, member: str, port: int, cell: dict[str, Any]) -> NodeAgent:
     m = site.registry.get(member)
     profile = NodeProfile(member, str(cell.get("equipment", "UR10e glue-spraying cell")),
                           tuple(cell.get("processes", m.processes)), tuple(cell.get("glues", ("PU-water",))),
@@ -50,16 +45,29 @@ def run_node(site: Site, member: str, port: int, *, cell: dict[str, Any], durati
                           float(cell.get("takt_s", 20.0)), tuple(cell.get("location", (0.0, 0.0))))
     sim = SimCell(profile, cost=float(cell.get("cost", 50.0)), time_scale=float(cell.get("time_scale", 1.0)),
                   fail_on=frozenset(cell.get("fail_on", ())))
-    agent = NodeAgent(site.identity(member), site.load_registry(), MqttBus(member, site.password(member), port=port),
-                      profile, can_do=sim.can_do, perform=sim.perform, on_reject=sim.release,
-                      decide=lambda p: p.kind in cell.get("vote_yes", ("set-weights",)))
+    return NodeAgent(site.identity(member), site.load_registry(), MqttBus(member, site.password(member), port=port),
+                     profile, can_do=sim.can_do, perform=sim.perform, on_reject=sim.release,
+                     decide=lambda p: p.kind in cell.get("vote_yes", ("set-weights",)))
+
+
+def run_node(site: Site, members: list[str], port: int, *, cell: dict[str, Any], duration: float = 3600.0) -> int:
+    """Run simulated cells (normally one per process) until stopped (SIGTERM/SIGINT) or ``duration``.
+
+    ``cell`` (JSON from the CLI): cost, takt_s, location, processes, glues, size_min/max, time_scale, fail_on
+    (task numbers ending in a robot fault), vote_yes (proposal kinds it votes yes for; no for the others).
+    With several members (the bench's 50 nodes on 2 cores) each keeps its own MQTT connection and key.
+    """
+    agents = [_node(site, m, port, cell) for m in members]
     stop = _stop_event()
-    agent.start()
-    agent.wait_registered(15.0)
-    print(json.dumps({"node": member, "registered": True}), flush=True)
+    for a in agents:
+        a.start()
+    for a in agents:
+        a.wait_registered(30.0)
+        print(json.dumps({"node": a.id, "registered": True}), flush=True)
     stop.wait(duration)
-    agent.stop()
-    print(json.dumps({"node": member, "votes": agent.votes.summary(), "done": agent.done}), flush=True)
+    for a in agents:
+        a.stop()
+        print(json.dumps({"node": a.id, "votes": a.votes.summary(), "done": a.done}), flush=True)
     return 0
 
 
