@@ -112,8 +112,9 @@ def run_manager(site: Site, port: int, ledger_path: Path, products: list[dict[st
 class Client(Agent):
     """A short-lived member connection: send a message and wait for the answer (or watch alarms/votes)."""
 
-    def __init__(self, site: Site, member: str, port: int) -> None:
-        super().__init__(site.identity(member), site.load_registry(), MqttBus(member, site.password(member), port=port))
+    def __init__(self, site: Site, member: str, port: int = 0, *, bus: Any = None) -> None:
+        bus = bus if bus is not None else MqttBus(member, site.password(member), port=port)
+        super().__init__(site.identity(member), site.load_registry(), bus)
         self.site = site
         self.inbox: queue.Queue[Message] = queue.Queue()
 

@@ -1,0 +1,82 @@
+"""The in-process factory: late bidders count as refusals, an operator's override restarts a stopped product,
+and the administrator's key/registration commands."""
+
+import json
+import subprocess
+import sys
+import time
+
+from gluecell.cell.factory.auction import Refusal
+from gluecell.cell.factory.demo import demo_members, sim_cell, start_inproc_factory
+from gluecell.cell.factory.ledgercheck import verify_file
+from gluecell.cell.factory.product import SmartProduct
+from gluecell.cell.factory.registry import Registry
+from gluecell.cell.factory.runner import Client
+from gluecell.cell.factory.site import create_site
+
+REPLY_WINDOW_S = 0.4
+
+
+def test_late_bidder_is_silent_and_override_restarts_a_stopped_product(tmp_path):
+    site = create_site(tmp_path / "site", demo_members(3), broker_files=False)
+    cells = [sim_cell(i, 0.01) for i in (1, 2, 3)]
+    slow = cells[2]
+    fast_can_do = slow.can_do
+
+    def late(cfp):
+        time.sleep(REPLY_WINDOW_S * 2)  # answers after reply-by
+        return fast_can_do(cfp)
+
+    slow.can_do = late
+    hub, manager, agents = start_inproc_factory(site, cells, tmp_path / "l.jsonl", reply_window=REPLY_WINDOW_S)
+    agents[2].can_do = late
+    operator = Client(site, "operator-1", bus=hub.client("operator-1"))
+    operator.start()
+    try:
+        manager.submit(SmartProduct("pair-1", "customer-1", ["inspect"], step_time_s=5.0))
+        assert manager.wait_finished(10, ["pair-1"])
+        for a in agents[:2]:
+            a.can_do = lambda cfp: Refusal("not available in the time window")
+        agents[2].can_do = lambda cfp: Refusal("wrong equipment")
+        manager.submit(SmartProduct("pair-2", "customer-2", ["inspect"], step_time_s=5.0))
+        assert manager.wait_finished(10, ["pair-2"])
+        assert manager.products["pair-2"].status == "stopped"
+        answer = operator.override("pair-2", "assign", "cell-2")
+        assert answer.action == "agree"
+        t_end = time.monotonic() + 10
+        while manager.products["pair-2"].status != "done" and time.monotonic() < t_end:
+            time.sleep(0.02)
+        assert manager.products["pair-2"].status == "done"
+        refused = operator.override("pair-1", "resume")  # already done: nothing to override
+        assert refused.action == "refuse"
+    finally:
+        operator.stop()
+        for a in agents:
+            a.stop()
+        manager.stop()
+        hub.close()
+    st = verify_file(tmp_path / "l.jsonl", keep=True)
+    awards = [r["body"] for r in st.records if r["kind"] == "award"]
+    assert awards[0]["silent"] == ["cell-3"] and "cell-3" not in awards[0]["bids"]
+    alarm = next(r["body"] for r in st.records if r["kind"] == "alarm")
+    assert alarm["product"] == "pair-2" and "wrong equipment" in alarm["reason"]
+    override = next(r for r in st.records if r["kind"] == "override")
+    assert override["author"] == "operator-1" and override["body"]["node"] == "cell-2"
+    result = [r for r in st.records if r["kind"] == "result" and r["body"]["product"] == "pair-2"]
+    assert len(result) == 1 and result[0]["author"] == "cell-2"
+
+
+def test_keys_and_registration_cli(tmp_path):
+    site = create_site(tmp_path / "site", demo_members(1), broker_files=False)
+    run = [sys.executable, "-m", "gluecell.cell.cli", "factory"]
+    out = subprocess.run([*run, "keys", "new", "--id", "cell-9", "--out", str(tmp_path / "cell-9.key")],
+                         capture_output=True, text=True, timeout=60, check=True)
+    pub = json.loads(out.stdout)["public"]
+    assert (tmp_path / "cell-9.key").stat().st_mode & 0o077 == 0
+    subprocess.run([*run, "register", "--site", str(site.path), "--id", "cell-9", "--role", "cell", "--public", pub,
+                    "--processes", "inspect"], capture_output=True, text=True, timeout=60, check=True)
+    reg = Registry.load(site.path / "registry.json", pin_admin=site.registry.admin_public)
+    assert reg.get("cell-9").public == pub and reg.get("cell-9").processes == ("inspect",)
+    bad = subprocess.run([*run, "register", "--site", str(site.path), "--id", "cell/9", "--role", "cell",
+                          "--public", pub], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "not a valid member id" in bad.stderr
