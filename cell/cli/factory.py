@@ -88,7 +88,7 @@ def _cmd_manager(args: argparse.Namespace) -> int:
     products = read_json(args.products) if args.products else []
     out = run_manager(_site(args), args.port, Path(args.ledger), products, wait_cells=args.wait_cells,
                       timeout=args.timeout, reply_window=args.reply_window,
-                      summary_path=Path(args.summary) if args.summary else None)
+                      summary_path=Path(args.summary) if args.summary else None, stay=args.stay)
     print(json.dumps({k: out.get(k) for k in ("counts", "alarms", "refused", "joined")}, default=str))
     return 0
 
@@ -184,6 +184,29 @@ def _cmd_override(args: argparse.Namespace) -> int:
     return 0 if answer.action == "agree" else 1
 
 
+def _cmd_watch(args: argparse.Namespace) -> int:
+    """Print alarms, proposals, votes and overrides as they happen (what this member's ACL lets it read)."""
+    import queue
+    import time
+
+    c = _client(args)
+    c.watch()
+    t_end = time.monotonic() + args.duration
+    try:
+        while time.monotonic() < t_end:
+            try:
+                m = c.inbox.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            body = {k: v for k, v in m.content.items() if k != "record"}
+            print(f"{time.strftime('%H:%M:%S')} {m.action:14s} {m.sender:12s} {json.dumps(body)[:200]}", flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        c.stop()
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gluecell.cell.factory.demo import run_demo
 
@@ -270,6 +293,7 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--reply-window", type=float, default=1.0, help="seconds nodes have to answer a cfp")
     p.add_argument("--summary", help="write the run summary (JSON) here")
+    p.add_argument("--stay", action="store_true", help="keep serving after the products finished (until --timeout)")
     p.set_defaults(func=_cmd_manager)
     lg = fs.add_parser("ledger", help="list, verify or prove ledger records")
     ls = lg.add_subparsers(dest="ledger_cmd", metavar="ACTION", required=True)
@@ -323,6 +347,10 @@ def register(sub: Any) -> None:
     p.add_argument("--records", type=int, default=2000, help="ledger records appended and verified")
     p.add_argument("--out", help="write JSON here")
     p.set_defaults(func=_cmd_bench)
+    p = fs.add_parser("watch", help="print alarms, vote proposals, votes and overrides live")
+    _add_site(p, member=True, port=True)
+    p.add_argument("--duration", type=float, default=3600.0)
+    p.set_defaults(func=_cmd_watch)
     p = fs.add_parser("demo", help="a small factory in one process, with a breakdown; writes the ledger")
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--tasks", type=int, default=6)

@@ -263,6 +263,9 @@ class Manager(Agent):
                 self.send(msg.reply(self.id, "refuse", {"reason": f"{msg.action} not allowed for role {role}"}))
 
     def _register(self, msg: Message) -> None:
+        if msg.sender in self.joined:  # a repeated registration (the node retries until it hears back)
+            self.send(msg.reply(self.id, "agree", {"processes": list(self.joined[msg.sender].processes)}))
+            return
         try:
             profile = parse_description(str(msg.content.get("description", "")))
             if profile.id != msg.sender:

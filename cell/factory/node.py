@@ -79,11 +79,18 @@ class NodeAgent(Agent):
             self.listen(cfp_topic(p))
         self.listen(VOTE)
         self._worker.start()
+        self._register()
+        self._tick()
+
+    def _register(self) -> None:
+        """Send the registration, again every second until the manager answers (it may start after us)."""
+        if self.registered.is_set():
+            return
         record = make_record(self.identity, "register", {"equipment": self.profile.equipment,
                                                          "processes": list(self.profile.processes)})
         self.send(self.message("register", self.manager, {"description": describe(self.profile), "record": record},
                                conversation_id=f"register.{self.id}"))
-        self._tick()
+        self.call_later(1.0, self._register)
 
     def _tick(self) -> None:
         self.votes.check(time.time())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import signal
 import threading
@@ -72,9 +73,10 @@ def run_node(site: Site, members: list[str], port: int, *, cell: dict[str, Any],
 
 
 def run_manager(site: Site, port: int, ledger_path: Path, products: list[dict[str, Any]], *, wait_cells: int = 0,
-                timeout: float = 60.0, reply_window: float = 1.0, summary_path: Path | None = None) -> dict[str, Any]:
+                timeout: float = 60.0, reply_window: float = 1.0, summary_path: Path | None = None,
+                stay: bool = False) -> dict[str, Any]:
     """Run the manager: wait for ``wait_cells`` registrations, submit ``products``, run until all are done or
-    stopped (or ``timeout``); writes and returns the summary."""
+    stopped (with ``stay``: until ``timeout`` or SIGTERM); writes and returns the summary."""
     from gluecell.core.fileio import atomic_write_json
 
     from .crypto import load_identity
@@ -96,7 +98,7 @@ def run_manager(site: Site, port: int, ledger_path: Path, products: list[dict[st
     for d in products:
         manager.submit(SmartProduct.from_dict(d))
     while time.monotonic() < t_end and not stop.is_set():
-        if products and manager.wait_finished(0.1):
+        if products and not stay and manager.wait_finished(0.1):
             break
         stop.wait(0.1)
     done = threading.Event()
@@ -113,7 +115,9 @@ class Client(Agent):
     """A short-lived member connection: send a message and wait for the answer (or watch alarms/votes)."""
 
     def __init__(self, site: Site, member: str, port: int = 0, *, bus: Any = None) -> None:
-        bus = bus if bus is not None else MqttBus(member, site.password(member), port=port)
+        # its own client id, so a person's command does not push the member's running node off the broker
+        bus = bus if bus is not None else MqttBus(member, site.password(member), port=port,
+                                                  client_id=f"{member}.cli{os.getpid()}")
         super().__init__(site.identity(member), site.load_registry(), bus)
         self.site = site
         self.inbox: queue.Queue[Message] = queue.Queue()

@@ -25,8 +25,9 @@ class MqttBus:
     """One member's MQTT connection (implements :class:`~.base.Bus`)."""
 
     def __init__(self, member_id: str, password: str, host: str = "127.0.0.1", port: int = 1883, *,
-                 keepalive: int = 10) -> None:
+                 keepalive: int = 10, client_id: str | None = None) -> None:
         self.member_id = check_id(member_id)
+        self.client_id = check_id(client_id or member_id, "client id")
         self._password, self.host, self.port, self.keepalive = password, host, port, keepalive
         self._handlers: list[tuple[str, Handler]] = []
         self._connected = threading.Event()
@@ -39,9 +40,9 @@ class MqttBus:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.member_id, protocol=MQTTProtocolVersion.MQTTv5)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=MQTTProtocolVersion.MQTTv5)
         c.username_pw_set(self.member_id, self._password)
-        c.will_set(STATUS + self.member_id, b"offline", qos=1)
+        c.will_set(STATUS + self.client_id, b"offline", qos=1)
         c.max_inflight_messages_set(1000)
         c.on_socket_open = lambda _c, _u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         c.on_connect = self._on_connect
