@@ -86,7 +86,7 @@ def bench_mqtt(nodes: int = 50, procs: int = 10, auctions: int = 40, burst: int 
             children = _start_nodes(site, broker.port, nodes, procs)
             try:
                 ledger = Ledger.create(Path(tmp) / "ledger.jsonl", site.identity("manager"),
-                                       site.registry.signed(load_identity(site.path / "admin.key")), sync=False)
+                                       site.registry.signed(load_identity(site.path / "admin.key")))  # fsync on, as run
                 m = Manager(site.identity("manager"), site.load_registry(),
                             MqttBus("manager", site.password("manager"), port=broker.port), ledger, reply_window=2.0)
                 m.start()

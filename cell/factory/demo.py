@@ -77,6 +77,17 @@ def _admin(site: Site) -> Any:
     return load_identity(site.path / "admin.key")
 
 
+def _summary(manager: Manager) -> dict[str, Any]:
+    """The manager's summary, taken on its own thread."""
+    import threading
+
+    out: dict[str, Any] = {}
+    done = threading.Event()
+    manager.call(lambda: (out.update(manager.summary()), done.set()))
+    done.wait(5.0)
+    return out
+
+
 def run_demo(nodes: int = 5, tasks: int = 6, ledger_path: str | Path = "factory-ledger.jsonl", *,
              time_scale: float = 0.02, timeout: float = 60.0,
              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -102,7 +113,7 @@ def run_demo(nodes: int = 5, tasks: int = 6, ledger_path: str | Path = "factory-
             while not manager.wait_finished(0.25) and time.monotonic() - t0 < timeout:
                 if progress:
                     progress(sum(p.status == "done" for p in manager.products.values()), tasks)
-            summary = manager.summary()
+            summary = _summary(manager)
         finally:
             for a in agents:
                 a.stop()

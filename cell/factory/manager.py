@@ -168,23 +168,24 @@ class Manager(Agent):
             self._alarm(a.product, f"no proposal for {a.cfp.process!r}: refusals {a.refusals}, silent {silent}")
             return
         winner, wi = pick
-        content = {"product": a.product, "step": a.cfp.step, "process": a.cfp.process,
-                   "requirements": a.cfp.requirements, "deadline": a.cfp.deadline}
-        self.send(self.message("accept-proposal", winner, content, conversation_id=conv,
-                               reply_by=a.cfp.deadline + self.grace))
-        self.award_latency_s.append(time.perf_counter() - a.t0)  # the award is out; rejections follow
-        for node in sorted(a.bids):
-            if node != winner:
-                self.send(self.message("reject-proposal", node, {"reason": "another bid won"}, conversation_id=conv))
-        self.awards[conv] = (a.product, a.cfp.step, winner)
         p = self.products[a.product]
-        p.set_status("in-process")
-        p.note("award", node=winner, conversation=conv)
+        # intent first: the award is in the ledger before the winner hears of it
         self.ledger.add(self.identity, "award", {
             "product": a.product, "step": a.cfp.step, "process": a.cfp.process, "conversation": conv,
             "winner": winner, "wi": None if wi != wi else wi, "forced": forced == winner, "cfp": a.cfp.to_content(),
             "bids": {n: b.to_content() for n, b in sorted(a.bids.items())}, "refusals": a.refusals,
             "silent": silent})
+        content = {"product": a.product, "step": a.cfp.step, "process": a.cfp.process,
+                   "requirements": a.cfp.requirements, "deadline": a.cfp.deadline}
+        self.send(self.message("accept-proposal", winner, content, conversation_id=conv,
+                               reply_by=a.cfp.deadline + self.grace))
+        self.award_latency_s.append(time.perf_counter() - a.t0)  # the award is out; rejections follow
+        self.awards[conv] = (a.product, a.cfp.step, winner)
+        p.set_status("in-process")
+        p.note("award", node=winner, conversation=conv)
+        for node in sorted(a.bids):
+            if node != winner:
+                self.send(self.message("reject-proposal", node, {"reason": "another bid won"}, conversation_id=conv))
         self._count("awards")
         self.call_later(a.cfp.deadline - time.time() + self.grace, lambda: self._overdue(conv))
 

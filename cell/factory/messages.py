@@ -91,9 +91,10 @@ class Message:
 def new_message(action: str, sender: str, receiver: str, content: dict[str, Any], *, conversation_id: str,
                 send_type: str = "unicast", in_reply_to: str | None = None, validity: float = 30.0,
                 reply_by: float | None = None) -> Message:
-    """A message sent now that expires ``validity`` seconds later (or at ``reply_by`` if later)."""
+    """A message sent now that expires ``validity`` seconds later (its replay-protection window; ``reply_by`` is
+    the protocol's own deadline for the answer and may be later)."""
     now = time.time()
-    expires = max(now + validity, reply_by or 0.0)
+    expires = now + validity
     return Message(action, sender, receiver, content, conversation_id, send_type, uuid.uuid4().hex, in_reply_to,
                    now, expires, reply_by)
 
