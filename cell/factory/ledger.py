@@ -71,6 +71,7 @@ class Ledger:
         self.ids: set[str] = set()
         self.last_ts = 0.0
         self.heads: list[dict[str, Any]] = []
+        self.recovered: list[dict[str, Any]] = []  # the records found by :meth:`open`
         self._lock = threading.Lock()
 
     @classmethod
@@ -94,19 +95,30 @@ class Ledger:
     def open(cls, path: str | os.PathLike[str], writer: Identity, *, sync: bool = True,
              pin_admin: str | None = None) -> Ledger:
         """Reopen a ledger for appending after verifying it from genesis (a torn last line is dropped)."""
+        import json
+
         from .ledgercheck import verify_lines
 
         path = Path(path)
         raw = path.read_bytes()
+        cut = len(raw)
         if raw and not raw.endswith(b"\n"):  # a crash mid-write: that line was never acknowledged
             cut = raw.rfind(b"\n") + 1
+        last = raw[:cut].rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        try:  # a record whose signed head was never written was never acknowledged either
+            if last and json.loads(last).get("t") == "rec":
+                cut -= len(last) + 1
+        except ValueError:
+            pass
+        if cut < len(raw):
             with open(path, "r+b") as fh:
                 fh.truncate(cut)
             raw = raw[:cut]
-        state = verify_lines(raw.splitlines(), pin_admin=pin_admin)
+        state = verify_lines(raw.splitlines(), pin_admin=pin_admin, keep=True)
         led = cls(path, writer, sync)
         led.tree, led.registry, led.ids = state.tree, state.registry, state.ids
         led.heads, led.last_ts = state.heads, state.last_sth_ts
+        led.recovered = state.records
         return led
 
     def __len__(self) -> int:

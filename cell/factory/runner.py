@@ -89,9 +89,10 @@ def run_manager(site: Site, port: int, ledger_path: Path, products: list[dict[st
         ledger = Ledger.create(ledger_path, ident, site.registry.signed(load_identity(site.path / "admin.key")))
     manager = Manager(ident, site.load_registry(), MqttBus(me, site.password(me), port=port), ledger,
                       reply_window=reply_window)
+    resumed = manager.recover(ledger.recovered)
     stop = _stop_event()
     manager.start()
-    print(json.dumps({"manager": me, "ready": True}), flush=True)
+    print(json.dumps({"manager": me, "ready": True, "resumed": resumed}), flush=True)
     t_end = time.monotonic() + timeout
     while len(manager.joined) < wait_cells and time.monotonic() < t_end and not stop.is_set():
         time.sleep(0.02)

@@ -80,3 +80,41 @@ def test_keys_and_registration_cli(tmp_path):
     bad = subprocess.run([*run, "register", "--site", str(site.path), "--id", "cell/9", "--role", "cell",
                           "--public", pub], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a valid member id" in bad.stderr
+
+
+def test_manager_restart_resumes_products_from_the_ledger(tmp_path):
+    from gluecell.cell.factory.demo import PROCESSES
+    from gluecell.cell.factory.ledger import Ledger
+    from gluecell.cell.factory.manager import Manager
+
+    site = create_site(tmp_path / "site", demo_members(2), broker_files=False)
+    cells = [sim_cell(i, 0.01) for i in (1, 2)]
+    path = tmp_path / "l.jsonl"
+    hub, manager, agents = start_inproc_factory(site, cells, path, reply_window=0.3)
+    try:
+        manager.submit(SmartProduct("pair-1", "customer-1", list(PROCESSES), {"size": 40}, step_time_s=5.0))
+        t_end = time.monotonic() + 10
+        while (manager.products.get("pair-1") is None or manager.products["pair-1"].step < 1) \
+                and time.monotonic() < t_end:
+            time.sleep(0.005)
+        manager.stop()  # the manager goes down after the first step; the cells stay up
+        hub.flush()
+        with open(path, "ab") as fh:  # and its last write was torn
+            fh.write(b'{"t":"rec","seq":')
+        ledger = Ledger.open(path, site.identity("manager"), sync=False)
+        again = Manager(site.identity("manager"), site.load_registry(), hub.client("manager"), ledger,
+                        reply_window=0.3)
+        assert again.recover(ledger.recovered) == ["pair-1"]
+        assert sorted(again.joined) == ["cell-1", "cell-2"]
+        again.start()
+        assert again.wait_finished(15, ["pair-1"])
+        assert again.products["pair-1"].status == "done"
+        again.stop()
+    finally:
+        for a in agents:
+            a.stop()
+        hub.close()
+    st = verify_file(path, keep=True)
+    results = [(r["body"]["step"]) for r in st.records if r["kind"] == "result" and r["body"]["product"] == "pair-1"]
+    assert sorted(results) == [0, 1, 2]  # every step once, across the restart
+    assert st.kinds["product"] == 1

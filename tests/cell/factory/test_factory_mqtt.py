@@ -144,7 +144,7 @@ def run(tmp_path_factory):
                     "--reply-window", "1.5", "--summary", str(tmp / "summary.json")),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
             for cell, conf in CELLS.items():
-                conf = dict(conf, takt_s=20, time_scale=0.1)  # 2 s of work per task
+                conf = dict(conf, takt_s=20, time_scale=0.15)  # 3 s of work per task
                 procs[cell] = subprocess.Popen(cli("node", "--site", str(site.path), "--port", port, "--id", cell,
                                                    "--cell", json.dumps(conf), "--duration", str(TIMEOUT_S + 10)),
                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -154,7 +154,7 @@ def run(tmp_path_factory):
             award = wait_for(lambda: next((r for r in read_ledger(ledger) if r["kind"] == "award"
                                            and r["body"]["conversation"].startswith("pair-kill.0.")), None), 20)
             victim = award["body"]["winner"]
-            time.sleep(0.5)  # mid-task: the work takes 2 s
+            time.sleep(0.5)  # mid-task: the work takes 3 s
             procs[victim].send_signal(signal.SIGKILL)
             probes["victim"] = victim
             procs["manager"].wait(timeout=TIMEOUT_S + 10)
