@@ -118,3 +118,46 @@ def test_manager_restart_resumes_products_from_the_ledger(tmp_path):
     results = [(r["body"]["step"]) for r in st.records if r["kind"] == "result" and r["body"]["product"] == "pair-1"]
     assert sorted(results) == [0, 1, 2]  # every step once, across the restart
     assert st.kinds["product"] == 1
+
+
+def test_passed_reassign_vote_and_operator_override_act_on_every_node(tmp_path):
+    site = create_site(tmp_path / "site", demo_members(3), broker_files=False)
+    cells = [sim_cell(i, 0.01) for i in (1, 2, 3)]
+    hub, manager, agents = start_inproc_factory(site, cells, tmp_path / "l.jsonl", reply_window=0.3)
+    operator = Client(site, "operator-1", bus=hub.client("operator-1"))
+    operator.start()
+    try:
+        p1 = agents[0].propose_vote("reassign", {"product": "pair-9", "node": "cell-3"}, deadline_s=3)
+        t_end = time.monotonic() + 5
+        while p1.id not in manager.votes.outcomes and time.monotonic() < t_end:
+            time.sleep(0.01)
+        assert manager.votes.outcomes[p1.id] == "passed"  # 3 yes of 4 members
+        for a in agents:
+            a.decide = lambda p: None  # nobody votes on the next one ...
+        p2 = agents[1].propose_vote("set-weights", {"weights": {"cost": 0, "deadline": 1, "distance": 0}},
+                                    deadline_s=3)
+        time.sleep(0.2)
+        operator.broadcast_vote("override", {"proposal": p2.id, "decision": True}, p2.id, "override")  # ... a human
+        t_end = time.monotonic() + 5
+        while p2.id not in manager.votes.outcomes and time.monotonic() < t_end:
+            time.sleep(0.01)
+        assert manager.votes.outcomes[p2.id] == "passed"
+        manager.submit(SmartProduct("pair-9", "customer-1", ["inspect"], step_time_s=5.0))
+        assert manager.wait_finished(10, ["pair-9"])
+        hub.flush()
+        time.sleep(0.3)
+        digests = {a.id: a.votes.state.digest() for a in agents} | {"manager": manager.votes.state.digest()}
+    finally:
+        operator.stop()
+        for a in agents:
+            a.stop()
+        manager.stop()
+        hub.close()
+    assert len(set(digests.values())) == 1, digests
+    st = verify_file(tmp_path / "l.jsonl", keep=True)
+    award = next(r["body"] for r in st.records if r["kind"] == "award")
+    assert award["winner"] == "cell-3" and award["forced"]
+    assert award["cfp"]["weights"] == {"cost": 0.0, "deadline": 1.0, "distance": 0.0}
+    outcomes = {r["body"]["proposal"]: r["body"] for r in st.records if r["kind"] == "vote-outcome"}
+    assert outcomes[p2.id]["override"] == ["operator-1", True] and outcomes[p2.id]["yes"] == []
+    assert any(r["kind"] == "override" and r["author"] == "operator-1" for r in st.records)
