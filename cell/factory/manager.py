@@ -46,6 +46,7 @@ class Auction:
     answered: set[str] = field(default_factory=set)
     bids: dict[str, Proposal] = field(default_factory=dict)
     refusals: dict[str, str] = field(default_factory=dict)
+    t_first: float = 0.0  # perf_counter of the first answer
 
 
 class Manager(Agent):
@@ -69,6 +70,7 @@ class Manager(Agent):
         self.excluded: dict[tuple[str, int], set[str]] = {}
         self.alarms: list[dict[str, Any]] = []
         self.award_latency_s: list[float] = []
+        self.auction_phases_s: list[tuple[float, float]] = []  # (first answer, all answers) after the cfp
         self.counts: dict[str, int] = {}
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -177,6 +179,7 @@ class Manager(Agent):
         if msg.sender not in a.expected or msg.sender in a.answered:
             return
         a.answered.add(msg.sender)
+        a.t_first = a.t_first or time.perf_counter()
         if msg.action == "propose":
             try:
                 a.bids[msg.sender] = Proposal.from_content(msg.content)
@@ -192,6 +195,7 @@ class Manager(Agent):
         if a is None:
             return
         silent = sorted(a.expected - a.answered)
+        t_answers = time.perf_counter() - a.t0
         pick = None
         forced = dict(self.votes.state.reassign).get(a.product)
         if forced in a.bids:
@@ -213,6 +217,7 @@ class Manager(Agent):
         self.send(self.message("accept-proposal", winner, content, conversation_id=conv,
                                reply_by=a.cfp.deadline + self.grace))
         self.award_latency_s.append(time.perf_counter() - a.t0)  # the award is out; rejections follow
+        self.auction_phases_s.append((a.t_first - a.t0 if a.t_first else float("nan"), t_answers))
         self.awards[conv] = (a.product, a.cfp.step, winner)
         p.set_status("in-process")
         p.note("award", node=winner, conversation=conv)
