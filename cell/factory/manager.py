@@ -102,33 +102,11 @@ class Manager(Agent):
         self._auction(p.id)
 
     def recover(self, records: list[dict[str, Any]]) -> list[str]:
-        """Rebuild the hosted products from this manager's ledger after a restart and put every open step out
-        again (a result that arrives later from an award made before the restart is recorded as late and
-        ignored, so each step is still completed once). Returns the products resumed (call before start)."""
-        for r in records:
-            b = r["body"]
-            p = self.products.get(str(b.get("product")))
-            if r["kind"] == "register":  # assumed alive until its last will says otherwise
-                self.joined[r["author"]] = NodeProfile(r["author"], str(b["equipment"]), tuple(b["processes"]))
-            elif r["kind"] == "product":
-                self.products[b["product"]] = SmartProduct.from_dict({**b, "id": b["product"]})
-            elif p is None:
-                continue
-            elif r["kind"] == "result" and b.get("step") == p.step:
-                p.complete_step(r["author"], b.get("result", {}))
-            elif r["kind"] == "alarm" and b.get("step") == p.step:
-                p.set_status("stopped")
-            elif r["kind"] == "override":
-                p.set_status("waiting")
-            elif r["kind"] == "award":
-                _, _, attempt = str(b["conversation"]).rpartition(".")
-                key = (p.id, int(b["step"]))
-                self.attempts[key] = max(self.attempts.get(key, 0), int(attempt))
-        resumed = sorted(k for k, p in self.products.items() if p.status not in ("done", "stopped"))
-        for pid in resumed:
-            self.products[pid].note("recovered")
-            self.call(lambda pid=pid: self._auction(pid))
-        return resumed
+        """Rebuild products, registered nodes and attempt counters from the ledger after a restart and put
+        every open step out again (see :func:`.recovery.recover`); call before :meth:`start`."""
+        from .recovery import recover
+
+        return recover(self, records)
 
     def finished(self) -> bool:
         """Every hosted product is done or stopped (waiting for a human)."""
