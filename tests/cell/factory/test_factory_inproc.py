@@ -161,3 +161,35 @@ def test_passed_reassign_vote_and_operator_override_act_on_every_node(tmp_path):
     outcomes = {r["body"]["proposal"]: r["body"] for r in st.records if r["kind"] == "vote-outcome"}
     assert outcomes[p2.id]["override"] == ["operator-1", True] and outcomes[p2.id]["yes"] == []
     assert any(r["kind"] == "override" and r["author"] == "operator-1" for r in st.records)
+
+
+def test_hub_enforces_the_broker_acl_and_the_manager_roles(tmp_path):
+    from gluecell.cell.factory.messages import encode, new_message
+
+    site = create_site(tmp_path / "site", demo_members(1), broker_files=False)
+    hub, manager, agents = start_inproc_factory(site, [sim_cell(1, 0.01)], tmp_path / "l.jsonl", reply_window=0.3)
+    cust = hub.client("customer-1")
+    cust.connect()
+    seen = []
+    try:
+        cust.subscribe("gcf/cfp/#", lambda t, p: seen.append(t))
+        cust.subscribe("gcf/inbox/cell-1", lambda t, p: seen.append(t))
+        cust.subscribe("gcf/inbox/customer-1", lambda t, p: seen.append(t))
+        manager.submit(SmartProduct("pair-1", "customer-1", ["inspect"], step_time_s=5.0))
+        assert manager.wait_finished(10, ["pair-1"])
+        ident = site.identity("customer-1")
+        fake = new_message("propose", "customer-1", "manager", {"cost": 1, "finish": 1, "distance": 0},
+                           conversation_id="pair-1.0.1")
+        cust.publish("gcf/inbox/manager", encode(ident, fake))  # a customer may not bid
+        cust.publish("gcf/cfp/inspect", encode(ident, fake))  # nor call for proposals: dropped by the hub
+        hub.flush()
+        time.sleep(0.2)
+        hub.flush()
+    finally:
+        cust.disconnect()
+        for a in agents:
+            a.stop()
+        manager.stop()
+        hub.close()
+    assert seen == ["gcf/inbox/customer-1"]  # only the refusal of its fake bid, in its own inbox
+    assert manager.verifier.refused["unauthorised"] == 1
