@@ -32,6 +32,7 @@ class LedgerState:
     registry: Registry | None = None
     ids: set[str] = field(default_factory=set)
     heads: list[dict[str, Any]] = field(default_factory=list)
+    head_roots: dict[int, str] = field(default_factory=dict)
     last_sth_ts: float = 0.0
     kinds: dict[str, int] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -94,15 +95,15 @@ def _check_head(head: dict[str, Any], st: LedgerState, index: int) -> None:
         raise LedgerError(f"line {index}: tree head signature of {signer} does not verify", index=index)
     if ts <= st.last_sth_ts:
         raise LedgerError(f"line {index}: tree head timestamp {ts} does not increase (replayed head?)", index=index)
-    for old in st.heads:
-        if old["size"] == size and old["root"] != root:
-            raise LedgerError(f"line {index}: fork: two signed heads of size {size} with different roots",
-                              index=index, seq=size - 1)
+    if st.head_roots.get(size, root) != root:
+        raise LedgerError(f"line {index}: fork: two signed heads of size {size} with different roots",
+                          index=index, seq=size - 1)
     if st.tree.root(size).hex() != root:
         raise LedgerError(f"record {size - 1}: records do not hash to the signed head of size {size} "
                           f"(record {size - 1} or one before it was altered or reordered)", index=index, seq=size - 1)
     st.last_sth_ts = ts
     st.heads.append(head)
+    st.head_roots[size] = root
 
 
 def _line(raw: bytes, index: int) -> dict[str, Any]:
