@@ -112,14 +112,25 @@ def _cmd_ledger_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_ledger_list(args: argparse.Namespace) -> int:
+    """Print the records (verified from genesis first); ``--follow`` keeps printing new ones as they come."""
+    import time
+
     from gluecell.cell.factory.ledgercheck import verify_file
 
-    st = verify_file(args.file, keep=True)
-    for seq, r in enumerate(st.records):
-        if args.kind and r["kind"] != args.kind:
-            continue
-        print(f"{seq:6d} {r['kind']:15s} {r['author']:12s} {json.dumps(r['body'], sort_keys=True)[:args.width]}")
-    return 0
+    shown = 0
+    while True:
+        st = verify_file(args.file, keep=True)
+        for seq, r in enumerate(st.records[shown:], start=shown):
+            if not args.kind or r["kind"] == args.kind:
+                body = json.dumps(r["body"], sort_keys=True)[:args.width]
+                print(f"{seq:6d} {r['kind']:15s} {r['author']:12s} {body}", flush=True)
+        shown = len(st.records)
+        if not args.follow:
+            return 0
+        try:
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            return 0
 
 
 def _cmd_ledger_prove(args: argparse.Namespace) -> int:
@@ -265,6 +276,7 @@ def _register_ledger_votes(fs: Any) -> None:
     p.add_argument("file")
     p.add_argument("--kind", help="only this kind (award, result, alarm, vote, ...)")
     p.add_argument("--width", type=int, default=160)
+    p.add_argument("--follow", action="store_true", help="keep watching the file (auctions as they happen)")
     p.set_defaults(func=_cmd_ledger_list)
     p = ls.add_parser("prove", help="RFC 6962 inclusion proof of one record")
     p.add_argument("file")
