@@ -1,6 +1,6 @@
 """Errors of ``gluecell.pathplan``, rooted at :class:`gluecell.core.errors.GlueCellError`."""
 
-from gluecell.core.errors import GlueCellError
+from gluecell.core.errors import GlueCellError, ValidationError
 
 __all__ = [
     "PathplanError",
@@ -10,6 +10,8 @@ __all__ = [
     "CoverageError",
     "KinematicsError",
     "UnreachableError",
+    "NonFiniteError",
+    "UnsafePlanError",
 ]
 
 
@@ -39,3 +41,11 @@ class KinematicsError(PathplanError):
 
 class UnreachableError(KinematicsError):
     """A waypoint is outside the robot's reach, its joint limits, or too near a singularity."""
+
+
+class NonFiniteError(PathplanError, ValidationError):
+    """A value the safety of a plan depends on is NaN/inf (or missing); ``what`` names it. The pair stops."""
+
+
+class UnsafePlanError(PathplanError):
+    """A plan (e.g. after the learned correction) fails the film check it must pass; ``metrics`` has the figures."""

@@ -39,6 +39,8 @@ __all__ = [
     "PairPlan",
     "plan_pair",
     "robot_timing",
+    "film_limit",
+    "recheck_film",
 ]
 
 DEFAULT_MODIFIERS: tuple[dict, ...] = (
@@ -149,6 +151,10 @@ class PartPlan:
     stages: list[dict[str, Any]]
     timing_ms: dict[str, float]
     program: RobotProgram | None = None
+    #: The points the film was judged on (``region`` plus the line probes beyond it) and their areas (m^2,
+    #: 0 for probes): a changed path (e.g. the learned correction) is re-checked on exactly these.
+    eval_region: BondRegion | None = None
+    eval_area: np.ndarray | None = None
 
 
 def toolpath_to_spray_path(tp: ToolPath) -> SprayPath:
@@ -279,10 +285,7 @@ def plan_part(
     bump, scale, best, last_cov, n_closer = (0.0, pc.main_min_mm * 1e-3), 1.0, None, 0.0, 0
     prefer: int | None = None
     local = np.zeros(tun.local_bins)
-    above_key, allow_mm, level = (
-        ("above_visible_mm", tun.max_visible_above_mm, dep.visible_mm * 1e-3) if tun.edge_by_covered
-        else ("above_line_mm", tun.max_above_mm, dep.trace_mm * 1e-3)
-    )  # fmt: skip
+    above_key, allow_mm, level = film_limit(cfg)
     for r in range(max(tun.rounds, 1) if pc.tune else 1):
         planners, mspecs, design = (
             _tuned(pc, dep, tun, bump, scale, local) if pc.tune else (pc.planners, pc.modifiers, None)
@@ -294,7 +297,8 @@ def plan_part(
         safe = m[above_key] <= allow_mm
         if safe and (best is None or m["coverage_1mm"] > best.metrics["coverage_1mm"]):
             stages = [{"planners": planners, "modifiers": mspecs}, *log]
-            best = PartPlan(sp, _first(region, n_eval), tp, film[:n_eval], m, stages, dict(timing), prog)
+            best = PartPlan(sp, _first(region, n_eval), tp, film[:n_eval], m, stages, dict(timing), prog,
+                            region, area)  # fmt: skip
         if not safe:
             if not pc.tune:
                 break
@@ -318,6 +322,41 @@ def plan_part(
         )  # fmt: skip
     best.metrics["meets_coverage"] = float(best.metrics["coverage_1mm"] >= tun.target_coverage)
     return replace(best, timing_ms=dict(timing))
+
+
+def film_limit(cfg: PathplanConfig) -> tuple[str, float, float]:
+    """The limit a plan's film must meet beyond the line: (metric key, allowed mm, film level in metres).
+
+    With ``edge_by_covered`` (the default) no film of the visible level may land more than
+    ``max_visible_above_mm`` beyond the line (``above_visible_mm``); otherwise the trace level and
+    ``max_above_mm`` (``above_line_mm``). This is the figure the CLI prints and the verdict checks.
+    """
+    tun, dep = cfg.tuning, cfg.deposition
+    if tun.edge_by_covered:
+        return "above_visible_mm", tun.max_visible_above_mm, dep.visible_mm * 1e-3
+    return "above_line_mm", tun.max_above_mm, dep.trace_mm * 1e-3
+
+
+def recheck_film(part_plan: PartPlan, path: SprayPath, cfg: PathplanConfig) -> dict[str, float]:
+    """Film metrics of a changed ``path`` (same waypoints as ``part_plan``'s, e.g. the learned correction's; the
+    waypoints keep the plan's spray classes) predicted with the same deposition model on the same evaluation
+    points as the plan was tuned on, with ``meets_coverage`` and ``film_ok`` (1.0 when the :func:`film_limit` holds).
+
+    Raises:
+        ValueError: the plan carries no evaluation points (built by hand, not by :func:`plan_part`).
+        NonFiniteError: NaN film or distances (:func:`~.deposition.spray_metrics`).
+    """
+    if part_plan.eval_region is None or part_plan.eval_area is None:
+        raise ValueError("the plan carries no evaluation points: re-plan it with plan_part")
+    region, area, dep = part_plan.eval_region, part_plan.eval_area, cfg.deposition
+    mspecs = part_plan.stages[0]["modifiers"]
+    samples = path_samples(path, dep.step_mm * 1e-3, _labels(path, part_plan.toolpath, mspecs))
+    films = film_thickness(samples, region.points, region.normals, dep, n_labels=3)
+    m = spray_metrics(films.sum(axis=0), region.signed, region.band_mask, area, dep)
+    key, allow_mm, _ = film_limit(cfg)
+    m["meets_coverage"] = float(m["coverage_1mm"] >= cfg.tuning.target_coverage)
+    m["film_ok"] = float(m[key] <= allow_mm)
+    return m
 
 
 def _build_region(part: str, points: np.ndarray, bite_line: np.ndarray | None, normals: np.ndarray | None,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .deposition import DepositionParams, SpraySamples, film_thickness
+from .errors import NonFiniteError
 from .toolpath import BondRegion
 
 __all__ = ["CrossProfile", "RingDesign", "cross_profile", "design_rings", "local_bumps", "attribute_overshoot",
@@ -153,9 +154,17 @@ def local_bumps(local: np.ndarray, s: np.ndarray, over: np.ndarray, perimeter: f
 
 
 def clamp_local(local: np.ndarray) -> np.ndarray:
-    """Local edge-pass moves (q,) metres made finite and kept within 0..``MAX_LOCAL`` (NaN -> 0, inf -> cap)."""
-    return np.clip(np.nan_to_num(np.asarray(local, dtype=float), nan=0.0, posinf=MAX_LOCAL, neginf=0.0), 0.0,
-                   MAX_LOCAL)  # fmt: skip
+    """Local edge-pass moves (q,) metres kept within 0..``MAX_LOCAL`` (+inf -> the cap: as far out as allowed).
+
+    Raises:
+        NonFiniteError: a NaN or -inf move (it would have become 0: the pass back at the line).
+    """
+    local = np.asarray(local, dtype=float)
+    bad = np.isnan(local) | np.isneginf(local)
+    if np.any(bad):
+        raise NonFiniteError(f"tuning: {int(bad.sum())} of {local.size} local edge-pass moves are NaN/-inf; the "
+                             "pass cannot be placed safely", what="local edge-pass moves")  # fmt: skip
+    return np.clip(np.where(np.isposinf(local), MAX_LOCAL, local), 0.0, MAX_LOCAL)
 
 
 def move_all(local: np.ndarray, over_mm: float, extra: float) -> np.ndarray:
