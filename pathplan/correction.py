@@ -148,7 +148,9 @@ def edge_features(tp: ToolPath, region: BondRegion, idx: np.ndarray, t: np.ndarr
     idx = np.asarray(idx, dtype=np.int64)
     if tp.direction is None or tp.tip is None:
         raise CorrectionError("edge_features needs an oriented path with tips (run orient and standoff first)")
-    c, nrm, g, d = tp.contact[idx], unit(tp.normal[idx]), unit(tp.inward[idx]), unit(tp.direction[idx])
+    c = tp.contact[idx]
+    nrm, g, d = (unit(getattr(tp, k)[idx], what=f"edge-pass {k}", allow_zero=False)
+                 for k in ("normal", "inward", "direction"))  # fmt: skip
     tree = cKDTree(region.points)
 
     def normal_at(q: np.ndarray) -> np.ndarray:
@@ -357,7 +359,7 @@ def correct_toolpath(
     mm = np.clip(_smooth(raw, smooth_window), -max_offset_mm, max_offset_mm)
     delta = mm * 1e-3
     moved, shift = _followers(tp, idx, delta, follow_within_mm * 1e-3) if follow_within_mm > 0 else (idx, delta)
-    g = unit(tp.inward[moved])
+    g = unit(tp.inward[moved], what="inward direction of the corrected passes", allow_zero=False)
     contact, tip = tp.contact.copy(), tp.tip.copy()
     contact[moved] += shift[:, None] * g
     tip[moved] += shift[:, None] * g

@@ -1,14 +1,16 @@
 """Small geometry helpers on numpy arrays (points are (n, 3) float64 metres in one frame).
 
-The shared ones (unit vectors, kNN, voxel down-sampling, normals, resampling) live in
-:mod:`gluecell.core.geometry` and are re-exported here; :func:`unit` raises on NaN and on zero-length rows.
+The shared ones (kNN, voxel down-sampling, normals, resampling) live in :mod:`gluecell.core.geometry` and are
+re-exported here. :func:`unit` is the core one with zero-length rows kept zero by default (the planner's binned
+means mask empty bins themselves); NaN/inf input always raises (it used to come back as a silent zero vector).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from gluecell.core.geometry import knn, resample_polyline, row_keys, unit, voxel_downsample
+from gluecell.core import geometry as _g
+from gluecell.core.geometry import knn, resample_polyline, row_keys, voxel_downsample
 from gluecell.core.geometry import pca_normals as estimate_normals
 
 __all__ = [
@@ -25,6 +27,15 @@ __all__ = [
     "matrix_from_quat",
     "frames_from_axis",
 ]
+
+
+def unit(v: np.ndarray, *, what: str = "vector", allow_zero: bool = True) -> np.ndarray:
+    """Rows of ``v`` scaled to unit length; zero rows stay zero unless ``allow_zero`` is False.
+
+    Raises:
+        ValidationError: NaN/inf in ``v`` (always), or a zero row with ``allow_zero=False``.
+    """
+    return _g.unit(v, what=what, allow_zero=allow_zero)
 
 
 def polyline_gaps(line: np.ndarray, closed: bool = True) -> np.ndarray:
