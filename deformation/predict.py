@@ -129,6 +129,11 @@ def _match_sole(upper: UpperSections, sole: SoleSections, pose: AttachPose) -> d
     for name in ("corner", "height", "wall_len", "thickness", "resid", "body"):
         vals = getattr(sole, name)
         good = ok & np.all(np.isfinite(vals.reshape(len(vals), -1)), axis=1)
+        if not good.any():
+            if name == "thickness":  # no station saw the outer wall: solve_stations substitutes DEFAULT_WALL
+                out[name] = np.full(len(th), np.nan)
+                continue
+            raise SolverError(f"no station of the sole scan shows its {name}: rescan the sole", stage="deformation")
         out[name] = periodic_interp(th, sole.theta[good], vals[good])
     out["theta"] = th
     return out

@@ -112,9 +112,13 @@ def _speeds(tp: ToolPath, idx: np.ndarray, t: np.ndarray | None) -> np.ndarray:
         if tp.speed is None:
             raise CorrectionError("edge_features needs waypoint times or tool-path speeds (run speed_profile)")
         return np.asarray(tp.speed[idx], dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    if not np.all(np.isfinite(t)):  # a NaN time would read as a standing nozzle (speed 0) and pass the gate
+        raise NonFiniteError(f"edge features: {int(np.sum(~np.isfinite(t)))} waypoint times are NaN/inf",
+                             what="waypoint times")  # fmt: skip
     tip = tp.tip if tp.tip is not None else tp.contact
     seg = np.linalg.norm(np.diff(tip, axis=0), axis=1)
-    dt = np.diff(np.asarray(t, dtype=np.float64))
+    dt = np.diff(t)
     v = np.divide(seg, dt, out=np.zeros_like(seg), where=dt > 1e-6)
     v = np.r_[v, v[-1:] if len(v) else [0.0]]
     j = np.minimum(idx, len(v) - 1)
