@@ -16,6 +16,7 @@ from gluecell.pathplan.correction import (
     correct_toolpath,
     load_model,
 )
+from gluecell.pathplan.correction_train import beats_baseline
 
 #: Shifts of the passes beside the line in the semantic test (mm, - = towards the line) and how closely the
 #: measured glue edge must follow them (slope 1; faces are ~1.25 mm tall, so the edge moves in steps).
@@ -27,7 +28,6 @@ MIN_LABELLED = 0.9
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    pytest.importorskip("gluecell.datasets.world")
     from gluecell.datasets.generate import GenerateOptions, generate_dataset, load_generate_config
 
     world, scanner = load_generate_config(None)
@@ -104,8 +104,11 @@ def test_collect_train_eval_records_the_verdict(dataset, tmp_path):
     held = rec["heldout"]
     assert held["n_pairs"] == 1 and set(held["baseline"]) == set(held["corrected"])
     assert rec["beats_baseline"] is held["beats_baseline"]
+    # the recorded verdict is the switch-on rule applied to the recorded held-out figures (not just any verdict)
+    assert rec["beats_baseline"] is beats_baseline(held["baseline"], held["corrected"])[0]
     if rec["beats_baseline"]:
         assert load_model(model).record["beats_baseline"] is True
     else:
         with pytest.raises(CorrectionRefusedError):
             load_model(model)
+    assert held["rule"] == beats_baseline(held["baseline"], held["corrected"])[1]
