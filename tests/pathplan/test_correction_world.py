@@ -76,9 +76,11 @@ def test_labels_mean_the_shift_that_moves_the_true_glue_edge(dataset):
         moved[shift] = np.nanmean(edge_positions(geo, pp.toolpath.contact[res.indices], out.film_m, out.visible_m))
     slope = (moved[SHIFTS_MM[1]] - moved[SHIFTS_MM[0]]) * 1e3 / (SHIFTS_MM[1] - SHIFTS_MM[0])
     assert abs(slope - 1.0) < SLOPE_TOL, slope
-    # the corrected plan is re-solved for the robot: same waypoints, moved tips, a new program
-    pp2, res = correct_plan(pp, _constant(-0.5))
+    # the corrected plan is re-solved for the robot: same waypoints, moved tips, a new program (a shift away from
+    # the line, which passes the film re-check; 0.5 mm towards it is rolled back on this pair)
+    pp2, res = correct_plan(pp, _constant(0.5))
     assert res.applied and pp2.program is not None and pp2.program is not pp.program
+    assert correct_plan(pp, _constant(-0.5))[1].diagnostics.get("refused") == "film"
     step = np.linalg.norm(pp2.path.xyz - pp.path.xyz, axis=1)
     assert np.allclose(step[res.indices], 0.5e-3) and np.all(step <= 0.5e-3 + 1e-9)
 
