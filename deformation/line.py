@@ -22,7 +22,7 @@ from gluecell.core.types import PartScan
 
 from .calibration import DepthCalibration
 
-__all__ = ["PredictedLine", "predict_bite_line", "line_reasons"]
+__all__ = ["PredictedLine", "predict_bite_line", "line_reasons", "prediction_reasons"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,16 @@ def line_reasons(calibration: DepthCalibration | None, with_reference: bool, wit
     return []
 
 
+def prediction_reasons(diagnostics: dict[str, Any], calibration: DepthCalibration | None, with_reference: bool,
+                       with_sole_reference: bool) -> list[str]:  # fmt: skip
+    """:func:`line_reasons` plus the prediction's own fallbacks that make its line uncertain (``diagnostics``
+    of an :class:`~gluecell.core.types.AttachPrediction`)."""
+    reasons = line_reasons(calibration, with_reference, with_sole_reference)
+    if diagnostics.get("fallbacks", {}).get("wall_thickness_default"):
+        reasons.append("line uncertain: no station showed the sole's wall thickness (a default was used)")
+    return reasons
+
+
 def predict_bite_line(
     upper: PartScan,
     sole: PartScan,
@@ -96,10 +106,7 @@ def predict_bite_line(
     pred = predict_attach(upper, sole, material=material, calibration=calibration, reference=reference,
                           sole_reference=sole_reference, style=style, **predict_kw)  # fmt: skip
     ms = (time.perf_counter() - t0) * 1e3
-    reasons = line_reasons(calibration, reference is not None, sole_reference is not None)
-    fb = pred.diagnostics.get("fallbacks", {})
-    if fb.get("wall_thickness_default"):
-        reasons.append("line uncertain: no station showed the sole's wall thickness (a default was used)")
+    reasons = prediction_reasons(pred.diagnostics, calibration, reference is not None, sole_reference is not None)
     diag = {k: v for k, v in pred.diagnostics.items() if k != "sigma_parts"}
     sigma = np.asarray(pred.bite_line_sigma, dtype=np.float64)
     return PredictedLine(pred.bite_line, sigma, float(np.percentile(sigma, 95)), tuple(reasons), ms, diag)

@@ -7,7 +7,8 @@
 Without ``--bite-line`` the deformation step predicts the bite line from the two scans (as
 ``gluecell predict`` does); a low-confidence prediction stops the pair for a human. ``--bite-line``
 takes a line measured or marked on the pair instead (JSON with a "bite_line" list of [x, y, z] in
-base_link metres, as ``gluecell predict`` / ``gluecell junction`` write it).
+base_link metres, as ``gluecell predict`` / ``gluecell junction`` write it); a predicted line's file
+(``gluecell predict``: it has a "bite_line_sigma") keeps its sigma margin and its "line_reasons".
 When the pair cannot be planned at all the command exits 2 with the reason and writes no plan. Every plan
 written carries a top-level ``"verdict"``: ``"ok"`` (exit 0) or ``"needs_human"`` (exit 3) with its
 ``"verdict_reasons"`` (coverage short, line uncertain, margin capped, correction refused, ...; the policy is
@@ -46,7 +47,8 @@ def register(subparsers: Any) -> None:
                         "uncorrected planner on held-out pairs")  # fmt: skip
     p.add_argument("--margin-sigmas", type=float, default=MARGIN_SIGMAS,
                    help="keep the glue this many sigma (p95 of the predicted line's uncertainty) inside the line "
-                        f"(default {MARGIN_SIGMAS:g}; with --bite-line: the config's margin)")  # fmt: skip
+                        f"(default {MARGIN_SIGMAS:g}; a --bite-line file without a sigma: the config's "
+                        "margin)")  # fmt: skip
     p.add_argument("--config", type=Path, help="cell.toml; its [pathplan] table is read (unknown keys are errors)")
     p.add_argument("--show", type=Path, metavar="PLAN", help="draw PLAN (with --upper/--sole clouds if given)")
     p.add_argument("--out", type=Path, required=True, help="plan.json to write (or the PNG with --show)")
@@ -63,8 +65,13 @@ def _main(args: argparse.Namespace) -> int:
                                 "style": args.style})  # fmt: skip
 
 
-def read_bite_line(path: Path):
-    """(m, 3) float64 bite line (base_link) from a JSON file with a "bite_line" (or "junction") list."""
+def read_bite_line(path: Path) -> tuple[Any, float | None, list[str]]:
+    """A line from a JSON file with a "bite_line" (or "junction") list: ((m, 3) float64 base_link, the p95 of
+    its "bite_line_sigma" in metres or None, its "line_reasons"). A predicted line (``gluecell predict``'s
+    ``gluecell.attach/1``, which carries a sigma) keeps its margin and its reasons; a marked or measured line
+    has neither."""
+    import numpy as np
+
     from gluecell.core.errors import FormatError
     from gluecell.core.fileio import read_json
     from gluecell.core.validate import as_points
@@ -76,9 +83,18 @@ def read_bite_line(path: Path):
     if data.get("frame", "base_link") != "base_link":
         raise FormatError(f"{path}: the line is in frame {data['frame']!r}; the planner needs it in base_link")
     try:
-        return as_points("bite_line", data[key], min_rows=8)
+        line = as_points("bite_line", data[key], min_rows=8)
     except ValueError as exc:
         raise FormatError(f"{path}: {exc}") from exc
+    if "bite_line_sigma" not in data:
+        return line, None, []
+    sigma = np.asarray(data["bite_line_sigma"], dtype=np.float64)
+    if sigma.shape != (len(line),) or not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
+        raise FormatError(f"{path}: bite_line_sigma must be {len(line)} finite values >= 0, one per point")
+    reasons = data.get("line_reasons")
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        reasons = ["line uncertain: the predicted line's file does not say whether its sigma covers its error"]
+    return line, float(np.percentile(sigma, 95)), reasons
 
 
 def _load_config(path: Path | None):
@@ -140,14 +156,13 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
     if bite_line is None:
         pl = predict_line(clouds["upper"], clouds["sole"], material=material, calibration=calibration,
                           references=references)  # fmt: skip
-        line, sigma = pl.line, pl.sigma_p95_m
+        line, sigma, why = pl.line, pl.sigma_p95_m, list(pl.reasons)
     else:
-        line = read_bite_line(bite_line)
+        line, sigma, why = read_bite_line(bite_line)  # a predicted line's file keeps its sigma and reasons
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as prog:
         prog.add_task("planning the upper and the sole")
         checked = plan_checked(clouds["upper"], clouds["sole"], line, cfg, sigma_p95_m=sigma,
-                               margin_sigmas=margin_sigmas, line_reasons=pl.reasons if pl else (),
-                               correction=model)  # fmt: skip
+                               margin_sigmas=margin_sigmas, line_reasons=why, correction=model)  # fmt: skip
     parts = checked.pair.parts
     total = (time.perf_counter() - t0) * 1e3
     timing = {"deformation": pl.deform_ms if pl else 0.0,
@@ -158,8 +173,8 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
              "metrics": {k: p.metrics for k, p in parts.items()},
              "stages": {k: p.stages[0] for k, p in parts.items()},
              "margin_mm": checked.cfg.region.bite_margin_mm}  # fmt: skip
-    if pl is not None:
-        extra["bite_line_sigma_p95_mm"] = pl.sigma_p95_m * 1e3
+    if sigma is not None:
+        extra["bite_line_sigma_p95_mm"] = sigma * 1e3
     if checked.correction is not None:
         extra["correction"] = {"applied": bool(checked.correction.applied), "reason": checked.correction.reason}
     write_plan(out, Plan(bite_line=line, paths=tuple(p.path for p in parts.values()), timing_ms=timing, extra=extra))

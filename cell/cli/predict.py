@@ -42,8 +42,10 @@ def load_reference(path: str | Path | None, part: str) -> tuple[Any, Any] | None
     return r.points, r.normals
 
 
-def attach_to_json(pred: Any, timing_ms: dict[str, float]) -> dict[str, Any]:
-    """The ``gluecell.attach/1`` document of an :class:`~gluecell.core.types.AttachPrediction`."""
+def attach_to_json(pred: Any, timing_ms: dict[str, float], line_reasons: list[str] | None = None) -> dict[str, Any]:
+    """The ``gluecell.attach/1`` document of an :class:`~gluecell.core.types.AttachPrediction`; ``line_reasons``:
+    why its sigma is not known to cover its error (:func:`gluecell.deformation.line.prediction_reasons`), read
+    back by ``gluecell plan --bite-line``."""
     diag = dict(pred.diagnostics)
     diag.pop("sigma_parts", None)  # per-point arrays for calibration, not part of the document
     return {
@@ -59,6 +61,7 @@ def attach_to_json(pred: Any, timing_ms: dict[str, float]) -> dict[str, Any]:
             "sole_bond": 0 if pred.sole_bond is None else len(pred.sole_bond),
             "deformed_sole": 0 if pred.deformed_sole is None else len(pred.deformed_sole),
         },
+        "line_reasons": list(line_reasons or []),
         "diagnostics": diag,
         "timing_ms": timing_ms,
     }
@@ -67,6 +70,7 @@ def attach_to_json(pred: Any, timing_ms: dict[str, float]) -> dict[str, Any]:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from gluecell.core.fileio import atomic_write_json
     from gluecell.deformation.calibration import load_calibration
+    from gluecell.deformation.line import prediction_reasons
     from gluecell.deformation.predict import PredictConfig, predict_attach
 
     t0 = time.perf_counter()
@@ -96,8 +100,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         style=args.style,
     )
     t2 = time.perf_counter()
-    doc = attach_to_json(pred, {"read": (t1 - t0) * 1e3, "deformation": (t2 - t1) * 1e3})
+    why = prediction_reasons(pred.diagnostics, cal, ref is not None, sref is not None)
+    doc = attach_to_json(pred, {"read": (t1 - t0) * 1e3, "deformation": (t2 - t1) * 1e3}, why)
     atomic_write_json(args.out, doc)
+    for r in why:
+        print(r)
     print(
         f"bite line: {len(pred.bite_line)} points, sigma p95 "
         f"{float(sorted(pred.bite_line_sigma)[int(0.95 * (len(pred.bite_line_sigma) - 1))]) * 1e3:.2f} mm, "

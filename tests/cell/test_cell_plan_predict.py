@@ -134,3 +134,24 @@ def test_plan_with_style_references_and_the_shipped_calibration(clouds, tmp_path
     p95, _ = pair_errors(plan.bite_line, pair.bite_line)
     assert p95 < REFERENCED_P95_TOL_MM
     assert "upper" in {p.part for p in plan.paths} and doc["format"].startswith("gluecell.plan/")
+
+
+def test_a_predicted_lines_file_keeps_its_margin_and_reasons(clouds, tmp_path):
+    """`gluecell plan --bite-line attach.json` (a line written by `gluecell predict`) used to plan it as a marked
+    line: no sigma margin and no word of its uncalibrated sigma. Now it keeps both."""
+    import json
+
+    from gluecell.cell.cli import main
+
+    attach, out = tmp_path / "attach.json", tmp_path / "plan.json"
+    assert main(["predict", "--upper", str(clouds / "upper.ply"), "--sole", str(clouds / "sole_seen.ply"),
+                 "--out", str(attach)]) == 0  # fmt: skip
+    doc = json.loads(attach.read_text())
+    assert doc["line_reasons"] and doc["line_reasons"][0].startswith("line uncertain: no depth calibration")
+    assert doc["diagnostics"]["fallbacks"]["side_seen_fraction"] > 0
+    rc = main(["plan", "--upper", str(clouds / "upper.ply"), "--sole", str(clouds / "sole_seen.ply"),
+               "--bite-line", str(attach), "--out", str(out)])  # fmt: skip
+    plan = json.loads(out.read_text())
+    assert rc == 3 and plan["verdict"] == "needs_human" and doc["line_reasons"][0] in plan["verdict_reasons"]
+    sigma_p95_mm = float(np.percentile(doc["bite_line_sigma"], 95)) * 1e3
+    assert plan["margin_mm"] == pytest.approx(2.0 * sigma_p95_mm) and plan["margin_mm"] > 0
