@@ -11,7 +11,6 @@ __all__ = [
     "KinematicsError",
     "UnreachableError",
     "NonFiniteError",
-    "UnsafePlanError",
 ]
 
 
@@ -45,7 +44,3 @@ class UnreachableError(KinematicsError):
 
 class NonFiniteError(PathplanError, ValidationError):
     """A value the safety of a plan depends on is NaN/inf (or missing); ``what`` names it. The pair stops."""
-
-
-class UnsafePlanError(PathplanError):
-    """A plan (e.g. after the learned correction) fails the film check it must pass; ``metrics`` has the figures."""
