@@ -18,6 +18,7 @@ from gluecell.core.types import RobotProgram, SprayPath
 from .deposition import DepositionParams, film_thickness, path_samples, spray_metrics
 from .errors import CoverageError
 from .evalpoints import eval_points, line_probes
+from .filmcheck import film_limit, find_spec, recheck_film, spray_labels
 from .geom import frames_from_axis, quat_from_matrix
 from .kinematics import RobotConfig, solve_path
 from .modifiers import pass_tangents
@@ -176,10 +177,6 @@ def predict_film(
     return film_thickness(samples, region.points, region.normals, params, surface=surface)
 
 
-def _find(specs: tuple[dict, ...], name: str) -> dict:
-    return next((dict(s) for s in specs if s.get("name") == name), {"name": name})
-
-
 def _tuned(cfg: PartPipelineConfig, dep: DepositionParams, tun: TuningConfig, bump: tuple[float, float],
            step_scale: float, local: np.ndarray) -> tuple[tuple[dict, ...], tuple[dict, ...], Any]:  # fmt: skip
     """Planner and modifier specs with ring offsets, raster start and edge zone set from the deposition model.
@@ -189,8 +186,8 @@ def _tuned(cfg: PartPipelineConfig, dep: DepositionParams, tun: TuningConfig, bu
     """
     from .modifiers import SpeedProfileParams, StandoffParams
 
-    so = StandoffParams(**{k: v for k, v in _find(cfg.modifiers, "standoff").items() if k != "name"})
-    sp = SpeedProfileParams(**{k: v for k, v in _find(cfg.modifiers, "speed_profile").items() if k != "name"})
+    so = StandoffParams(**{k: v for k, v in find_spec(cfg.modifiers, "standoff").items() if k != "name"})
+    sp = SpeedProfileParams(**{k: v for k, v in find_spec(cfg.modifiers, "speed_profile").items() if k != "name"})
     d = design_rings(
         (so.edge_standoff_mm * 1e-3, sp.edge_mm_s * 1e-3), (so.standoff_mm * 1e-3, sp.spray_mm_s * 1e-3),
         dep, tun.margin_mm * 1e-3 + bump[0], tun.max_step_mm * 1e-3, main_min=bump[1],
@@ -229,13 +226,6 @@ class _InfRegion:
 
 
 _INF_REGION: Any = _InfRegion()
-
-
-def _labels(sp: SprayPath, tp: ToolPath, mspecs: tuple[dict, ...]) -> np.ndarray:
-    """Class of every waypoint (n,) int: 0 edge pass, 1 other pass, 2 sprayed outside a pass (lead-in/out)."""
-    within = float(_find(mspecs, "standoff").get("edge_within_mm", 5.0)) * 1e-3
-    lab = np.where(np.abs(tp.offset) < within, 0, 1)
-    return np.where(tp.pass_id >= 0, lab, 2)
 
 
 def _first(region: BondRegion, n: int) -> BondRegion:
@@ -324,41 +314,6 @@ def plan_part(
     return replace(best, timing_ms=dict(timing))
 
 
-def film_limit(cfg: PathplanConfig) -> tuple[str, float, float]:
-    """The limit a plan's film must meet beyond the line: (metric key, allowed mm, film level in metres).
-
-    With ``edge_by_covered`` (the default) no film of the visible level may land more than
-    ``max_visible_above_mm`` beyond the line (``above_visible_mm``); otherwise the trace level and
-    ``max_above_mm`` (``above_line_mm``). This is the figure the CLI prints and the verdict checks.
-    """
-    tun, dep = cfg.tuning, cfg.deposition
-    if tun.edge_by_covered:
-        return "above_visible_mm", tun.max_visible_above_mm, dep.visible_mm * 1e-3
-    return "above_line_mm", tun.max_above_mm, dep.trace_mm * 1e-3
-
-
-def recheck_film(part_plan: PartPlan, path: SprayPath, cfg: PathplanConfig) -> dict[str, float]:
-    """Film metrics of a changed ``path`` (same waypoints as ``part_plan``'s, e.g. the learned correction's; the
-    waypoints keep the plan's spray classes) predicted with the same deposition model on the same evaluation
-    points as the plan was tuned on, with ``meets_coverage`` and ``film_ok`` (1.0 when the :func:`film_limit` holds).
-
-    Raises:
-        ValueError: the plan carries no evaluation points (built by hand, not by :func:`plan_part`).
-        NonFiniteError: NaN film or distances (:func:`~.deposition.spray_metrics`).
-    """
-    if part_plan.eval_region is None or part_plan.eval_area is None:
-        raise ValueError("the plan carries no evaluation points: re-plan it with plan_part")
-    region, area, dep = part_plan.eval_region, part_plan.eval_area, cfg.deposition
-    mspecs = part_plan.stages[0]["modifiers"]
-    samples = path_samples(path, dep.step_mm * 1e-3, _labels(path, part_plan.toolpath, mspecs))
-    films = film_thickness(samples, region.points, region.normals, dep, n_labels=3)
-    m = spray_metrics(films.sum(axis=0), region.signed, region.band_mask, area, dep)
-    key, allow_mm, _ = film_limit(cfg)
-    m["meets_coverage"] = float(m["coverage_1mm"] >= cfg.tuning.target_coverage)
-    m["film_ok"] = float(m[key] <= allow_mm)
-    return m
-
-
 def _build_region(part: str, points: np.ndarray, bite_line: np.ndarray | None, normals: np.ndarray | None,
                   cfg: PathplanConfig, timing: dict[str, float]) -> BondRegion:  # fmt: skip
     """The part's bond region after its region stages; every stage list of the part is validated first."""
@@ -399,7 +354,7 @@ def _round(full_region: BondRegion, region: BondRegion, band: np.ndarray, area: 
         tick("kinematics", t1)
     t1 = time.perf_counter()
     dep = cfg.deposition
-    films = film_thickness(path_samples(sp, dep.step_mm * 1e-3, _labels(sp, tp, mspecs)), region.points,
+    films = film_thickness(path_samples(sp, dep.step_mm * 1e-3, spray_labels(sp, tp, mspecs)), region.points,
                            region.normals, dep, n_labels=3)  # fmt: skip
     m = spray_metrics(films.sum(axis=0), region.signed, band, area, dep)
     tick("deposition", t1)

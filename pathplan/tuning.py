@@ -194,7 +194,7 @@ def attribute_overshoot(
 ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """How far (mm) to move the edge passes and the other passes away from the boundary, and where.
 
-    ``films`` (3, n) metres: film of the edge passes, the other passes and the rest (``pipeline._labels``) over
+    ``films`` (3, n) metres: film of the edge passes, the other passes and the rest (``filmcheck.spray_labels``) over
     the region's points; ``level`` (metres) the film that counts, ``allow`` (metres) how far beyond the line
     it may land (overshoots are measured past that). Each class alone is checked first; where only their sum
     crosses the level, the class that lays more of the film at the worst spot moves by the whole overshoot.
