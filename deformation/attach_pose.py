@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from gluecell.core.geometry import closed_resample
+
 from .errors import AttachPoseError
 from .profiles import SoleSections, UpperSections
 from .reference import apply_T
@@ -67,16 +69,6 @@ def umeyama(src: np.ndarray, dst: np.ndarray, *, with_scale: bool = True) -> tup
     R = U @ D @ Vt
     s = float(np.trace(np.diag(S) @ D) / (a**2).sum(axis=1).mean()) if with_scale else 1.0
     return R, md - s * R @ ms, s
-
-
-def closed_resample(poly: np.ndarray, step: float) -> np.ndarray:
-    """Resample a closed (m, d) polyline at arc-length spacing <= ``step``; the last point is not repeated."""
-    closed = np.vstack([poly, poly[:1]])
-    seg = np.linalg.norm(np.diff(closed, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
-    n = max(int(np.ceil(s[-1] / step)), 8)
-    q = np.linspace(0.0, s[-1], n, endpoint=False)
-    return np.column_stack([np.interp(q, s, closed[:, j]) for j in range(poly.shape[1])])
 
 
 def _flip(sole: SoleSections) -> tuple[np.ndarray, np.ndarray]:

@@ -63,6 +63,9 @@ class DepthCalibration:
     #: scans read the sole's wall level with a style-dependent bias (its cavity's depth and width against the
     #: cameras; on the world's train pairs boots -0.4 mm against the others).
     style_offsets: dict[str, float] = field(default_factory=dict)
+    #: The style references the calibration was learnt with ("none", "sim", ...; None = not recorded). Its
+    #: sigma model holds only for predictions made the same way (:func:`gluecell.deformation.line.line_reasons`).
+    references: str | None = None
 
     def offset(self, material: str, style: str | None = None) -> float:
         """Offset for ``material`` (falls back to the overall "unknown" one) plus the ``style``'s, if learnt."""
@@ -199,4 +202,10 @@ def load_calibration(path: str | os.PathLike[str]) -> DepthCalibration:
         sigma_floor=float(doc.get("sigma_floor", 0.0)),
         sigma_match=float(doc.get("sigma_match", DEFAULT_SIGMA_MATCH)),
         style_offsets={str(k): float(v) for k, v in doc.get("style_offsets", {}).items()},
+        references=_references(doc.get("config")),
     )
+
+
+def _references(config: object) -> str | None:
+    refs = config.get("references") if isinstance(config, dict) else None
+    return None if refs is None else str(refs)

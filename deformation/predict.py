@@ -54,6 +54,10 @@ COMPLETE_SURFACE_REACH = 15e-3
 MIN_WALL = 1.0e-3
 #: Wall thickness used when no station's outer wall was seen, metres (mid-range of typical cup soles, chosen).
 DEFAULT_WALL = 4.0e-3
+#: 1-sigma share of the rim's pull-down (height x nu x hoop strain) at a station whose wall thickness was
+#: substituted (chosen: the world's walls span 2.5-6 mm, a factor ~2 in the ring's stiffness, about 50 % in
+#: the strain it settles at).
+WALL_FALLBACK_SIGMA = 0.5
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,11 @@ class StationSolution:
     depth: np.ndarray  # (K,) bite depth below the virtual corner along n_b, metres
     matched: dict  # sole quantities at each upper station (``_match_sole``)
     slope: np.ndarray  # (K,) |d depth / d outline length| at each station, dimensionless
+    #: (K,) metres: uncertainty of the fallbacks (interpolated side, substituted wall thickness) at each station;
+    #: added in quadrature *after* the calibration's sigma model, which never saw it.
+    fallback_sigma: np.ndarray | None = None
+    #: what fell back and where (``predict_attach`` copies it into ``diagnostics["fallbacks"]``)
+    fallbacks: dict | None = None
 
 
 def _match_sole(upper: UpperSections, sole: SoleSections, pose: AttachPose) -> dict[str, np.ndarray]:
@@ -120,6 +129,11 @@ def _match_sole(upper: UpperSections, sole: SoleSections, pose: AttachPose) -> d
     for name in ("corner", "height", "wall_len", "thickness", "resid", "body"):
         vals = getattr(sole, name)
         good = ok & np.all(np.isfinite(vals.reshape(len(vals), -1)), axis=1)
+        if not good.any():
+            if name == "thickness":  # no station saw the outer wall: solve_stations substitutes DEFAULT_WALL
+                out[name] = np.full(len(th), np.nan)
+                continue
+            raise SolverError(f"no station of the sole scan shows its {name}: rescan the sole", stage="deformation")
         out[name] = periodic_interp(th, sole.theta[good], vals[good])
     out["theta"] = th
     return out
@@ -147,6 +161,8 @@ def solve_stations(
     # A wall thinner than MIN_WALL is a misread (outer face not seen): a negative stiffness is not physics.
     t_ok = np.isfinite(m["thickness"]) & (m["thickness"] > MIN_WALL)
     t = np.where(t_ok, m["thickness"], np.median(m["thickness"][t_ok]) if t_ok.any() else DEFAULT_WALL)
+    fallbacks: dict[str, Any] = {"wall_thickness_substituted": int((~t_ok).sum()),
+                                 "wall_thickness_default": bool(not t_ok.any())}  # fmt: skip
     # Thickness was measured along the section ray; the wall's own thickness is across the outline.
     radial = cu[:, :2] - upper.frame.centre
     radial /= np.linalg.norm(radial, axis=1, keepdims=True)
@@ -160,17 +176,20 @@ def solve_stations(
     n_b = fill_invalid(upper.theta, upper.n_b, upper.valid)
     e1 = fill_invalid(upper.theta, upper.e1, upper.valid)
     s_side = np.full(len(cu), np.nan)
+    failed = 0
     for k in np.flatnonzero(upper.full):
         try:
             s_side[k] = side_at_depth(upper.profile[k], depth[k])
-        except SolverError:
-            pass
+        except SolverError:  # this station's side does not reach the bite depth: interpolated, sigma widened
+            failed += 1
     placed = np.isfinite(s_side)
+    fallbacks.update(side_seen_fraction=float(placed.mean()), side_solver_failures=failed,
+                     side_interpolated_stations=int((~placed).sum()))  # fmt: skip
     if placed.mean() < MIN_SIDE_SEEN:
         raise SolverError(
             f"the upper's side is seen deep enough at only {placed.mean():.0%} of the outline: rescan",
-            stage="deformation",
-        )
+            stage="deformation", fallbacks=fallbacks,
+        )  # fmt: skip
     # Where the scan does not show the side (toe and heel seen from above) its offset is interpolated.
     s_side = fill_invalid(upper.theta, s_side, placed)
     raw = smooth_closed(cu, DEPTH_HARMONICS) + s_side[:, None] * e1 - depth[:, None] * n_b
@@ -180,15 +199,20 @@ def solve_stations(
     local = sum(np.roll(dev, i) for i in range(-3, 4)) / 7.0
     gap = _gap_penalty(placed, per_station=GAP_SIGMA_PER_RAD * 2 * np.pi / len(placed))
     sig_mat = m["wall_len"] * np.abs(ring.strain) * material.nu_sigma
-    sigma = np.sqrt(local**2 / 2 + sig_mat**2 + gap**2)
+    sigma = np.sqrt(local**2 / 2 + sig_mat**2)
+    # A substituted wall thickness sets the ring's stiffness, so the strain and the depth it pulls the rim down
+    # by are known only to WALL_FALLBACK_SIGMA of that pull.
+    sig_wall = np.where(t_ok, 0.0, WALL_FALLBACK_SIGMA * np.abs(h * material.nu * ring.strain))
+    fallback_sigma = np.sqrt(gap**2 + sig_wall**2)
     # Depth change per metre of outline: where the wall height steps (the heel counter's knee) a small error in
     # where the sole's stations land on the upper's moves the bite line by this slope times that error.
     ring_s = smooth_closed(cu, DEPTH_HARMONICS)
     ds = np.linalg.norm(np.roll(ring_s, -1, axis=0) - np.roll(ring_s, 1, axis=0), axis=1)
     slope = np.abs(np.roll(depth, -1) - np.roll(depth, 1)) / np.maximum(ds, 1e-9)
     return StationSolution(
-        bite=bite, sigma=sigma, wall_len=m["wall_len"], ring=ring, seen=placed, depth=depth, matched=m, slope=slope
-    )
+        bite=bite, sigma=sigma, wall_len=m["wall_len"], ring=ring, seen=placed, depth=depth, matched=m, slope=slope,
+        fallback_sigma=fallback_sigma, fallbacks=fallbacks,
+    )  # fmt: skip
 
 
 def _ring_with_fallback(surrogate: Surrogate | None) -> tuple[Callable[..., RingResult], dict[str, Any]]:
@@ -349,8 +373,14 @@ def predict_attach(
         reach = COMPLETE_SURFACE_REACH if complete else PARTIAL_SURFACE_REACH
         line, sigma = surface_polyline(sol.bite, sol.sigma, upper.points, upper.normals, cfg.spacing, reach)
     sigma_model = np.sqrt(sigma**2 + cfg.sensor_sigma**2)
-    slope = periodic_interp(us.frame.polar(line)[0], us.theta, sol.slope)
-    sigma = (calibration or DepthCalibration(offsets={})).total_sigma(sigma_model, slope)
+    theta_line = us.frame.polar(line)[0]
+    slope = periodic_interp(theta_line, us.theta, sol.slope)
+    fallback = periodic_interp(theta_line, us.theta, sol.fallback_sigma)
+    # the fallbacks' uncertainty is added after the calibration: its sigma model was not learnt on it
+    sigma = np.sqrt((calibration or DepthCalibration(offsets={})).total_sigma(sigma_model, slope) ** 2 + fallback**2)
+    if not np.all(np.isfinite(sigma)) or not np.all(np.isfinite(line)):
+        raise SolverError("the predicted bite line or its sigma has NaN/inf points", stage="deformation",
+                          item_id=upper.item_id)  # fmt: skip
     up_mask, sole_mask, footbed = bond_regions(scan, sole, us, ss, sol.bite)
     deformed = deform_sole(sole.points, footbed, pose, upper.points, upper.normals)
     diag = {
@@ -369,6 +399,8 @@ def predict_attach(
         "surrogate": sur_state["state"],
         "ring_ms": sur_state.get("ring_ms", float("nan")),
         "T_attach": pose.T_rigid.tolist(),
+        "calibrated": calibration is not None,
+        "fallbacks": {**sol.fallbacks, "fallback_sigma_p95_m": float(np.percentile(fallback, 95))},
         # per-point parts of the sigma (for `gluecell deform calibrate`; not written to attach.json)
         "sigma_parts": {"model_m": sigma_model, "slope": slope},
     }

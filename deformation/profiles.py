@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from gluecell.core.geometry import unit
+
 from .sections import (
     OutlineFrame,
     fill_invalid,
@@ -121,7 +123,7 @@ def _med(a: np.ndarray) -> float:
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
+    return unit(v, what="section frame vector")
 
 
 def _patch_normal(N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,7 @@ import numpy as np
 
 from gluecell.core.errors import VersionError
 
-from .errors import PathplanError
+from .errors import NonFiniteError, PathplanError
 from .geom import unit
 from .stages import Stage, register
 from .toolpath import BondRegion, ToolPath
@@ -112,9 +112,13 @@ def _speeds(tp: ToolPath, idx: np.ndarray, t: np.ndarray | None) -> np.ndarray:
         if tp.speed is None:
             raise CorrectionError("edge_features needs waypoint times or tool-path speeds (run speed_profile)")
         return np.asarray(tp.speed[idx], dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    if not np.all(np.isfinite(t)):  # a NaN time would read as a standing nozzle (speed 0) and pass the gate
+        raise NonFiniteError(f"edge features: {int(np.sum(~np.isfinite(t)))} waypoint times are NaN/inf",
+                             what="waypoint times")  # fmt: skip
     tip = tp.tip if tp.tip is not None else tp.contact
     seg = np.linalg.norm(np.diff(tip, axis=0), axis=1)
-    dt = np.diff(np.asarray(t, dtype=np.float64))
+    dt = np.diff(t)
     v = np.divide(seg, dt, out=np.zeros_like(seg), where=dt > 1e-6)
     v = np.r_[v, v[-1:] if len(v) else [0.0]]
     j = np.minimum(idx, len(v) - 1)
@@ -148,7 +152,9 @@ def edge_features(tp: ToolPath, region: BondRegion, idx: np.ndarray, t: np.ndarr
     idx = np.asarray(idx, dtype=np.int64)
     if tp.direction is None or tp.tip is None:
         raise CorrectionError("edge_features needs an oriented path with tips (run orient and standoff first)")
-    c, nrm, g, d = tp.contact[idx], unit(tp.normal[idx]), unit(tp.inward[idx]), unit(tp.direction[idx])
+    c = tp.contact[idx]
+    nrm, g, d = (unit(getattr(tp, k)[idx], what=f"edge-pass {k}", allow_zero=False)
+                 for k in ("normal", "inward", "direction"))  # fmt: skip
     tree = cKDTree(region.points)
 
     def normal_at(q: np.ndarray) -> np.ndarray:
@@ -177,7 +183,12 @@ def edge_features(tp: ToolPath, region: BondRegion, idx: np.ndarray, t: np.ndarr
         np.clip(_speeds(tp, idx, t), 0.0, 2.0) * 1e3,
         k_around, k_geo, curv_up, bulge * 1e3, inc_beyond,
     ])  # fmt: skip
-    return np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)
+    bad = ~np.isfinite(feats)
+    if np.any(bad):  # a NaN read as 0 would pass the range gate and move the pass on made-up input
+        names = [FEATURE_NAMES[j] for j in np.flatnonzero(bad.any(axis=0))]
+        raise NonFiniteError(f"edge features: {int(bad.any(axis=1).sum())} of {len(feats)} edge waypoints have "
+                             f"NaN/inf features {names}; the correction cannot be computed", what=names)
+    return feats
 
 
 def build_mlp(n_in: int, hidden: tuple[int, ...]) -> Any:
@@ -352,7 +363,7 @@ def correct_toolpath(
     mm = np.clip(_smooth(raw, smooth_window), -max_offset_mm, max_offset_mm)
     delta = mm * 1e-3
     moved, shift = _followers(tp, idx, delta, follow_within_mm * 1e-3) if follow_within_mm > 0 else (idx, delta)
-    g = unit(tp.inward[moved])
+    g = unit(tp.inward[moved], what="inward direction of the corrected passes", allow_zero=False)
     contact, tip = tp.contact.copy(), tp.tip.copy()
     contact[moved] += shift[:, None] * g
     tip[moved] += shift[:, None] * g
@@ -390,17 +401,35 @@ def correct_plan(
     :class:`~gluecell.pathplan.pipeline.PathplanConfig`; None: defaults). Returns (PartPlan, result); the
     PartPlan is unchanged when the correction was not applied.
 
+    The corrected path's film is predicted again with the same deposition model, points and limit as the
+    uncorrected plan's (:func:`~gluecell.pathplan.pipeline.recheck_film`); when it fails the limit the correction
+    is rolled back (``applied`` False, ``reason`` says why, ``diagnostics["refused"] == "film"``). An applied
+    correction's metrics are the re-checked ones, never the uncorrected plan's.
+
     Raises:
         UnreachableError: the corrected path cannot be followed (the caller may keep the uncorrected plan).
+        NonFiniteError: NaN features or film (the pair stops).
     """
-    from .pipeline import PathplanConfig, robot_timing
+    from .pipeline import PathplanConfig, film_limit, recheck_film, robot_timing
 
+    cfg = cfg or PathplanConfig()
     sp, res = apply_correction(part_plan, model, **kw)
     if not res.applied:
         return part_plan, res
-    sp2, prog, rm = robot_timing(replace(sp, t=part_plan.path.t), cfg or PathplanConfig())
-    metrics = {**part_plan.metrics, **rm, "correction_offset_mean_mm": res.diagnostics["offset_mean_mm"]}
-    return replace(part_plan, path=sp2, toolpath=res.toolpath, program=prog, metrics=metrics), res
+    sp2, prog, rm = robot_timing(replace(sp, t=part_plan.path.t), cfg)
+    # the film of the corrected path, at the robot's real timing, judged as the uncorrected plan was
+    film = recheck_film(part_plan, sp2, cfg)
+    key, allow_mm, _ = film_limit(cfg)
+    diag = {**res.diagnostics, "recheck": film}
+    if not film["film_ok"]:
+        reason = (f"rolled back: the corrected path's predicted film lands {film[key]:.2f} mm beyond the line "
+                  f"({key}, allowed {allow_mm:.2f} mm)")  # fmt: skip
+        log.warning("learned correction %s", reason)
+        return part_plan, replace(res, toolpath=part_plan.toolpath, applied=False, reason=reason,
+                                  diagnostics={**diag, "reason": reason, "refused": "film"})  # fmt: skip
+    metrics = {**part_plan.metrics, **film, **rm, "correction_offset_mean_mm": res.diagnostics["offset_mean_mm"]}
+    return replace(part_plan, path=sp2, toolpath=res.toolpath, program=prog, metrics=metrics), replace(
+        res, diagnostics=diag)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import numpy as np
 
 from gluecell.core.types import SprayPath
 
+from .errors import NonFiniteError
 from .geom import matrix_from_quat, unit
 
 __all__ = ["DepositionParams", "path_samples", "film_thickness", "spray_metrics", "SpraySamples"]
@@ -230,6 +231,21 @@ def _pairs(samples: SpraySamples, points: np.ndarray, tan_max: float, max_stando
     return np.concatenate(ii), np.concatenate(jj), samples
 
 
+def _check_finite(thickness: np.ndarray, signed: np.ndarray, area: np.ndarray) -> None:
+    """Raise :class:`NonFiniteError` where the glue beyond the line cannot be judged: a NaN compares False
+    (it would read as "no glue there"), and with no evaluated point beyond the line "nothing above" is unknown,
+    not zero."""
+    for what, x in (("predicted film thickness", thickness), ("signed distance from the line", signed),
+                    ("point area", area)):  # fmt: skip
+        bad = int(np.sum(~np.isfinite(x)))
+        if bad:
+            raise NonFiniteError(f"spray metrics: {bad} of {x.size} values of the {what} are NaN/inf; the glue "
+                                 "beyond the line cannot be judged (check the scan and the bite line)", what=what)
+    if thickness.size and not np.any(signed < 0):
+        raise NonFiniteError("spray metrics: no evaluated point lies beyond the line, so the glue beyond it cannot "
+                             "be predicted (the scan must show the surface past the line)", what="points beyond")
+
+
 def spray_metrics(
     thickness: np.ndarray, signed: np.ndarray, band: np.ndarray, area: np.ndarray | float,
     params: DepositionParams | None = None, tolerance_mm: float = 1.0,
@@ -247,7 +263,9 @@ def spray_metrics(
         film_mean_mm, film_p05_mm.
     """
     p = params or DepositionParams()
+    thickness, signed = np.asarray(thickness, dtype=float), np.asarray(signed, dtype=float)
     area = np.broadcast_to(np.asarray(area, dtype=float), thickness.shape)
+    _check_finite(thickness, signed, area)
     cov = thickness >= p.covered_mm * 1e-3
     band_area = float(area[band].sum())
     above = (signed < 0) & (thickness >= p.trace_mm * 1e-3)

@@ -1,6 +1,6 @@
 """Errors of ``gluecell.pathplan``, rooted at :class:`gluecell.core.errors.GlueCellError`."""
 
-from gluecell.core.errors import GlueCellError
+from gluecell.core.errors import GlueCellError, ValidationError
 
 __all__ = [
     "PathplanError",
@@ -10,6 +10,7 @@ __all__ = [
     "CoverageError",
     "KinematicsError",
     "UnreachableError",
+    "NonFiniteError",
 ]
 
 
@@ -39,3 +40,7 @@ class KinematicsError(PathplanError):
 
 class UnreachableError(KinematicsError):
     """A waypoint is outside the robot's reach, its joint limits, or too near a singularity."""
+
+
+class NonFiniteError(PathplanError, ValidationError):
+    """A value the safety of a plan depends on is NaN/inf (or missing); ``what`` names it. The pair stops."""

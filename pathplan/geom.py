@@ -1,8 +1,17 @@
-"""Small geometry helpers on numpy arrays (points are (n, 3) float64 metres in one frame)."""
+"""Small geometry helpers on numpy arrays (points are (n, 3) float64 metres in one frame).
+
+The shared ones (kNN, voxel down-sampling, normals, resampling) live in :mod:`gluecell.core.geometry` and are
+re-exported here. :func:`unit` is the core one with zero-length rows kept zero by default (the planner's binned
+means mask empty bins themselves); NaN/inf input always raises (it used to come back as a silent zero vector).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+from gluecell.core import geometry as _g
+from gluecell.core.geometry import knn, resample_polyline, row_keys, voxel_downsample
+from gluecell.core.geometry import pca_normals as estimate_normals
 
 __all__ = [
     "points_in_polygon",
@@ -20,72 +29,13 @@ __all__ = [
 ]
 
 
-def unit(v: np.ndarray) -> np.ndarray:
-    """Rows of ``v`` scaled to unit length (zero rows stay zero)."""
-    v = np.asarray(v, dtype=np.float64)
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    return np.divide(v, n, out=np.zeros_like(v), where=n > 1e-15)
+def unit(v: np.ndarray, *, what: str = "vector", allow_zero: bool = True) -> np.ndarray:
+    """Rows of ``v`` scaled to unit length; zero rows stay zero unless ``allow_zero`` is False.
 
-
-def knn(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Distances and indices of the ``k`` nearest neighbours of every point (self excluded): (n, k) each."""
-    from scipy.spatial import cKDTree
-
-    k = min(k, len(points) - 1)
-    d, i = cKDTree(points).query(points, k=k + 1)
-    return d[:, 1:], i[:, 1:]
-
-
-def voxel_downsample(
-    points: np.ndarray, voxel: float, normals: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Mean point (and renormalised mean normal) per cubic voxel of edge ``voxel`` metres.
-
-    Returns points (m, 3) sorted by voxel key (deterministic) and normals (m, 3) or None.
+    Raises:
+        ValidationError: NaN/inf in ``v`` (always), or a zero row with ``allow_zero=False``.
     """
-    pts = np.asarray(points, dtype=np.float64)
-    _, inv, counts = np.unique(row_keys(np.floor(pts / voxel).astype(np.int64)), return_inverse=True,
-                               return_counts=True)  # fmt: skip
-    inv = inv.ravel()
-
-    def sums(x: np.ndarray) -> np.ndarray:
-        return np.column_stack([np.bincount(inv, weights=x[:, c], minlength=len(counts)) for c in range(3)])
-
-    out = sums(pts) / counts[:, None]
-    nrm = None if normals is None else unit(sums(np.asarray(normals, dtype=np.float64)))
-    return out, nrm
-
-
-def row_keys(keys: np.ndarray) -> np.ndarray:
-    """One int64 per row of integer grid ``keys`` (n, 3), ordered as the rows are lexicographically (so
-    ``np.unique`` on it gives the same order as ``np.unique(keys, axis=0)``, much faster)."""
-    k = np.asarray(keys, dtype=np.int64)
-    if len(k) == 0:
-        return np.zeros(0, dtype=np.int64)
-    k = k - k.min(axis=0)
-    span = k.max(axis=0) + 1
-    return (k[:, 0] * span[1] + k[:, 1]) * span[2] + k[:, 2]
-
-
-def estimate_normals(points: np.ndarray, k: int = 12, orient_to: np.ndarray | None = None) -> np.ndarray:
-    """PCA normals from ``k`` neighbours, oriented away from ``orient_to`` (default: the centroid).
-
-    Args:
-        points: (n, 3) float64.
-        orient_to: (3,) point the normals must point away from.
-    Returns:
-        (n, 3) float64 unit normals.
-    """
-    pts = np.asarray(points, dtype=np.float64)
-    _, idx = knn(pts, k)
-    nb = pts[idx] - pts[idx].mean(axis=1, keepdims=True)
-    cov = np.einsum("nki,nkj->nij", nb, nb)
-    _, vecs = np.linalg.eigh(cov)
-    n = vecs[:, :, 0]
-    ref = pts.mean(axis=0) if orient_to is None else np.asarray(orient_to, dtype=np.float64)
-    flip = np.einsum("ij,ij->i", n, pts - ref) < 0
-    n[flip] *= -1
-    return unit(n)
+    return _g.unit(v, what=what, allow_zero=allow_zero)
 
 
 def polyline_gaps(line: np.ndarray, closed: bool = True) -> np.ndarray:
@@ -94,22 +44,6 @@ def polyline_gaps(line: np.ndarray, closed: bool = True) -> np.ndarray:
     nxt = np.roll(line, -1, axis=0) if closed else line[1:]
     seg = np.linalg.norm(nxt - (line if closed else line[:-1]), axis=1)
     return seg
-
-
-def resample_polyline(line: np.ndarray, spacing: float, closed: bool = True) -> np.ndarray:
-    """Points at uniform arc-length ``spacing`` (metres) along a polyline; (k, 3), k >= 2."""
-    line = np.asarray(line, dtype=np.float64)
-    pts = np.vstack([line, line[:1]]) if closed else line
-    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
-    keep = np.concatenate([[True], seg > 1e-12])
-    pts = pts[keep]
-    s = np.concatenate([[0.0], np.cumsum(seg[seg > 1e-12])])
-    total = s[-1]
-    if total <= 0:
-        return line[:2].copy() if len(line) >= 2 else np.repeat(line, 2, axis=0)
-    n = max(round(total / spacing), 2 if not closed else 3)
-    si = np.linspace(0.0, total, n, endpoint=not closed)
-    return np.column_stack([np.interp(si, s, pts[:, j]) for j in range(3)])
 
 
 def polyline_tangents(line: np.ndarray, closed: bool = True) -> np.ndarray:

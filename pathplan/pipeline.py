@@ -18,6 +18,7 @@ from gluecell.core.types import RobotProgram, SprayPath
 from .deposition import DepositionParams, film_thickness, path_samples, spray_metrics
 from .errors import CoverageError
 from .evalpoints import eval_points, line_probes
+from .filmcheck import film_limit, find_spec, recheck_film, spray_labels
 from .geom import frames_from_axis, quat_from_matrix
 from .kinematics import RobotConfig, solve_path
 from .modifiers import pass_tangents
@@ -39,6 +40,8 @@ __all__ = [
     "PairPlan",
     "plan_pair",
     "robot_timing",
+    "film_limit",
+    "recheck_film",
 ]
 
 DEFAULT_MODIFIERS: tuple[dict, ...] = (
@@ -149,6 +152,10 @@ class PartPlan:
     stages: list[dict[str, Any]]
     timing_ms: dict[str, float]
     program: RobotProgram | None = None
+    #: The points the film was judged on (``region`` plus the line probes beyond it) and their areas (m^2,
+    #: 0 for probes): a changed path (e.g. the learned correction) is re-checked on exactly these.
+    eval_region: BondRegion | None = None
+    eval_area: np.ndarray | None = None
 
 
 def toolpath_to_spray_path(tp: ToolPath) -> SprayPath:
@@ -170,10 +177,6 @@ def predict_film(
     return film_thickness(samples, region.points, region.normals, params, surface=surface)
 
 
-def _find(specs: tuple[dict, ...], name: str) -> dict:
-    return next((dict(s) for s in specs if s.get("name") == name), {"name": name})
-
-
 def _tuned(cfg: PartPipelineConfig, dep: DepositionParams, tun: TuningConfig, bump: tuple[float, float],
            step_scale: float, local: np.ndarray) -> tuple[tuple[dict, ...], tuple[dict, ...], Any]:  # fmt: skip
     """Planner and modifier specs with ring offsets, raster start and edge zone set from the deposition model.
@@ -183,8 +186,8 @@ def _tuned(cfg: PartPipelineConfig, dep: DepositionParams, tun: TuningConfig, bu
     """
     from .modifiers import SpeedProfileParams, StandoffParams
 
-    so = StandoffParams(**{k: v for k, v in _find(cfg.modifiers, "standoff").items() if k != "name"})
-    sp = SpeedProfileParams(**{k: v for k, v in _find(cfg.modifiers, "speed_profile").items() if k != "name"})
+    so = StandoffParams(**{k: v for k, v in find_spec(cfg.modifiers, "standoff").items() if k != "name"})
+    sp = SpeedProfileParams(**{k: v for k, v in find_spec(cfg.modifiers, "speed_profile").items() if k != "name"})
     d = design_rings(
         (so.edge_standoff_mm * 1e-3, sp.edge_mm_s * 1e-3), (so.standoff_mm * 1e-3, sp.spray_mm_s * 1e-3),
         dep, tun.margin_mm * 1e-3 + bump[0], tun.max_step_mm * 1e-3, main_min=bump[1],
@@ -223,13 +226,6 @@ class _InfRegion:
 
 
 _INF_REGION: Any = _InfRegion()
-
-
-def _labels(sp: SprayPath, tp: ToolPath, mspecs: tuple[dict, ...]) -> np.ndarray:
-    """Class of every waypoint (n,) int: 0 edge pass, 1 other pass, 2 sprayed outside a pass (lead-in/out)."""
-    within = float(_find(mspecs, "standoff").get("edge_within_mm", 5.0)) * 1e-3
-    lab = np.where(np.abs(tp.offset) < within, 0, 1)
-    return np.where(tp.pass_id >= 0, lab, 2)
 
 
 def _first(region: BondRegion, n: int) -> BondRegion:
@@ -279,10 +275,7 @@ def plan_part(
     bump, scale, best, last_cov, n_closer = (0.0, pc.main_min_mm * 1e-3), 1.0, None, 0.0, 0
     prefer: int | None = None
     local = np.zeros(tun.local_bins)
-    above_key, allow_mm, level = (
-        ("above_visible_mm", tun.max_visible_above_mm, dep.visible_mm * 1e-3) if tun.edge_by_covered
-        else ("above_line_mm", tun.max_above_mm, dep.trace_mm * 1e-3)
-    )  # fmt: skip
+    above_key, allow_mm, level = film_limit(cfg)
     for r in range(max(tun.rounds, 1) if pc.tune else 1):
         planners, mspecs, design = (
             _tuned(pc, dep, tun, bump, scale, local) if pc.tune else (pc.planners, pc.modifiers, None)
@@ -294,7 +287,8 @@ def plan_part(
         safe = m[above_key] <= allow_mm
         if safe and (best is None or m["coverage_1mm"] > best.metrics["coverage_1mm"]):
             stages = [{"planners": planners, "modifiers": mspecs}, *log]
-            best = PartPlan(sp, _first(region, n_eval), tp, film[:n_eval], m, stages, dict(timing), prog)
+            best = PartPlan(sp, _first(region, n_eval), tp, film[:n_eval], m, stages, dict(timing), prog,
+                            region, area)  # fmt: skip
         if not safe:
             if not pc.tune:
                 break
@@ -360,7 +354,7 @@ def _round(full_region: BondRegion, region: BondRegion, band: np.ndarray, area: 
         tick("kinematics", t1)
     t1 = time.perf_counter()
     dep = cfg.deposition
-    films = film_thickness(path_samples(sp, dep.step_mm * 1e-3, _labels(sp, tp, mspecs)), region.points,
+    films = film_thickness(path_samples(sp, dep.step_mm * 1e-3, spray_labels(sp, tp, mspecs)), region.points,
                            region.normals, dep, n_labels=3)  # fmt: skip
     m = spray_metrics(films.sum(axis=0), region.signed, band, area, dep)
     tick("deposition", t1)

@@ -63,12 +63,12 @@ def ring_at(
     c_lo, (p_lo,) = _bin_means(k_lo, nb, region.points[lo])
     c_hi, (p_hi,) = _bin_means(k_hi, nb, region.points[hi])
     ok = cnt > 0
-    nrm = unit(nrm)
+    nrm = unit(nrm, what="ring normals", allow_zero=True)  # empty bins (cnt 0) are dropped below
     grad = np.where(((c_lo > 0) & (c_hi > 0))[:, None], p_hi - p_lo, np.nan)
     # bins without a gradient take the boundary's inward direction at that arc length
     bidx = np.minimum((np.arange(nb) + 0.5) / nb * len(region.boundary), len(region.boundary) - 1).astype(int)
     grad = np.where(np.isnan(grad), region.inward[bidx], grad)
-    grad = unit(grad - np.einsum("ij,ij->i", grad, nrm)[:, None] * nrm)
+    grad = unit(grad - np.einsum("ij,ij->i", grad, nrm)[:, None] * nrm, what="ring inward", allow_zero=True)
     pos = pos + (off_bin[:, None] - sd) * grad  # the bin's mean distance is not exactly its target: step onto it
     if fill > 0 and 3 <= ok.sum() < nb:
         base = region.boundary[bidx]
@@ -94,7 +94,7 @@ def _fill_bins(ok: np.ndarray, *arrays: np.ndarray, max_run: int) -> tuple[np.nd
         b = a.copy()
         b[fill] = np.column_stack([np.interp(np.flatnonzero(fill), xi, np.tile(a[good, j], 3)) for j in range(3)])
         out.append(b)
-    out[1:] = [unit(b) for b in out[1:]]
+    out[1:] = [unit(b, what="filled bins", allow_zero=True) for b in out[1:]]  # bins still empty are dropped
     return (ok | fill, *out)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .deposition import DepositionParams, SpraySamples, film_thickness
+from .errors import NonFiniteError
 from .toolpath import BondRegion
 
 __all__ = ["CrossProfile", "RingDesign", "cross_profile", "design_rings", "local_bumps", "attribute_overshoot",
@@ -153,9 +154,17 @@ def local_bumps(local: np.ndarray, s: np.ndarray, over: np.ndarray, perimeter: f
 
 
 def clamp_local(local: np.ndarray) -> np.ndarray:
-    """Local edge-pass moves (q,) metres made finite and kept within 0..``MAX_LOCAL`` (NaN -> 0, inf -> cap)."""
-    return np.clip(np.nan_to_num(np.asarray(local, dtype=float), nan=0.0, posinf=MAX_LOCAL, neginf=0.0), 0.0,
-                   MAX_LOCAL)  # fmt: skip
+    """Local edge-pass moves (q,) metres kept within 0..``MAX_LOCAL`` (+inf -> the cap: as far out as allowed).
+
+    Raises:
+        NonFiniteError: a NaN or -inf move (it would have become 0: the pass back at the line).
+    """
+    local = np.asarray(local, dtype=float)
+    bad = np.isnan(local) | np.isneginf(local)
+    if np.any(bad):
+        raise NonFiniteError(f"tuning: {int(bad.sum())} of {local.size} local edge-pass moves are NaN/-inf; the "
+                             "pass cannot be placed safely", what="local edge-pass moves")  # fmt: skip
+    return np.clip(np.where(np.isposinf(local), MAX_LOCAL, local), 0.0, MAX_LOCAL)
 
 
 def move_all(local: np.ndarray, over_mm: float, extra: float) -> np.ndarray:
@@ -185,7 +194,7 @@ def attribute_overshoot(
 ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """How far (mm) to move the edge passes and the other passes away from the boundary, and where.
 
-    ``films`` (3, n) metres: film of the edge passes, the other passes and the rest (``pipeline._labels``) over
+    ``films`` (3, n) metres: film of the edge passes, the other passes and the rest (``filmcheck.spray_labels``) over
     the region's points; ``level`` (metres) the film that counts, ``allow`` (metres) how far beyond the line
     it may land (overshoots are measured past that). Each class alone is checked first; where only their sum
     crosses the level, the class that lays more of the film at the worst spot moves by the whole overshoot.

@@ -24,8 +24,9 @@ Rows (same test pairs for all):
 - ``teach``: "teach once": one bite line per style, size and side, taken from a nominal pair of the world and
   placed on each new upper by rigid registration (what most lines do).
 
-Error of a pair: distances from every predicted point to the true polyline and from every true point to the
-predicted polyline (so a missing stretch counts); per pair p95 and max, in mm. A refused prediction (an error
+Error of a pair: the project's one bite-line error (:func:`gluecell.core.geometry.bite_line_error`): distances
+from every predicted point to the true polyline and from every true point to the predicted polyline (so a
+missing stretch counts); per pair p95 and max, in mm. A refused prediction (an error
 raised for bad input) is counted in ``*_refused`` and left out of the error figures; low confidence does not
 stop the measurement here, it is counted in ``deform_cal_low_confidence`` (pairs the cell would hand to a human).
 ``deform_cal_within_2sigma``: share of the ``deform_cal`` line's points (all test pairs pooled) within twice their
@@ -38,6 +39,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from gluecell.core.geometry import bite_line_error, polyline_distance
 
 __all__ = ["bench", "polyline_distance", "pair_errors"]
 
@@ -56,25 +59,10 @@ ROWS: tuple[str, ...] = (
 )
 
 
-def polyline_distance(points: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """(n,) distance of each point to the closed polyline ``line`` (m, 3), metres."""
-    from scipy.spatial import cKDTree
-
-    a, b = line, np.roll(line, -1, axis=0)
-    _, nn = cKDTree(a).query(points, k=min(6, len(a)))
-    best = np.full(len(points), np.inf)
-    for j in nn.T:
-        for A, B in ((a[j], b[j]), (np.roll(a, 1, axis=0)[j], a[j])):
-            ab = B - A
-            t = np.clip(np.sum((points - A) * ab, axis=1) / np.maximum(np.sum(ab * ab, axis=1), 1e-18), 0, 1)
-            best = np.minimum(best, np.linalg.norm(points - (A + t[:, None] * ab), axis=1))
-    return best
-
-
 def pair_errors(pred_line: np.ndarray, true_line: np.ndarray) -> tuple[float, float]:
-    """(p95, max) in mm of the symmetric polyline distance."""
-    d = np.concatenate([polyline_distance(pred_line, true_line), polyline_distance(true_line, pred_line)])
-    return float(np.percentile(d, 95) * 1e3), float(d.max() * 1e3)
+    """(p95, max) in mm of the project's one bite-line error (:func:`gluecell.core.geometry.bite_line_error`)."""
+    e = bite_line_error(pred_line, true_line)
+    return e.p95_mm, e.max_mm
 
 
 def _taught(cache: dict, item: Any) -> Any:
@@ -275,9 +263,9 @@ def _region_errors(pred: Any, truth: dict) -> tuple[float, float]:
 
 def bench(ctx: Any) -> dict[str, float]:
     """Bite-line error (p95/max mm per pair) of the predictor and the two baselines, and the solver latency."""
-    from gluecell.cell.cli.predict import calibrate_on_dataset
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.datasets.format import open_dataset
+    from gluecell.deformation.calibration_train import calibrate_on_dataset
 
     ds = open_dataset(ctx.dataset)
     ids = ds.ids("test")
@@ -320,7 +308,7 @@ def bench(ctx: Any) -> dict[str, float]:
 
 def _train_surrogate(ds: Any, quick: bool, reference_for: Any, sole_reference_for: Any) -> Any:
     """The ring-solver surrogate trained on the dataset's train split (metrics on its val split)."""
-    from gluecell.cell.cli.predict import train_on_dataset
+    from gluecell.deformation.calibration_train import train_on_dataset
     from gluecell.deformation.surrogate import SurrogateConfig
 
     train, val = ds.ids("train"), ds.ids("val")

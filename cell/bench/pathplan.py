@@ -78,6 +78,7 @@ def judge_upper(path: Any, truth: dict[str, Any], seed: int, n: int = 150_000) -
     the true bite line (mm)."""
     from scipy.spatial import cKDTree
 
+    from gluecell.core.geometry import polyline_distance
     from gluecell.pathplan.deposition import film_thickness, path_samples, spray_metrics
     from gluecell.pathplan.geom import resample_polyline
 
@@ -86,7 +87,8 @@ def judge_upper(path: Any, truth: dict[str, Any], seed: int, n: int = 150_000) -
     pts, nrm, bond = pts[near], nrm[near], bond[near]
     film = film_thickness(path_samples(path), pts, nrm, surface=pts)
     line = resample_polyline(truth["bite_line"], 2e-4)
-    d, i = cKDTree(line).query(pts)
+    _, i = cKDTree(line).query(pts)  # the nearest stretch of the line: its tangent says which side is beyond
+    d = polyline_distance(pts, truth["bite_line"])  # the one point-to-line distance (core.geometry)
     beyond = _beyond(pts, nrm, line, i) & (d < 0.025)
     if not bond.all():  # the world's truth: beyond the line means off the bond faces too (they are only as
         beyond &= ~bond  # sharp as the mesh, so both must agree)

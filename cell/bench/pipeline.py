@@ -21,7 +21,9 @@ scores the upper's glue on the true mesh. Rows, side by side on the same pairs:
 
 Metrics per row (``e2e_<row>_*``): ``planned`` (pairs with a plan), ``bite_p95_mm``/``bite_max_mm`` (line
 vs the true line, median over pairs), ``true_coverage_mean`` (true bond faces), ``true_band2mm_coverage_mean``,
-``true_above_p99_mm``/``true_above_max_mm`` (glue above the true bite line, worst pair), ``true_gap_area_mm2``.
+``true_above_p99_mm``/``true_above_max_mm`` (glue above the true bite line, worst pair), ``true_gap_area_mm2``,
+``needs_human`` (pairs whose plan verdict, :mod:`gluecell.pathplan.safety`, is ``needs_human``: coverage short,
+line uncertain, margin capped, correction refused).
 For ``predicted`` also ``e2e_latency_p50_ms``/``_p95_ms``: two perceived clouds to both ``RobotProgram`` s
 (deformation + planning; perception is benched in its own section).
 """
@@ -50,11 +52,12 @@ N_QUICK, N_FULL = 1, 8
 def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int,
            predict_kw: dict[str, Any]) -> dict[str, Callable[[], Any]]:  # fmt: skip
     """Bite-line makers per row (each returns (line, planner config, extra metrics))."""
-    from gluecell.cell.cli.plan import MARGIN_SIGMAS, with_margin
     from gluecell.cell.sim.outcome import marked_bite_line
     from gluecell.deformation.baselines import predict_rigid
+    from gluecell.deformation.line import line_reasons
     from gluecell.deformation.predict import predict_attach
     from gluecell.pathplan.pipeline import PathplanConfig
+    from gluecell.pathplan.safety import MARGIN_SIGMAS, margin_reasons, with_margin
 
     upper_pts = scans["upper"].points
 
@@ -64,8 +67,11 @@ def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int,
         deform_ms = (time.perf_counter() - t0) * 1e3
         sig = float(np.percentile(pred.bite_line_sigma, 95))
         cfg = with_margin(PathplanConfig(), sig, MARGIN_SIGMAS)
+        kw = predict_kw
+        why = line_reasons(kw.get("calibration"), kw.get("reference") is not None,
+                           kw.get("sole_reference") is not None) + margin_reasons(PathplanConfig(), sig, MARGIN_SIGMAS)
         extra = {"sigma_p95_mm": sig * 1e3, "low_confidence": float(sig > 1e-3),
-                 "margin_mm": cfg.region.bite_margin_mm, "deform_ms": deform_ms}  # fmt: skip
+                 "margin_mm": cfg.region.bite_margin_mm, "deform_ms": deform_ms, "reasons": why}  # fmt: skip
         return pred.bite_line, cfg, extra
 
     return {
@@ -91,6 +97,7 @@ def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> di
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.pipeline import plan_pair
+    from gluecell.pathplan.safety import plan_verdict
     from gluecell.perception.scan import scan_part_frames
 
     inp = ds.inputs(sid)
@@ -114,10 +121,12 @@ def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> di
                 out["corrected"] = {"refused": 1.0}
             continue
         p95, mx = pair_errors(line, truth["bite_line"])
-        m = {"refused": 0.0, "bite_p95_mm": p95, "bite_max_mm": mx, **extra}
+        why = list(extra.pop("reasons", []))
+        verdict, why = plan_verdict(plan.metrics, cfg, why)
+        m = {"refused": 0.0, "bite_p95_mm": p95, "bite_max_mm": mx, **extra, "needs_human": float(verdict != "ok")}
         if row == "predicted":
             m["latency_ms"] = m.pop("deform_ms") + plan_ms
-            out["corrected"] = _corrected(plan, cfg, truth, seed, setup["correction"])
+            out["corrected"] = _corrected(plan, cfg, truth, seed, setup["correction"], why)
         m.update(judge_true(plan.paths["upper"], truth, seed + 5))
         out[row] = m
     try:
@@ -129,11 +138,14 @@ def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> di
     return out
 
 
-def _corrected(plan: Any, cfg: Any, truth: dict[str, Any], seed: int, model: Any) -> dict[str, float]:
-    """The predicted row's upper path with the learned correction, judged like the others."""
+def _corrected(plan: Any, cfg: Any, truth: dict[str, Any], seed: int, model: Any,
+               reasons: list[str]) -> dict[str, float]:  # fmt: skip
+    """The predicted row's upper path with the learned correction (re-checked by ``correct_plan``; rolled back
+    when its film fails), judged like the others; ``reasons``: the predicted row's verdict reasons."""
     from gluecell.cell.bench.pathplan import judge_true
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.correction import correct_plan
+    from gluecell.pathplan.safety import plan_verdict
 
     try:
         pp, res = correct_plan(plan.parts["upper"], model, cfg)
@@ -142,7 +154,10 @@ def _corrected(plan: Any, cfg: Any, truth: dict[str, Any], seed: int, model: Any
         return {"refused": 1.0}
     if not res.applied:
         log.warning("e2e bench: correction not applied: %s", res.reason)
-    return {"refused": 0.0, "applied": float(res.applied), **judge_true(pp.path, truth, seed + 5)}
+    why = [*reasons, *([] if res.applied else [f"correction refused: {res.reason}"])]
+    verdict, _ = plan_verdict({**plan.metrics, "upper": pp.metrics}, cfg, why)
+    return {"refused": 0.0, "applied": float(res.applied), "needs_human": float(verdict != "ok"),
+            **judge_true(pp.path, truth, seed + 5)}  # fmt: skip
 
 
 def _table(pairs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
@@ -170,6 +185,8 @@ def _table(pairs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
             stats["low_confidence"] = col("low_confidence").sum()
         if len(col("applied")):
             stats["applied"] = col("applied").sum()
+        if len(col("needs_human")):
+            stats["needs_human"] = col("needs_human").sum()
         out.update({f"e2e_{row}_{k}": float(v) for k, v in stats.items()})
         lat = col("latency_ms")
         if len(lat):
@@ -182,9 +199,9 @@ def bench(ctx: Any) -> dict[str, float]:
     """Run the end-to-end bench on ``ctx.dataset``'s test split (``ctx.quick``: one pair)."""
     from rich.progress import Progress
 
-    from gluecell.cell.cli.predict import calibrate_on_dataset
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.datasets.format import open_dataset
+    from gluecell.deformation.calibration_train import calibrate_on_dataset
     from gluecell.pathplan.correction import DEFAULT_MODEL, load_model
 
     ds = open_dataset(ctx.dataset)

@@ -30,13 +30,13 @@ def _bite_line(scans: dict[str, Any], truth: dict[str, Any], item: Any, mode: st
     refused, as the line's human does with a pair the software hands over)."""
     import numpy as np
 
-    from gluecell.cell.cli.plan import MARGIN_SIGMAS, with_margin
     from gluecell.cell.sim.outcome import marked_bite_line
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.core.errors import GlueCellError
     from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
     from gluecell.deformation.predict import predict_attach
     from gluecell.pathplan.pipeline import PathplanConfig
+    from gluecell.pathplan.safety import MARGIN_SIGMAS, with_margin
 
     if mode == "predicted":
         t = time.perf_counter()

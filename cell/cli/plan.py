@@ -7,8 +7,12 @@
 Without ``--bite-line`` the deformation step predicts the bite line from the two scans (as
 ``gluecell predict`` does); a low-confidence prediction stops the pair for a human. ``--bite-line``
 takes a line measured or marked on the pair instead (JSON with a "bite_line" list of [x, y, z] in
-base_link metres, as ``gluecell predict`` / ``gluecell junction`` write it).
-When the pair cannot be planned safely the command exits non-zero with the reason and writes no plan.
+base_link metres, as ``gluecell predict`` / ``gluecell junction`` write it); a predicted line's file
+(``gluecell predict``: it has a "bite_line_sigma") keeps its sigma margin and its "line_reasons".
+When the pair cannot be planned at all the command exits 2 with the reason and writes no plan. Every plan
+written carries a top-level ``"verdict"``: ``"ok"`` (exit 0) or ``"needs_human"`` (exit 3) with its
+``"verdict_reasons"`` (coverage short, line uncertain, margin capped, correction refused, ...; the policy is
+:mod:`gluecell.pathplan.safety`).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run_plan", "run_show", "draw_plan", "read_bite_line", "with_margin", "MARGIN_SIGMAS"]
+from gluecell.pathplan.safety import MARGIN_SIGMAS
 
-#: Default safety margin of a predicted bite line, in sigmas of its uncertainty (p95 over the line).
-MARGIN_SIGMAS = 2.0
+__all__ = ["register", "run_plan", "run_show", "draw_plan", "read_bite_line", "predict_line", "EXIT_NEEDS_HUMAN"]
+
+#: Exit status of a plan written with the verdict ``needs_human`` (2: no plan could be made at all).
+EXIT_NEEDS_HUMAN = 3
 
 
 def register(subparsers: Any) -> None:
@@ -41,7 +47,8 @@ def register(subparsers: Any) -> None:
                         "uncorrected planner on held-out pairs")  # fmt: skip
     p.add_argument("--margin-sigmas", type=float, default=MARGIN_SIGMAS,
                    help="keep the glue this many sigma (p95 of the predicted line's uncertainty) inside the line "
-                        f"(default {MARGIN_SIGMAS:g}; with --bite-line: the config's margin)")  # fmt: skip
+                        f"(default {MARGIN_SIGMAS:g}; a --bite-line file without a sigma: the config's "
+                        "margin)")  # fmt: skip
     p.add_argument("--config", type=Path, help="cell.toml; its [pathplan] table is read (unknown keys are errors)")
     p.add_argument("--show", type=Path, metavar="PLAN", help="draw PLAN (with --upper/--sole clouds if given)")
     p.add_argument("--out", type=Path, required=True, help="plan.json to write (or the PNG with --show)")
@@ -58,8 +65,13 @@ def _main(args: argparse.Namespace) -> int:
                                 "style": args.style})  # fmt: skip
 
 
-def read_bite_line(path: Path):
-    """(m, 3) float64 bite line (base_link) from a JSON file with a "bite_line" (or "junction") list."""
+def read_bite_line(path: Path) -> tuple[Any, float | None, list[str]]:
+    """A line from a JSON file with a "bite_line" (or "junction") list: ((m, 3) float64 base_link, the p95 of
+    its "bite_line_sigma" in metres or None, its "line_reasons"). A predicted line (``gluecell predict``'s
+    ``gluecell.attach/1``, which carries a sigma) keeps its margin and its reasons; a marked or measured line
+    has neither."""
+    import numpy as np
+
     from gluecell.core.errors import FormatError
     from gluecell.core.fileio import read_json
     from gluecell.core.validate import as_points
@@ -71,9 +83,18 @@ def read_bite_line(path: Path):
     if data.get("frame", "base_link") != "base_link":
         raise FormatError(f"{path}: the line is in frame {data['frame']!r}; the planner needs it in base_link")
     try:
-        return as_points("bite_line", data[key], min_rows=8)
+        line = as_points("bite_line", data[key], min_rows=8)
     except ValueError as exc:
         raise FormatError(f"{path}: {exc}") from exc
+    if "bite_line_sigma" not in data:
+        return line, None, []
+    sigma = np.asarray(data["bite_line_sigma"], dtype=np.float64)
+    if sigma.shape != (len(line),) or not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
+        raise FormatError(f"{path}: bite_line_sigma must be {len(line)} finite values >= 0, one per point")
+    reasons = data.get("line_reasons")
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        reasons = ["line uncertain: the predicted line's file does not say whether its sigma covers its error"]
+    return line, float(np.percentile(sigma, 95)), reasons
 
 
 def _load_config(path: Path | None):
@@ -93,109 +114,99 @@ def _cloud(path: Path | None, what: str):
     return c.points, c.normals
 
 
-def predict_bite_line(upper: tuple[Any, Any], sole: tuple[Any, Any], *, material: str | None = None,
-                      calibration: Path | None = None,
-                      references: dict[str, Any] | None = None) -> tuple[Any, float, float]:  # fmt: skip
-    """The deformation step: (bite line (m, 3) in base_link, milliseconds, p95 of its sigma in metres)
-    predicted from the two clouds ((points, normals or None), as :func:`_cloud` reads them). ``references``:
-    optional ``reference`` / ``sole_reference`` PLY paths of the style's nominal upper and sole, and the
-    ``style`` name (a calibration learnt with references needs them).
+def predict_line(upper: tuple[Any, Any], sole: tuple[Any, Any], *, material: str | None = None,
+                 calibration: Path | None = None, references: dict[str, Any] | None = None) -> Any:  # fmt: skip
+    """The deformation step from the two clouds ((points, normals or None), as :func:`_cloud` reads them) and
+    the files the CLI names: a :class:`~gluecell.deformation.line.PredictedLine`. ``references``: optional
+    ``reference`` / ``sole_reference`` PLY paths of the style's nominal upper and sole, and the ``style`` name.
 
     Raises:
         GlueCellError: bad scans, or a prediction too uncertain to spray (the pair goes to a human).
     """
-    import numpy as np
-
     from gluecell.cell.cli.predict import load_reference
     from gluecell.deformation.calibration import load_calibration
     from gluecell.deformation.inputs import scan_from_arrays
-    from gluecell.deformation.predict import predict_attach
+    from gluecell.deformation.line import predict_bite_line
 
-    t0 = time.perf_counter()
     cal = load_calibration(calibration) if calibration else None
     refs = references or {}
-    pred = predict_attach(scan_from_arrays("upper", *upper), scan_from_arrays("sole", *sole), material=material,
-                          calibration=cal, style=refs.get("style"),
-                          reference=load_reference(refs.get("reference"), "upper"),
-                          sole_reference=load_reference(refs.get("sole_reference"), "sole"))  # fmt: skip
-    return pred.bite_line, (time.perf_counter() - t0) * 1e3, float(np.percentile(pred.bite_line_sigma, 95))
-
-
-def with_margin(cfg: Any, sigma_p95_m: float, margin_sigmas: float) -> Any:
-    """``cfg`` whose region keeps ``margin_sigmas`` x ``sigma_p95_m`` inside the bite line (never less than the
-    config's own ``bite_margin_mm``; at most the 5 mm the region accepts)."""
-    from dataclasses import replace
-
-    import numpy as np
-
-    from gluecell.core.errors import ConfigError
-
-    if not (np.isfinite(margin_sigmas) and 0 <= margin_sigmas <= 5):
-        raise ConfigError(f"--margin-sigmas must be within 0-5, got {margin_sigmas}", key="margin_sigmas")
-    mm = min(max(cfg.region.bite_margin_mm, margin_sigmas * sigma_p95_m * 1e3), 5.0)
-    return replace(cfg, region=replace(cfg.region, bite_margin_mm=mm))
+    return predict_bite_line(scan_from_arrays("upper", *upper), scan_from_arrays("sole", *sole), material=material,
+                             calibration=cal, style=refs.get("style"),
+                             reference=load_reference(refs.get("reference"), "upper"),
+                             sole_reference=load_reference(refs.get("sole_reference"), "sole"))  # fmt: skip
 
 
 def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Path | None = None,
              config: Path | None = None, material: str | None = None,
              calibration: Path | None = None, correction: Path | None = None,
              margin_sigmas: float = MARGIN_SIGMAS, references: dict[str, Any] | None = None) -> int:  # fmt: skip
-    """Plan both parts and write ``out``; raises GlueCellError (exit 2 through the CLI) when it cannot."""
+    """Plan both parts and write ``out`` with its verdict; raises GlueCellError (exit 2 through the CLI) when it
+    cannot plan at all. A plan that needs a human is written (verdict ``needs_human``) and exits 3."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from gluecell.core.plan import Plan, write_plan
-    from gluecell.pathplan.pipeline import plan_part
+    from gluecell.pathplan.safety import VERDICT_OK, margin_mm, plan_checked
 
     t0 = time.perf_counter()
     cfg = _load_config(config)  # first: a bad config stops before any work
-    deform_ms = 0.0
+    margin_mm(cfg, 0.0, margin_sigmas)  # a bad --margin-sigmas stops before any work too
+    model = _load_correction(correction)
     clouds = {"upper": _cloud(upper, "upper"), "sole": _cloud(sole, "sole")}
+    pl, sigma = None, None
     if bite_line is None:
-        line, deform_ms, sigma = predict_bite_line(clouds["upper"], clouds["sole"], material=material,
-                                                   calibration=calibration, references=references)  # fmt: skip
-        cfg = with_margin(cfg, sigma, margin_sigmas)
+        pl = predict_line(clouds["upper"], clouds["sole"], material=material, calibration=calibration,
+                          references=references)  # fmt: skip
+        line, sigma, why = pl.line, pl.sigma_p95_m, list(pl.reasons)
     else:
-        line = read_bite_line(bite_line)
-    parts = {}
+        line, sigma, why = read_bite_line(bite_line)  # a predicted line's file keeps its sigma and reasons
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as prog:
-        for part in ("upper", "sole"):
-            task = prog.add_task(f"planning the {part}")
-            pts, nrm = clouds[part]
-            parts[part] = plan_part(part, pts, cfg, bite_line=line if part == "upper" else None, normals=nrm)
-            if part == "upper" and correction is not None:
-                parts[part] = _apply_correction(parts[part], correction, cfg)
-            prog.remove_task(task)
+        prog.add_task("planning the upper and the sole")
+        checked = plan_checked(clouds["upper"], clouds["sole"], line, cfg, sigma_p95_m=sigma,
+                               margin_sigmas=margin_sigmas, line_reasons=why, correction=model)  # fmt: skip
+    parts = checked.pair.parts
     total = (time.perf_counter() - t0) * 1e3
-    timing = {"deformation": deform_ms, "pathplan": sum(sum(p.timing_ms.values()) for p in parts.values()),
-              "total": total}  # fmt: skip
+    timing = {"deformation": pl.deform_ms if pl else 0.0,
+              "pathplan": sum(sum(p.timing_ms.values()) for p in parts.values()), "total": total}  # fmt: skip
     timing.update({f"{part}_{k}": v for part, p in parts.items() for k, v in p.timing_ms.items()})
-    plan = Plan(bite_line=line, paths=tuple(p.path for p in parts.values()), timing_ms=timing,
-                extra={"robot_programs": {k: _program_dict(p.program) for k, p in parts.items()},
-                       "metrics": {k: p.metrics for k, p in parts.items()},
-                       "stages": {k: p.stages[0] for k, p in parts.items()}})  # fmt: skip
-    write_plan(out, plan)
+    extra = {"verdict": checked.verdict, "verdict_reasons": list(checked.reasons),
+             "robot_programs": {k: _program_dict(p.program) for k, p in parts.items()},
+             "metrics": {k: p.metrics for k, p in parts.items()},
+             "stages": {k: p.stages[0] for k, p in parts.items()},
+             "margin_mm": checked.cfg.region.bite_margin_mm}  # fmt: skip
+    if sigma is not None:
+        extra["bite_line_sigma_p95_mm"] = sigma * 1e3
+    if checked.correction is not None:
+        extra["correction"] = {"applied": bool(checked.correction.applied), "reason": checked.correction.reason}
+    write_plan(out, Plan(bite_line=line, paths=tuple(p.path for p in parts.values()), timing_ms=timing, extra=extra))
+    _print_summary(parts, checked)
+    print(f"wrote {out} in {total:.0f} ms")
+    return 0 if checked.verdict == VERDICT_OK else EXIT_NEEDS_HUMAN
+
+
+def _print_summary(parts: dict[str, Any], checked: Any) -> None:
+    """One line per part with the figure the film limit applies to, then the verdict and its reasons."""
+    from gluecell.pathplan.pipeline import film_limit
+
+    key, allow_mm, level_m = film_limit(checked.cfg)
+    target = checked.cfg.tuning.target_coverage
     for part, p in parts.items():
         m = p.metrics
-        print(f"{part}: coverage {m['coverage']:.1%} ({m['coverage_1mm']:.1%} beyond the 1 mm strip), "
-              f"glue beyond the line {m['above_line_mm']:.2f} mm, "
+        print(f"{part}: coverage {m['coverage_1mm']:.1%} of the band beyond the 1 mm strip (target {target:.0%}), "
+              f"film >= {level_m * 1e6:.0f} um beyond the line {m[key]:.2f} mm (allowed {allow_mm:.2f} mm), "
               f"robot {m.get('robot_time_s', float('nan')):.1f} s")  # fmt: skip
-    print(f"wrote {out} in {total:.0f} ms")
-    return 0
+    if checked.correction is not None:
+        res = checked.correction
+        print(f"correction {'applied (re-checked)' if res.applied else 'not applied: ' + res.reason}")
+    print(f"verdict: {checked.verdict}" + "".join(f"\n  - {r}" for r in checked.reasons))
 
 
-def _apply_correction(part_plan: Any, model_path: Path, cfg: Any) -> Any:
-    """The upper's plan with the learned correction, or unchanged (with the reason printed) when it refuses."""
-    from gluecell.pathplan.correction import correct_plan, load_model
-    from gluecell.pathplan.errors import UnreachableError
+def _load_correction(path: Path | None) -> Any:
+    """The learned correction model, or None (refuses a model that did not beat the uncorrected planner)."""
+    if path is None:
+        return None
+    from gluecell.pathplan.correction import load_model
 
-    model = load_model(model_path)  # refuses a model that did not beat the uncorrected planner
-    try:
-        corrected, res = correct_plan(part_plan, model, cfg)
-    except UnreachableError as exc:
-        print(f"correction not applied: the corrected path is unreachable ({exc.message})")
-        return part_plan
-    print(f"correction {'applied' if res.applied else 'not applied: ' + res.reason}")
-    return corrected
+    return load_model(path)
 
 
 def _program_dict(prog) -> dict[str, Any] | None:

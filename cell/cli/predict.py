@@ -1,9 +1,10 @@
 """``gluecell predict`` (attach from two scans), ``gluecell junction`` (bite line of a finished shoe) and
 ``gluecell deform calibrate`` (learn the bite-depth offset per sole material on a dataset's training split).
 
-``predict`` writes ``gluecell.attach/1`` JSON: the bite line in the same form as in ``gluecell.plan/1``
-(base_link, metres, closed ordered polyline, ~1 mm spacing) plus its per-point sigma. Bad input or low
-confidence: the reason on stderr, a non-zero exit code and no file.
+Training (the calibration, the surrogate) lives in :mod:`gluecell.deformation.calibration_train`; this module
+only parses, calls and prints. ``predict`` writes ``gluecell.attach/1`` JSON: the bite line in the same form as
+in ``gluecell.plan/1`` (base_link, metres, closed ordered polyline, ~1 mm spacing) plus its per-point sigma.
+Bad input or low confidence: the reason on stderr, a non-zero exit code and no file.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ __all__ = [
     "ATTACH_FORMAT",
     "attach_to_json",
     "load_scan_ply",
-    "calibrate_on_dataset",
-    "train_on_dataset",
 ]
 
 ATTACH_FORMAT = "gluecell.attach/1"
@@ -43,8 +42,10 @@ def load_reference(path: str | Path | None, part: str) -> tuple[Any, Any] | None
     return r.points, r.normals
 
 
-def attach_to_json(pred: Any, timing_ms: dict[str, float]) -> dict[str, Any]:
-    """The ``gluecell.attach/1`` document of an :class:`~gluecell.core.types.AttachPrediction`."""
+def attach_to_json(pred: Any, timing_ms: dict[str, float], line_reasons: list[str] | None = None) -> dict[str, Any]:
+    """The ``gluecell.attach/1`` document of an :class:`~gluecell.core.types.AttachPrediction`; ``line_reasons``:
+    why its sigma is not known to cover its error (:func:`gluecell.deformation.line.prediction_reasons`), read
+    back by ``gluecell plan --bite-line``."""
     diag = dict(pred.diagnostics)
     diag.pop("sigma_parts", None)  # per-point arrays for calibration, not part of the document
     return {
@@ -60,6 +61,7 @@ def attach_to_json(pred: Any, timing_ms: dict[str, float]) -> dict[str, Any]:
             "sole_bond": 0 if pred.sole_bond is None else len(pred.sole_bond),
             "deformed_sole": 0 if pred.deformed_sole is None else len(pred.deformed_sole),
         },
+        "line_reasons": list(line_reasons or []),
         "diagnostics": diag,
         "timing_ms": timing_ms,
     }
@@ -68,6 +70,7 @@ def attach_to_json(pred: Any, timing_ms: dict[str, float]) -> dict[str, Any]:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from gluecell.core.fileio import atomic_write_json
     from gluecell.deformation.calibration import load_calibration
+    from gluecell.deformation.line import prediction_reasons
     from gluecell.deformation.predict import PredictConfig, predict_attach
 
     t0 = time.perf_counter()
@@ -97,8 +100,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         style=args.style,
     )
     t2 = time.perf_counter()
-    doc = attach_to_json(pred, {"read": (t1 - t0) * 1e3, "deformation": (t2 - t1) * 1e3})
+    why = prediction_reasons(pred.diagnostics, cal, ref is not None, sref is not None)
+    doc = attach_to_json(pred, {"read": (t1 - t0) * 1e3, "deformation": (t2 - t1) * 1e3}, why)
     atomic_write_json(args.out, doc)
+    for r in why:
+        print(r)
     print(
         f"bite line: {len(pred.bite_line)} points, sigma p95 "
         f"{float(sorted(pred.bite_line_sigma)[int(0.95 * (len(pred.bite_line_sigma) - 1))]) * 1e3:.2f} mm, "
@@ -194,81 +200,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_cmd_train)
 
 
-def calibrate_on_dataset(
-    dataset: Any, ids: list[str], reference_for: Any = None, progress: bool = False, sole_reference_for: Any = None
-) -> tuple[Any, dict[str, float]]:
-    """Learn the depth calibration on ``ids`` (training pairs: scans through perception, truth as labels).
-
-    Args:
-        dataset: an opened :class:`gluecell.datasets.format.Dataset`.
-        ids: sample ids to learn from (a training split).
-        reference_for: optional ``f(workitem) -> (points, normals)`` of the style's nominal upper.
-        sole_reference_for: optional ``f(workitem) -> (points, normals)`` of the style's nominal sole.
-
-    Returns:
-        (DepthCalibration, metrics) with metrics ``pairs_used``, ``pairs_refused``.
-    """
-    import numpy as np
-
-    from gluecell.core.errors import GlueCellError
-    from gluecell.deformation.calibration import depth_error, fit_calibration, fit_sigma_model
-    from gluecell.deformation.predict import predict_attach
-    from gluecell.perception.scan import scan_part_frames
-
-    samples: list[tuple[str, float]] = []
-    styles: list[str] = []
-    kept: list[tuple[Any, Any, Any]] = []
-    refused = 0
-    for sid in _progress(ids, progress, "calibrating"):
-        inp = dataset.inputs(sid)
-        truth = dataset.truth(sid)
-        material = str(truth["params"]["material"])
-        try:
-            upper = scan_part_frames(inp["frames"]["upper"], "upper", item_id=sid)
-            sole = scan_part_frames(inp["frames"]["sole"], "sole", item_id=sid)
-            ref = reference_for(inp["workitem"]) if reference_for is not None else None
-            sref = sole_reference_for(inp["workitem"]) if sole_reference_for is not None else None
-            pred = predict_attach(
-                upper, sole, material=material, reference=ref, sole_reference=sref, check_confidence=False
-            )
-        except GlueCellError:
-            refused += 1
-            continue
-        err = depth_error(pred.bite_line, truth["bite_line"])
-        samples.append((material, err))
-        styles.append(str(inp["workitem"].style))
-        parts = pred.diagnostics["sigma_parts"]
-        kept.append((pred.bite_line, truth["bite_line"], parts["model_m"], parts["slope"]))
-    cal = fit_calibration(samples, styles=styles)
-    if kept:
-        # Sigma: errors of every line moved by the learnt offset as the cell (material unknown) will place it.
-        errors = [
-            _line_distance(line - np.array([0.0, 0.0, cal.offset("unknown", st)]), true)
-            for (line, true, _, _), st in zip(kept, styles)
-        ]
-        a, b, c = fit_sigma_model(errors, [k[2] for k in kept], [k[3] for k in kept])
-        cal = replace(cal, sigma_scale=a, sigma_floor=b, sigma_match=c)
-    return cal, {"pairs_used": float(len(samples)), "pairs_refused": float(refused)}
-
-
-def _line_distance(points: Any, line: Any) -> Any:
-    """(n,) distance of each point to the nearest vertex of a densely sampled (<= 1 mm) polyline, metres."""
-    from scipy.spatial import cKDTree
-
-    return cKDTree(line).query(points)[0]
-
-
-def _progress(ids: list[str], show: bool, what: str) -> Any:
-    if not show:
-        return ids
-    from rich.progress import track
-
-    return track(ids, description=what)
-
-
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from gluecell.datasets.format import open_dataset
     from gluecell.deformation.calibration import save_calibration
+    from gluecell.deformation.calibration_train import calibrate_on_dataset
 
     ds = open_dataset(args.dataset)
     ids = ds.ids(args.split)[: args.limit] if args.limit else ds.ids(args.split)
@@ -280,7 +215,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         refs = {"reference_for": lambda item: nominal_upper(cache, item)[:2],
                 "sole_reference_for": lambda item: nominal_sole(cache, item)}  # fmt: skip
     cal, metrics = calibrate_on_dataset(ds, ids, progress=not args.quiet, **refs)
-    cal = replace(cal, metrics=metrics)
+    cal = replace(cal, metrics=metrics, references=args.references)
     save_calibration(args.out, cal, {"dataset": str(args.dataset), "split": args.split, "limit": args.limit,
                                      "references": args.references})  # fmt: skip
     offs = ", ".join(f"{k} {v * 1e3:+.2f} mm" for k, v in cal.offsets.items())
@@ -292,57 +227,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ring_problems(dataset: Any, ids: list[str], refs_for: tuple[Any, Any], progress: bool, what: str) -> list[Any]:
-    """Ring problems of ``ids`` (scans through perception); pairs the predictor refuses are left out."""
-    from gluecell.core.errors import GlueCellError
-    from gluecell.deformation.predict import ring_problem
-    from gluecell.perception.scan import scan_part_frames
-
-    out = []
-    for sid in _progress(ids, progress, what):
-        inp = dataset.inputs(sid)
-        try:
-            upper = scan_part_frames(inp["frames"]["upper"], "upper", item_id=sid)
-            sole = scan_part_frames(inp["frames"]["sole"], "sole", item_id=sid)
-            ref, sref = (f(inp["workitem"]) if f is not None else None for f in refs_for)
-            out.append(ring_problem(upper, sole, reference=ref, sole_reference=sref))
-        except GlueCellError:
-            continue
-    return out
-
-
-def train_on_dataset(
-    dataset: Any,
-    train_ids: list[str],
-    val_ids: list[str],
-    cfg: Any = None,
-    reference_for: Any = None,
-    progress: bool = False,
-    sole_reference_for: Any = None,
-) -> Any:
-    """Train the ring-solver surrogate on the solver's outputs over ``train_ids``; metrics on ``val_ids``.
-
-    Every material class (and "unknown") at ``cfg.e_scales`` times its modulus is solved on each pair's ring.
-    Only the scans are read (the solver is the teacher, not the world's truth).
-    """
-    from gluecell.deformation.material import MATERIALS, UNKNOWN_MATERIAL
-    from gluecell.deformation.surrogate import SurrogateConfig, train_surrogate
-
-    cfg = cfg or SurrogateConfig()
-    refs = (reference_for, sole_reference_for)
-    train = _ring_problems(dataset, train_ids, refs, progress, "ring problems (train)")
-    val = _ring_problems(dataset, val_ids, refs, progress, "ring problems (val)")
-    moduli = sorted({m.E * f for m in (*MATERIALS.values(), UNKNOWN_MATERIAL) for f in cfg.e_scales})
-    sur = train_surrogate(train, val, moduli, cfg)
-    sur.metrics.update({"train_pairs": float(len(train)), "val_pairs": float(len(val))})
-    return sur
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from gluecell.core.fileio import atomic_write_json
     from gluecell.datasets.format import open_dataset
+    from gluecell.deformation.calibration_train import train_on_dataset
     from gluecell.deformation.surrogate import SURROGATE_FORMAT, SurrogateConfig, save_surrogate
 
     ds = open_dataset(args.dataset)

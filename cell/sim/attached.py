@@ -198,19 +198,18 @@ def dataset_pair(dataset: object, sample_id: str) -> SimpleNamespace:
 
 
 def line_distances(a: np.ndarray, b: np.ndarray, step: float = 1e-4) -> np.ndarray:
-    """(len(a),) distance of each point of polyline ``a`` to the closed polyline ``b`` (densified), metres."""
-    from scipy.spatial import cKDTree
+    """(len(a),) distance of each point of polyline ``a`` to the closed polyline ``b``, metres (exact, to its
+    segments: :func:`gluecell.core.geometry.polyline_distance`; ``step`` is kept for callers and unused)."""
+    from gluecell.core.geometry import polyline_distance
 
-    from gluecell.deformation.attach_pose import closed_resample
-
-    return cKDTree(closed_resample(np.asarray(b, dtype=np.float64), step)).query(a)[0]
+    return polyline_distance(a, b)
 
 
 def evaluate_measured(pair: object, free_points: np.ndarray, measured: object) -> dict[str, float]:
     """Errors of a :class:`~gluecell.deformation.measure.Measured` against the world's truth, millimetres.
 
-    Keys: ``bite_p50/p95/max_mm`` (both directions, point to densified polyline), ``bite_dz_median_mm`` (signed
-    height error, + = towards the tread), ``sole_surface_mean/p95_mm``
+    Keys: ``bite_p50/p95/max_mm`` (the one bite-line error, ``core.geometry.bite_line_error``),
+    ``bite_dz_median_mm`` (signed height error, + = towards the tread), ``sole_surface_mean/p95_mm``
     (measured pressed sole to the true pressed sole's surface), ``sole_corr_mean/p95_mm`` (each point to
     where the world moved it; includes motion along the surface, which no scan can observe), and the same
     two for the ICP pose alone, before CPD (``rigid_*``).
@@ -223,12 +222,13 @@ def evaluate_measured(pair: object, free_points: np.ndarray, measured: object) -
     pressed = trimesh.Trimesh(dv, sm.faces, process=False)
     line = measured.bite_line  # type: ignore[attr-defined]
     true_line = np.asarray(pair.bite_line)  # type: ignore[attr-defined]
-    bite = np.concatenate([line_distances(line, true_line), line_distances(true_line, line)]) * 1e3
-    out = {"bite_p50_mm": float(np.median(bite)), "bite_p95_mm": float(np.percentile(bite, 95))}
-    out["bite_max_mm"] = float(bite.max())
     from scipy.spatial import cKDTree
 
-    from gluecell.deformation.attach_pose import closed_resample
+    from gluecell.core.geometry import bite_line_error, closed_resample
+
+    err = bite_line_error(line, true_line)  # the project's one bite-line error
+    bite = np.concatenate([err.to_true, err.to_pred]) * 1e3
+    out = {"bite_p50_mm": float(np.median(bite)), "bite_p95_mm": err.p95_mm, "bite_max_mm": err.max_mm}
 
     dense = closed_resample(true_line, 1e-4)
     out["bite_dz_median_mm"] = float(np.median((line - dense[cKDTree(dense).query(line)[1]])[:, 2]) * 1e3)

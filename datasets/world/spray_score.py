@@ -22,16 +22,11 @@ NEAR_LINE_M = 5e-3
 
 
 def line_distance(points: np.ndarray, line: np.ndarray, step: float = 0.05e-3) -> np.ndarray:
-    """Straight distance (k,) metres from ``points`` (k, 3) to the closed polyline ``line`` (m, 3)."""
-    from scipy.spatial import cKDTree
+    """Straight distance (k,) metres from ``points`` (k, 3) to the closed polyline ``line`` (m, 3): exact, to its
+    segments (:func:`gluecell.core.geometry.polyline_distance`; ``step`` is kept for callers and unused)."""
+    from gluecell.core.geometry import polyline_distance
 
-    nxt = np.roll(line, -1, axis=0)
-    seg = np.linalg.norm(nxt - line, axis=1)
-    reps = np.maximum(np.ceil(seg / step).astype(int), 1)
-    t = np.concatenate([np.arange(r) / r for r in reps])
-    i = np.repeat(np.arange(len(line)), reps)
-    fine = line[i] + t[:, None] * (nxt[i] - line[i])
-    return cKDTree(fine).query(points)[0]
+    return polyline_distance(points, line)
 
 
 def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ def test_ply_reads_ascii_and_rejects_corrupt_files(tmp_path):
         read_ply(tmp_path / "junk.ply")
     with pytest.raises(FormatError, match="not found"):
         read_ply(tmp_path / "missing.ply")
-    nan = raw.replace(b"end_header\n", b"end_header\n")[: raw.index(b"end_header\n") + 11]
+    nan = raw[: raw.index(b"end_header\n") + len(b"end_header\n")]  # the header, then NaN rows as the body
     (tmp_path / "nan.ply").write_bytes(nan + np.full((100, 3), np.nan, "<f4").tobytes())
     with pytest.raises(FormatError, match="NaN"):
         read_ply(tmp_path / "nan.ply")
@@ -135,5 +135,9 @@ def test_atomic_open_leaves_nothing_on_error(tmp_path):
         raise RuntimeError("boom")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # a clean write warns about nothing and replaces the file whole
         warnings.simplefilter("error")
+        with atomic_open(target) as fh:
+            fh.write(b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]

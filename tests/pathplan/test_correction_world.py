@@ -16,6 +16,7 @@ from gluecell.pathplan.correction import (
     correct_toolpath,
     load_model,
 )
+from gluecell.pathplan.correction_train import beats_baseline
 
 #: Shifts of the passes beside the line in the semantic test (mm, - = towards the line) and how closely the
 #: measured glue edge must follow them (slope 1; faces are ~1.25 mm tall, so the edge moves in steps).
@@ -27,7 +28,6 @@ MIN_LABELLED = 0.9
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    pytest.importorskip("gluecell.datasets.world")
     from gluecell.datasets.generate import GenerateOptions, generate_dataset, load_generate_config
 
     world, scanner = load_generate_config(None)
@@ -76,9 +76,11 @@ def test_labels_mean_the_shift_that_moves_the_true_glue_edge(dataset):
         moved[shift] = np.nanmean(edge_positions(geo, pp.toolpath.contact[res.indices], out.film_m, out.visible_m))
     slope = (moved[SHIFTS_MM[1]] - moved[SHIFTS_MM[0]]) * 1e3 / (SHIFTS_MM[1] - SHIFTS_MM[0])
     assert abs(slope - 1.0) < SLOPE_TOL, slope
-    # the corrected plan is re-solved for the robot: same waypoints, moved tips, a new program
-    pp2, res = correct_plan(pp, _constant(-0.5))
+    # the corrected plan is re-solved for the robot: same waypoints, moved tips, a new program (a shift away from
+    # the line, which passes the film re-check; 0.5 mm towards it is rolled back on this pair)
+    pp2, res = correct_plan(pp, _constant(0.5))
     assert res.applied and pp2.program is not None and pp2.program is not pp.program
+    assert correct_plan(pp, _constant(-0.5))[1].diagnostics.get("refused") == "film"
     step = np.linalg.norm(pp2.path.xyz - pp.path.xyz, axis=1)
     assert np.allclose(step[res.indices], 0.5e-3) and np.all(step <= 0.5e-3 + 1e-9)
 
@@ -104,8 +106,11 @@ def test_collect_train_eval_records_the_verdict(dataset, tmp_path):
     held = rec["heldout"]
     assert held["n_pairs"] == 1 and set(held["baseline"]) == set(held["corrected"])
     assert rec["beats_baseline"] is held["beats_baseline"]
+    # the recorded verdict is the switch-on rule applied to the recorded held-out figures (not just any verdict)
+    assert rec["beats_baseline"] is beats_baseline(held["baseline"], held["corrected"])[0]
     if rec["beats_baseline"]:
         assert load_model(model).record["beats_baseline"] is True
     else:
         with pytest.raises(CorrectionRefusedError):
             load_model(model)
+    assert held["rule"] == beats_baseline(held["baseline"], held["corrected"])[1]

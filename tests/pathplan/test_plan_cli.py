@@ -41,14 +41,21 @@ def test_plan_writes_a_valid_plan_and_draws_it(files, capsys):
     out = files / "plan.json"
     rc = main(["plan", "--upper", str(files / "u.ply"), "--sole", str(files / "s.ply"),
                "--bite-line", str(files / "bite.json"), "--out", str(out)])  # fmt: skip
-    assert rc == 0
+    raw = json.loads(out.read_text())
+    # the verdict (issue 13, item 3): "ok" exits 0; "needs_human" exits 3 and says why; a short coverage is a reason
+    short = [k for k, m in raw["metrics"].items() if m["meets_coverage"] < 1.0]
+    assert raw["verdict"] == ("needs_human" if short else "ok")
+    assert rc == (3 if short else 0)
+    assert sorted(r.split(": ")[1].split()[0] for r in raw["verdict_reasons"]) == sorted(short)
+    printed = capsys.readouterr().out
+    assert f"verdict: {raw['verdict']}" in printed
+    assert "beyond the line 0.00 mm (allowed 0.00 mm)" in printed  # the visible-film figure the limit applies to
     plan = read_plan(out)
     assert {p.part for p in plan.paths} == {"upper", "sole"}
     for p in plan.paths:
         assert p.spray.any() and not p.spray.all() and p.t[-1] > 1.0
         assert np.allclose(np.linalg.norm(p.quat_xyzw, axis=1), 1.0, atol=1e-6)
     assert plan.timing_ms["total"] >= plan.timing_ms["pathplan"] > 0
-    raw = json.loads(out.read_text())
     assert raw["format"] == "gluecell.plan/1"
     assert raw["metrics"]["upper"]["above_visible_mm"] <= MAX_VISIBLE_ABOVE_MM
     prog = raw["robot_programs"]["upper"]

@@ -135,8 +135,13 @@ def test_orient_respects_tilt_limits(toolpath):
     down = np.degrees(np.arccos(np.clip(out.direction @ [0, 0, -1.0], -1, 1)))
     tilt = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", out.direction, -out.normal), -1, 1)))
     assert tilt.max() <= max_tilt + 1e-6
-    # on the upper's vertical side the two limits conflict; the tilt limit wins, so down <= 90 - ... is not
-    # guaranteed, but no direction may point upwards more than the tilt allows
+    # where both limits can hold (the inward normal within max_from_down + max_tilt of straight down) both do:
+    # the 60 degree limit is checked, on waypoints that need it (their normal is more than 60 degrees off down)
+    normal_down = np.degrees(np.arccos(np.clip(-out.normal @ [0, 0, -1.0], -1, 1)))
+    feasible = normal_down <= max_from_down + max_tilt
+    assert np.sum(feasible & (normal_down > max_from_down)) > 50
+    assert down[feasible].max() <= max_from_down + 1e-6
+    # elsewhere the two limits conflict and the tilt limit wins: no direction points upwards more than it allows
     assert down.max() <= 90.0 + max_tilt + 1e-6
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import gluecell.pathplan.pipeline as pipeline_mod
-from gluecell.pathplan.errors import CoverageError
+from gluecell.pathplan.errors import CoverageError, NonFiniteError
 from gluecell.pathplan.pipeline import PathplanConfig, _tuned, plan_part
 from gluecell.pathplan.synthetic import make_synthetic_pair
 from gluecell.pathplan.tuning import MAX_LOCAL, MAX_MAIN_MIN, clamp_local, local_bumps, main_bump, move_all
@@ -41,9 +41,13 @@ def test_moves_stay_finite_and_within_their_caps(over_mm):
     _tuned(cfg.sole, cfg.deposition, cfg.tuning, (0.0, bump), 1.0, local)
 
 
-def test_clamp_local_maps_nan_and_inf():
-    got = clamp_local(np.array([np.nan, np.inf, -np.inf, -1.0, 0.004, 1.0]))
-    assert got.tolist() == [0.0, MAX_LOCAL, 0.0, 0.0, 0.004, MAX_LOCAL]
+def test_clamp_local_caps_inf_and_stops_on_nan():
+    got = clamp_local(np.array([np.inf, -1.0, 0.004, 1.0]))
+    assert got.tolist() == [MAX_LOCAL, 0.0, 0.004, MAX_LOCAL]
+    # a NaN (or -inf) move used to become 0, the pass back at the line (issue 13, item 2): now the pair stops
+    for bad in (np.nan, -np.inf):
+        with pytest.raises(NonFiniteError, match="local edge-pass moves"):
+            clamp_local(np.array([0.001, bad, 0.002]))
 
 
 @pytest.mark.slow
