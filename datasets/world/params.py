@@ -9,7 +9,7 @@ seed fixes the whole pair.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -109,6 +109,20 @@ class SampleParams:
         """Per-axis scale of this sole (length, width, height): mean scale with the anisotropic shrinkage."""
         s = self.sole_scale
         return s * (1.0 + self.sole_shrink_aniso), s * (1.0 - self.sole_shrink_aniso), s * (1.0 + self.sole_shrink_z)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SampleParams:
+        """Inverse of :meth:`to_dict` (a dataset's ``params.json``); fields a world-1 dataset lacks keep their
+        variation-free defaults."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("upper_placement", "sole_placement"):
+            kw[k] = Placement(**kw[k])
+        for k in ("sidewall_modes", "upper_lasting_modes", "feather_bumps", "last_copy_m", "sole_offset_m"):
+            if k in kw:
+                v = kw[k]
+                kw[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        return cls(**kw)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (floats, strings, nested dicts and lists)."""
