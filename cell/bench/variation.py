@@ -92,3 +92,59 @@ def bench(ctx: Any) -> dict[str, float]:
             out[f"var_{name}_p95_mm_worst"] = float(np.max(vals))
     out.update(scanner_noise(ds, ids))
     return out
+
+
+def teach_once(ds: Any, ids: list[str]) -> dict[str, float]:
+    """Teach-once on ``ids`` (nothing is fitted, so every pair counts): bite p95/max (mm, median and worst over
+    pairs) and the placed line's distance from the pair's true upper surface (p95 mm, median)."""
+    from gluecell.cell.bench.deformation import _teach_line, dataset_cell_cameras, pair_errors, surface_p95_mm
+    from gluecell.core.errors import GlueCellError
+    from gluecell.perception.scan import scan_part_frames
+
+    cache = {"cameras": dataset_cell_cameras(ds)}
+    rows, refused = [], 0
+    for sid in ids:
+        inp, truth = ds.inputs(sid), ds.truth(sid)
+        try:
+            upper = scan_part_frames(inp["frames"]["upper"], "upper", item_id=sid)
+        except GlueCellError:
+            refused += 1
+            continue
+        line = _teach_line(cache, inp["workitem"], upper)
+        if line is None:
+            refused += 1
+            continue
+        rows.append((*pair_errors(line, truth["bite_line"]), surface_p95_mm(line, truth["upper_mesh"])))
+    out = {"teach_pairs": float(len(rows)), "teach_refused": float(refused)}
+    if rows:
+        a = np.asarray(rows)
+        for k, name in enumerate(("bite_p95", "bite_max")):
+            out[f"teach_{name}_mm_median"] = float(np.median(a[:, k]))
+            out[f"teach_{name}_mm_worst"] = float(a[:, k].max())
+        out["teach_line_surface_p95_mm_median"] = float(np.median(a[:, 2]))
+    return out
+
+
+def world_report(root: str) -> dict[str, float]:
+    """Every round-2 world figure on ALL pairs of the dataset at ``root`` (none is fitted on): the variation
+    budget, teach-once and the scanner noise. ``python -m gluecell.cell.bench.variation DIR``."""
+    from gluecell.datasets.format import open_dataset
+    from gluecell.datasets.world.params import SampleParams
+
+    ds = open_dataset(root)
+    ids = ds.ids()
+    out: dict[str, float] = {"var_pairs": float(len(ids))}
+    params = [SampleParams.from_dict(ds.truth(sid)["params"]) for sid in ids]
+    for name, vals in variation_budget(params).items():
+        out[f"var_{name}_p95_mm_median"] = float(np.median(vals))
+        out[f"var_{name}_p95_mm_worst"] = float(np.max(vals))
+    out.update(teach_once(ds, ids))
+    out.update(scanner_noise(ds, ids))
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover - a reporting entry point
+    import json
+    import sys
+
+    print(json.dumps({k: round(v, 3) for k, v in world_report(sys.argv[1]).items()}, indent=1))
