@@ -28,8 +28,10 @@ from gluecell.core.validate import as_pose
 from .scanner_camera import (
     DEFAULT_VIEWS,
     UPPER_VIEWS,
+    CellCameras,
     D4xxCamera,
     ViewSpec,
+    draw_camera_errors,
     draw_pose_error,
     perturb_pose,
     view_pose,
@@ -163,25 +165,6 @@ class ScanShot:
         object.__setattr__(self, "T_base_cam_true", [as_pose("T_base_cam_true", T) for T in self.T_base_cam_true])
 
 
-@dataclass(frozen=True)
-class CellCameras:
-    """The fixed errors of one cell's cameras (hidden truth): drawn once per cell, the same for every scan.
-
-    Attributes:
-        handeye: part -> one (4, 4) hand-eye error per view of that station (right-multiplies the true pose).
-        depth: part -> (n_views, 2) float64 per camera (depth scale error, depth bias in metres).
-    """
-
-    handeye: dict[str, list[np.ndarray]]
-    depth: dict[str, np.ndarray]
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Flat arrays for a truth file: ``handeye_error_<part>`` (n, 4, 4), ``depth_error_<part>`` (n, 2)."""
-        out = {f"handeye_error_{p}": np.asarray(v) for p, v in self.handeye.items()}
-        out.update({f"depth_error_{p}": np.asarray(v) for p, v in self.depth.items()})
-        return out
-
-
 def draw_cell_cameras(
     rng: np.random.Generator, cfg: ScannerConfig | None = None, *, trans_std_m: float | None = None,
     rot_std_deg: float | None = None,
@@ -191,13 +174,8 @@ def draw_cell_cameras(
     cfg = cfg if cfg is not None else ScannerConfig()
     t = cfg.handeye_trans_std_m if trans_std_m is None else trans_std_m
     r = cfg.handeye_rot_std_deg if rot_std_deg is None else rot_std_deg
-    handeye, depth = {}, {}
-    for part in PARTS:
-        n = len(cfg.upper_views if part == "upper" else cfg.views)
-        handeye[part] = [draw_pose_error(rng, t, r) for _ in range(n)]
-        u = rng.uniform(-1.0, 1.0, (n, 2))
-        depth[part] = u * np.array([cfg.depth_scale_error_max, cfg.depth_bias_max_m])
-    return CellCameras(handeye=handeye, depth=depth)
+    counts = {"upper": len(cfg.upper_views), "sole": len(cfg.views)}
+    return draw_camera_errors(rng, counts, (t, r), (cfg.depth_scale_error_max, cfg.depth_bias_max_m))
 
 
 def _station(part: str, cell: CellConfig) -> StationConfig:

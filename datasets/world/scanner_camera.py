@@ -17,6 +17,8 @@ from gluecell.core.errors import ConfigError
 from gluecell.core.types import CameraIntrinsics
 
 __all__ = [
+    "CellCameras",
+    "draw_camera_errors",
     "D4xxCamera",
     "ViewSpec",
     "DEFAULT_VIEWS",
@@ -257,3 +259,36 @@ def perturb_pose(T_base_cam_true: np.ndarray, error: np.ndarray) -> np.ndarray:
         (4, 4) float64 ``T_base_cam_true @ error``.
     """
     return np.asarray(T_base_cam_true, dtype=np.float64) @ np.asarray(error, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class CellCameras:
+    """The fixed errors of one cell's cameras (hidden truth): drawn once per cell, the same for every scan.
+
+    Attributes:
+        handeye: part -> one (4, 4) hand-eye error per view of that station (right-multiplies the true pose).
+        depth: part -> (n_views, 2) float64 per camera (depth scale error, depth bias in metres).
+    """
+
+    handeye: dict[str, list[np.ndarray]]
+    depth: dict[str, np.ndarray]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Flat arrays for a truth file: ``handeye_error_<part>`` (n, 4, 4), ``depth_error_<part>`` (n, 2)."""
+        out = {f"handeye_error_{p}": np.asarray(v) for p, v in self.handeye.items()}
+        out.update({f"depth_error_{p}": np.asarray(v) for p, v in self.depth.items()})
+        return out
+
+
+def draw_camera_errors(
+    rng: np.random.Generator, counts: dict[str, int], handeye_std: tuple[float, float],
+    depth_max: tuple[float, float],
+) -> CellCameras:  # fmt: skip
+    """Per station (``counts``: part -> number of views), one hand-eye error per camera (std (m, deg)) and one
+    depth (scale, bias m) per camera, uniform within ``depth_max``; drawn in a fixed order (upper, then sole)."""
+    handeye, depth = {}, {}
+    for part in ("upper", "sole"):
+        n = counts[part]
+        handeye[part] = [draw_pose_error(rng, *handeye_std) for _ in range(n)]
+        depth[part] = rng.uniform(-1.0, 1.0, (n, 2)) * np.asarray(depth_max, dtype=np.float64)
+    return CellCameras(handeye=handeye, depth=depth)
