@@ -75,9 +75,9 @@ class Scanner2Config:
     hfov_deg: float = 87.0
     baseline_m: float = 0.018
     subpixel: float = 0.08
-    distance_m: float = 0.23
-    elevation_deg: float = 52.0
-    azimuths_deg: tuple[float, ...] = (30.0, 150.0, 210.0, 330.0)
+    distance_m: float = 0.24
+    elevation_deg: float = 38.0
+    azimuths_deg: tuple[float, ...] = (55.0, 125.0, 235.0, 305.0)
     depth_scale: float = 0.0001
     noise_corr_px: float = 1.2
     scale_err_std: float = 0.005
