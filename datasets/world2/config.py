@@ -75,7 +75,7 @@ class Scanner2Config:
     hfov_deg: float = 87.0
     baseline_m: float = 0.018
     subpixel: float = 0.08
-    distance_m: float = 0.24
+    distance_m: float = 0.26
     elevation_deg: float = 38.0
     azimuths_deg: tuple[float, ...] = (55.0, 125.0, 235.0, 305.0)
     depth_scale: float = 0.0001
