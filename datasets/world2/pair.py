@@ -123,6 +123,10 @@ def make_pair2(
     )  # fmt: skip
 
 
+#: The sole compound in the words the pipeline's CLI uses (``gluecell plan --material``): what an operator knows.
+_PIPELINE_MATERIAL = {"eva": "eva", "pu": "pu", "tr_rubber": "rubber"}
+
+
 def _params(name: str, size: float, side: str, upper_mat: str, up: Upper, so: Sole, place: Placement,
             pressure: float, res: AttachResult) -> dict[str, Any]:  # fmt: skip
     from dataclasses import asdict
@@ -131,6 +135,7 @@ def _params(name: str, size: float, side: str, upper_mat: str, up: Upper, so: So
     return {
         "world": "world2",
         "style": name, "size_eu": size, "side": side, "upper_material": upper_mat,
+        "material": _PIPELINE_MATERIAL[so.p.material],
         "upper": {k: float(v) for k, v in asdict(up.p).items()},
         "sole": {k: (v if isinstance(v, str) else float(v)) for k, v in asdict(so.p).items()},
         "attach": {"dx_m": place.dx, "dy_m": place.dy, "yaw_rad": place.yaw, "pressure_pa": pressure,
