@@ -57,13 +57,16 @@ def bench_world(root: Path, n: int, seed: int, workers: int, world_id: int = 1) 
     """
     from gluecell.datasets.generate import GenerateOptions, generate_dataset, load_generate_config
 
-    if world_id == 2:
-        from gluecell.datasets.world2 import load_world2_config
+    styles: tuple[str, ...] = ()
+    if world_id == 2:  # its styles in turn, so a small test split still holds each of them
+        from gluecell.datasets.world2 import STYLES, load_world2_config
 
         world, scanner = load_world2_config(None)
+        styles = tuple(STYLES)
     else:
         world, scanner = load_generate_config(None)
-    opts = GenerateOptions(n=n, seed=seed, world=world, scanner=scanner, workers=workers, world_id=world_id)
+    opts = GenerateOptions(n=n, seed=seed, world=world, scanner=scanner, styles=styles, workers=workers,
+                           world_id=world_id)  # fmt: skip
     t0 = time.perf_counter()
     result = generate_dataset(root, opts)
     wall = time.perf_counter() - t0
