@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from gluecell.datasets.errors import WorldParamError
 from gluecell.datasets.world2 import sole as sole_mod
 from gluecell.datasets.world2 import upper as upper_mod
 from gluecell.datasets.world2.attach import Placement, attach, constrained_modulus, settle
@@ -170,3 +171,20 @@ def test_pair_is_deterministic_and_its_line_lies_on_the_upper():
     assert d.max() < 1e-4
     assert a.bite_line[:, 2].max() < a.upper_vertices[:, 2].max()  # upside down: the line is below the bottom
     assert a.upper_bond_faces.any() and not a.upper_bond_faces.all() and a.sole_bond_faces.any()
+
+
+def test_style_reference_is_the_cad_nominal_not_a_pair():
+    from gluecell.datasets.world2.reference import nominal_parts
+
+    ref = nominal_parts("court_flat", 38.0, "left")
+    again = nominal_parts("court_flat", 38.0, "left")
+    assert all(np.array_equal(ref[k], again[k]) for k in ref)  # no hidden draw in it
+    for part in ("upper", "sole"):
+        m = trimesh.Trimesh(ref[f"{part}_vertices"], ref[f"{part}_faces"], process=False)
+        assert m.is_watertight and m.volume > 0
+    pair = make_pair2(np.random.SeedSequence(9), style="court_flat")
+    ext = np.ptp(ref["upper_vertices"], axis=0)
+    assert ext[0] == pytest.approx(38.0 * 20 / 3 * 1e-3 + 2 * 0.00125, abs=0.002)  # length + leather at the ends
+    assert not np.array_equal(np.ptp(pair.upper_vertices, axis=0), ext)
+    with pytest.raises(WorldParamError, match="size"):
+        nominal_parts("court_flat", 45.0)
