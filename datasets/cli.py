@@ -15,16 +15,24 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     from .generate import GenerateOptions, generate_dataset, load_generate_config
 
-    world, scanner = load_generate_config(args.config)
+    world_id = _world_id(args.world)
+    if world_id == 2:
+        from .world2 import STYLES, load_world2_config
+
+        world, scanner = load_world2_config(args.config)
+    else:
+        from .world import STYLES
+
+        world, scanner = load_generate_config(args.config)
     if args.styles:
         from .format import DatasetError
-        from .world import STYLES
 
         bad = [s for s in args.styles if s not in STYLES]
         if bad:
             raise DatasetError(f"unknown style(s) {bad}; choose from {', '.join(STYLES)}")
     opts = GenerateOptions(
-        n=args.n, seed=args.seed, world=world, scanner=scanner, styles=tuple(args.styles or ()), workers=args.workers
+        n=args.n, seed=args.seed, world=world, scanner=scanner, styles=tuple(args.styles or ()), workers=args.workers,
+        world_id=world_id,
     )
     columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=args.quiet) as bar:
@@ -35,6 +43,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     print(f"{args.out}: {result['generated']} generated, {result['skipped']} already there; {per}")
     print(json.dumps(result["info"]["counts"]))
     return 0
+
+
+def _world_id(name: str) -> int:
+    """``--world`` value -> 1 or 2 ("1", "world", "2", "world2")."""
+    ids = {"1": 1, "world": 1, "world1": 1, "2": 2, "world2": 2}
+    if name not in ids:
+        from .format import DatasetError
+
+        raise DatasetError(f"unknown --world {name!r}; choose 1 (datasets/world) or 2 (datasets/world2)")
+    return ids[name]
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -80,6 +98,7 @@ def register(sub: Any) -> None:
     gen.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     gen.add_argument("--config", help="TOML with [world] and [scanner] tables overriding the defaults")
     gen.add_argument("--styles", nargs="+", metavar="STYLE", help="cycle through these styles (default: random)")
+    gen.add_argument("--world", default="1", help="1: the main world; 2 (or world2): the independent test world")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
     info = g.add_parser("info", help="summary of a dataset folder")

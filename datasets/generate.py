@@ -47,6 +47,8 @@ class GenerateOptions:
     styles: tuple[str, ...] = ()
     workers: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
+    #: 1: the world of ``datasets/world/``; 2: the independent test world of ``datasets/world2/``.
+    world_id: int = 1
 
 
 def load_generate_config(path: str | os.PathLike[str] | None) -> tuple[Any, Any]:
@@ -132,13 +134,27 @@ def dataset_cameras(opts: GenerateOptions) -> Any:
 
 
 def _settings(opts: GenerateOptions) -> dict[str, Any]:
-    return {
-        "generator": GENERATOR_VERSION,
+    out = {
+        "generator": _sample_fn(opts)[1],
         "n": opts.n,
         "seed": opts.seed,
         "styles": list(opts.styles),
         "config": {"world": to_dict(opts.world), "scanner": to_dict(opts.scanner)},
     }
+    if opts.world_id != 1:  # world 1's settings keep their old form, so its datasets still resume
+        out["world_id"] = opts.world_id
+    return out
+
+
+def _sample_fn(opts: GenerateOptions) -> tuple[Callable[[Path, int, GenerateOptions], float], str]:
+    """The sample writer and generator version of ``opts.world_id``."""
+    if opts.world_id == 1:
+        return generate_sample, GENERATOR_VERSION
+    if opts.world_id == 2:
+        from .world2.generate import GENERATOR2_VERSION, generate_sample2
+
+        return generate_sample2, GENERATOR2_VERSION
+    raise DatasetError(f"--world must be 1 or 2, got {opts.world_id}")
 
 
 def generate_dataset(
@@ -160,6 +176,7 @@ def generate_dataset(
         raise DatasetError(f"--n must be between 1 and {MAX_SAMPLES}, got {opts.n}")
     if opts.workers < 1:
         raise DatasetError(f"--workers must be >= 1, got {opts.workers}")
+    sample_fn, version = _sample_fn(opts)
     root = Path(root)
     settings = _settings(opts)
     settings_path = root / "meta" / "generate.json"
@@ -177,14 +194,14 @@ def generate_dataset(
         progress(done, opts.n)
     if opts.workers == 1 or len(todo) <= 1:
         for i in todo:
-            seconds.append(generate_sample(root, i, opts))
+            seconds.append(sample_fn(root, i, opts))
             done += 1
             if progress:
                 progress(done, opts.n)
     else:
         # spawn: open3d and torch hold threads that do not survive fork.
         with ProcessPoolExecutor(max_workers=opts.workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(generate_sample, root, i, opts) for i in todo]
+            futures = [pool.submit(sample_fn, root, i, opts) for i in todo]
             for fut in as_completed(futures):
                 seconds.append(fut.result())
                 done += 1
@@ -193,7 +210,7 @@ def generate_dataset(
     shutil.rmtree(root / ".work", ignore_errors=True)
     info = {
         "format": DATASET_FORMAT,
-        "generator": GENERATOR_VERSION,
+        "generator": version,
         "seed": opts.seed,
         "counts": {"total": opts.n},
         "splits": assign_splits(opts.n, opts.seed),
@@ -201,5 +218,7 @@ def generate_dataset(
         "styles": settings["styles"],
     }
     info["counts"].update({k: len(v) for k, v in info["splits"].items()})
+    if opts.world_id != 1:
+        info["world"] = f"world{opts.world_id}"
     atomic_write_json(root / "meta" / "info.json", info)
     return {"generated": len(todo), "skipped": opts.n - len(todo), "seconds_per_sample": seconds, "info": info}

@@ -52,12 +52,23 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if values else float("nan")
 
 
-def bench_world(root: Path, n: int, seed: int, workers: int) -> dict[str, float]:
-    """Generate ``n`` samples into ``root`` and time it (per sample on one worker, and wall with ``workers``)."""
+def bench_world(root: Path, n: int, seed: int, workers: int, world_id: int = 1) -> dict[str, float]:
+    """Generate ``n`` samples into ``root`` and time it (per sample on one worker, and wall with ``workers``).
+
+    ``world_id`` 2 generates the independent test world (``gluecell.datasets.world2``) instead.
+    """
     from gluecell.datasets.generate import GenerateOptions, generate_dataset, load_generate_config
 
-    world, scanner = load_generate_config(None)
-    opts = GenerateOptions(n=n, seed=seed, world=world, scanner=scanner, workers=workers)
+    styles: tuple[str, ...] = ()
+    if world_id == 2:  # its styles in turn, so a small test split still holds each of them
+        from gluecell.datasets.world2 import STYLES, load_world2_config
+
+        world, scanner = load_world2_config(None)
+        styles = tuple(STYLES)
+    else:
+        world, scanner = load_generate_config(None)
+    opts = GenerateOptions(n=n, seed=seed, world=world, scanner=scanner, styles=styles, workers=workers,
+                           world_id=world_id)  # fmt: skip
     t0 = time.perf_counter()
     result = generate_dataset(root, opts)
     wall = time.perf_counter() - t0
@@ -88,7 +99,8 @@ def _machine() -> dict[str, Any]:
 
 
 def run_bench(
-    n: int = 12, seed: int = BENCH_SEED, quick: bool = False, only: tuple[str, ...] = (), keep: Path | None = None
+    n: int = 12, seed: int = BENCH_SEED, quick: bool = False, only: tuple[str, ...] = (), keep: Path | None = None,
+    world: int = 1,
 ) -> dict[str, Any]:
     """Run the bench; returns ``{"machine": ..., "sections": {name: {metric: value}}, "errors": {...}}``."""
     sections: dict[str, dict[str, float]] = {}
@@ -99,7 +111,7 @@ def run_bench(
         if keep is not None and (keep / "meta" / "info.json").is_file():
             sections["world"] = {"world_samples": float(n)}
         else:
-            sections["world"] = bench_world(root, n, seed, workers=min(2, os.cpu_count() or 1))
+            sections["world"] = bench_world(root, n, seed, workers=min(2, os.cpu_count() or 1), world_id=world)
         ctx = BenchContext(dataset=root, quick=quick, seed=seed)
         for name in BENCH_MODULES:
             area = name.rsplit(".", 1)[-1]
@@ -114,4 +126,7 @@ def run_bench(
             sections.setdefault(area, {})["bench_wall_s"] = time.perf_counter() - t0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"format": "gluecell.bench/1", "machine": _machine(), "seed": seed, "sections": sections, "errors": errors}
+    out = {"format": "gluecell.bench/1", "machine": _machine(), "seed": seed, "sections": sections, "errors": errors}
+    if world != 1:
+        out["world"] = f"world{world}"
+    return out

@@ -34,7 +34,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     only = tuple(s.strip() for s in args.only.split(",")) if args.only else ()
     keep = Path(args.keep) if args.keep else None
-    result = run_bench(n=args.n, seed=args.seed, quick=args.quick, only=only, keep=keep)
+    world = {"1": 1, "world": 1, "2": 2, "world2": 2}.get(args.world)
+    if world is None:
+        from gluecell.core.errors import ConfigError
+
+        raise ConfigError(f"unknown --world {args.world!r}; choose 1 or 2 (world2)", key="world")
+    result = run_bench(n=args.n, seed=args.seed, quick=args.quick, only=only, keep=keep, world=world)
     _print_table(result)
     atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
@@ -49,6 +54,8 @@ def register(sub: Any) -> None:
     p.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     p.add_argument("--only", help="comma-separated sections, e.g. perception,deformation")
     p.add_argument("--keep", help="generate the bench world into this folder and keep it (reused if present)")
+    p.add_argument("--world", default="1",
+                   help="bench world: 1 (datasets/world, default) or 2 (world2: the independent test world)")
     p.add_argument("--out", default="bench.json", help="JSON output path (default bench.json)")
     p.set_defaults(func=_cmd_bench)
 
