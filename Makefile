@@ -5,8 +5,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# System packages: libusb for open3d/pyrealsense2.
-APT_PACKAGES := libusb-1.0-0
+# System packages: libusb for open3d/pyrealsense2; chromium for the console's real-browser test (Playwright drives it).
+APT_PACKAGES := libusb-1.0-0 chromium
 
 .PHONY: all demo test lint venv sysdeps clean bench
 

@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gluecell.cell.cli.correction",
     "gluecell.cell.cli.measure",
     "gluecell.cell.cli.bench",
+    "gluecell.cell.cli.users",
 )
 
 
