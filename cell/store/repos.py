@@ -309,6 +309,11 @@ class Overrides:
             raise UnknownItemError(f"unknown override {override_id}")
         return _row(r, ("args",))
 
+    def for_item(self, item_id: str) -> list[dict[str, Any]]:
+        """Requests about one item, newest first."""
+        rows = self.db.query("SELECT * FROM overrides WHERE item_id = ? ORDER BY id DESC", (item_id,))
+        return [_row(r, ("args",)) for r in rows]
+
     def list(self, limit: int = 200) -> list[dict[str, Any]]:
         """Newest requests first."""
         rows = self.db.query("SELECT * FROM overrides ORDER BY id DESC LIMIT ?", (int(limit),))
