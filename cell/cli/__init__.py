@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gluecell.cell.cli.measure",
     "gluecell.cell.cli.bench",
     "gluecell.cell.cli.users",
+    "gluecell.cell.cli.sim",
 )
 
 
