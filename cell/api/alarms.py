@@ -21,13 +21,17 @@ FLOOD_COUNT = 10
 FLOOD_WINDOW_S = 600.0
 
 
+#: Priority by the controller's StopReason codes (gluecell.cell.control.controller.StopReason): e-stop and safety
+#: urgent; robot error and lost link high; not ready, restart and timeout medium; an operator's stop low.
+_CODE_PRIORITY = {4: "urgent", 7: "urgent", 2: "high", 3: "high", 5: "medium", 6: "medium", 8: "medium", 1: "low"}
+
+
 def priority_of(alarm: dict[str, Any]) -> str:
-    """ISA-18.2 priority: the controller's ``Priority`` when it gives one, else by code (< 100 high, < 500 medium)."""
+    """ISA-18.2 priority: the controller's ``Priority`` when it gives one, else by its code (unknown: high)."""
     given = str(alarm.get("Priority", "")).lower()
     if given in ("urgent", "high", "medium", "low"):
         return given
-    code = int(alarm.get("ID", 0))
-    return "high" if code < 100 else "medium" if code < 500 else "low"
+    return _CODE_PRIORITY.get(int(alarm.get("ID", 0)), "high")
 
 
 def sync_alarms(db: ApiDb, packtag_alarms: list[dict[str, Any]]) -> None:

@@ -28,6 +28,8 @@ ORDER_AHEAD = 20
 COMMANDS = ("Reset", "Start", "Stop", "Hold", "Unhold", "Suspend", "Unsuspend", "Abort", "Clear", "Complete")
 MODES = {"Production": 1, "Maintenance": 2, "Manual": 3}
 _FINAL = ("passed", "rework", "skipped")
+#: API mode names -> the controller's UnitMode member names (PackML: Produce, Maintenance, Manual).
+_MODE_NAMES = {"Production": "produce", "Maintenance": "maintenance", "Manual": "manual"}
 
 
 def _packml() -> Any:
@@ -110,7 +112,7 @@ class CellPort:
         if snap["State"] not in ("Stopped", "Idle", "Aborted"):
             raise Problem(409, "command-refused", "Mode change refused",
                           f"the unit mode changes only in Stopped, Idle or Aborted (now {snap['State']})")  # fmt: skip
-        return self.request("mode", who, why, args={"mode": mode, "UnitMode": MODES[mode]})
+        return self.request("mode", who, why, args={"mode": _MODE_NAMES[mode], "UnitMode": MODES[mode]})
 
     def override(self, item_id: str, action: str, who: str, why: str) -> dict[str, Any]:
         """An operator's override of a work item (force_pass, force_fail, respray, skip)."""
