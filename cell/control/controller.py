@@ -29,7 +29,7 @@ from gluecell.cell.store import Store
 from gluecell.core.errors import GlueCellError
 
 from . import flow
-from .cycle import CycleMixin
+from .cycle import CycleMixin, TimedLink
 from .packml import Command, CommandRefusedError, Event, PackMLMachine, State, Transition, UnitMode
 from .packtags import PackTags
 from .pipeline import Pipeline
@@ -94,7 +94,8 @@ class Controller(CycleMixin):
 
     def __init__(self, store: Store, link: Any, pipeline: Pipeline, cfg: ControllerConfig | None = None,
                  camera_root: str | None = None) -> None:  # fmt: skip
-        self.store, self.link, self.pipeline = store, link, pipeline
+        self.store, self.pipeline = store, pipeline
+        self.link = TimedLink(link)
         self.cfg = cfg or ControllerConfig()
         self._camera_root = camera_root
         self.machine = PackMLMachine(State.STOPPED)
@@ -102,11 +103,15 @@ class Controller(CycleMixin):
         self.tags.restore(store.packtags.load())
         self.machine.listen(self._on_transition)
         self._prepared: dict[str, Future] = {}
+        self._ready_pairs: dict[str, tuple[Any, int | None]] = {}  # item -> (PreparedPair, plan id), planned
+        self._pool: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._unlisten = link.add_listener(self._on_link_event)
-        self.perf: dict[str, list[float]] = {"cycle_ms": [], "overhead_ms": [], "robot_wall_ms": [],
-                                             "prepare_wait_ms": [], "link_ms": []}  # fmt: skip
+        #: per pair through the spray station: cycle wall time, the controller's own share (cycle minus link
+        #: calls, goal waits and waiting for the plan), link time, plan wait, and the thread's CPU time (ms)
+        self.perf: dict[str, list[float]] = {"cycle_ms": [], "overhead_ms": [], "link_ms": [],
+                                             "prepare_wait_ms": [], "thread_cpu_ms": []}  # fmt: skip
         self.last_error: str = ""
 
     # ---- public ---------------------------------------------------------------------------------------------
@@ -163,6 +168,8 @@ class Controller(CycleMixin):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self._unlisten()
         self._save_tags()
         self.store.meta.set("running", False)

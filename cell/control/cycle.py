@@ -9,9 +9,8 @@ knows which pair is where (or that it does not).
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,51 @@ from . import flow
 from .packml import Event, State
 from .pipeline import PreparedPair
 
-__all__ = ["CycleMixin"]
+__all__ = ["CycleMixin", "TimedLink"]
+
+
+class TimedLink:
+    """The robot link with the wall time of every call (and of waiting on a goal) added to ``waits["link"]``,
+    so the controller's own overhead per pair can be told apart from robot and transport time."""
+
+    _TIMED = ("execute", "index_conveyor", "wait_item", "goal_status", "state", "set_gun", "clear_robot_error")
+
+    def __init__(self, link: Any) -> None:
+        self.inner = link
+        self.waits: dict[str, float] = {}
+
+    def _add(self, t: float) -> None:
+        self.waits["link"] = self.waits.get("link", 0.0) + (time.perf_counter() - t) * 1e3
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name not in self._TIMED:
+            return attr
+
+        def timed(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                out = attr(*a, **k)
+            finally:
+                self._add(t)
+            return _TimedHandle(out, self) if name == "execute" else out
+
+        return timed
+
+
+class _TimedHandle:
+    def __init__(self, handle: Any, owner: TimedLink) -> None:
+        self.inner, self.owner = handle, owner
+
+    def wait(self, timeout_s: float) -> Any:
+        t = time.perf_counter()
+        try:
+            return self.inner.wait(timeout_s)
+        finally:
+            self.owner._add(t)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 _ACTIVE = ("arrived", "planned", "spraying", "sprayed")
 
@@ -39,6 +82,8 @@ class CycleMixin:
     tags: Any
     perf: dict[str, list[float]]
     _prepared: dict[str, Future]
+    _ready_pairs: dict[str, tuple[PreparedPair, int | None]]
+    _pool: ThreadPoolExecutor | None
     _camera_root: str | None
     _fault: Any
     _event: Any
@@ -53,11 +98,11 @@ class CycleMixin:
         try:
             yield
         finally:
-            self._waits[key] = self._waits.get(key, 0.0) + (time.perf_counter() - t) * 1e3
+            self.link.waits[key] = self.link.waits.get(key, 0.0) + (time.perf_counter() - t) * 1e3
 
     def _step(self) -> None:
-        self._waits: dict[str, float] = {}
-        t0 = time.perf_counter()
+        self.link.waits = waits = {}
+        t0, c0 = time.perf_counter(), time.thread_time()
         pos = self.store.meta.get("conveyor") or {}
         sprayed = False
         if pos.get("at_spray"):
@@ -72,14 +117,13 @@ class CycleMixin:
             self.machine.fire(Event.SC, "every ordered pair is routed")
             return
         self._index()
-        if sprayed:
+        if sprayed:  # one pair through the spray station: book its cycle
             total = (time.perf_counter() - t0) * 1e3
-            waits = sum(self._waits.values())
             self.perf["cycle_ms"].append(total)
-            self.perf["overhead_ms"].append(total - waits)
-            self.perf["robot_wall_ms"].append(self._waits.get("robot", 0.0))
-            self.perf["prepare_wait_ms"].append(self._waits.get("prepare", 0.0))
-            self.perf["link_ms"].append(self._waits.get("link", 0.0))
+            self.perf["overhead_ms"].append(total - waits.get("link", 0.0) - waits.get("prepare", 0.0))
+            self.perf["link_ms"].append(waits.get("link", 0.0))
+            self.perf["prepare_wait_ms"].append(waits.get("prepare", 0.0))
+            self.perf["thread_cpu_ms"].append((time.thread_time() - c0) * 1e3)
 
     def _job_done(self, pos: dict[str, Any]) -> bool:
         counts = self.store.items.counts()
@@ -113,8 +157,13 @@ class CycleMixin:
                 return False
             item = self.store.items.get(item_id)
         if item["state"] == "sprayed":
-            plan = self.store.plans.latest(item_id)
-            insp = flow.inspect(plan["data"] if plan else None, True, self.cfg.min_coverage)
+            pp = self._ready_pairs.pop(item_id, None)
+            if pp is not None:
+                metrics = (pp[0].plan or {}).get("metrics")
+            else:  # after a restart: from the stored plan
+                plan = self.store.plans.latest(item_id)
+                metrics = plan["data"].get("metrics") if plan else None
+            insp = flow.inspect(metrics, True, self.cfg.min_coverage)
             routed = flow.route_item(self.store, item, insp)
             self.tags.count(defective=routed["state"] != "passed")
             self._save_tags()
@@ -128,28 +177,30 @@ class CycleMixin:
         def must_cancel() -> bool:
             return self.machine.state in (State.ABORTING, State.ABORTED)
 
-        with self._waiting("robot"):
-            return flow.spray_item(self.store, self.link, item, keep_going=keep_going, must_cancel=must_cancel,
-                                   goal_timeout_s=self._goal_timeout)  # fmt: skip
+        cached = self._ready_pairs.get(item["id"])
+        programs = (cached[1], cached[0].programs) if cached else flow.stored_programs(self.store, item["id"])
+        return flow.spray_item(self.store, self.link, item, programs, keep_going=keep_going,
+                               must_cancel=must_cancel, goal_timeout_s=self._goal_timeout)  # fmt: skip
 
     # ---- the scan station ---------------------------------------------------------------------------------------
     def _index(self) -> None:
         pos = self.store.meta.get("conveyor") or {}
         self.store.meta.set("conveyor", {**pos, "moving": True})
-        with self._waiting("link"):
-            st = self.link.index_conveyor(timeout_s=self.cfg.conveyor_timeout_s)
+        st = self.link.index_conveyor(timeout_s=self.cfg.conveyor_timeout_s)
         self.store.meta.set("conveyor", {"at_scan": st.at_scan, "at_spray": st.at_spray, "seated": st.seated,
                                          "moving": False})  # fmt: skip
         if st.at_scan:
             self._identify(st.at_scan)
         elif not st.at_spray:
-            self.machine.fire(Event.STARVED, "no pair at the infeed")
+            if self._job_done({}):
+                self.machine.fire(Event.SC, "every ordered pair is routed")
+            else:
+                self.machine.fire(Event.STARVED, "no pair at the infeed")
 
     def _identify(self, at_scan: str) -> None:
         """Read the infeed id; an id nobody ordered (or already done) is refused: the pair passes unsprayed."""
         try:
-            with self._waiting("link"):
-                read = self.link.wait_item(timeout_s=self.cfg.item_timeout_s)
+            read = self.link.wait_item(timeout_s=self.cfg.item_timeout_s)
         except GlueCellError as exc:
             self._event("refused", f"no id read at the infeed for the pair at the scan station: {exc.message}")
             return
@@ -175,12 +226,15 @@ class CycleMixin:
 
         def run() -> None:
             try:
-                fut.set_result(self._prepare(item, root))
+                pp = self._prepare(item, root)
+                fut.set_result((pp, flow.store_plan(self.store, pp)))
             except BaseException as exc:  # delivered to the waiting controller thread
                 fut.set_exception(exc)
 
         self._prepared[item["id"]] = fut
-        threading.Thread(target=run, name=f"prepare-{item['id']}", daemon=True).start()
+        if self._pool is None:  # threads, not processes: the stages release the GIL in numpy/open3d
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gluecell-prepare")
+        self._pool.submit(run)  # a stuck stage keeps one worker; the timeout hands its pair to a human
         return fut
 
     def _prepare(self, item: dict[str, Any], root: str | None) -> PreparedPair:
@@ -205,8 +259,9 @@ class CycleMixin:
             return
         fut = self._prepared.get(item_id) or self._start_prepare(item)
         with self._waiting("prepare"):
+            plan_id = None
             try:
-                pp = fut.result(timeout=self.cfg.prepare_timeout_s)
+                pp, plan_id = fut.result(timeout=self.cfg.prepare_timeout_s)
             except TimeoutError:
                 pp = PreparedPair(item_id, "needs_human", "timeout:pipeline",
                                   f"scan/predict/plan took longer than {self.cfg.prepare_timeout_s:.0f} s")  # fmt: skip
@@ -215,7 +270,9 @@ class CycleMixin:
                 self._fault(Event.FAULT, 7, f"{item_id}: pipeline error {type(exc).__name__}: {exc}")
         self._prepared.pop(item_id, None)
         try:
-            routed = flow.record_prepared(self.store, pp)
+            routed = flow.record_prepared(self.store, pp, plan_id)
+            if routed["state"] == "planned":
+                self._ready_pairs[item_id] = (pp, plan_id)
         except StoreError as exc:  # e.g. skipped by a human meanwhile
             self._event("refused", f"plan of {item_id} not recorded: {exc.message}", item_id=item_id)
             return

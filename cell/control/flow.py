@@ -16,8 +16,8 @@ from gluecell.cell.store import Store
 
 from .pipeline import PreparedPair, program_from_dict, standin_inspect
 
-__all__ = ["FINAL_STATES", "goal_id", "attempt_goals", "record_prepared", "spray_item", "route_item",
-           "forced_verdict", "SprayOutcome"]  # fmt: skip
+__all__ = ["FINAL_STATES", "goal_id", "attempt_goals", "store_plan", "record_prepared", "stored_programs",
+           "spray_item", "route_item", "forced_verdict", "SprayOutcome"]  # fmt: skip
 
 #: Item states after which the controller does nothing more with a pair (unless a human overrides).
 FINAL_STATES = ("passed", "rework", "skipped")
@@ -34,13 +34,18 @@ def attempt_goals(store: Store, item: dict[str, Any]) -> dict[str, dict[str, Any
     return {r["part"]: r for r in store.sprays.for_item(item["id"]) if r["goal_id"].startswith(prefix)}
 
 
-def record_prepared(store: Store, pp: PreparedPair) -> dict[str, Any]:
-    """Store the pipeline's result: the plan (item -> planned) or the refusal (item -> rework, with reason)."""
+def store_plan(store: Store, pp: PreparedPair) -> int | None:
+    """Store the pipeline's plan (the controller calls it on the preparing thread, so the write is pipelined)."""
     if pp.verdict == "ok" and pp.plan is not None:
-        with store.db.transaction():
-            plan_id = store.plans.add(pp.item_id, pp.source, "ok", pp.plan)
-            return store.items.transition(pp.item_id, "planned", expect=("arrived",),
-                                          detail={"plan_id": plan_id, "timing_ms": pp.timing_ms})  # fmt: skip
+        return store.plans.add(pp.item_id, pp.source, "ok", pp.plan)
+    return None
+
+
+def record_prepared(store: Store, pp: PreparedPair, plan_id: int | None) -> dict[str, Any]:
+    """Record the pipeline's result: item -> planned (plan ``plan_id``), or -> rework with the refusal's reason."""
+    if pp.verdict == "ok" and plan_id is not None:
+        return store.items.transition(pp.item_id, "planned", expect=("arrived",),
+                                      detail={"plan_id": plan_id, "timing_ms": pp.timing_ms})  # fmt: skip
     return store.items.transition(pp.item_id, "rework", expect=("arrived",), verdict="fail", cause=pp.cause,
                                   reason=pp.reason, picture=pp.picture,
                                   detail={"timing_ms": pp.timing_ms})  # fmt: skip
@@ -57,32 +62,34 @@ class SprayOutcome:
         self.interrupted, self.robot_s = interrupted, robot_s
 
 
-def _programs(store: Store, item_id: str) -> tuple[int, dict[str, Any]]:
+def stored_programs(store: Store, item_id: str) -> tuple[int, dict[str, Any]] | None:
+    """(plan id, part -> RobotProgram) of the item's newest ok plan, read back from the store (after a restart)."""
     plan = store.plans.latest(item_id)
     if plan is None or plan["verdict"] != "ok":
-        raise KeyError(item_id)
+        return None
     return plan["id"], {k: program_from_dict(v) for k, v in plan["data"]["robot_programs"].items() if v}
 
 
-def spray_item(store: Store, link: Any, item: dict[str, Any], *, keep_going: Callable[[], bool],
+def spray_item(store: Store, link: Any, item: dict[str, Any], programs: tuple[int, dict[str, Any]] | None, *,
+               keep_going: Callable[[], bool],
                must_cancel: Callable[[], bool], goal_timeout_s: Callable[[float], float],
                poll_s: float = 0.02) -> SprayOutcome:  # fmt: skip
     """Spray every part of ``item`` whose goal of this attempt has not succeeded.
 
     Args:
+        programs: (plan id, part -> RobotProgram) in spraying order (None: no plan, the pair goes to rework).
         keep_going: checked between parts (False: stop at this safe boundary, the pair resumes later).
         must_cancel: checked while a goal runs (True: cancel it now: abort / e-stop).
         goal_timeout_s: the wait allowed for a program of the given duration.
     """
     from gluecell.cell.robot.errors import GoalRejectedError, LinkDownError, RobotLinkError, RobotTimeoutError
 
-    try:
-        plan_id, programs = _programs(store, item["id"])
-    except KeyError:
+    if programs is None:
         return SprayOutcome(False, "no_plan", "no plan was recorded for the pair")
+    plan_id, progs = programs
     done = attempt_goals(store, item)
     robot_s = 0.0
-    for part, prog in programs.items():
+    for part, prog in progs.items():
         prev = done.get(part)
         if prev is not None and prev["status"] == "succeeded":
             continue
@@ -176,6 +183,8 @@ def route_item(store: Store, item: dict[str, Any], inspection: dict[str, Any]) -
                                       reason=reason, picture=inspection.get("picture"))  # fmt: skip
 
 
-def inspect(pp_plan: dict[str, Any] | None, executed_ok: bool, min_coverage: float) -> dict[str, Any]:
-    """The inspection hook: the stand-in verdict from the plan's own checks until ``quality`` provides one."""
-    return standin_inspect(PreparedPair("", "ok", plan=pp_plan), executed_ok, min_coverage=min_coverage)
+def inspect(metrics: dict[str, Any] | None, executed_ok: bool, min_coverage: float) -> dict[str, Any]:
+    """The inspection hook: the stand-in verdict from the plan's own checks until ``quality`` provides one.
+    ``metrics``: the plan's per-part metrics."""
+    return standin_inspect(PreparedPair("", "ok", plan={"metrics": metrics or {}}), executed_ok,
+                           min_coverage=min_coverage)  # fmt: skip
