@@ -30,6 +30,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gluecell.cell.cli.bench",
     "gluecell.cell.cli.users",
     "gluecell.cell.cli.sim",
+    "gluecell.cell.cli.serve",
+    "gluecell.cell.cli.op",
 )
 
 
