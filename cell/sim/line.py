@@ -35,7 +35,7 @@ class Line:
     camera_root: Path | None = None
     at_scan: str | None = None
     at_spray: str | None = None
-    seated: bool = True
+    seated: bool = False
     next_index: int = 0
     arrivals: dict[str, int] = field(default_factory=dict)
 
