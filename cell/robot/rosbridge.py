@@ -293,6 +293,8 @@ class RosbridgeLink:
         if tuple(program.joint_names) != tuple(self.cfg.joint_names):
             raise GoalRejectedError(f"program joints {program.joint_names} are not the robot's", stage="robot")
         sched = gun if gun is not None else GunSchedule.from_program(program, self.cfg.gun_pin)
+        if sched.events and (sched.events[0][0] < program.t[0] or sched.events[-1][0] > program.t[-1] + 1e-9):
+            raise GoalRejectedError("gun events lie outside the program's time", stage="robot")
         t = program.t - program.t[0]
         if approach:
             q_now = self.state().q
