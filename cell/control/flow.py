@@ -44,7 +44,7 @@ def store_plan(store: Store, pp: PreparedPair) -> int | None:
 def record_prepared(store: Store, pp: PreparedPair, plan_id: int | None) -> dict[str, Any]:
     """Record the pipeline's result: item -> planned (plan ``plan_id``), or -> rework with the refusal's reason."""
     if pp.verdict == "ok" and plan_id is not None:
-        return store.items.transition(pp.item_id, "planned", expect=("arrived",),
+        return store.items.transition(pp.item_id, "planned", expect=("arrived",), picture=pp.picture,
                                       detail={"plan_id": plan_id, "timing_ms": pp.timing_ms})  # fmt: skip
     return store.items.transition(pp.item_id, "rework", expect=("arrived",), verdict="fail", cause=pp.cause,
                                   reason=pp.reason, picture=pp.picture,
@@ -179,8 +179,9 @@ def route_item(store: Store, item: dict[str, Any], inspection: dict[str, Any]) -
             cause, reason = "override", f"{forced['action']} by {forced['who']}: {forced['why']}"
             store.inspections.add(item["id"], "override", verdict, cause=cause, data={"override_id": forced["id"]})
         state = "passed" if verdict == "pass" else "rework"
+        picture = inspection.get("picture") or item.get("picture")
         return store.items.transition(item["id"], state, expect=("sprayed",), verdict=verdict, cause=cause,
-                                      reason=reason, picture=inspection.get("picture"))  # fmt: skip
+                                      reason=reason, picture=picture)  # fmt: skip
 
 
 def inspect(metrics: dict[str, Any] | None, executed_ok: bool, min_coverage: float) -> dict[str, Any]:
