@@ -267,6 +267,7 @@ class Controller(CycleMixin):
             except GlueCellError as exc:
                 result = f"refused: {exc.message}"
             self.store.overrides.resolve(o["id"], result)
+            self._save_tags()
             self._event("override", f"{o['action']} by {o['who']} ({o['why']}): {result}", item_id=o["item_id"],
                         who=o["who"], override_id=o["id"])  # fmt: skip
 
@@ -308,6 +309,11 @@ class Controller(CycleMixin):
         while time.monotonic() < deadline and self.state in (State.RESETTING, State.STARTING, State.UNHOLDING):
             try:
                 st = self.link.state(timeout_s=1.0)
+                if st.in_error and not st.e_stopped and self.state in (State.RESETTING, State.UNHOLDING):
+                    self.link.clear_robot_error()  # the operator's Reset/Unhold acknowledges the protective stop
+                    self._event("robot", "protective stop unlocked by the operator's command")
+                    time.sleep(self.cfg.poll_s)
+                    st = self.link.state(timeout_s=1.0)
                 if st.e_stopped or st.in_error:
                     why = "the e-stop is pressed" if st.e_stopped else f"the robot is in error ({st.error_code})"
                 elif self.store.sprays.unfinished():
