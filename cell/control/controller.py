@@ -205,10 +205,11 @@ class Controller(CycleMixin):
     # ---- machine and link events -----------------------------------------------------------------------------
     def _precheck(self, c: Command) -> None:
         if c in (Command.RESET, Command.CLEAR, Command.START, Command.UNHOLD):
-            with contextlib.suppress(GlueCellError):
+            st = None
+            with contextlib.suppress(GlueCellError):  # no robot state: the acting state's check decides
                 st = self.link.state(timeout_s=0.5)
-                if st.e_stopped:
-                    raise CommandRefusedError(f"{c.name.title()}: the e-stop is pressed; release it first")
+            if st is not None and st.e_stopped:
+                raise CommandRefusedError(f"{c.name.title()}: the e-stop is pressed; release it first")
 
     def _on_transition(self, tr: Transition) -> None:
         self.tags.on_transition(tr)
