@@ -104,6 +104,7 @@ class SimCell:
         self.sim_time = 0.0
         self._tasks: list[asyncio.Task] = []
         self._indexing = False
+        self._goal_wall_t0 = 0.0
 
     @property
     def port(self) -> int:
@@ -164,6 +165,7 @@ class SimCell:
         self.goals[ctx.goal_id] = goal
         self.ctx[ctx.goal_id] = ctx
         self._trim()
+        self._goal_wall_t0 = time.monotonic()  # its clock starts now, not at the loop's last tick
         old = self.robot.start(goal)
         if old is not None:
             self._finish(old)
@@ -201,10 +203,11 @@ class SimCell:
             await asyncio.sleep(0.004)
             now = time.monotonic()
             dt = (now - last) * self.cfg.speed
+            dt_robot = (now - max(last, self._goal_wall_t0)) * self.cfg.speed
             last = now
             self.sim_time += dt
             try:
-                done = self.robot.step(dt)
+                done = self.robot.step(dt_robot)
                 if done is not None:
                     self._finish(done)
                 await self._check_faults()

@@ -217,6 +217,7 @@ class RobotSim:
         self.error_code = 0
         self.goal: ActiveGoal | None = None
         self.ticks = 0
+        self._carry = 0.0
 
     @property
     def motion_possible(self) -> bool:
@@ -229,6 +230,7 @@ class RobotSim:
         if old is not None:
             self._end(old, 6, -4, "preempted by a new goal")
         self.goal = goal
+        self._carry = 0.0
         return old
 
     def cancel(self) -> None:
@@ -264,7 +266,11 @@ class RobotSim:
         if goal is None or dt <= 0:
             return None
         cfg = self.cfg
-        n = max(1, round(dt / cfg.tick_s))
+        self._carry += dt  # whole ticks only; the remainder carries over, so the clock does not drift
+        n = int(self._carry / cfg.tick_s + 1e-9)
+        if n == 0:
+            return None
+        self._carry -= n * cfg.tick_s
         taus = goal.tau + cfg.tick_s * np.arange(1, n + 1)
         taus = taus[taus <= goal.traj.duration + cfg.tick_s]
         if len(taus) == 0:
