@@ -201,3 +201,20 @@ def test_connect_retries_until_the_server_is_up_and_times_out_without_one():
         link.disconnect()
         for h in handles:
             h.stop()
+
+
+def test_a_configured_fault_waits_for_its_pair_and_fraction():
+    from gluecell.cell.sim.faults import FaultSpec
+
+    cell = SimCell(SimCellConfig(speed=SPEED), ids=["P0", "P1"],
+                   faults=[FaultSpec("robot_error", item="P1", during="any", at_fraction=0.5)])  # fmt: skip
+    with start_in_thread(cell) as sim, RosbridgeLink(RobotLinkConfig(port=sim.port)) as link:
+        link.index_conveyor()
+        assert link.index_conveyor().at_spray == "P0"
+        assert link.execute(_program(link.state().q), goal_id="P0:any").wait(10.0).ok  # not P0's fault
+        assert link.index_conveyor().at_spray == "P1"
+        res = link.execute(_program(link.state().q), goal_id="P1:any").wait(10.0)
+        assert res.status == GoalStatus.ABORTED and res.error_code == -4
+        rep = link.goal_status("P1:any")
+        assert 0.5 * rep.duration_s <= rep.progress_s < 0.5 * rep.duration_s + 0.2
+        assert [f.kind for _, f in cell.fired] == ["robot_error"] and cell.faults == []
