@@ -137,15 +137,20 @@ class CellPort:
             self.store.jobs.set_state(job["JobOrderID"], "Running")
 
     def feed(self, view: dict[str, Any]) -> None:
-        """Keep :data:`ORDER_AHEAD` work items of the running job ordered (never more than it asks for)."""
+        """Keep :data:`ORDER_AHEAD` work items of the running job ordered (never more than it asks for).
+
+        A pair's id is its ``MaterialSublotIDs`` entry (the label the infeed reads) or ``<JobOrderID>.<n>``.
+        """
         job = view["JobOrder"]
         jid = job["JobOrderID"]
         rows = self.store.db.query("SELECT COUNT(*), SUM(state = 'ordered') FROM work_items WHERE job_id = ?", (jid,))
         total, waiting = int(rows[0][0]), int(rows[0][1] or 0)
-        pairs = [(m["SizeEU"], m["Side"]) for m in job["MaterialRequirements"] for _ in range(int(m["Quantity"]))]
+        pairs = [(m["SizeEU"], m["Side"], (m.get("MaterialSublotIDs") or [None] * int(m["Quantity"]))[k])
+                 for m in job["MaterialRequirements"] for k in range(int(m["Quantity"]))]  # fmt: skip
         for n in range(total, min(len(pairs), total + ORDER_AHEAD - waiting)):
-            size, side = pairs[n]
-            self.store.items.order(f"{jid}.{n + 1:05d}", job["WorkMasterID"], size_eu=size, side=side, job_id=jid)
+            size, side, sublot = pairs[n]
+            self.store.items.order(sublot or f"{jid}.{n + 1:05d}", job["WorkMasterID"], size_eu=size, side=side,
+                                   job_id=jid)  # fmt: skip
 
     def end_job(self, job_id: str, state: str) -> None:
         """Mirror a job's end in the store and withdraw its items that have not arrived (skipped, with history)."""

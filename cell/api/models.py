@@ -15,6 +15,8 @@ __all__ = ["JobOrderIn", "JobOrderUpdate", "MaterialRequirement", "JobOrderParam
            "CellCommand", "ModeChange", "OverrideIn", "AlarmAction", "ID_PATTERN", "Reasoned"]  # fmt: skip
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+#: Pairs one job order may ask for.
+MAX_PAIRS = 10_000
 Id = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
 Reason = Annotated[str, Field(min_length=3, max_length=500, description="why (kept in the audit log)")]
 
@@ -32,6 +34,14 @@ class MaterialRequirement(Strict):
     SizeEU: Annotated[float, Field(ge=15.0, le=55.0, multiple_of=0.5, description="EU (Paris point) size")]
     Side: Literal["left", "right"]
     Quantity: Annotated[int, Field(ge=1, le=10_000)]
+    MaterialSublotIDs: Annotated[list[Id], Field(max_length=10_000)] | None = Field(
+        default=None, description="the pairs' own ids as labelled upstream (read at the infeed); one per Quantity")
+
+    @model_validator(mode="after")
+    def _sublots(self) -> MaterialRequirement:
+        if self.MaterialSublotIDs is not None and len(self.MaterialSublotIDs) != self.Quantity:
+            raise ValueError("MaterialSublotIDs needs exactly Quantity ids")
+        return self
 
 
 class JobOrderParameter(Strict):
@@ -62,9 +72,18 @@ class _JobFields(Strict):
 class JobOrderIn(_JobFields):
     """A new job order (Store / StoreAndStart)."""
 
-    JobOrderID: Id
+    JobOrderID: Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=48)]
     WorkMasterID: Id = Field(description="the style (work master), e.g. sneaker")
     MaterialRequirements: Annotated[list[MaterialRequirement], Field(min_length=1, max_length=50)]
+
+    @model_validator(mode="after")
+    def _total(self) -> JobOrderIn:
+        if sum(m.Quantity for m in self.MaterialRequirements) > MAX_PAIRS:
+            raise ValueError(f"a job order asks for at most {MAX_PAIRS} pairs")
+        ids = [i for m in self.MaterialRequirements for i in (m.MaterialSublotIDs or ())]
+        if len(ids) != len(set(ids)):
+            raise ValueError("MaterialSublotIDs repeat an id")
+        return self
 
 
 class JobOrderUpdate(Strict):

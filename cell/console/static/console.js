@@ -91,9 +91,14 @@ async function drawGeometry(id) {
     traces.push(Object.assign(xyz(g.bite_line), { type: "scatter3d", mode: "lines", name: "bite line" + (sig ? " (±2σ in hover)" : ""),
       line: { width: 5, color: "#202020" }, text: Array.isArray(sig) ? sig.map((s) => `σ ${(s * 1e3).toFixed(2)} mm`) : undefined }));
   }
-  for (const p of g.paths || []) {
-    traces.push(Object.assign(xyz(p.xyz), { type: "scatter3d", mode: "lines", name: `path ${p.part} (gun on = dark)`,
-      line: { width: 3, color: p.spray.map((on) => (on ? 1 : 0)), colorscale: [[0, "#c8c8c8"], [1, "#3c6ea0"]], cmin: 0, cmax: 1 } }));
+  for (const p of g.paths || []) {  // one trace per gun state: segments where the gun is on, and the moves between
+    for (const on of [true, false]) {
+      const pts = [];
+      p.xyz.forEach((q, i) => { const seg = p.spray[i] === on || (i > 0 && p.spray[i - 1] === on); pts.push(seg ? q : null); });
+      const t = { x: pts.map((q) => (q ? q[0] * 1e3 : null)), y: pts.map((q) => (q ? q[1] * 1e3 : null)), z: pts.map((q) => (q ? q[2] * 1e3 : null)) };
+      traces.push(Object.assign(t, { type: "scatter3d", mode: "lines", connectgaps: false, name: `path ${p.part}: gun ${on ? "on" : "off"}`,
+        line: { width: on ? 4 : 1.5, color: on ? "#3c6ea0" : "#a0a0a0" } }));
+    }
   }
   const layout = Object.assign({ margin: { l: 0, r: 0, t: 0, b: 0 }, showlegend: true, legend: { x: 0, y: 1, font: { size: 10 } },
     scene: { aspectmode: "data", xaxis: { title: "x mm" }, yaxis: { title: "y mm" }, zaxis: { title: "z mm" } } }, GREY);
@@ -227,6 +232,10 @@ function logout(msg) {
   if (msg) { $("login-error").textContent = msg; $("login-error").hidden = false; }
 }
 document.addEventListener("DOMContentLoaded", () => {
+  if (location.hash.startsWith("#token=")) {  // one-time sign-in link printed by gluecell demo (never sent to the server)
+    S.token = decodeURIComponent(location.hash.slice(7)); sessionStorage.setItem("gluecell-token", S.token);
+    history.replaceState(null, "", location.pathname);
+  }
   $("login-form").onsubmit = (ev) => { ev.preventDefault(); S.token = $("token").value.trim(); sessionStorage.setItem("gluecell-token", S.token); start(); };
   $("logout").onclick = () => logout("");
   for (const t of document.querySelectorAll(".tab")) t.onclick = () => {
