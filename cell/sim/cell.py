@@ -207,6 +207,10 @@ class SimCell:
             last = now
             self.sim_time += dt
             try:
+                trigger = self._next_trigger()
+                goal = self.robot.goal
+                if trigger is not None and goal is not None:  # a fault fires exactly at its fraction of the goal
+                    dt_robot = min(dt_robot, max(trigger - goal.tau, 0.0) + self.cfg.robot.tick_s)
                 done = self.robot.step(dt_robot)
                 if done is not None:
                     self._finish(done)
@@ -289,17 +293,25 @@ class SimCell:
             if spec.item is not None and self.line.at_spray is not None:
                 self.items.setdefault(self.line.at_spray, ItemRecord()).flow_factor = spec.value
 
+    def _goal_faults(self) -> list[FaultSpec]:
+        """Pending faults that wait for the running goal (its pair at the spray station, its part)."""
+        goal, at = self.robot.goal, self.line.at_spray
+        if goal is None or at is None:
+            return []
+        return [f for f in self.faults if f.during in ("upper", "sole", "any")
+                and f.kind not in ("camera_timeout", "part_off_station") and f.item is not None
+                and f.matches_item(at, self.line.arrivals.get(at))
+                and (f.during == "any" or self.parts.get(goal.goal_id) == f.during)]  # fmt: skip
+
+    def _next_trigger(self) -> float | None:
+        goal = self.robot.goal
+        times = [f.at_fraction * goal.traj.duration for f in self._goal_faults()] if goal is not None else []
+        return min(times) if times else None
+
     async def _check_faults(self) -> None:
         goal = self.robot.goal
-        for spec in list(self.faults):
-            if spec.during not in ("upper", "sole", "any") or spec.kind in ("camera_timeout", "part_off_station"):
-                continue
-            at = self.line.at_spray
-            if goal is None or at is None or not spec.matches_item(at, self.line.arrivals.get(at)):
-                continue
-            if spec.during != "any" and self.parts.get(goal.goal_id) != spec.during:
-                continue
-            if goal.tau >= spec.at_fraction * goal.traj.duration:
+        for spec in self._goal_faults():
+            if goal is not None and goal.tau >= spec.at_fraction * goal.traj.duration - 1e-9:
                 self.faults.remove(spec)
                 await self._fire(spec)
 
