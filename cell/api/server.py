@@ -21,19 +21,21 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["add_server_options", "start_api_server", "ApiServer", "DEFAULT_HOST", "DEFAULT_PORT", "console_url",
-           "open_console", "demo_login"]
+           "open_console", "demo_login", "DemoConsole", "serve_beside_controller"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 
 
-def add_server_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--host``, ``--port``, ``--no-browser`` (and ``--no-api``) to a command's parser."""
+def add_server_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
+    """Add ``--host``, ``--port``, ``--no-browser``, ``--no-api`` (and ``--keep-serving`` for the demo)."""
     g = parser.add_argument_group("task API and operator console")
     g.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
     g.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
     g.add_argument("--no-browser", action="store_true", help="do not open the console in a browser")
     g.add_argument("--no-api", action="store_true", help="do not serve the task API and console at all")
+    if demo:
+        g.add_argument("--keep-serving", action="store_true", help="keep the console up after the run (Ctrl-C)")
 
 
 def console_url(host: str, port: int, token: str | None = None) -> str:
@@ -111,13 +113,36 @@ def open_console(api: ApiServer, token: str | None, no_browser: bool) -> None:
     print(f"operator console: {api.url}  (task API: {api.url}api/v1, OpenAPI: {api.url}openapi.json)")
     if token:
         print(f"sign in with the token {token}  (or open {url})")
-    if not no_browser:
+    if not no_browser and _has_display():
         import webbrowser
 
         try:
             webbrowser.open(url)
         except Exception:  # no browser on this machine: the address above is enough
             pass
+
+
+def _has_display() -> bool:
+    """Whether a graphical browser can open: a terminal user with a display (never a text browser that would
+    take over the terminal, never from a service or a test's subprocess)."""
+    import os
+
+    if not sys.stdout.isatty():
+        return False
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def serve_beside_controller(args: argparse.Namespace, db_path: str, media_root: str) -> ApiServer | None:
+    """``gluecell serve``'s API: on failure to bind, the cell keeps running and the reason is printed."""
+    from gluecell.cell.errors import CellError
+
+    try:
+        api = start_api_server(args.host, args.port, db_path=db_path, media_roots=(media_root,))
+    except CellError as exc:
+        print(f"warning: {exc}; the cell runs without its task API and console", file=sys.stderr, flush=True)
+        return None
+    open_console(api, None, args.no_browser)
+    return api
 
 
 def demo_login(api: ApiServer, name: str = "demo-operator", role: str = "operator") -> str:
@@ -132,3 +157,40 @@ def demo_login(api: ApiServer, name: str = "demo-operator", role: str = "operato
         token = rotate_token(db, name)
         assert token is not None
         return token
+
+
+class DemoConsole:
+    """The console of ``gluecell demo``: served on the demo's fresh database, with a one-time sign-in.
+
+    ``run_demo(..., serve=console)`` calls it once the database is fresh; :meth:`finish` keeps serving until
+    Ctrl-C with ``--keep-serving``; :meth:`close` stops it.
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.api: ApiServer | None = None
+
+    def __call__(self, out: Any) -> None:
+        from pathlib import Path
+
+        out = Path(out)
+        self.api = start_api_server(self.args.host, self.args.port, db_path=str(out / "cell.db"),
+                                    media_roots=(str(out),))  # fmt: skip
+        open_console(self.api, demo_login(self.api), self.args.no_browser)
+
+    def finish(self) -> None:
+        """With ``--keep-serving``: keep the console up until Ctrl-C."""
+        if self.api is None or not getattr(self.args, "keep_serving", False):
+            return
+        print(f"the console stays up at {self.api.url} (Ctrl-C stops it)", flush=True)
+        try:
+            while self.api.thread.is_alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+    def close(self) -> None:
+        """Stop serving."""
+        if self.api is not None:
+            self.api.stop()
+            self.api = None

@@ -84,7 +84,7 @@ class EmbeddedLine:
         self._stack.callback(self.controller.close)
         self.api = start_api_server("127.0.0.1", 0, db_path=str(self.out / "cell.db"), media_roots=(str(self.out),),
                                     settings=self.api_settings)  # fmt: skip
-        self._stack.callback(self.api.stop)
+        self._stack.callback(lambda: self.api.stop())  # late-bound: a bench may restart the server
 
     @property
     def url(self) -> str:

@@ -64,8 +64,11 @@ def _fresh(out: Path) -> None:
 
 
 def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
-             timeout_s: float = 1800.0) -> dict[str, Any]:  # fmt: skip
-    """Run the line on ``pairs`` synthetic pairs; returns :func:`summarise`'s summary."""
+             timeout_s: float = 1800.0, serve: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Run the line on ``pairs`` synthetic pairs; returns :func:`summarise`'s summary.
+
+    ``serve(out)`` (the task API and console, :class:`gluecell.cell.api.server.DemoConsole`) is called once the
+    cell database is fresh."""
     from rich.progress import Progress
 
     from gluecell.cell.control import Command, Controller, RealPipeline, State
@@ -79,6 +82,8 @@ def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
     generate_dataset(out / "world", GenerateOptions(n=pairs, seed=seed, world=world_cfg, scanner=scanner,
                                                     styles=STYLES))  # fmt: skip
     _fresh(out)
+    if serve is not None:
+        serve(out)
     t0 = time.monotonic()
     proc, port = start_sim_process(out, out / "world", speed)
     try:
@@ -196,8 +201,17 @@ def _print(summary: dict[str, Any]) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    summary = run_demo(Path(args.out), args.pairs, args.speed, args.seed)
-    _print(summary)
+    from gluecell.cell.api.server import DemoConsole
+
+    console = None if args.no_api else DemoConsole(args)
+    try:
+        summary = run_demo(Path(args.out), args.pairs, args.speed, args.seed, serve=console)
+        _print(summary)
+        if console is not None:
+            console.finish()
+    finally:
+        if console is not None:
+            console.close()
     return 0 if summary["state"] == "Complete" else 1
 
 
@@ -209,4 +223,7 @@ def register(sub: Any) -> None:
     p.add_argument("--speed", type=float, default=20.0, help="simulated robot speed-up (default 20)")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--seed", type=int, default=7, help="world seed (default 7)")
+    from gluecell.cell.api.server import add_server_options
+
+    add_server_options(p, demo=True)  # the task API and operator console (issue 10)
     p.set_defaults(func=_cmd_demo)

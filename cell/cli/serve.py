@@ -26,6 +26,9 @@ def register(sub: Any) -> None:
     p.add_argument("--start", action="store_true", help="send Reset and Start once connected")
     p.add_argument("--status-s", type=float, default=10.0, help="seconds between status lines (0: none)")
     p.add_argument("--exit-when-complete", action="store_true", help="exit 0 once the machine reaches Complete")
+    from gluecell.cell.api.server import add_server_options
+
+    add_server_options(p)  # the task API and operator console (issue 10)
     p.set_defaults(func=_main)
 
 
@@ -54,8 +57,13 @@ def run_serve(args: argparse.Namespace) -> int:
         link = RosbridgeLink(cfg.robot)
         link.connect(cfg.robot.connect_timeout_s)
         ctl = Controller(store, link, pipeline, cfg.control)
+        api = None
         try:
             ctl.start()
+            if not args.no_api:  # the task API and operator console on the same database (issue 10)
+                from gluecell.cell.api.server import serve_beside_controller
+
+                api = serve_beside_controller(args, cfg.store.path, cfg.pipeline.out or "runs")
             print(f"gluecell serve: {cfg.robot.host}:{cfg.robot.port}, {cfg.store.path}, pipeline {pipeline.name};"
                   f" {_status_line(ctl)}", flush=True)  # fmt: skip
             if args.start:
@@ -70,6 +78,8 @@ def run_serve(args: argparse.Namespace) -> int:
                     print(_status_line(ctl), flush=True)
                     last = time.monotonic()
         finally:
+            if api is not None:
+                api.stop()
             ctl.close()
             link.disconnect()
         print(f"gluecell serve: stopped; {_status_line(ctl)}", flush=True)
