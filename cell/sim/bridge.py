@@ -147,6 +147,7 @@ class RosbridgeServer:
         self._counter = itertools.count(1)
         self._server: Any = None
         self.closed_until = 0.0  # link-drop fault: refuse connections until this monotonic time
+        self.silent_until = 0.0  # link-stall fault: sockets stay open, nothing is sent or answered
 
     @property
     def port(self) -> int:
@@ -177,6 +178,11 @@ class RosbridgeServer:
             with contextlib.suppress(Exception):
                 c.ws.transport.abort()  # no close handshake: the cable is pulled
 
+    def stall(self, seconds: float) -> None:
+        """Go silent for ``seconds``: connections stay open but nothing is sent (a network that stops delivering,
+        with no FIN or RST: only a heartbeat notices)."""
+        self.silent_until = time.monotonic() + seconds
+
     # --- the cell's side --------------------------------------------------------------------------------
     def advertise(self, topic: str, type_: str) -> None:
         """Declare a topic the cell publishes."""
@@ -187,9 +193,9 @@ class RosbridgeServer:
         """Send ``msg`` to every subscriber of ``topic`` (keep it for late subscribers when ``latch``)."""
         if latch:
             self.latched[topic] = msg
-        if time.monotonic() < self.closed_until:
-            return
         now = time.monotonic()
+        if now < self.closed_until or now < self.silent_until:
+            return
         for c in self.clients:
             subs = c.subs.get(topic)
             if not subs:
@@ -219,6 +225,8 @@ class RosbridgeServer:
         writer = asyncio.get_running_loop().create_task(self._writer(client))
         try:
             async for frame in ws:
+                if time.monotonic() < self.silent_until:
+                    continue  # a stalled link loses what is sent into it
                 if isinstance(frame, bytes):
                     self._refuse(client, "binary", None, "binary frames (CBOR/BSON) are not supported")
                     continue
@@ -235,6 +243,8 @@ class RosbridgeServer:
         with contextlib.suppress(Exception):
             while True:
                 text = await client.queue.get()
+                if time.monotonic() < self.silent_until:
+                    continue  # lost on the wire
                 await client.ws.send(text)
 
     def _forget(self, client: Client) -> None:

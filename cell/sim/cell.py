@@ -269,7 +269,7 @@ class SimCell:
     # --- faults --------------------------------------------------------------------------------------------
     async def inject(self, spec: FaultSpec) -> str:
         """Fire ``spec`` now if it waits for no pair, else keep it for its pair; returns what happened."""
-        if spec.item is None and spec.kind in ("robot_error", "estop", "link_drop", "clogged_nozzle"):
+        if spec.item is None and spec.kind in ("robot_error", "estop", "link_drop", "link_stall", "clogged_nozzle"):
             await self._fire(spec)
             return f"{spec.kind} now"
         if spec.item is None and spec.kind == "camera_timeout":
@@ -288,6 +288,8 @@ class SimCell:
             self._publish_status()
         elif spec.kind == "link_drop":
             await self.server.drop_all(spec.value)
+        elif spec.kind == "link_stall":
+            self.server.stall(spec.value)
         elif spec.kind == "clogged_nozzle":
             self.flow_factor = spec.value
             if spec.item is not None and self.line.at_spray is not None:

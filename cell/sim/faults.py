@@ -5,6 +5,7 @@
 | ``robot_error`` | protective stop: motion stops, gun closes, the goal aborts (PATH_TOLERANCE_VIOLATED) | unlock |
 | ``estop`` | e-stop pressed: as above, ``e_stopped`` | the button released: the fault service with ``clear`` |
 | ``link_drop`` | every websocket connection is cut (no close handshake); new ones refused ``value`` s | by itself |
+| ``link_stall`` | sockets open, nothing goes through for ``value`` s (default 2): only a heartbeat sees it | itself |
 | ``camera_timeout`` | the pair's camera frames never appear | the next pair |
 | ``clogged_nozzle`` | the gun delivers ``value`` (default 0.2) of its flow | the fault service with ``clear`` |
 | ``part_off_station`` | the pair lands ``value`` m (default 15 mm, in x) off its fixtures; seat sensor off | next |
@@ -28,9 +29,10 @@ from gluecell.core.errors import ConfigError
 
 __all__ = ["FAULT_KINDS", "FaultSpec", "load_faults", "parse_fault"]
 
-FAULT_KINDS = ("robot_error", "estop", "link_drop", "camera_timeout", "clogged_nozzle", "part_off_station")
+FAULT_KINDS = ("robot_error", "estop", "link_drop", "link_stall", "camera_timeout", "clogged_nozzle",
+               "part_off_station")
 _DURING = ("arrive", "upper", "sole", "any")
-_DEFAULT_VALUE = {"clogged_nozzle": 0.2, "part_off_station": 0.015, "link_drop": 0.0}
+_DEFAULT_VALUE = {"clogged_nozzle": 0.2, "part_off_station": 0.015, "link_drop": 0.0, "link_stall": 2.0}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .cell import SimCell
 
-__all__ = ["SimHandle", "start_in_thread", "serve_forever"]
+__all__ = ["SimHandle", "SimProcess", "serve_forever", "spawn_sim", "start_in_thread"]
 
 
 @dataclass
@@ -87,3 +87,69 @@ async def serve_forever(cell: SimCell, on_ready: Callable[[int], None] | None = 
         await asyncio.Event().wait()
     finally:
         await cell.stop()
+
+
+@dataclass
+class SimProcess:
+    """``gluecell sim`` running as its own process (the embedded default: the controller may be killed and
+    restarted while the cell goes on). ``stop()`` sends SIGTERM and waits."""
+
+    proc: Any
+    port: int
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """Stop it; returns its exit code."""
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout_s)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return int(self.proc.returncode)
+
+    def __enter__(self) -> SimProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def spawn_sim(args: list[str], timeout_s: float = 120.0) -> SimProcess:
+    """Start ``gluecell sim --port 0 <args>`` (e.g. ``["--speed", "20", "--world", DIR]``); returns once it serves.
+
+    Raises:
+        RuntimeError: it exited or did not report its port within ``timeout_s`` (its output is in the message).
+    """
+    import re
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "gluecell.cell.cli", "sim", "--port", "0", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    deadline = time.monotonic() + timeout_s
+    seen: list[str] = []
+    found: list[int] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            m = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
+            if m:
+                found.append(int(m.group(1)))
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(max(0.0, deadline - time.monotonic()))
+    if not found:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"gluecell sim did not start: {''.join(seen)[-2000:]}")
+    return SimProcess(proc, found[0])

@@ -218,3 +218,24 @@ def test_a_configured_fault_waits_for_its_pair_and_fraction():
         rep = link.goal_status("P1:any")
         assert 0.5 * rep.duration_s <= rep.progress_s <= 0.5 * rep.duration_s + 0.01  # to the tick
         assert [f.kind for _, f in cell.fired] == ["robot_error"] and cell.faults == []
+
+
+def test_a_silent_link_is_noticed_by_the_heartbeat_within_a_second(sim, link):
+    ev = Events(link)
+    t0 = time.monotonic()
+    _sim(sim, "/gluecell_sim/fault", kind="link_stall", value=1.5)  # sockets stay open: no close to see
+    lost = ev.wait(LinkEventKind.LINK_LOST)
+    assert lost - t0 < LINK_LOST_WITHIN_S and not link.is_connected
+    restored = ev.wait(LinkEventKind.LINK_RESTORED, timeout=10.0)
+    assert restored - t0 >= 1.4 and link.state().motion_possible
+
+
+def test_gluecell_sim_runs_as_its_own_process():
+    from gluecell.cell.sim.run import spawn_sim
+
+    with spawn_sim(["--no-world", "--pairs", "2", "--speed", "10"]) as proc:
+        with RosbridgeLink(RobotLinkConfig(port=proc.port)) as link:
+            assert link.index_conveyor().at_scan == "P00000"
+            assert link.execute(_program(link.state().q, dur=2.0, gun=((0.5, True), (1.5, False))),
+                                goal_id="proc").wait(10.0).ok  # fmt: skip
+        assert proc.stop() == 0  # SIGTERM: a clean exit
