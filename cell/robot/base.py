@@ -316,6 +316,12 @@ class RobotLink(Protocol):
         """Folder of the simulated cameras' frames (``<root>/<item_id>/``), None on a real line."""
         ...
 
+    @property
+    def conveyor(self) -> ConveyorState:
+        """The conveyor's last reported positions (latched: right after ``connect`` it is the line's own report,
+        which a restarted controller trusts over its memory)."""
+        ...
+
     def connect(self, timeout_s: float | None = None) -> None:
         """Connect with retry and backoff; raises RobotTimeoutError when not connected within the timeout."""
         ...

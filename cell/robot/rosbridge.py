@@ -43,6 +43,8 @@ __all__ = ["RosbridgeLink"]
 
 LOG = logging.getLogger(__name__)
 _WATCH_S = 0.05
+#: how long ``connect`` waits for the latched conveyor state (a line without one goes on after this)
+CONVEYOR_WAIT_S = 1.0
 
 
 def _tri(msg: dict[str, Any], key: str, unknown: bool) -> bool:
@@ -61,7 +63,8 @@ class RosbridgeLink:
         self._js_t = 0.0
         self._status: dict[str, Any] = {}
         self._gun: bool | None = None
-        self._conveyor = ConveyorState(None, None, True)
+        self._conveyor = ConveyorState(None, None, False)
+        self._conveyor_seen = False
         self._camera_root: str | None = None
         self._items: queue.Queue[str] = queue.Queue(maxsize=1000)
         self._events: queue.Queue[LinkEvent | None] = queue.Queue()
@@ -112,6 +115,9 @@ class RosbridgeLink:
                 raise RobotTimeoutError(f"connected to {self.cfg.host}:{self.cfg.port} but no "
                                         f"{self.cfg.joint_states_topic} and {self.cfg.robot_status_topic} "
                                         f"within {timeout:.1f} s", stage="robot")  # fmt: skip
+            time.sleep(0.01)
+        conveyor_deadline = min(deadline, time.monotonic() + CONVEYOR_WAIT_S)
+        while not self._conveyor_seen and time.monotonic() < conveyor_deadline:  # latched: arrives on subscribe
             time.sleep(0.01)
 
     def _abandon(self) -> None:
@@ -187,6 +193,7 @@ class RosbridgeLink:
     def _on_conveyor(self, msg: dict[str, Any]) -> None:
         try:
             self._conveyor = _conveyor_state(msg.get("data", ""))
+            self._conveyor_seen = True
         except RobotLinkError as exc:
             LOG.warning("conveyor state refused: %s", exc)
 

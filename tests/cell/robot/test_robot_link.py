@@ -239,3 +239,10 @@ def test_gluecell_sim_runs_as_its_own_process():
             assert link.execute(_program(link.state().q, dur=2.0, gun=((0.5, True), (1.5, False))),
                                 goal_id="proc").wait(10.0).ok  # fmt: skip
         assert proc.stop() == 0  # SIGTERM: a clean exit
+
+
+def test_a_restarted_controller_reads_the_line_positions_at_connect(sim, link):
+    link.index_conveyor()
+    link.index_conveyor()
+    with RosbridgeLink(RobotLinkConfig(port=sim.port)) as fresh:  # as after a controller restart
+        assert (fresh.conveyor.at_scan, fresh.conveyor.at_spray, fresh.conveyor.seated) == ("P1", "P0", True)
