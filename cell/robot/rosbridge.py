@@ -48,8 +48,26 @@ CONVEYOR_WAIT_S = 1.0
 
 
 def _tri(msg: dict[str, Any], key: str, unknown: bool) -> bool:
-    v = (msg.get(key) or {}).get("val", -1)
-    return unknown if v not in (0, 1) else bool(v)
+    v = msg.get(key)
+    v = v.get("val", -1) if isinstance(v, dict) else -1
+    return unknown if v not in (0, 1) or isinstance(v, bool) else bool(v)
+
+
+def _valid_js(msg: Any) -> bool:
+    """A usable ``sensor_msgs/JointState``: names, and finite numeric positions (and velocities) for each."""
+    import math
+
+    if not isinstance(msg, dict):
+        return False
+    names, pos, vel = msg.get("name"), msg.get("position"), msg.get("velocity") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return False
+    for arr, need in ((pos, True), (vel, False)):
+        if not isinstance(arr, list) or ((need or arr) and len(arr) != len(names)):
+            return False
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in arr):
+            return False
+    return True
 
 
 class RosbridgeLink:
@@ -162,10 +180,16 @@ class RosbridgeLink:
 
     # --- incoming (transport thread: store and queue only) ------------------------------------------------
     def _on_js(self, msg: dict[str, Any]) -> None:
+        if not _valid_js(msg):  # refused, and it does not count as a heartbeat
+            LOG.warning("joint_states refused: malformed message %s", str(msg)[:120])
+            return
         with self._lock:
             self._js, self._js_t = msg, time.monotonic()
 
     def _on_status(self, msg: dict[str, Any]) -> None:
+        if not isinstance(msg, dict):
+            LOG.warning("robot_status refused: not an object")
+            return
         with self._lock:
             old, self._status = self._status, msg
         for key, on, off in (("e_stopped", LinkEventKind.ESTOP, LinkEventKind.ESTOP_RELEASED),
@@ -285,9 +309,11 @@ class RosbridgeLink:
             raise RobotLinkError(f"joint_states names {names} are not the robot's {self.cfg.joint_names}")
         pos = np.asarray(js.get("position"), dtype=np.float64)[order]
         vel = np.asarray(js.get("velocity") or [0.0] * len(names), dtype=np.float64)[order]
+        code = st.get("error_code", 0)
+        code = code if isinstance(code, int) else -1
         return RobotState(t, self.cfg.joint_names, pos, vel, _tri(st, "e_stopped", True), _tri(st, "in_error", True),
                           _tri(st, "motion_possible", False), _tri(st, "in_motion", False),
-                          _tri(st, "drives_powered", False), int(st.get("error_code", 0) or 0), self._gun)  # fmt: skip
+                          _tri(st, "drives_powered", False), code, self._gun)  # fmt: skip
 
     def execute(self, program: RobotProgram, *, goal_id: str, gun: GunSchedule | None = None, approach: bool = True,
                 timeout_s: float = 5.0) -> ExecutionHandle:  # fmt: skip

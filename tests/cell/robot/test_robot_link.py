@@ -246,3 +246,41 @@ def test_a_restarted_controller_reads_the_line_positions_at_connect(sim, link):
     link.index_conveyor()
     with RosbridgeLink(RobotLinkConfig(port=sim.port)) as fresh:  # as after a controller restart
         assert (fresh.conveyor.at_scan, fresh.conveyor.at_spray, fresh.conveyor.seated) == ("P1", "P0", True)
+
+
+def test_malformed_messages_from_the_server_are_refused_and_the_link_stays_up(sim, link, caplog):
+    good = link.state()
+    server = sim.cell.server
+
+    def garbage() -> None:
+        server.publish("/joint_states", {"name": ["a"], "position": ["x"]})
+        server.publish("/joint_states", {"name": list(good.joint_names), "position": [None] * 6})
+        server.publish("/robot_status", {"e_stopped": "maybe", "in_error": 7})
+        server.publish("/gluecell/infeed/barcode", {"data": "bad\nid"})
+        server.publish("/gluecell/conveyor/state", {"data": "{not json"})
+        for c in server.clients:
+            c.send({"op": "no_such_op"})
+            c.queue.put_nowait("{not json")
+
+    sim.call(garbage)
+    time.sleep(0.3)
+    st = link.state()
+    assert np.all(np.isfinite(st.q)) and st.joint_names == good.joint_names
+    with pytest.raises(RobotTimeoutError):
+        link.wait_item(0.2)
+    assert link.is_connected and link.goal_status("x").status == GoalStatus.UNKNOWN
+    assert "joint_states refused" in caplog.text and "conveyor state refused" in caplog.text
+    assert "infeed: refused" in caplog.text
+    assert not link.state().e_stopped  # the next good status (10 Hz) has replaced the unreadable one
+
+
+def test_unreadable_robot_status_reads_as_unsafe():
+    from gluecell.cell.robot.rosbridge import _tri, _valid_js
+
+    assert _tri({"e_stopped": "maybe"}, "e_stopped", True) is True
+    assert _tri({"in_error": {"val": True}}, "in_error", True) is True  # a bool is not a TriState value
+    assert _tri({"motion_possible": {"val": -1}}, "motion_possible", False) is False
+    assert _tri({"e_stopped": {"val": 0}}, "e_stopped", True) is False
+    assert _valid_js({"name": ["a", "b"], "position": [0.0, 1.0]})
+    assert not _valid_js({"name": ["a", "b"], "position": [0.0, float("nan")]})
+    assert not _valid_js({"name": ["a", "b"], "position": [0.0, 1.0], "velocity": [1.0]})
