@@ -28,7 +28,7 @@ class Raw:
     def __init__(self, port: int, max_size: int | None = 64 << 20) -> None:
         from websockets.sync.client import connect
 
-        self._cm = connect(f"ws://127.0.0.1:{port}", max_size=max_size, open_timeout=5)
+        self._cm = connect(f"ws://127.0.0.1:{port}", max_size=max_size, open_timeout=5, close_timeout=1)
         self.ws = self._cm.__enter__()
 
     def send(self, msg: dict[str, Any] | str | bytes) -> None:

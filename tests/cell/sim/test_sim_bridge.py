@@ -168,3 +168,15 @@ def test_goal_feedback_result_and_cancel(sim, raw):
     assert r["status"] == 5 and r["result"] is True
     c.send({"op": "cancel_action_goal", "id": "never", "action": ACTION})
     assert "no goal" in c.recv("status")["msg"]
+
+
+def test_a_flooding_client_does_not_starve_the_others(raw):
+    import time
+
+    flooder, other = raw(), raw()
+    for i in range(3000):  # bounded: 3000 bad messages on loopback, never read back
+        flooder.send({"op": "bogus", "id": i})
+    t0 = time.monotonic()
+    other.send({"op": "call_service", "id": "during", "service": "/gluecell/goal_status", "args": {"goal_id": "f"}})
+    assert other.recv("service_response", id="during")["result"] is True
+    assert time.monotonic() - t0 < 2.0
