@@ -80,6 +80,8 @@ class Trajectory:
     q: np.ndarray
     qd: np.ndarray | None
     digest: str
+    path_tol: np.ndarray | None = None  # (6,) rad, inf = not checked (the goal's path_tolerance)
+    goal_tol: np.ndarray | None = None  # (6,) rad (the goal's goal_tolerance)
 
     @property
     def duration(self) -> float:
@@ -167,7 +169,24 @@ def parse_goal(args: dict[str, Any], q_now: np.ndarray, cfg: RobotSimConfig, now
     if len(t) < 2:
         t, q = np.r_[0.0, cfg.tick_s], np.vstack([q, q])
         qd = None
-    return Trajectory(t, q, qd, trajectory_digest(traj))
+    return Trajectory(t, q, qd, trajectory_digest(traj), _tolerances(args.get("path_tolerance"), cfg),
+                      _tolerances(args.get("goal_tolerance"), cfg))  # fmt: skip
+
+
+def _tolerances(items: Any, cfg: RobotSimConfig) -> np.ndarray:
+    """Per-joint position tolerances of ``control_msgs/JointTolerance[]`` (0 or -1: not checked)."""
+    tol = np.full(len(cfg.joint_names), np.inf)
+    if items in (None, []):
+        return tol
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise GoalRefusal(-1, "tolerances must be a list of JointTolerance objects")
+    for i in items:
+        name, pos = i.get("name"), i.get("position", 0.0)
+        if name not in cfg.joint_names or not isinstance(pos, int | float) or not math.isfinite(pos):
+            raise GoalRefusal(-1, f"bad tolerance {str(i)[:80]}")
+        if pos > 0:
+            tol[cfg.joint_names.index(name)] = float(pos)
+    return tol
 
 
 @dataclass
@@ -277,13 +296,27 @@ class RobotSim:
             taus = np.array([goal.traj.duration])
         taus = np.minimum(taus, goal.traj.duration)
         q_act = self._actual(goal.traj, taus)
+        if goal.traj.path_tol is not None:
+            err = np.abs(goal.traj.at(taus) - q_act) > goal.traj.path_tol
+            if np.any(err):  # stop at the first violating tick
+                k = int(np.argmax(np.any(err, axis=1)))
+                taus, q_act = taus[: k + 1], q_act[: k + 1]
+                self._switch_gun(goal, taus, q_act)
+                self.q, goal.tau = q_act[-1], float(taus[-1])
+                j = cfg.joint_names[int(np.argmax(err[k]))]
+                self._end(goal, 6, -4, f"PATH_TOLERANCE_VIOLATED: {j} off its path beyond the path tolerance")
+                return goal
         self._switch_gun(goal, taus, q_act)
         self.qd = (q_act[-1] - self.q) / max(cfg.tick_s * len(taus), 1e-9)
         self.q = q_act[-1]
         goal.tau = float(taus[-1])
         self.ticks += len(taus)
         if goal.tau >= goal.traj.duration - 1e-12:
-            self._end(goal, 4, 0, "")
+            tol = goal.traj.goal_tol
+            if tol is not None and np.any(np.abs(self.q - goal.traj.q[-1]) > tol):
+                self._end(goal, 6, -5, "GOAL_TOLERANCE_VIOLATED: the arm ended beyond the goal tolerance")
+            else:
+                self._end(goal, 4, 0, "")
             return goal
         return None
 

@@ -129,3 +129,25 @@ def test_fault_specs_are_strict(tmp_path):
                  'during = "sole"\nat_fraction = 0.25\n')  # fmt: skip
     specs = load_faults(f)
     assert [s.kind for s in specs] == ["camera_timeout", "robot_error"] and specs[1].at_fraction == 0.25
+
+
+@pytest.mark.parametrize(
+    ("key", "tol", "status", "code"),
+    [("goal_tolerance", 1e-9, 6, -5), ("path_tolerance", 1e-6, 6, -4), ("path_tolerance", 0.05, 4, 0),
+     ("goal_tolerance", -1.0, 4, 0)],
+)
+def test_path_and_goal_tolerances(key, tol, status, code):
+    t, q, qd = _sweep()
+    args = {"trajectory": trajectory_msg(NAMES, t, q, qd), key: [{"name": NAMES[0], "position": tol}]}
+    robot = RobotSim(CFG, seed=2)
+    robot.q = q[0].copy()
+    goal = ActiveGoal("g", parse_goal(args, q[0], CFG, 0.0))
+    robot.start(goal)
+    done = None
+    while done is None:
+        done = robot.step(0.05)
+    assert (done.status, done.error_code) == (status, code)
+    if code == -4:
+        assert 0.0 < done.tau < 0.2  # stopped where the error first exceeded it, not at the end
+    with pytest.raises(GoalRefusal):
+        parse_goal({**args, key: [{"name": "elbow", "position": 0.1}]}, q[0], CFG, 0.0)
