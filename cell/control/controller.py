@@ -226,9 +226,21 @@ class Controller(CycleMixin):
         self._event("link", f"{ev.kind.value}: {ev.detail}", item_id=ev.item_id)
         if ev.kind is K.ESTOP:
             self._fault(Event.ESTOP, StopReason.ESTOP, f"e-stop: {ev.detail}")
+        elif ev.kind is K.ROBOT_ERROR and self.state in (State.RESETTING, State.STARTING, State.UNHOLDING):
+            self._event("link", "robot error during an operator's Reset/Start/Unhold: its readiness check decides")
+        elif ev.kind is K.ROBOT_ERROR and self._stale_robot_error(ev):
+            self._event("link", "robot error already cleared (an operator's Reset/Unhold unlocked it): ignored")
         elif ev.kind in (K.LINK_LOST, K.ROBOT_ERROR):
             code = StopReason.LINK_LOST if ev.kind is K.LINK_LOST else StopReason.ROBOT_ERROR
             self._fault(Event.FAULT, code, f"{ev.kind.value}: {ev.detail}")
+
+    def _stale_robot_error(self, ev: Any) -> bool:
+        """A robot-error event delivered after a newer status says the error is gone (e.g. unlocked meanwhile)."""
+        try:
+            st = self.link.inner.state(timeout_s=0.2)
+        except GlueCellError:
+            return False
+        return st.t > ev.t and not st.in_error
 
     def _fault(self, trigger: Event, code: int, reason: str) -> None:
         """Hold (or abort) the cell with the reason; in a state that takes no fault, just record it."""
@@ -292,9 +304,7 @@ class Controller(CycleMixin):
                 if self.link.state(timeout_s=1.0).in_error:
                     self.link.clear_robot_error()
         elif s == State.SUSPENDED:
-            time.sleep(self.cfg.starved_retry_s)
-            if self.state == State.SUSPENDED:
-                self.machine.fire(Event.UNSTARVED, "retry the infeed")
+            self._starved()
             return
         elif s not in (State.HOLDING, State.STOPPING, State.SUSPENDING, State.UNSUSPENDING, State.COMPLETING):
             time.sleep(self.cfg.poll_s)
@@ -302,6 +312,22 @@ class Controller(CycleMixin):
         with contextlib.suppress(CommandRefusedError):  # a command may have moved the machine meanwhile
             if self.state == s:
                 self.machine.fire(Event.SC, "state complete")
+
+    def _starved(self) -> None:
+        """Suspended: index the (empty) line now and then; unsuspend when a pair arrives or nothing is left."""
+        time.sleep(self.cfg.starved_retry_s)
+        if self.state != State.SUSPENDED:
+            return
+        if not self._job_done({}):
+            st = self.link.index_conveyor(timeout_s=self.cfg.conveyor_timeout_s)
+            if not (st.at_scan or st.at_spray):
+                return
+            self.store.meta.set("conveyor", {"at_scan": st.at_scan, "at_spray": st.at_spray, "seated": st.seated,
+                                             "moving": False})  # fmt: skip
+            if st.at_scan:
+                self._identify(st.at_scan)
+        with contextlib.suppress(CommandRefusedError):
+            self.machine.fire(Event.UNSTARVED, "a pair arrived" if not self._job_done({}) else "nothing left")
 
     def _ready(self) -> tuple[bool, str]:
         """The robot is connected, not e-stopped, not in error, and no goal is unreconciled."""

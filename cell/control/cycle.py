@@ -104,6 +104,8 @@ class CycleMixin:
         self.link.waits = waits = {}
         t0, c0 = time.perf_counter(), time.thread_time()
         pos = self.store.meta.get("conveyor") or {}
+        if pos.get("unknown"):
+            pos = self._resolve_positions()
         sprayed = False
         if pos.get("at_spray"):
             sprayed = self._at_spray(pos["at_spray"], bool(pos.get("seated", True)))
@@ -125,6 +127,19 @@ class CycleMixin:
             self.perf["prepare_wait_ms"].append(waits.get("prepare", 0.0))
             self.perf["thread_cpu_ms"].append((time.thread_time() - c0) * 1e3)
 
+    def _resolve_positions(self) -> dict[str, Any]:
+        """After a restart that interrupted a conveyor step: read the positions from the line; a pair at the scan
+        station whose id was read while the controller was down is identified now."""
+        from .recovery import resolve_positions
+
+        pos, reworked = resolve_positions(self.store, self.link.inner)
+        for item_id in reworked:
+            self._event("restart", f"{item_id}: position unknown after the restart: to rework", item_id=item_id)
+        self._event("restart", f"positions read from the line: {pos}")
+        if pos.get("at_scan"):
+            self._admit(pos["at_scan"])
+        return pos
+
     def _job_done(self, pos: dict[str, Any]) -> bool:
         counts = self.store.items.counts()
         busy = sum(counts.get(s, 0) for s in ("ordered", *_ACTIVE))
@@ -137,6 +152,9 @@ class CycleMixin:
             item = self.store.items.get(item_id)
         except UnknownItemError:
             return False  # a pair nobody ordered passes through unsprayed (refused at the infeed)
+        if item["state"] == "ordered":  # reached the spray station unscanned (its id was read while we were down)
+            self._route_fail(item, "not_scanned", "reached the spray station without being scanned (restart)")
+            return False
         if item["state"] == "arrived":
             self._await_prepared(item_id)
             item = self.store.items.get(item_id)
@@ -208,15 +226,22 @@ class CycleMixin:
             self._event("refused", f"infeed read {read!r:.80} but the conveyor reports {at_scan!r:.80}",
                         item_id=None)  # fmt: skip
             return
+        self._admit(read)
+
+    def _admit(self, item_id: str) -> None:
+        """An id at the scan station: an ordered pair is taken in and its plan started; others are refused."""
         try:
-            item = self.store.items.get(read)
+            item = self.store.items.get(item_id)
         except UnknownItemError:
-            self._event("refused", f"work item {read!r:.80} was not ordered: passes unsprayed")
+            self._event("refused", f"work item {item_id!r:.80} was not ordered: passes unsprayed")
+            return
+        if item["state"] == "arrived":  # a restart: its plan is made again
+            self._start_prepare(item)
             return
         if item["state"] != "ordered":
-            self._event("refused", f"work item {read} arrived again but is {item['state']}", item_id=read)
+            self._event("refused", f"work item {item_id} arrived again but is {item['state']}", item_id=item_id)
             return
-        item = self.store.items.transition(read, "arrived", expect=("ordered",), seq=self.store.items.next_seq(),
+        item = self.store.items.transition(item_id, "arrived", expect=("ordered",), seq=self.store.items.next_seq(),
                                            attempts=item["attempts"] + 1)  # fmt: skip
         self._start_prepare(item)
 

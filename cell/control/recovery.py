@@ -8,8 +8,10 @@ For every spray goal stored as ``intent`` or ``sent`` it asks the robot side (``
 * SUCCEEDED -> ``succeeded``: the spray happened; it is recorded, never repeated.
 * ABORTED/CANCELED -> ``interrupted``: a partial spray; the pair goes to rework (never sprayed twice).
 
-A conveyor step that was under way when the controller died leaves the positions unknown: the pairs that were
-at the stations go to rework with that reason (a human checks them). Nothing is deleted.
+A conveyor step that was under way when the controller died leaves the positions unknown until the controller
+reads them from the line (:func:`resolve_positions`: the conveyor's latched state topic); when the line cannot
+tell, the pairs that were at the stations go to rework with that reason (a human checks them). Nothing is
+deleted.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from gluecell.cell.store import Store
 
 from .flow import FINAL_STATES
 
-__all__ = ["reconcile", "Reconciliation"]
+__all__ = ["reconcile", "resolve_positions", "Reconciliation"]
 
 
 class Reconciliation:
@@ -90,10 +92,30 @@ def reconcile(store: Store, link: Any, *, wait_s: float = 120.0) -> Reconciliati
             _to_rework(store, row["item_id"], "spray", f"{row['part']}: spray interrupted by a controller restart "
                        f"({rep.status.name} at {rep.progress_s:.1f} s of {rep.duration_s:.1f} s)", out)  # fmt: skip
     conv = store.meta.get("conveyor") or {}
-    if conv.get("moving"):
+    if conv.get("moving"):  # the controller died while the conveyor moved: ask the line (see resolve_positions)
+        store.meta.set("conveyor", {**conv, "moving": False, "unknown": True})
+    return out
+
+
+def resolve_positions(store: Store, link: Any, wait_s: float = 1.0) -> tuple[dict[str, Any], list[str]]:
+    """Positions after an interrupted conveyor step: the line's own report (``link.conveyor``) when the link
+    has one, else unknown (the pairs recorded at the stations go to rework). Returns (positions, reworked)."""
+    conv = store.meta.get("conveyor") or {}
+    out = Reconciliation()
+    st = None
+    if hasattr(link, "conveyor"):
+        deadline = time.monotonic() + wait_s
+        st = link.conveyor
+        while st.at_scan is None and st.at_spray is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # the latched state arrives just after (re)subscribing
+            st = link.conveyor
+    if st is None:
         for key in ("at_scan", "at_spray"):
             if conv.get(key):
                 _to_rework(store, conv[key], "position", "the conveyor was moving when the controller stopped: "
                            "where the pair is must be checked by hand", out)  # fmt: skip
-        store.meta.set("conveyor", {"at_scan": None, "at_spray": None, "moving": False, "unknown": True})
-    return out
+        pos = {"at_scan": None, "at_spray": None, "seated": False, "moving": False}
+    else:
+        pos = {"at_scan": st.at_scan, "at_spray": st.at_spray, "seated": st.seated, "moving": False}
+    store.meta.set("conveyor", pos)
+    return pos, out.reworked

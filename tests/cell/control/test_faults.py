@@ -29,7 +29,12 @@ def test_robot_error_holds_and_unhold_recovers(sim, cell, tools):
     p1 = store.items.get("P-1")
     assert (p1["state"], p1["cause"]) == ("rework", "spray")  # half a spray: to the human, never again
     ctl.command(Command.UNHOLD, who="ana", why="protective stop checked")  # Unhold unlocks it
-    assert ctl.wait_for({State.COMPLETE}, 30) == State.COMPLETE
+    try:
+        ctl.wait_for({State.COMPLETE}, 30)
+    except TimeoutError:
+        for e in store.events.since(0, 500):
+            print(round(e["ts"] % 100, 3), e["kind"], e["message"])
+        raise
     _no_pair_lost_none_twice(store, tools, h)
     assert tools.sprays(h)["P-1"] == {"upper": 1, "sole": 0}
     assert store.items.get("P-2")["state"] == "passed"
