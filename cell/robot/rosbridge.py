@@ -263,7 +263,7 @@ class RosbridgeLink:
                 self._orphans.pop(gid, None)
                 continue
             try:
-                rep = self.goal_status(gid, timeout_s=1.0)
+                rep = self.goal_status(gid, timeout_s=0.4)
             except RobotLinkError:
                 return
             if rep.status.terminal or rep.status == GoalStatus.UNKNOWN:
@@ -344,19 +344,22 @@ class RosbridgeLink:
         handle = ExecutionHandle(goal_id, float(t[-1]))
         handle._cancel = lambda: self._ros.send_on_ready(
             {"op": "cancel_action_goal", "id": goal_id, "action": self.cfg.trajectory_action})
-        self._send_goal(handle, traj)
+        refused = threading.Event()
+        self._send_goal(handle, traj, refused)
         self._active = handle
-        rep = self.goal_status(goal_id, timeout_s)  # answered after the goal: rosbridge keeps the order
-        if handle.done() and handle._result is not None and rep.status == GoalStatus.UNKNOWN:
+        self.goal_status(goal_id, timeout_s)  # answered after the goal: a refusal has arrived by then
+        if handle.done() and handle._result is not None and refused.is_set():
             res = handle._result
             raise GoalRejectedError(f"goal {goal_id} refused: {res.error_string}", stage="robot",
                                     error_code=res.error_code)  # fmt: skip
         return handle
 
-    def _send_goal(self, handle: ExecutionHandle, traj: dict[str, Any]) -> None:
+    def _send_goal(self, handle: ExecutionHandle, traj: dict[str, Any], refused_flag: threading.Event) -> None:
         t0 = time.monotonic()
 
         def done(res: Any, refused: bool) -> None:
+            if refused:
+                refused_flag.set()
             values = res.get("values", {})
             values = dict(values) if hasattr(values, "get") else {"error_string": str(values)}
             raw = res.get("status", 6)

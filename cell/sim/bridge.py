@@ -326,7 +326,8 @@ class RosbridgeServer:
             ctx.result({"error_code": -1, "error_string": f"{name} has type {action.type}"}, 6, ok=False)
             return
         if goal_id in self.goals and not self.goals[goal_id].finished:
-            raise Refused(f"goal id {goal_id} is already running")
+            ctx.result({"error_code": -1, "error_string": f"goal id {goal_id} is already running"}, 6, ok=False)
+            return
         if not isinstance(ctx.args, dict):
             ctx.result({"error_code": -1, "error_string": "'args' must be an object"}, 6, ok=False)
             return

@@ -284,3 +284,11 @@ def test_unreadable_robot_status_reads_as_unsafe():
     assert _valid_js({"name": ["a", "b"], "position": [0.0, 1.0]})
     assert not _valid_js({"name": ["a", "b"], "position": [0.0, float("nan")]})
     assert not _valid_js({"name": ["a", "b"], "position": [0.0, 1.0], "velocity": [1.0]})
+
+
+def test_a_goal_id_still_running_is_refused(sim, link):
+    h = link.execute(_program(link.state().q, dur=60.0), goal_id="same")
+    link._active = None  # as a restarted controller that lost its handle and retries with the same id
+    with pytest.raises(GoalRejectedError, match="already running"):
+        link.execute(_program(link.state().q), goal_id="same")
+    h.cancel()
