@@ -116,6 +116,7 @@ class SimCell:
         from .services import register
 
         nozzle_poses(self.robot.q[None])  # imports kinematics (scipy) now, not on the first goal's tick
+        self.line.clear_frames()
         await self.server.start()
         register(self)
         self.server.add_action(self.names.trajectory_action, self.names.trajectory_action_type, self._on_goal,

@@ -72,6 +72,16 @@ class Line:
         tmp.rename(dst)
         return dst
 
+    def clear_frames(self) -> None:
+        """Remove this line's pairs' frame folders left by an earlier run (a stale folder would hide a camera
+        timeout); nothing else under ``camera_root`` is touched."""
+        if self.camera_root is None:
+            return
+        for item_id in self.ids:
+            for name in (item_id, f".{item_id}.tmp"):
+                if "/" not in item_id and item_id not in ("", ".", ".."):
+                    shutil.rmtree(self.camera_root / name, ignore_errors=True)
+
     def manifest(self) -> list[dict[str, Any]]:
         """The work items the line will bring (what the MES ordered), in order."""
         import json
