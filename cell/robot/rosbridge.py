@@ -109,6 +109,8 @@ class RosbridgeLink:
         import roslibpy
         from roslibpy.comm import select_factory
 
+        if self._ros is not None:
+            return  # already connected or reconnecting by itself; disconnect() first to start anew
         timeout = self.cfg.connect_timeout_s if timeout_s is None else timeout_s
         factory_cls = select_factory(None)
         factory_cls.set_initial_delay(self.cfg.reconnect_initial_s)
@@ -141,9 +143,9 @@ class RosbridgeLink:
     def _abandon(self) -> None:
         ros, self._ros = self._ros, None
         if ros is not None:
-            from twisted.internet import reactor
-
-            reactor.callFromThread(ros.factory.stopTrying)
+            stop = getattr(ros.factory, "stopTrying", None)  # twisted transport: no reconnect after this
+            if stop is not None:
+                ros.call_later(0, stop)
             try:
                 ros.close(timeout=1)
             except Exception:  # already closed
