@@ -1,5 +1,10 @@
 """``/api/v1``: the cell (PackML state, unit mode, commands, PackTags), work items, inspections, KPIs, alarms,
-overrides, the audit log, the caller, and the live event stream (server-sent events with ``Last-Event-ID``)."""
+overrides, the audit log, the caller, and the live event stream (server-sent events with ``Last-Event-ID``).
+
+Reads are ``async``: each is a few indexed SQLite reads (well under a millisecond), cheaper on the event loop than
+a hop to the thread pool (measured: p99 with 100 clients). Commands, overrides and file reads stay in the thread
+pool: a command waits for the controller to apply it.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ def _outcome(rec: dict[str, Any]) -> tuple[int, str]:
 
 
 @router.get("/me", tags=["cell"], summary="The caller: name, role and what the role may do")
-def me(who: Reader) -> dict[str, Any]:
+async def me(who: Reader) -> dict[str, Any]:
     """Who the token belongs to."""
     return {"name": who.name, "role": who.role, "commands": list(ROLE_COMMANDS[who.role]),
             "may_override": who.role in OPERATE, "may_change_mode": who.role in ENGINEER,
@@ -53,7 +58,7 @@ def me(who: Reader) -> dict[str, Any]:
 
 
 @router.get("/cell", tags=["cell"], summary="PackML state, unit mode, PackTags, current item and job")
-def cell_state(request: Request, who: Reader) -> dict[str, Any]:
+async def cell_state(request: Request, who: Reader) -> dict[str, Any]:
     """The cell now; ``AllowedCommands`` are those the state accepts AND the caller's role may send."""
     snap = request.app.state.port.snapshot()
     snap["AllowedCommands"] = [c for c in snap["AcceptedCommands"] if c in ROLE_COMMANDS[who.role]]
@@ -93,7 +98,7 @@ def cell_mode(request: Request, change: ModeChange, who: Annotated[Principal, De
 
 
 @router.get("/work-items", tags=["work items"], summary="Work items (cursor pages)")
-def work_items(request: Request, _: Reader, after: After = 0, limit: Limit = 50,
+async def work_items(request: Request, _: Reader, after: After = 0, limit: Limit = 50,
                state: Annotated[str | None, Query(pattern="^[a-z]{1,20}$")] = None) -> dict[str, Any]:  # fmt: skip
     """Work items in the order they were ordered; ``next`` is the cursor of the following page."""
     items, nxt = views.item_page(request.app.state.store, after, limit, state)
@@ -101,13 +106,13 @@ def work_items(request: Request, _: Reader, after: After = 0, limit: Limit = 50,
 
 
 @router.get("/rework-queue", tags=["work items"], summary="Pairs waiting for the operator")
-def rework_queue(request: Request, _: Reader) -> dict[str, Any]:
+async def rework_queue(request: Request, _: Reader) -> dict[str, Any]:
     """Pairs in rework with cause, reason and whether a picture exists."""
     return {"items": request.app.state.store.items.rework_queue()}
 
 
 @router.get("/work-items/{item_id}", tags=["work items"], summary="One work item as a smart product")
-def work_item(request: Request, item_id: ItemId, _: Reader) -> dict[str, Any]:
+async def work_item(request: Request, item_id: ItemId, _: Reader) -> dict[str, Any]:
     """What was done to it, where it is, what is next."""
     return views.item_detail(request.app.state.store, item_id)
 
@@ -147,20 +152,20 @@ def override(request: Request, item_id: ItemId, body: OverrideIn,
 
 
 @router.get("/inspections", tags=["inspections"], summary="Inspections (cursor pages)")
-def inspections(request: Request, _: Reader, after: After = 0, limit: Limit = 50) -> dict[str, Any]:
+async def inspections(request: Request, _: Reader, after: After = 0, limit: Limit = 50) -> dict[str, Any]:
     """Inspection verdicts, oldest first."""
     items, nxt = views.inspection_page(request.app.state.store, after, limit)
     return {"items": items, "next": nxt}
 
 
 @router.get("/kpis", tags=["kpis"], summary="Throughput, first-pass yield, cycle times, state times, reasons")
-def kpis(request: Request, _: Reader) -> dict[str, Any]:
+async def kpis(request: Request, _: Reader) -> dict[str, Any]:
     """KPIs with the series the console charts."""
     return views.kpis(request.app.state.store)
 
 
 @router.get("/alarms", tags=["alarms"], summary="Alarms (ISA-18.2 states, priorities, flood flag)")
-def alarms(request: Request, _: Reader, history: bool = False) -> dict[str, Any]:
+async def alarms(request: Request, _: Reader, history: bool = False) -> dict[str, Any]:
     """Alarms needing attention (``history=true``: all)."""
     sync_alarms(request.app.state.db, request.app.state.store.packtags.load().get("Alarm") or [])
     return list_alarms(request.app.state.db, include_history=history)
@@ -178,14 +183,14 @@ def alarm_action(request: Request, key: Annotated[str, Path(pattern=r"^\d{1,9}@\
 
 
 @router.get("/audit", tags=["audit"], summary="The audit log of commands (engineers)")
-def audit_log(request: Request, _: Annotated[Principal, Depends(require(ENGINEER))], after: After = 0,
+async def audit_log(request: Request, _: Annotated[Principal, Depends(require(ENGINEER))], after: After = 0,
               limit: Limit = 50) -> dict[str, Any]:  # fmt: skip
     """Who did what, to what, why, and what came of it."""
     items, nxt = audit_page(request.app.state.db, after, limit)
     return {"items": items, "next": nxt}
 
 
-def _stream_slot(request: Request, who: Reader) -> Principal:
+async def _stream_slot(request: Request, who: Reader) -> Principal:
     """Refuse (429) a stream beyond the user's limit before the stream starts."""
     if request.app.state.streams.get(who.user_id, 0) >= request.app.state.settings.max_streams_per_user:
         raise Problem(429, "too-many-streams", "Too many streams", "close another event stream of this user first")

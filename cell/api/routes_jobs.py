@@ -22,6 +22,7 @@ __all__ = ["router", "METHOD_ROLES"]
 
 router = APIRouter(prefix="/api/v1/job-orders", tags=["job orders"])
 JobId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
+Reader = Annotated[Principal, Depends(require(READ))]
 #: Who may call which method (the MES runs its orders; operators may pause, resume and stop at the cell).
 METHOD_ROLES: dict[str, frozenset[str]] = {
     "Start": MES, "RevokeStart": MES, "Cancel": MES, "Clear": MES, "Abort": MES,
@@ -68,8 +69,8 @@ def store_job_order(
 
 
 @router.get("", summary="List job orders (cursor pages, in the order stored)")
-def list_job_orders(
-    request: Request, _: Annotated[Principal, Depends(require(READ))],
+async def list_job_orders(
+    request: Request, _: Reader,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     state: Annotated[int | None, Query(ge=1, le=6, description="only this JobState number")] = None,
@@ -80,13 +81,13 @@ def list_job_orders(
 
 
 @router.get("/{job_order_id}", summary="One job order with its state and JobResponse")
-def get_job_order(request: Request, job_order_id: JobId, _: Annotated[Principal, Depends(require(READ))]) -> Any:
+async def get_job_order(request: Request, job_order_id: JobId, _: Reader) -> Any:
     """The job order, its state and its JobResponse."""
     return request.app.state.jobs.get(job_order_id)
 
 
 @router.get("/{job_order_id}/response", summary="The JobResponse (actuals)")
-def get_job_response(request: Request, job_order_id: JobId, _: Annotated[Principal, Depends(require(READ))]) -> Any:
+async def get_job_response(request: Request, job_order_id: JobId, _: Reader) -> Any:
     """Actuals: pairs done, passed first time, reworked, scrapped, cycle times, start and end."""
     return request.app.state.jobs.get(job_order_id)["JobResponse"]
 

@@ -69,7 +69,9 @@ def _bind(host: str, port: int) -> socket.socket:
     from gluecell.cell.errors import CellError
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the listening socket's
+    # proto says TCP; with proto 0, Nagle + delayed ACKs add ~40 ms to every response (measured 46 -> 2 ms)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import multiprocessing as mp
+import random
 import threading
 import time
 from pathlib import Path
@@ -44,24 +45,43 @@ _PATHS = ("/api/v1/cell", "/api/v1/cell", "/api/v1/work-items?limit=50", "/api/v
           "/api/v1/alarms")  # fmt: skip
 
 
-async def _client(url: str, token: str, until: float, think_s: float, out: list[float], errs: list[int]) -> None:
-    import httpx
+async def _get(reader: Any, writer: Any, request: bytes) -> int:
+    """One keep-alive HTTP/1.1 GET on an open connection; returns the status (the body is read and dropped)."""
+    writer.write(request)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = next(int(v.split(b":", 1)[1]) for v in lines if v.lower().startswith(b"content-length:"))
+    await reader.readexactly(length)
+    return int(lines[0].split()[1])
 
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
-        k = hash(token) % len(_PATHS)
+
+async def _client(url: str, token: str, until: float, think_s: float, out: list[float], errs: list[int]) -> None:
+    """A client on its own keep-alive connection. Raw asyncio streams, not an HTTP library: on a 2-core machine the
+    load generator's own CPU per request must stay far below the server's, or it measures itself."""
+    host, port = url.split("//", 1)[1].rstrip("/").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    k = hash(token) % len(_PATHS)
+    if think_s:  # clients poll with independent phases (a synchronised start would measure one burst of 100)
+        await asyncio.sleep(random.uniform(0.0, think_s))
+    try:
         while time.monotonic() < until:
             k = (k + 1) % len(_PATHS)
+            req = (f"GET {_PATHS[k]} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n").encode()
             t0 = time.perf_counter()
             try:
-                r = await c.get(_PATHS[k])
-                ok = r.status_code == 200
+                ok = await asyncio.wait_for(_get(reader, writer, req), 30) == 200
             except Exception:
                 ok = False
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, int(port))
             out.append((time.perf_counter() - t0) * 1e3)
             if not ok:
                 errs.append(1)
             if think_s:
                 await asyncio.sleep(think_s)
+    finally:
+        writer.close()
 
 
 def load_clients(url: str, tokens: list[str], duration_s: float, think_s: float, queue: Any) -> None:
@@ -69,13 +89,15 @@ def load_clients(url: str, tokens: list[str], duration_s: float, think_s: float,
     lat: list[float] = []
     errs: list[int] = []
 
-    async def main() -> None:
-        until = time.monotonic() + duration_s
-        await asyncio.gather(*(_client(url, t, until, think_s, lat, errs) for t in tokens))
+    wall = [0.0]
 
-    t0 = time.monotonic()
+    async def main() -> None:
+        t0 = time.monotonic()
+        await asyncio.gather(*(_client(url, t, t0 + duration_s, think_s, lat, errs) for t in tokens))
+        wall[0] = time.monotonic() - t0
+
     asyncio.run(main())
-    queue.put((lat, len(errs), time.monotonic() - t0))
+    queue.put((lat, len(errs), wall[0]))
 
 
 def _load(url: str, tokens: list[str], duration_s: float, think_s: float) -> tuple[list[float], int, float]:

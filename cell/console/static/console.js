@@ -85,11 +85,11 @@ async function drawGeometry(id) {
   let g; try { g = await api(`/api/v1/work-items/${encodeURIComponent(id)}/geometry`); } catch (e) { return; }
   S.geoItem = id; $("geo-id").textContent = id;
   const traces = [];
-  for (const [part, pts] of Object.entries(g.scans || {})) traces.push(Object.assign(xyz(pts), { type: "scatter3d", mode: "markers", name: "scan " + part, marker: { size: 1.5, color: part === "upper" ? "#8c8c8c" : "#b0b0b0" } }));
+  for (const [part, pts] of Object.entries(g.scans || {})) traces.push(Object.assign(xyz(pts), { type: "scatter3d", mode: "markers", name: "scan " + part, marker: { size: 1.5, opacity: 0.35, color: part === "upper" ? "#8c8c8c" : "#b0b0b0" } }));
   if (g.bite_line && g.bite_line.length) {
     const sig = g.bite_line_sigma;
     traces.push(Object.assign(xyz(g.bite_line), { type: "scatter3d", mode: "lines", name: "bite line" + (sig ? " (±2σ in hover)" : ""),
-      line: { width: 5, color: "#202020" }, text: Array.isArray(sig) ? sig.map((s) => `σ ${(s * 1e3).toFixed(2)} mm`) : undefined }));
+      line: { width: 7, color: "#101010" }, text: Array.isArray(sig) ? sig.map((s) => `σ ${(s * 1e3).toFixed(2)} mm`) : undefined }));
   }
   for (const p of g.paths || []) {  // one trace per gun state: segments where the gun is on, and the moves between
     for (const on of [true, false]) {
@@ -122,7 +122,7 @@ function showInspection(item) {
 async function refreshAlarms() {
   const a = await api("/api/v1/alarms");
   $("flood").hidden = !a.flood; $("alarm-count").textContent = a.items.length ? `(${a.items.length})` : "";
-  const ul = $("alarm-list"); ul.innerHTML = "";
+  const ul = $("alarm-list"); ul.innerHTML = a.items.length ? "" : '<li class="none">no alarms</li>';
   for (const al of a.items) {
     const li = document.createElement("li"); li.dataset.p = al.priority; li.dataset.s = al.state;
     li.innerHTML = `<div>${esc(al.priority)} · ${esc(al.text)}</div><div class="muted">${esc(al.state.replace("_", " "))} · ${new Date(al.raised_at * 1000).toLocaleTimeString()}</div>`;
