@@ -30,6 +30,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "gluecell.cell.bench.pathplan",
     "gluecell.cell.bench.pipeline",
     "gluecell.cell.bench.measure",
+    "gluecell.cell.bench.cell",
     "gluecell.cell.bench.robot",
     "gluecell.cell.bench.api",
 )
