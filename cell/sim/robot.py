@@ -107,12 +107,11 @@ def _array(points: list[Any], key: str, n_joints: int, order: list[int]) -> np.n
     rows = [p.get(key) for p in points]
     if all(r is None or r == [] for r in rows):
         return None
-    out = np.empty((len(points), n_joints))
     for i, r in enumerate(rows):
         if not isinstance(r, list) or len(r) != n_joints:
             raise GoalRefusal(-1, f"point {i}: '{key}' needs {n_joints} values")
-        vals = [x if isinstance(x, int | float) and not isinstance(x, bool) else math.nan for x in r]
-        out[i] = np.asarray(vals, dtype=np.float64)[order]
+    flat = [x if type(x) in (int, float) else math.nan for r in rows for x in r]  # no bools, strings, nulls
+    out = np.asarray(flat, dtype=np.float64).reshape(len(rows), n_joints)[:, order]
     if not np.all(np.isfinite(out)):
         bad = int(np.argmax(~np.all(np.isfinite(out), axis=1)))
         raise GoalRefusal(-1, f"point {bad}: '{key}' has NaN, Inf or a non-number")
