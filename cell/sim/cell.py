@@ -149,6 +149,8 @@ class SimCell:
             if not self.robot.motion_possible:
                 why = "e-stop pressed" if self.robot.e_stopped else "protective stop (robot error)"
                 raise GoalRefusal(-1, f"robot not ready: {why}")
+            if self._indexing:
+                raise GoalRefusal(-1, "interlock: the conveyor is moving")
             traj = parse_goal(ctx.args, self.robot.q, self.cfg.robot, time.time())
             events, pin, digest = self.armed.pop(ctx.goal_id, ([], self.names.gun_pin, traj.digest))
             if digest != traj.digest:

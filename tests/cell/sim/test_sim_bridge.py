@@ -180,3 +180,23 @@ def test_a_flooding_client_does_not_starve_the_others(raw):
     other.send({"op": "call_service", "id": "during", "service": "/gluecell/goal_status", "args": {"goal_id": "f"}})
     assert other.recv("service_response", id="during")["result"] is True
     assert time.monotonic() - t0 < 2.0
+
+
+def test_goal_to_a_missing_action_and_during_a_conveyor_move_is_refused(sim, raw):
+    c = raw()
+    q = sim.cell.robot.q.tolist()
+    c.send({"op": "send_action_goal", "id": "nope", "action": "/no/action", "action_type": ACTION_TYPE,
+            "args": _goal(q)})  # fmt: skip
+    r = c.recv("action_result", id="nope")
+    assert r["result"] is False and "does not exist" in r["values"]["error_string"]
+    import dataclasses
+    import time
+
+    sim.cell.cfg = dataclasses.replace(sim.cell.cfg, index_time_s=20.0)  # 1 s of wall time at 20x
+    c.send({"op": "call_service", "id": "idx", "service": "/gluecell/conveyor/index", "args": {}})
+    time.sleep(0.2)
+    c.send({"op": "send_action_goal", "id": "moving", "action": ACTION, "action_type": ACTION_TYPE,
+            "args": _goal([q[0] + 0.1, *q[1:]])})  # fmt: skip
+    r = c.recv("action_result", id="moving")
+    assert r["result"] is False and "conveyor is moving" in r["values"]["error_string"]
+    assert c.recv("service_response", id="idx")["result"] is True
