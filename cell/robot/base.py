@@ -16,7 +16,8 @@ How the orchestrator uses it
 * **Events.** ``add_listener(fn)`` registers ``fn(LinkEvent)``; events (link lost / restored, robot error /
   cleared, e-stop pressed / released, an item at the infeed) are delivered in order from one dispatcher
   thread, never from the transport thread, so a listener may call the link (briefly) without deadlocking.
-  The PackML mapping is the orchestrator's: LINK_LOST or ROBOT_ERROR -> Held, ESTOP -> Aborted.
+  The PackML mapping is the orchestrator's: LINK_LOST or ROBOT_ERROR -> Held, ESTOP -> Aborted. The first
+  LINK_RESTORED comes during ``connect`` (before a listener added after it can see it).
 * **Work-item id at the infeed.** The barcode/RFID reader at the scan station publishes the pair's id as
   ``std_msgs/String`` on ``infeed_topic`` (default ``/gluecell/infeed/barcode``). ``wait_item(timeout_s)``
   returns the next id read (a queue: none is lost between calls); each also arrives as an ``ITEM`` event. The
@@ -24,7 +25,8 @@ How the orchestrator uses it
   orchestrator's to refuse). ``index_conveyor(timeout_s)`` moves the line one step (spray station -> next
   station, scan station -> spray station, the next pair -> scan station; ``std_srvs/Trigger`` on
   ``conveyor_service``) and returns the new :class:`ConveyorState`; its ``seated`` flag is the spray
-  station's part-present/seat sensor.
+  station's part-present/seat sensor. Interlocks: the conveyor refuses to move while a goal runs, and a goal
+  is refused while the conveyor moves.
 * **Scans.** Cameras are not on ROS (RealSense is USB on the controller). The simulated cell writes what its
   virtual cameras see of the pair at the scan station into ``<camera_root>/<item_id>/`` (``gluecell.frame/1``
   files, renamed into place complete, so the folder is either whole or absent); the controller's perception
@@ -40,7 +42,8 @@ How the orchestrator uses it
   calling; after a controller restart ``goal_status(goal_id)`` asks the robot side what became of it
   (EXECUTING: wait or cancel; SUCCEEDED: the spray happened, record it; ABORTED/CANCELED: it did not
   finish; UNKNOWN: it never arrived). One goal runs at a time: a second ``execute`` while one runs raises
-  :class:`~gluecell.cell.robot.errors.RobotBusyError` (on the robot a new goal would preempt the running one).
+  :class:`~gluecell.cell.robot.errors.RobotBusyError` (on the robot a new goal would preempt the running one),
+  and an id that is still running on the robot side is refused (use a new attempt number).
 
 Gun timing (why not service calls)
 ----------------------------------
