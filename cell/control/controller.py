@@ -19,6 +19,7 @@ the running goal; Abort and an e-stop cancel it). Link events: a lost link or a 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 from concurrent.futures import Future
@@ -162,6 +163,8 @@ class Controller(CycleMixin):
         self.store.meta.set("running", True)
         self._thread = threading.Thread(target=self._loop, name="gluecell-controller", daemon=True)
         self._thread.start()
+        self.store.meta.set("heartbeat", time.time())
+        threading.Thread(target=self._heartbeat, name="gluecell-heartbeat", daemon=True).start()
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop the worker at its next safe boundary and mark the shutdown clean."""
@@ -259,6 +262,12 @@ class Controller(CycleMixin):
         self.store.packtags.save(self.tags.snapshot())
 
     # ---- the worker --------------------------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        """``meta.heartbeat`` (UNIX s) every second, so readers (API, console) see the controller is alive."""
+        while not self._stop.wait(1.0):
+            with contextlib.suppress(GlueCellError, sqlite3.Error):
+                self.store.meta.set("heartbeat", time.time())
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
