@@ -20,7 +20,7 @@ from typing import Any
 __all__ = ["EventLog", "Event", "TAIL_PERIOD_S"]
 
 #: How often the tailer looks for events appended by other writers (s).
-TAIL_PERIOD_S = 0.05
+TAIL_PERIOD_S = 0.02
 _BATCH = 500
 
 

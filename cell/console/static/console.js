@@ -5,6 +5,10 @@
 const $ = (id) => document.getElementById(id);
 const S = { token: sessionStorage.getItem("gluecell-token") || "", me: null, lastEventId: null, geoItem: null,
             inspItem: null, timers: {}, stream: null };
+// PackTags StateCurrent numbering (OPC 30050), to show a state event at once, before the cell is re-read.
+const STATE_NAMES = { 1: "Clearing", 2: "Stopped", 3: "Starting", 4: "Idle", 5: "Suspended", 6: "Execute", 7: "Stopping",
+  8: "Aborting", 9: "Aborted", 10: "Holding", 11: "Held", 12: "Unholding", 13: "Suspending", 14: "Unsuspending",
+  15: "Resetting", 16: "Completing", 17: "Complete" };
 const ABNORMAL = { Held: 1, Holding: 1, Suspended: 1, Suspending: 1, Stopping: 1, Aborting: 2, Aborted: 2 };
 const PLOT_CFG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage"] };
 const GREY = { paper_bgcolor: "#e6e6e6", plot_bgcolor: "#e6e6e6", font: { size: 11, color: "#202020" } };
@@ -38,13 +42,19 @@ function askWhy(title) {
 function note(text, bad) { const n = $("command-result"); n.textContent = text; n.className = bad ? "problem" : "note"; }
 
 // ---- the cell -------------------------------------------------------------------------------------------------
-async function refreshCell() {
-  const c = await api("/api/v1/cell");
+function showState(name) {
   const st = $("state");
-  st.textContent = c.State; st.dataset.state = c.State; st.dataset.abnormal = ABNORMAL[c.State] || 0;
+  if (st.textContent !== name) st.textContent = name;
+  st.dataset.state = name; st.dataset.abnormal = ABNORMAL[name] || 0;
+}
+async function refreshCell() {
+  const seq = S.lastEventId;
+  const c = await api("/api/v1/cell");
+  if (seq === S.lastEventId) showState(c.State);  // a newer state event may have landed while this was read
   $("mode").textContent = c.UnitMode;
   const j = c.CurrentJob;
-  $("job").textContent = j ? `${j.JobOrder.JobOrderID} · ${j.JobOrder.WorkMasterID} · ${j.JobResponse.Actuals.PairsDone}/${j.JobResponse.Actuals.PairsPlanned}` : "none";
+  $("job").textContent = j ? `${j.JobOrder.JobOrderID} · ${j.JobOrder.WorkMasterID} · ${j.JobResponse.Actuals.PairsDone}/${j.JobResponse.Actuals.PairsPlanned}`
+    : S.lastJob ? `none (last ${S.lastJob})` : "none";
   $("pair").textContent = c.CurrentItem ? `${c.CurrentItem.id} (${c.CurrentItem.state})` : "–";
   const box = $("command-buttons"); box.innerHTML = "";
   for (const cmd of S.me.commands) {
@@ -186,6 +196,8 @@ async function refreshJobs() {
 
 // ---- live events --------------------------------------------------------------------------------------------------
 function onEvent(ev) {
+  if (ev.kind === "state" && ev.data && STATE_NAMES[ev.data.after]) showState(STATE_NAMES[ev.data.after]);
+  if (ev.kind === "job" && ev.data && ev.data.JobOrderID) S.lastJob = `${ev.data.JobOrderID} ${ev.data.StateText}`;
   const li = document.createElement("li");
   li.textContent = `${ev.seq} ${new Date(ev.ts * 1000).toLocaleTimeString()} ${ev.kind}: ${ev.message}`;
   const list = $("event-list"); list.prepend(li); while (list.children.length > 200) list.lastChild.remove();
