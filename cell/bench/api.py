@@ -10,6 +10,8 @@ Metrics:
   own viewer token) on loopback, each sending a GET (cell state 50 %, work items, KPIs, job orders, alarms)
   then waiting :data:`THINK_S`, for :data:`LOAD_S` while the cell is in Execute. Goal p99 <= 50 ms.
 - ``api_saturated_p99_ms`` / ``api_saturated_rps``: the same clients with no think time (closed loop).
+- ``api_idle_p50_ms`` / ``api_idle_p99_ms``: the first load for half as long before the job starts (controller
+  connected, cell Stopped): what the pipeline's work in the same process adds is the difference.
 - ``events_clients`` / ``events_expected`` / ``events_lost`` / ``events_duplicated``: :data:`SSE_CLIENTS`
   event-stream clients while events are published (the cell's own plus :data:`SSE_EVENTS` bench events); midway
   the API server is stopped and started again on the same port (every stream is cut); the clients reconnect
@@ -247,16 +249,18 @@ def bench(ctx: Any) -> dict[str, float]:
             EmbeddedLine(Path(tmp), Path(ctx.dataset), speed=20.0, api_settings=settings) as line:  # fmt: skip
         op = httpx.Client(base_url=line.url, headers={"Authorization": f"Bearer {line.token('engineer')}"}, timeout=30)
         mes = httpx.Client(base_url=line.url, headers={"Authorization": f"Bearer {line.token('mes')}"}, timeout=30)
+        from gluecell.cell.api.auth import add_user
+
+        tokens = [add_user(line.api.app.state.db, f"load-{k}", "viewer") for k in range(CLIENTS)]
+        duration = LOAD_S[0 if ctx.quick else 1]
+        lat, errs, wall = _load(line.url, tokens, duration / 2, THINK_S)  # reference: the controller waits, Stopped
+        out.update({"api_idle_p50_ms": float(np.percentile(lat, 50)), "api_idle_p99_ms": float(np.percentile(lat, 99))})
         mes.post("/api/v1/job-orders?start=true", json=job_for("BENCH-1", pairs), headers={"Idempotency-Key": "b1"})
         _command(op, "Reset")
         _wait_state(op, {"Idle"}, 30)
         time.sleep(0.5)  # the job is dispatched in Idle
         _command(op, "Start")
         _wait_state(op, {"Execute"}, 30)
-        from gluecell.cell.api.auth import add_user
-
-        tokens = [add_user(line.api.app.state.db, f"load-{k}", "viewer") for k in range(CLIENTS)]
-        duration = LOAD_S[0 if ctx.quick else 1]
         lat, errs, wall = _load(line.url, tokens, duration, THINK_S)
         out.update({"api_clients": float(CLIENTS), "api_p50_ms": float(np.percentile(lat, 50)),
                     "api_p99_ms": float(np.percentile(lat, 99)), "api_rps": len(lat) / wall,

@@ -154,8 +154,15 @@ async function refreshKpis() {
   $("kpi-numbers").innerHTML = `<div>pairs<b id="kpi-done">${k.pairs_done}</b></div><div>throughput<b>${k.throughput_per_h.toFixed(0)} /h</b></div>` +
     `<div>first-pass yield<b>${pct(k.first_pass_yield)}</b></div><div>cycle mean<b>${s(k.cycle_time_mean_s)}</b></div><div>cycle p95<b>${s(k.cycle_time_p95_s)}</b></div>`;
   const m = { margin: { l: 36, r: 6, t: 22, b: 28 } };
-  Plotly.react($("chart-cycle"), [{ y: k.series.cycle_s, type: "scatter", mode: "lines+markers", line: { color: "#505050" }, marker: { size: 4 } }],
-    Object.assign({ title: { text: "cycle time [s]", font: { size: 11 } } }, m, GREY), PLOT_CFG);
+  const t = k.series.t.map((s) => new Date(s * 1000));
+  let fp = 0; const fpy = k.series.first_pass.map((v, i) => ((fp += v) / (i + 1)) * 100);
+  Plotly.react($("chart-cycle"), [
+    { x: t, y: k.series.cycle_s, name: "cycle [s]", type: "scatter", mode: "markers", marker: { size: 5, color: "#505050" } },
+    { x: t, y: t.map((_, i) => i + 1), name: "pairs done", type: "scatter", mode: "lines", yaxis: "y2", line: { color: "#909090", shape: "hv" } },
+    { x: t, y: fpy, name: "first-pass yield [%]", type: "scatter", mode: "lines", yaxis: "y3", line: { color: "#303030", dash: "dot" }, visible: "legendonly" }],
+    Object.assign({ title: { text: "cycle time, throughput, first-pass yield", font: { size: 11 } }, showlegend: true,
+      legend: { orientation: "h", y: -0.25, font: { size: 9 } }, yaxis2: { overlaying: "y", side: "right", showgrid: false },
+      yaxis3: { overlaying: "y", range: [0, 100], visible: false } }, m, GREY, { margin: { l: 36, r: 30, t: 22, b: 44 } }), PLOT_CFG);
   const st = Object.entries(k.state_times_s || {});
   Plotly.react($("chart-states"), [{ x: st.map((e) => e[0]), y: st.map((e) => e[1]), type: "bar", marker: { color: "#7a7a7a" } }],
     Object.assign({ title: { text: "time per state [s]", font: { size: 11 } } }, m, GREY), PLOT_CFG);
