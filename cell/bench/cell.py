@@ -117,8 +117,10 @@ def run_line(replay: Path, n: int, tmp: Path) -> dict[str, float]:
         try:
             t0 = time.perf_counter()
             _start(ctl)
-            ctl.wait_for({State.COMPLETE, State.HELD, State.STOPPED, State.ABORTED}, 3600)
+            final = ctl.wait_for({State.COMPLETE, State.HELD, State.STOPPED, State.ABORTED}, 3600)
             wall = time.perf_counter() - t0
+            if final != State.COMPLETE:
+                print(f"bench cell: the line ended {final.name.title()}: {ctl.last_error}", file=sys.stderr)
             perf = {k: list(v) for k, v in ctl.perf.items()}
         finally:
             ctl.close()
@@ -128,11 +130,13 @@ def run_line(replay: Path, n: int, tmp: Path) -> dict[str, float]:
     finally:
         proc.terminate()
         proc.wait(20)
-    out = {"cell_pairs": float(n), "cell_routed": float(sum(i["state"] in ("passed", "rework") for i in items)),
+    out = {"cell_pairs": float(n), "cell_final_state": float(final),
+           "cell_routed": float(sum(i["state"] in ("passed", "rework") for i in items)),
            "cell_fpy": float(np.mean([i["state"] == "passed" and i["attempts"] == 1 for i in items])),
            "cell_pairs_per_s": n / wall}  # fmt: skip
-    for cause in sorted({i["cause"] for i in items if i["state"] != "passed"}):
-        out[f"cell_rework_{cause}"] = float(np.mean([i["cause"] == cause for i in items]))
+    causes = [i["cause"] or i["state"] for i in items if i["state"] != "passed"]
+    for cause in sorted(set(causes)):
+        out[f"cell_rework_{cause}"] = causes.count(cause) / n
     for style in styles:
         out[f"cell_fpy_{style}"] = float(np.mean([i["state"] == "passed" for i in items if i["style"] == style]))
     for k, q in (("overhead_ms", 50), ("overhead_ms", 99), ("cycle_ms", 50), ("link_ms", 50), ("thread_cpu_ms", 50)):
