@@ -178,6 +178,10 @@ class DemoConsole:
         out = Path(out)
         self.api = start_api_server(self.args.host, self.args.port, db_path=str(out / "cell.db"),
                                     media_roots=(str(out),))  # fmt: skip
+        # the demo's database is made fresh for every run, so its users are too: an operator for the console and
+        # an MES client for the task API (gluecell users add ... works on serve's database)
+        mes = demo_login(self.api, "demo-mes", "mes")
+        print(f"MES client: Authorization: Bearer {mes}  (role mes)")
         open_console(self.api, demo_login(self.api), self.args.no_browser)
 
     def finish(self) -> None:
