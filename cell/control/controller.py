@@ -32,24 +32,11 @@ from gluecell.core.errors import GlueCellError
 from . import flow
 from .cycle import CycleMixin, TimedLink
 from .packml import Command, CommandRefusedError, Event, PackMLMachine, State, Transition, UnitMode
-from .packtags import PackTags
+from .packtags import PackTags, StopReason
 from .pipeline import Pipeline
 from .recovery import reconcile
 
 __all__ = ["Controller", "ControllerConfig", "StopReason"]
-
-
-class StopReason:
-    """``StopReason.ID`` codes."""
-
-    OPERATOR = 1
-    ROBOT_ERROR = 2
-    LINK_LOST = 3
-    ESTOP = 4
-    RESTART = 5
-    NOT_READY = 6
-    SAFETY = 7
-    TIMEOUT = 8
 
 
 @dataclass(frozen=True)
@@ -245,7 +232,7 @@ class Controller(CycleMixin):
             return False
         return st.t > ev.t and not st.in_error
 
-    def _fault(self, trigger: Event, code: int, reason: str) -> None:
+    def _fault(self, trigger: Event | Command, code: int, reason: str) -> None:
         """Hold (or abort) the cell with the reason; in a state that takes no fault, just record it."""
         self.last_error = reason
         self.tags.alarm(code, reason)
@@ -301,7 +288,7 @@ class Controller(CycleMixin):
         if s in (State.RESETTING, State.STARTING, State.UNHOLDING):
             ok, why = self._ready()
             if not ok:
-                self._fault(Event.FAULT if s == State.UNHOLDING else Command.STOP, StopReason.NOT_READY, why)  # type: ignore[arg-type]
+                self._fault(Event.FAULT if s == State.UNHOLDING else Command.STOP, StopReason.NOT_READY, why)
                 return
             if s == State.RESETTING:
                 self.tags.clear_alarms()

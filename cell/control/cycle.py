@@ -9,6 +9,7 @@ knows which pair is where (or that it does not).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from gluecell.core.errors import GlueCellError
 
 from . import flow
 from .packml import Event, State
+from .packtags import StopReason
 from .pipeline import PreparedPair
 
 __all__ = ["CycleMixin", "TimedLink"]
@@ -160,7 +162,7 @@ class CycleMixin:
             item = self.store.items.get(item_id)
         if item["state"] in ("planned", "spraying"):
             if not seated:
-                self._fault(Event.FAULT, 7, f"{item_id} is not seated on its fixtures: not sprayed")
+                self._fault(Event.FAULT, StopReason.SAFETY, f"{item_id} is not seated on its fixtures: not sprayed")
                 return False
             out = self._spray(item)
             if out.interrupted or self.machine.state in (State.ABORTING, State.ABORTED):
@@ -171,7 +173,7 @@ class CycleMixin:
                 if out.cause in ("spray", "robot_refused", "no_plan"):
                     self._route_fail(item, out.cause, out.reason)
                 if out.fault:
-                    self._fault(Event.FAULT, 2, f"{item_id}: {out.reason}")
+                    self._robot_fault(f"{item_id}: {out.reason}")
                 return False
             item = self.store.items.get(item_id)
         if item["state"] == "sprayed":
@@ -187,6 +189,16 @@ class CycleMixin:
             self._save_tags()
             return True
         return False
+
+    def _robot_fault(self, reason: str) -> None:
+        """A goal failed: abort on an e-stop (whichever of the result and the status event comes first), else hold."""
+        estop = False
+        with contextlib.suppress(GlueCellError):
+            estop = bool(self.link.inner.state(timeout_s=0.2).e_stopped)
+        if estop:
+            self._fault(Event.ESTOP, StopReason.ESTOP, f"e-stop: {reason}")
+        else:
+            self._fault(Event.FAULT, StopReason.ROBOT_ERROR, reason)
 
     def _spray(self, item: dict[str, Any]) -> Any:
         def keep_going() -> bool:
@@ -292,7 +304,7 @@ class CycleMixin:
                                   f"scan/predict/plan took longer than {self.cfg.prepare_timeout_s:.0f} s")  # fmt: skip
             except Exception as exc:  # a bug in a stage: the pair goes to a human, the cell holds
                 pp = PreparedPair(item_id, "needs_human", "pipeline", f"{type(exc).__name__}: {exc}")
-                self._fault(Event.FAULT, 7, f"{item_id}: pipeline error {type(exc).__name__}: {exc}")
+                self._fault(Event.FAULT, StopReason.SAFETY, f"{item_id}: pipeline error {type(exc).__name__}: {exc}")
         self._prepared.pop(item_id, None)
         try:
             routed = flow.record_prepared(self.store, pp, plan_id)

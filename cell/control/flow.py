@@ -82,6 +82,7 @@ def spray_item(store: Store, link: Any, item: dict[str, Any], programs: tuple[in
         must_cancel: checked while a goal runs (True: cancel it now: abort / e-stop).
         goal_timeout_s: the wait allowed for a program of the given duration.
     """
+    from gluecell.cell.robot.base import GoalStatus
     from gluecell.cell.robot.errors import GoalRejectedError, LinkDownError, RobotLinkError, RobotTimeoutError
 
     if programs is None:
@@ -123,7 +124,7 @@ def spray_item(store: Store, link: Any, item: dict[str, Any], programs: tuple[in
         if res is None:
             return SprayOutcome(False, "timeout:execute", f"{part}: the robot did not finish in time", fault=True,
                                 robot_s=robot_s)  # fmt: skip
-        status = "succeeded" if res.ok else ("cancelled" if res.status == 5 else "failed")
+        status = "succeeded" if res.ok else ("cancelled" if res.status == GoalStatus.CANCELED else "failed")
         store.sprays.set_status(gid, status, {"error_code": res.error_code, "error": res.error_string,
                                               "duration_s": res.duration_s})  # fmt: skip
         robot_s += float(prog.duration)

@@ -14,10 +14,23 @@ from typing import Any
 
 from .packml import Command, State, Transition, UnitMode
 
-__all__ = ["PackTags", "MAX_ALARMS"]
+__all__ = ["PackTags", "StopReason", "MAX_ALARMS"]
 
 #: How many alarms the ``Alarm`` list keeps (oldest dropped; the store's event log keeps all).
 MAX_ALARMS = 32
+
+
+class StopReason:
+    """``StopReason.ID`` (and ``Alarm[].ID``) codes of this cell."""
+
+    OPERATOR = 1
+    ROBOT_ERROR = 2
+    LINK_LOST = 3
+    ESTOP = 4
+    RESTART = 5
+    NOT_READY = 6
+    SAFETY = 7
+    TIMEOUT = 8
 
 
 class PackTags:

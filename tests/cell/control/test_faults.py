@@ -45,7 +45,7 @@ def test_estop_aborts_and_clear_reset_start_recover(sim, cell, tools):
     tools.fault(h, kind="estop", item="P-1", during="sole", at_fraction=0.3)
     ctl, store, _ = cell(h, IDS)
     _run(ctl)
-    assert ctl.wait_for(DONE, 30) == State.ABORTED
+    assert ctl.wait_for({State.ABORTED}, 30) == State.ABORTED
     assert store.packtags.load()["StopReason"]["ID"] == StopReason.ESTOP
     try:
         ctl.command(Command.CLEAR, who="ana", why="too early")
