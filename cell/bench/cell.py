@@ -108,7 +108,6 @@ def _start(ctl: Any) -> None:
 
 def run_line(replay: Path, n: int, tmp: Path) -> dict[str, float]:
     """``n`` pairs through the line (replay mode); yield, causes, throughput, controller overhead."""
-    from gluecell.cell.control import State
 
     styles = sorted(p.stem for p in replay.glob("*.json"))
     proc, port = _sim(n, SPEED)
@@ -117,10 +116,8 @@ def run_line(replay: Path, n: int, tmp: Path) -> dict[str, float]:
         try:
             t0 = time.perf_counter()
             _start(ctl)
-            final = ctl.wait_for({State.COMPLETE, State.HELD, State.STOPPED, State.ABORTED}, 3600)
+            final, holds = _run_to_end(ctl, link)
             wall = time.perf_counter() - t0
-            if final != State.COMPLETE:
-                print(f"bench cell: the line ended {final.name.title()}: {ctl.last_error}", file=sys.stderr)
             perf = {k: list(v) for k, v in ctl.perf.items()}
         finally:
             ctl.close()
@@ -130,7 +127,7 @@ def run_line(replay: Path, n: int, tmp: Path) -> dict[str, float]:
     finally:
         proc.terminate()
         proc.wait(20)
-    out = {"cell_pairs": float(n), "cell_final_state": float(final),
+    out = {"cell_pairs": float(n), "cell_final_state": float(final), "cell_holds": float(holds),
            "cell_routed": float(sum(i["state"] in ("passed", "rework") for i in items)),
            "cell_fpy": float(np.mean([i["state"] == "passed" and i["attempts"] == 1 for i in items])),
            "cell_pairs_per_s": n / wall}  # fmt: skip
@@ -142,6 +139,27 @@ def run_line(replay: Path, n: int, tmp: Path) -> dict[str, float]:
     for k, q in (("overhead_ms", 50), ("overhead_ms", 99), ("cycle_ms", 50), ("link_ms", 50), ("thread_cpu_ms", 50)):
         out[f"cell_{k.removesuffix('_ms')}_p{q}_ms"] = float(np.percentile(perf[k], q)) if perf[k] else float("nan")
     return out
+
+
+def _run_to_end(ctl: Any, link: Any, max_holds: int = 20) -> tuple[Any, int]:
+    """Run until Complete; a hold (lost link, robot error) is answered as an operator would: once the link is
+    back, Unhold. Returns the final state and the number of holds (each is in the store's event log)."""
+    from gluecell.cell.control import Command, State
+
+    holds = 0
+    while True:
+        final = ctl.wait_for({State.COMPLETE, State.HELD, State.STOPPED, State.ABORTED}, 3600)
+        if final != State.HELD or holds >= max_holds:
+            break
+        holds += 1
+        print(f"bench cell: hold {holds}: {ctl.last_error}; Unhold once the link is back", file=sys.stderr)
+        _wait_link(link)
+        time.sleep(0.5)
+        ctl.command(Command.UNHOLD, who="bench", why="operator: fault gone")
+        ctl.wait_for({State.EXECUTE, State.HELD, State.COMPLETE}, 30)
+    if final != State.COMPLETE:
+        print(f"bench cell: the line ended {final.name.title()}: {ctl.last_error}", file=sys.stderr)
+    return final, holds
 
 
 def _fault_case(kind: str, replay: Path, tmp: Path) -> dict[str, float]:
