@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from gluecell.cell.api.app import ApiSettings, create_app
+from gluecell.cell.api.app import ApiSettings
 from gluecell.cell.api.auth import add_user
 from gluecell.cell.api.limits import TokenBucket
 
@@ -13,12 +14,16 @@ BURST = 5
 
 @pytest.fixture
 def small_app(tmp_path):
-    from fastapi.testclient import TestClient
+    from gluecell.cell.api.server import start_api_server
 
-    app = create_app(ApiSettings(db_path=str(tmp_path / "cell.db"), rate_per_s=0.5, burst=BURST))
-    tokens = [add_user(app.state.db, f"u{n}", "viewer") for n in range(2)]
-    with TestClient(app) as client:
-        yield client, tokens
+    api = start_api_server("127.0.0.1", 0, db_path=str(tmp_path / "cell.db"),
+                           settings=ApiSettings(rate_per_s=0.5, burst=BURST))  # fmt: skip
+    tokens = [add_user(api.app.state.db, f"u{n}", "viewer") for n in range(2)]
+    try:
+        with httpx.Client(base_url=api.url, timeout=10) as client:
+            yield client, tokens
+    finally:
+        api.stop()
 
 
 def test_429_per_caller_with_retry_after(small_app):
