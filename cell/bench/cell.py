@@ -1,11 +1,13 @@
 """``gluecell bench`` section ``cell``: the controller on the simulated line, its faults and SIGKILL restarts.
 
-* **Line** — 1,000 pairs (100 with ``--quick``) through ``gluecell sim`` (its own process, x1000 accelerated, no
-  world: ids only) and the controller over rosbridge, in the REPLAY pipeline mode: each style's plan was made
-  once by the real pipeline on a held-out bench pair and is replayed for every pair of that style, so these
-  figures measure the controller, the robot link and the store — not the glue. First-pass yield and its causes
-  are the stand-in verdicts (robot success + the recorded plan's own coverage check). Controller overhead per
-  pair is the controller thread's wall time outside link calls, goal waits and waiting for a plan.
+* **Line** — 1,000 pairs (100 with ``--quick``) through ``gluecell sim`` (its own process, x300: faster, the
+  simulator's 500 Hz loop starves on 2 cores and its heartbeat lapses; no world: ids only) and the controller
+  over rosbridge, in the REPLAY pipeline mode: each style's plan was made once by the real pipeline on a bench
+  pair and is replayed for every pair of that style, so these figures measure the controller, the robot link
+  and the store — not the glue. First-pass yield and its causes are the stand-in verdicts (robot success + the
+  recorded plan's own coverage check). Controller overhead per pair is the controller thread's wall time
+  outside link calls, goal waits and waiting for a plan. A hold (lost heartbeat) is answered with Unhold and
+  counted.
 * **Faults** — each injected fault on a short line: the state the cell went to, the operator's way back, and
   the proof (the simulated cell's spray counts; every ordered pair routed).
 * **SIGKILL** — ``gluecell serve`` killed before, during and after sprays (``KILL_ROUNDS`` rounds), restarted
@@ -29,7 +31,7 @@ import numpy as np
 __all__ = ["bench", "record_styles", "run_line", "run_faults", "run_sigkill", "FAULT_TABLE"]
 
 PAIRS = (100, 1000)
-SPEED = 1000.0
+SPEED = 300.0
 KILL_ROUNDS = (1, 2)
 #: fault -> (how the operator brings the cell back), as the bench plays it.
 FAULT_TABLE = {"robot_error": "Unhold (unlocks the protective stop)",

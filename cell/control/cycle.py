@@ -216,7 +216,11 @@ class CycleMixin:
     def _index(self) -> None:
         pos = self.store.meta.get("conveyor") or {}
         self.store.meta.set("conveyor", {**pos, "moving": True})
-        st = self.link.index_conveyor(timeout_s=self.cfg.conveyor_timeout_s)
+        try:
+            st = self.link.index_conveyor(timeout_s=self.cfg.conveyor_timeout_s)
+        except GlueCellError:  # did it move? the next step reads the positions from the line
+            self.store.meta.set("conveyor", {**pos, "moving": False, "unknown": True})
+            raise
         self.store.meta.set("conveyor", {"at_scan": st.at_scan, "at_spray": st.at_spray, "seated": st.seated,
                                          "moving": False})  # fmt: skip
         if st.at_scan:
@@ -229,16 +233,16 @@ class CycleMixin:
 
     def _identify(self, at_scan: str) -> None:
         """Read the infeed id; an id nobody ordered (or already done) is refused: the pair passes unsprayed."""
-        try:
-            read = self.link.wait_item(timeout_s=self.cfg.item_timeout_s)
-        except GlueCellError as exc:
-            self._event("refused", f"no id read at the infeed for the pair at the scan station: {exc.message}")
-            return
-        if read != at_scan:
-            self._event("refused", f"infeed read {read!r:.80} but the conveyor reports {at_scan!r:.80}",
-                        item_id=None)  # fmt: skip
-            return
-        self._admit(read)
+        for _ in range(5):  # an id left in the reader's queue from before is skipped (and logged)
+            try:
+                read = self.link.wait_item(timeout_s=self.cfg.item_timeout_s)
+            except GlueCellError as exc:
+                self._event("refused", f"no id read at the infeed for {at_scan!r:.80}: {exc.message}")
+                return
+            if read == at_scan:
+                self._admit(read)
+                return
+            self._event("refused", f"infeed read {read!r:.80} but the conveyor reports {at_scan!r:.80}")
 
     def _admit(self, item_id: str) -> None:
         """An id at the scan station: an ordered pair is taken in and its plan started; others are refused."""
