@@ -23,6 +23,8 @@ __all__ = ["CellPort", "JobBridge", "STYLES", "ORDER_AHEAD", "COMMANDS", "MODES"
 log = logging.getLogger(__name__)
 #: Styles (work masters) the cell runs by default (the simulated cell's style library).
 STYLES: tuple[str, ...] = ("sneaker", "court", "boot")
+#: The controller writes a heartbeat every second; older than this, the console says it is not responding.
+CONTROLLER_STALE_S = 5.0
 #: How many work items of the running job are ordered ahead of the infeed.
 ORDER_AHEAD = 20
 COMMANDS = ("Reset", "Start", "Stop", "Hold", "Unhold", "Suspend", "Unsuspend", "Abort", "Clear", "Complete")
@@ -66,15 +68,17 @@ class CellPort:
         rows = self.store.db.query("SELECT id, style, size_eu, side, state, job_id FROM work_items WHERE state IN"
                                    " ('arrived', 'planned', 'spraying', 'sprayed') ORDER BY seq DESC LIMIT 1")
         mode_name = {1: "Production", 2: "Maintenance", 3: "Manual"}[int(mode)]
+        seen = self.store.meta.get("heartbeat")
         return {"StateCurrent": int(state), "State": state.name.title(), "UnitModeCurrent": int(mode),
                 "UnitMode": mode_name, "AcceptedCommands": accepted, "PackTags": tags,
                 "CurrentItem": dict(rows[0]) if rows else None,
-                "ControllerSeen": self.store.meta.get("heartbeat")}  # fmt: skip
+                "ControllerSeen": seen,
+                "ControllerAlive": seen is not None and time.time() - float(seen) < CONTROLLER_STALE_S}  # fmt: skip
 
     def is_free(self) -> bool:
-        """Whether the cell can take a new job (in Execute or Idle, in Production)."""
+        """Whether the cell can take a new job (a live controller in Execute or Idle, in Production)."""
         snap = self.snapshot()
-        return snap["State"] in ("Execute", "Idle") and snap["UnitMode"] == "Production"
+        return snap["State"] in ("Execute", "Idle") and snap["UnitMode"] == "Production" and snap["ControllerAlive"]
 
     def request(self, action: str, who: str, why: str, *, item_id: str | None = None,
                 args: dict[str, Any] | None = None, wait: bool = True) -> dict[str, Any]:  # fmt: skip

@@ -52,6 +52,7 @@ async function refreshCell() {
   const c = await api("/api/v1/cell");
   if (seq === S.lastEventId) showState(c.State);  // a newer state event may have landed while this was read
   $("mode").textContent = c.UnitMode;
+  $("stale").hidden = c.ControllerAlive;
   const j = c.CurrentJob;
   $("job").textContent = j ? `${j.JobOrder.JobOrderID} · ${j.JobOrder.WorkMasterID} · ${j.JobResponse.Actuals.PairsDone}/${j.JobResponse.Actuals.PairsPlanned}`
     : S.lastJob ? `none (last ${S.lastJob})` : "none";

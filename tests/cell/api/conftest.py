@@ -30,6 +30,7 @@ class Applier:
         from gluecell.cell.control.packml import PackMLMachine, State
 
         self.store = store
+        self.silent = False  # True: stops the heartbeat, as a hung controller would
         self.machine = PackMLMachine(State.STOPPED)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -55,7 +56,11 @@ class Applier:
         return f"applied: {o['action']} {o['item_id']}"
 
     def _run(self) -> None:
+        beat = 0.0
         while not self._stop.is_set():
+            if time.time() - beat > 0.5 and not self.silent:  # the controller's heartbeat (meta.heartbeat)
+                beat = time.time()
+                self.store.meta.set("heartbeat", beat)
             for o in self.store.overrides.pending():
                 try:
                     result = self._apply(o)

@@ -86,7 +86,13 @@ def test_dispatch_by_priority_when_the_cell_is_free_and_methods_over_http(cell, 
         assert r.status_code == 201 and r.json()["JobState"]["StateNumber"] == 2
     time.sleep(0.2)  # the cell is Stopped: nothing runs
     assert all(j["JobState"]["StateNumber"] == 2 for j in mes.get("/api/v1/job-orders").json()["items"])
+    cell["applier"].silent = True  # a controller that stopped beating gets no job
+    cell["app"].state.store.meta.set("heartbeat", time.time() - 60)
     assert op.post("/api/v1/cell/commands", json={"Command": "Reset", "Reason": "shift start"}).status_code == 200
+    time.sleep(0.3)
+    assert op.get("/api/v1/cell").json()["ControllerAlive"] is False
+    assert mes.get("/api/v1/job-orders?state=3").json()["items"] == []
+    cell["applier"].silent = False
     running = _wait(lambda: mes.get("/api/v1/job-orders?state=3").json()["items"])
     assert [j["JobOrder"]["JobOrderID"] for j in running] == ["P-high"]
     items = mes.get("/api/v1/work-items").json()["items"]
