@@ -5,8 +5,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# System packages: libusb for open3d/pyrealsense2.
-APT_PACKAGES := libusb-1.0-0
+# System packages: libusb for open3d/pyrealsense2; chromium for the console's real-browser test (Playwright drives it).
+APT_PACKAGES := libusb-1.0-0 chromium
 # mosquitto: the MQTT broker of the factory protocol (its tests start one on 127.0.0.1)
 APT_PACKAGES += mosquitto
 
@@ -53,3 +53,20 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+# roslibjs (npm `roslib` 2.x) for the simulated cell's conformance test, into a git-ignored folder;
+# Node < 22 has no global WebSocket, so `ws` comes too. `make test` installs it first.
+APT_PACKAGES += nodejs
+NODE_DIR := build/node
+.PHONY: node-deps
+node-deps: $(NODE_DIR)/.installed
+$(NODE_DIR)/.installed: | sysdeps
+	@command -v npm >/dev/null 2>&1 || { if [ "$$(id -u)" = "0" ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm; \
+	  else echo "npm not found: run sudo apt-get install -y npm"; exit 1; fi; }
+	mkdir -p $(NODE_DIR)
+	@[ -f $(NODE_DIR)/package.json ] || echo '{"name": "gluecell-node-deps", "private": true}' > $(NODE_DIR)/package.json
+	extra=""; [ "$$(node -p 'process.versions.node.split(".")[0]')" -lt 22 ] && extra="ws@8"; \
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error roslib@2 $$extra
+	touch $@
+test: node-deps

@@ -29,6 +29,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gluecell.cell.cli.measure",
     "gluecell.cell.cli.bench",
     "gluecell.cell.cli.factory",
+    "gluecell.cell.cli.users",
+    "gluecell.cell.cli.sim",
+    "gluecell.cell.cli.serve",
+    "gluecell.cell.cli.op",
 )
 
 

@@ -1,179 +1,229 @@
-"""``gluecell demo``: the main job on the embedded default (the simulated world).
+"""``gluecell demo [--pairs N] [--speed X]``: the whole line on the embedded default.
 
-For a few synthetic pairs: the virtual cameras scan the sole and the upper, perception cleans the
-scans, deformation predicts the bite line, the planner plans both spray paths and robot programs, and
-the simulated cell sprays them. Each pair gets a picture and a row in the summary table with its
-errors against the world's truth and the stage timings. A pair the software refuses (bad scan,
-uncertain bite line, unsafe plan) goes to the human's rework queue with the reason, as on the line.
+It generates ``N`` synthetic pairs (sneaker, court shoe, boot, ...), starts the simulated cell as its own
+process (``gluecell sim``: robot, gun, conveyor and cameras behind a rosbridge server on 127.0.0.1), orders the
+pairs in a fresh cell database, and runs the controller against it through the robot link: Reset, Start, and
+for every pair identify -> scan -> predict -> plan (the REAL pipeline) -> spray over rosbridge -> inspect ->
+route -> record, the next pair planned while the robot sprays. It ends with the summary: pairs, first-pass
+yield and how the verdict was reached, cycle and robot time, stage latencies, stops, and where the pictures are.
+The bite-line error column compares each predicted line with the world's truth (the demo may; the controller
+never sees truth).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run_demo", "run_pair", "PASS_ABOVE_MM", "PASS_COVERAGE"]
+__all__ = ["register", "run_demo", "summarise", "start_sim_process"]
 
-#: A sprayed pair passes inspection when no glue lies further above the true bite line than this (mm; the
-#: bench's goal for the planner) and this fraction of the true bond region is covered.
-PASS_ABOVE_MM = 0.5
-PASS_COVERAGE = 0.98
+STYLES = ("sneaker", "court", "boot")
 
 
-def _bite_line(scans: dict[str, Any], truth: dict[str, Any], item: Any, mode: str, row: dict[str, Any],
-               refs: dict, seed: int) -> Any:  # fmt: skip
-    """The pair's bite line and the planner config for it: predicted (with the style's nominal upper and sole
-    from the simulated cell's style library and the shipped calibration; the glue kept ``MARGIN_SIGMAS`` sigma
-    inside it), or marked by the operator (always in "marked" mode; in "predicted" mode when the prediction is
-    refused, as the line's human does with a pair the software hands over)."""
-    import numpy as np
+def start_sim_process(out: Path, world: Path, speed: float, port: int = 0,
+                      timeout_s: float = 60.0) -> tuple[subprocess.Popen, int]:  # fmt: skip
+    """``gluecell sim`` as a child process; returns it and its port once it serves."""
+    cmd = [sys.executable, "-m", "gluecell.cell.cli", "sim", "--port", str(port), "--speed", f"{speed:g}",
+           "--world", str(world), "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if "ws://127.0.0.1:" in line:
+            return proc, int(line.split("ws://127.0.0.1:")[1].split()[0])
+    proc.kill()
+    from gluecell.core.errors import DeviceError
 
-    from gluecell.cell.sim.outcome import marked_bite_line
-    from gluecell.cell.sim.references import nominal_sole, nominal_upper
-    from gluecell.core.errors import GlueCellError
-    from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
-    from gluecell.deformation.predict import predict_attach
-    from gluecell.pathplan.pipeline import PathplanConfig
-    from gluecell.pathplan.safety import MARGIN_SIGMAS, with_margin
-
-    if mode == "predicted":
-        t = time.perf_counter()
-        try:
-            if "calibration" not in refs:  # read once for all pairs
-                refs["calibration"] = load_calibration(DEFAULT_CALIBRATION)
-            pred = predict_attach(scans["upper"], scans["sole"], reference=nominal_upper(refs, item)[:2],
-                                  sole_reference=nominal_sole(refs, item), style=item.style,
-                                  calibration=refs["calibration"])  # fmt: skip
-            sigma = float(np.percentile(pred.bite_line_sigma, 95))
-            cfg = with_margin(PathplanConfig(), sigma, MARGIN_SIGMAS)
-            row["line"] = f"predicted (margin {cfg.region.bite_margin_mm:.1f} mm)"
-            return pred.bite_line, cfg
-        except GlueCellError as exc:
-            row["line"] = f"operator (prediction refused: {exc.message})"
-        finally:
-            row["ms"]["deformation"] = (time.perf_counter() - t) * 1e3
-    else:
-        row["line"] = "operator"
-    return marked_bite_line(truth, seed=seed), PathplanConfig()
+    raise DeviceError(f"the simulated cell did not start within {timeout_s:.0f} s ({' '.join(cmd)})")
 
 
-def run_pair(ds: Any, sid: str, out: Path, bite_line: str = "predicted", refs: dict | None = None) -> dict[str, Any]:
-    """Run the pipeline on sample ``sid`` of dataset ``ds``; returns its summary row.
-
-    Args:
-        bite_line: "predicted" (deformation step; a pair whose prediction is refused goes to the operator,
-            who marks the line) or "marked" (the operator marks every pair). The simulated cell plays that
-            operator, see :func:`gluecell.cell.sim.outcome.marked_bite_line`.
-        refs: cache of the style references and the calibration (shared between pairs).
-    """
-    from gluecell.cell.bench.deformation import pair_errors
-    from gluecell.cell.cli.plan import draw_plan
-    from gluecell.cell.sim.outcome import spray_outcome
-    from gluecell.core.errors import GlueCellError
-    from gluecell.core.plan import Plan, write_plan
-    from gluecell.core.ply import write_ply
-    from gluecell.pathplan.pipeline import plan_pair
-    from gluecell.perception.scan import scan_part_frames
-
-    inp = ds.inputs(sid)
-    item = inp["workitem"]
-    row: dict[str, Any] = {"id": sid, "style": item.style, "size": item.size_eu, "side": item.side, "ms": {}}
-    stage = "perception"
-    try:
-        t = time.perf_counter()
-        scans = {p: scan_part_frames(inp["frames"][p], p, item_id=sid) for p in ("upper", "sole")}
-        row["ms"]["perception"] = (time.perf_counter() - t) * 1e3
-        for p, scan in scans.items():
-            write_ply(out / f"{sid}_{p}.ply", scan.points, scan.normals)
-        truth = ds.truth(sid)  # the simulated cell's truth: error columns, the operator and the spray outcome
-        stage = "deformation"
-        line, cfg = _bite_line(scans, truth, item, bite_line, row, {} if refs is None else refs, int(sid))
-        row["bite_p95_mm"], row["bite_max_mm"] = pair_errors(line, truth["bite_line"])  # same metric as the bench
-        stage = "pathplan"
-        t = time.perf_counter()
-        pair = plan_pair(scans["upper"].points, scans["sole"].points, line, cfg,
-                         upper_normals=scans["upper"].normals, sole_normals=scans["sole"].normals)  # fmt: skip
-        row["ms"]["pathplan"] = (time.perf_counter() - t) * 1e3
-        plan = Plan(bite_line=line, paths=tuple(pair.paths.values()), timing_ms=dict(row["ms"]))
-        write_plan(out / f"{sid}_plan.json", plan)
-        draw_plan(out / f"{sid}_plan.json", out / f"{sid}_plan.png", upper=out / f"{sid}_upper.ply",
-                 sole=out / f"{sid}_sole.ply")  # fmt: skip
-        row["robot_s"] = float(sum(p.duration for p in pair.programs.values()))
-        stage = "spray"
-        outcome = spray_outcome(truth, plan, seed=int(sid))
-        row["coverage"] = outcome["upper"]["coverage"]
-        row["above_mm"] = outcome["upper"]["glue_above_max_mm"]
-        ok = row["above_mm"] <= PASS_ABOVE_MM and row["coverage"] >= PASS_COVERAGE
-        row["verdict"] = "pass" if ok else "rework"
-    except GlueCellError as exc:
-        row["verdict"] = f"to human ({stage}): {exc.message}"
-    return row
+def _order(store: Any, world: Path) -> list[str]:
+    ids = sorted(p.name for p in (world / "inputs").iterdir() if (p / "workitem.json").is_file())
+    store.jobs.add("demo", "mixed", len(ids), data={"source": str(world)})
+    for sid in ids:
+        wi = json.loads((world / "inputs" / sid / "workitem.json").read_text())
+        store.items.order(sid, wi["style"], size_eu=float(wi["size_eu"]), side=wi["side"], job_id="demo")
+    return ids
 
 
-def run_demo(out: Path, n: int, seed: int, bite_line: str = "predicted") -> list[dict[str, Any]]:
-    """Generate ``n`` pairs into ``out/world`` (resumable), run each through the pipeline, draw it."""
+def _fresh(out: Path) -> None:
+    for name in ("cell.db", "cell.db-wal", "cell.db-shm"):
+        (out / name).unlink(missing_ok=True)
+    for sub in ("cameras", "pairs"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+
+
+def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
+             timeout_s: float = 1800.0, serve: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Run the line on ``pairs`` synthetic pairs; returns :func:`summarise`'s summary.
+
+    ``serve(out)`` (the task API and console, :class:`gluecell.cell.api.server.DemoConsole`) is called once the
+    cell database is fresh."""
     from rich.progress import Progress
 
-    from gluecell.datasets.format import open_dataset
+    from gluecell.cell.control import Command, Controller, RealPipeline, State
+    from gluecell.cell.control.settings import sim_style_library
+    from gluecell.cell.robot.config import RobotLinkConfig
+    from gluecell.cell.robot.rosbridge import RosbridgeLink
+    from gluecell.cell.store import Store
     from gluecell.datasets.generate import GenerateOptions, generate_dataset, load_generate_config
-    from gluecell.datasets.show import render_sample
 
-    world, scanner = load_generate_config(None)
-    opts = GenerateOptions(n=n, seed=seed, world=world, scanner=scanner, styles=("sneaker", "court", "boot"))
-    generate_dataset(out / "world", opts)
-    ds = open_dataset(out / "world")
-    rows: list[dict[str, Any]] = []
-    refs: dict = {}
-    with Progress(transient=True) as bar:
+    world_cfg, scanner = load_generate_config(None)
+    generate_dataset(out / "world", GenerateOptions(n=pairs, seed=seed, world=world_cfg, scanner=scanner,
+                                                    styles=STYLES))  # fmt: skip
+    _fresh(out)
+    if serve is not None:
+        serve(out)
+    t0 = time.monotonic()
+    proc, port = start_sim_process(out, out / "world", speed)
+    try:
+        with Store(out / "cell.db") as store, RosbridgeLink(RobotLinkConfig(port=port)) as link:
+            ids = _order(store, out / "world")
+            ctl = Controller(store, link, RealPipeline(sim_style_library(), out=out / "pairs", pictures=True))
+            ctl.start()
+            try:
+                ctl.command(Command.RESET, who="demo", why="gluecell demo")
+                ctl.wait_for(State.IDLE, 30)
+                ctl.command(Command.START, who="demo", why="gluecell demo")
+                _follow(ctl, store, len(ids), timeout_s, Progress)
+            finally:
+                ctl.close()
+            return summarise(store, out, time.monotonic() - t0, ctl.perf)
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _follow(ctl: Any, store: Any, n: int, timeout_s: float, progress: Any) -> None:
+    from gluecell.cell.control import State
+
+    stop_states = {State.COMPLETE, State.HELD, State.STOPPED, State.ABORTED}
+    deadline = time.monotonic() + timeout_s
+    with progress(transient=True) as bar:
         task = bar.add_task("pairs", total=n)
-        for sid in ds.ids():
-            row = run_pair(ds, sid, out, bite_line, refs)
-            row["picture"] = str(render_sample(ds, sid, out / f"{sid}_pair.png"))
-            rows.append(row)
-            bar.advance(task)
-    return rows
+        while ctl.state not in stop_states and time.monotonic() < deadline:
+            counts = store.items.counts()
+            done = sum(counts.get(s, 0) for s in ("passed", "rework", "skipped"))
+            bar.update(task, completed=done, description=f"{ctl.state.name.title()}: {done}/{n} pairs")
+            time.sleep(0.2)
 
 
-def _fmt(row: dict[str, Any], key: str, spec: str) -> str:
-    return format(row[key], spec) if key in row else "-"
+def _bite_error(store: Any, world: Path, sid: str) -> float | None:
+    """p95 distance (mm) of the planned bite line from the world's true line (evaluation only)."""
+    from gluecell.cell.bench.deformation import pair_errors
+    from gluecell.datasets.format import open_dataset
+
+    plan = store.plans.latest(sid)
+    if plan is None:
+        return None
+    import numpy as np
+
+    line = np.asarray(plan["data"]["bite_line"], dtype=np.float64)
+    return float(pair_errors(line, open_dataset(world).truth(sid)["bite_line"])[0])
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def summarise(store: Any, out: Path, wall_s: float, perf: dict[str, list[float]]) -> dict[str, Any]:
+    """Pairs, first-pass yield with the verdict source, times, stages, stops, pictures (from the store)."""
+    import numpy as np
+
+    rows = []
+    for it in store.items.list():
+        plan = store.plans.latest(it["id"])
+        data = plan["data"] if plan else {}
+        progs = data.get("robot_programs") or {}
+        insp = store.inspections.for_item(it["id"])
+        rows.append({"id": it["id"], "style": it["style"], "state": it["state"], "cause": it["cause"],
+                     "reason": it["reason"], "attempts": it["attempts"],
+                     "ms": {k: data.get("timing_ms", {}).get(k) for k in ("perception", "deformation", "pathplan")},
+                     "robot_s": sum(p["t"][-1] - p["t"][0] for p in progs.values() if p),
+                     "verdict_source": insp[-1]["source"] if insp else None,
+                     "bite_p95_mm": _bite_error(store, out / "world", it["id"]) if plan else None,
+                     "picture": str(out / "pairs" / f"{it['id']}_plan.png") if plan else it["picture"]})  # fmt: skip
+    events = store.events.since(0, limit=100_000, kind="state")
+    stopping = ("Holding", "Stopping", "Aborting")
+    stops = [e["message"] + (f" — {e['data'].get('reason')}" if e["data"].get("reason") else "") for e in events
+             if e["message"].split(" -> ")[-1].startswith(stopping)]  # fmt: skip
+    tags = store.packtags.load()
+    passed_first = sum(r["state"] == "passed" and r["attempts"] == 1 for r in rows)
+    lat = {k: float(np.median([r["ms"][k] for r in rows if r["ms"].get(k) is not None] or [np.nan]))
+           for k in ("perception", "deformation", "pathplan")}  # fmt: skip
+    return {"pairs": len(rows), "passed_first": passed_first, "fpy": passed_first / len(rows) if rows else 0.0,
+            "rows": rows, "wall_s": wall_s, "cycle_s": wall_s / max(len(rows), 1),
+            "cycle_ms_median": float(np.median(perf["cycle_ms"])) if perf["cycle_ms"] else None,
+            "robot_s": float(sum(r["robot_s"] for r in rows)), "stage_ms_median": lat, "stops": stops,
+            "state": tags.get("StateCurrentName"), "stop_reason": (tags.get("StopReason") or {}).get("Value", ""),
+            "out": str(out)}  # fmt: skip
+
+
+def _print(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    out = Path(args.out)
-    t0 = time.perf_counter()
-    rows = run_demo(out, args.n, args.seed, args.bite_line)
-    title = f"gluecell demo: {len(rows)} synthetic pairs, bite line {args.bite_line}"
-    table = Table(title=f"{title}, {time.perf_counter() - t0:.0f} s ({out})")
-    cols = ("id", "style", "EU", "side", "bite p95 [mm]", "bite max [mm]", "glue above [mm]", "coverage",
-            "robot [s]", "scan/deform/plan [ms]", "bite line", "verdict")  # fmt: skip
-    for c in cols:
+    from gluecell.cell.control.pipeline import STANDIN_SOURCE
+
+    table = Table(title=f"gluecell demo: {summary['pairs']} pairs through the simulated cell over rosbridge, "
+                        f"{summary['wall_s']:.0f} s, final state {summary['state']}")  # fmt: skip
+    for c in ("id", "style", "result", "verdict by", "bite p95 vs truth [mm]", "robot [s]",
+              "scan/predict/plan [ms]", "reason"):  # fmt: skip
         table.add_column(c)
-    for r in rows:
-        ms = "/".join(f"{r['ms'][k]:.0f}" for k in ("perception", "deformation", "pathplan") if k in r["ms"])
-        table.add_row(
-            r["id"], r["style"], f"{r['size']:g}", r["side"], _fmt(r, "bite_p95_mm", ".2f"),
-            _fmt(r, "bite_max_mm", ".2f"), _fmt(r, "above_mm", ".2f"), _fmt(r, "coverage", ".1%"),
-            _fmt(r, "robot_s", ".0f"), ms or "-", r.get("line", "-"), r["verdict"],
-        )  # fmt: skip
-    console = Console(width=200)
-    console.print(table)
-    console.print(f"pictures: {out}/<id>_plan.png (scans, bite line, paths), {out}/<id>_pair.png (the world's truth);"
-                  f" plans: {out}/<id>_plan.json; scans: {out}/<id>_upper.ply, _sole.ply")
-    return 0
+    for r in summary["rows"]:
+        ms = "/".join(f"{v:.0f}" for v in r["ms"].values() if v is not None) or "-"
+        bite = "-" if r["bite_p95_mm"] is None else f"{r['bite_p95_mm']:.2f}"
+        table.add_row(r["id"], r["style"], r["state"], r["verdict_source"] or "-", bite, f"{r['robot_s']:.0f}", ms,
+                      (r["reason"] or "")[:60])  # fmt: skip
+    con = Console(width=200)
+    con.print(table)
+    lat = summary["stage_ms_median"]
+    con.print(f"first-pass yield {summary['fpy']:.0%} ({summary['passed_first']}/{summary['pairs']}); verdicts by "
+              f"'{STANDIN_SOURCE}': a STAND-IN until quality/ inspects the glue — the robot finished every goal and "
+              f"the planner's deposition model covers >= 98 % of the bond strip (it inspects the plan, not the glue)")
+    con.print(f"cycle {summary['cycle_s']:.1f} s per pair (wall, incl. start-up); robot time {summary['robot_s']:.0f} s"
+              f" (simulated); stage latency median perception {lat['perception']:.0f} ms, deformation "
+              f"{lat['deformation']:.0f} ms, pathplan {lat['pathplan']:.0f} ms")  # fmt: skip
+    con.print(f"stops: {len(summary['stops'])}" + "".join(f"\n  {s}" for s in summary["stops"]))
+    if summary["stop_reason"]:
+        con.print(f"stop reason: {summary['stop_reason']}")
+    con.print(f"pictures: {summary['out']}/pairs/<id>_plan.png (scans, bite line, paths); plans and scans beside "
+              f"them; the cell database {summary['out']}/cell.db (gluecell op --db ... status | rework | events)")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gluecell.cell.api.server import DemoConsole
+
+    console = None if args.no_api else DemoConsole(args)
+    try:
+        summary = run_demo(Path(args.out), args.pairs, args.speed, args.seed, serve=console)
+        _print(summary)
+        if console is not None:
+            console.finish()
+    finally:
+        if console is not None:
+            console.close()
+    return 0 if summary["state"] == "Complete" else 1
 
 
 def register(sub: Any) -> None:
     """Add ``gluecell demo``."""
-    p = sub.add_parser("demo", help="run the main job on the embedded default (simulated world)")
+    p = sub.add_parser("demo", help="run the whole line on the embedded default (simulated cell over rosbridge)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--pairs", type=int, default=3, help="pairs to generate and run (default 3)")
+    p.add_argument("--speed", type=float, default=20.0, help="simulated robot speed-up (default 20)")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--n", type=int, default=3, help="pairs to generate (default 3)")
     p.add_argument("--seed", type=int, default=7, help="world seed (default 7)")
-    p.add_argument("--bite-line", choices=["predicted", "marked"], default="predicted",
-                   help="predicted by the deformation step (default; a refused prediction goes to the operator, who"
-                   " marks the line), or marked by the operator on every pair")  # fmt: skip
+    from gluecell.cell.api.server import add_server_options
+
+    add_server_options(p, demo=True)  # the task API and operator console (issue 10)
     p.set_defaults(func=_cmd_demo)

@@ -1,0 +1,281 @@
+"""The stages of one pair, wrapped in ONE place: scan -> predict -> plan (and the stand-in inspection).
+
+The controller only calls :meth:`Pipeline.prepare` and :func:`standin_inspect`; this module is where the stage
+packages are called, so the integrator can switch them to new functions (the margin/predict policy moving into
+``deformation``/``pathplan``, the plan's own verdict, ``gluecell.quality.inspect``) in one place.
+
+Two modes, each named in every plan it makes (``plans.source`` in the store):
+
+* ``real`` (:class:`RealPipeline`): perception cleans the frames the cameras wrote for the item, deformation
+  predicts the bite line (with the style's nominal upper and sole and the shipped calibration), the glue is kept
+  ``MARGIN_SIGMAS`` sigma inside it, and pathplan plans and times both parts. Used by ``gluecell demo`` and
+  ``gluecell serve``.
+* ``replay`` (:class:`ReplayPipeline`): the robot programs of a plan recorded once per style by the real
+  pipeline (``record_replay``) are replayed for every pair of that style. It is NOT the pipeline: it exists so
+  the controller, the robot link and the store can be measured on 1,000 pairs in accelerated time (bench) and
+  tested quickly. Its verdicts say nothing about glue on real pairs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from gluecell.cell.errors import CellError
+
+__all__ = ["PreparedPair", "Pipeline", "RealPipeline", "ReplayPipeline", "record_replay", "program_from_dict",
+           "program_to_dict", "standin_inspect", "STANDIN_SOURCE", "REPLAY_FORMAT"]  # fmt: skip
+
+#: The name under which the stand-in verdict is recorded (``inspections.source``).
+STANDIN_SOURCE = "stand-in:plan-checks"
+#: Format of a recorded replay plan file.
+REPLAY_FORMAT = "gluecell.replay/1"
+
+
+@dataclass(frozen=True)
+class PreparedPair:
+    """What the pipeline made of one pair.
+
+    Attributes:
+        item_id: the work item.
+        verdict: "ok" (spray it) or "needs_human" (the pair goes to rework with ``reason``).
+        cause: short machine-readable cause when not ok ("perception", "deformation", "pathplan", "timeout:...").
+        reason: words for the human.
+        plan: ``gluecell.plan/1`` dict with ``robot_programs`` and ``metrics`` (None when no plan was made).
+        programs: part -> :class:`~gluecell.core.types.RobotProgram`, in spraying order.
+        timing_ms: stage -> milliseconds.
+        source: "real" or "replay".
+        picture: a picture of the plan for the human (None when not drawn).
+    """
+
+    item_id: str
+    verdict: str
+    cause: str | None = None
+    reason: str = ""
+    plan: dict[str, Any] | None = None
+    programs: dict[str, Any] = field(default_factory=dict)
+    timing_ms: dict[str, float] = field(default_factory=dict)
+    source: str = "real"
+    picture: str | None = None
+
+
+class Pipeline(Protocol):
+    """What the controller needs from the stages."""
+
+    name: str
+
+    def prepare(self, item: dict[str, Any], frames: Path | None) -> PreparedPair:
+        """Scan, predict and plan ``item`` (a work item dict from the store) from the frames in ``frames``."""
+        ...
+
+
+def program_to_dict(prog: Any) -> dict[str, Any]:
+    """A :class:`RobotProgram` as plain JSON."""
+    return {"joint_names": list(prog.joint_names), "t": [round(float(x), 6) for x in prog.t],
+            "q": [[round(float(v), 7) for v in row] for row in prog.q],
+            "gun_events": [[round(float(t), 6), bool(on)] for t, on in prog.gun_events]}  # fmt: skip
+
+
+def program_from_dict(d: dict[str, Any]) -> Any:
+    """Inverse of :func:`program_to_dict` (validated by :class:`RobotProgram`)."""
+    from gluecell.core.types import RobotProgram
+
+    try:
+        return RobotProgram(joint_names=tuple(d["joint_names"]), t=d["t"], q=d["q"],
+                            gun_events=tuple((float(t), bool(on)) for t, on in d.get("gun_events", ())))  # fmt: skip
+    except (KeyError, TypeError) as exc:
+        raise CellError(f"robot program: missing or malformed field ({exc})") from exc
+
+
+def standin_inspect(prepared: PreparedPair, executed_ok: bool, *, min_coverage: float = 0.98) -> dict[str, Any]:
+    """The stand-in inspection verdict, until ``gluecell.quality.inspect`` exists: the plan's own checks.
+
+    A pair passes when the robot reported every goal SUCCEEDED and the planner's deposition model predicted the
+    bond region covered (``coverage_1mm`` >= ``min_coverage`` on every part; the planner already refuses glue
+    beyond the line). It inspects the PLAN, not the glue: a real camera check replaces it.
+
+    Returns:
+        {"verdict": "pass"|"fail", "cause": None|str, "source": STANDIN_SOURCE, "data": {...}}
+    """
+    metrics = (prepared.plan or {}).get("metrics", {})
+    cov = {part: float(m.get("coverage_1mm", 0.0)) for part, m in metrics.items()}
+    if not executed_ok:
+        cause = "spray"
+    elif not cov:
+        cause = "no_plan_metrics"
+    elif min(cov.values()) < min_coverage:
+        cause = "coverage"
+    else:
+        cause = None
+    return {"verdict": "pass" if cause is None else "fail", "cause": cause, "source": STANDIN_SOURCE,
+            "data": {"planned_coverage_1mm": cov, "min_coverage": min_coverage, "robot_ok": executed_ok}}  # fmt: skip
+
+
+def _timed(stage: str, timing: dict[str, float], fn: Callable[[], Any]) -> Any:
+    t = time.perf_counter()
+    try:
+        return fn()
+    finally:
+        timing[stage] = (time.perf_counter() - t) * 1e3
+
+
+class RealPipeline:
+    """perception -> deformation -> pathplan, as ``gluecell plan`` runs them.
+
+    Args:
+        references: ``refs(item) -> (upper (points, normals), sole (points, normals))`` of the item's style
+            (the plant's style library; ``None``: predict from the scans alone).
+        out: folder for the plan JSON, the clouds and the picture of each pair (None: nothing written).
+        pictures: draw ``<id>_plan.png`` (about a second per pair).
+        margin_sigmas: keep the glue this many sigma of the predicted line inside it.
+    """
+
+    name = "real"
+
+    def __init__(self, references: Callable[[dict[str, Any]], tuple[Any, Any]] | None = None,
+                 out: Path | None = None, pictures: bool = False,
+                 margin_sigmas: float | None = None) -> None:  # fmt: skip
+        self.references, self.out, self.pictures = references, out, pictures
+        self.margin_sigmas = margin_sigmas
+        self._calibration: Any = None
+
+    def prepare(self, item: dict[str, Any], frames: Path | None) -> PreparedPair:
+        """Run the stages; a stage's refusal (GlueCellError) becomes a "needs_human" pair naming the stage."""
+        from gluecell.core.errors import GlueCellError
+
+        timing: dict[str, float] = {}
+        stage = "perception"
+        try:
+            scans = _timed("perception", timing, lambda: self._scan(item, frames))
+            stage = "deformation"
+            line, cfg = _timed("deformation", timing, lambda: self._predict(item, scans))
+            stage = "pathplan"
+            pair = _timed("pathplan", timing, lambda: self._plan(scans, line, cfg))
+        except GlueCellError as exc:
+            return PreparedPair(item["id"], "needs_human", stage, f"{stage}: {exc.message}", timing_ms=timing)
+        plan = self._plan_dict(line, pair, timing)
+        picture = self._write(item["id"], scans, plan) if self.out is not None else None
+        return PreparedPair(item["id"], "ok", plan=plan, programs=dict(pair.programs), timing_ms=timing,
+                            source=self.name, picture=picture)  # fmt: skip
+
+    def _scan(self, item: dict[str, Any], frames: Path | None) -> dict[str, Any]:
+        from gluecell.core.frames import load_frame
+        from gluecell.perception.camera.sim import find_frame_files
+        from gluecell.perception.scan import scan_part_frames
+
+        if frames is None:
+            raise CellError("no camera frames for the pair", stage="perception", item_id=item["id"])
+        return {p: scan_part_frames([load_frame(f) for f in find_frame_files(frames, p)], p, item_id=item["id"])
+                for p in ("upper", "sole")}  # fmt: skip
+
+    def _predict(self, item: dict[str, Any], scans: dict[str, Any]) -> tuple[Any, Any]:
+        import numpy as np
+
+        from gluecell.cell.cli.plan import MARGIN_SIGMAS, with_margin
+        from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
+        from gluecell.deformation.predict import predict_attach
+        from gluecell.pathplan.pipeline import PathplanConfig
+
+        if self._calibration is None:
+            self._calibration = load_calibration(DEFAULT_CALIBRATION)
+        ref, sole_ref = self.references(item) if self.references else (None, None)
+        pred = predict_attach(scans["upper"], scans["sole"], reference=ref, sole_reference=sole_ref,
+                              style=item["style"], calibration=self._calibration)  # fmt: skip
+        sigma = float(np.percentile(pred.bite_line_sigma, 95))
+        margin = MARGIN_SIGMAS if self.margin_sigmas is None else self.margin_sigmas
+        return pred.bite_line, with_margin(PathplanConfig(), sigma, margin)
+
+    @staticmethod
+    def _plan(scans: dict[str, Any], line: Any, cfg: Any) -> Any:
+        from gluecell.pathplan.pipeline import plan_pair
+
+        return plan_pair(scans["upper"].points, scans["sole"].points, line, cfg,
+                         upper_normals=scans["upper"].normals, sole_normals=scans["sole"].normals)  # fmt: skip
+
+    @staticmethod
+    def _plan_dict(line: Any, pair: Any, timing: dict[str, float]) -> dict[str, Any]:
+        from gluecell.core.plan import Plan, plan_to_dict
+
+        plan = Plan(bite_line=line, paths=tuple(pair.paths.values()), timing_ms=dict(timing),
+                    extra={"robot_programs": {k: program_to_dict(p) for k, p in pair.programs.items()},
+                           "metrics": pair.metrics})  # fmt: skip
+        return plan_to_dict(plan)
+
+    def _write(self, item_id: str, scans: dict[str, Any], plan: dict[str, Any]) -> str | None:
+        from gluecell.core.fileio import atomic_write_json
+        from gluecell.core.ply import write_ply
+
+        assert self.out is not None
+        self.out.mkdir(parents=True, exist_ok=True)
+        for p, scan in scans.items():
+            write_ply(self.out / f"{item_id}_{p}.ply", scan.points, scan.normals)
+        atomic_write_json(self.out / f"{item_id}_plan.json", plan)
+        if not self.pictures:
+            return None
+        from gluecell.cell.cli.plan import draw_plan
+
+        png = self.out / f"{item_id}_plan.png"
+        draw_plan(self.out / f"{item_id}_plan.json", png, upper=self.out / f"{item_id}_upper.ply",
+                  sole=self.out / f"{item_id}_sole.ply")  # fmt: skip
+        return str(png)
+
+
+class ReplayPipeline:
+    """Replays a recorded plan per style (see the module docstring: not the pipeline; for load and tests).
+
+    Args:
+        recorded: style -> plan dict (``REPLAY_FORMAT`` files as :func:`record_replay` writes them).
+        stage_ms: simulated stage time per pair (0: none), slept in the worker so pipelining is exercised.
+    """
+
+    name = "replay"
+
+    def __init__(self, recorded: dict[str, dict[str, Any]], stage_ms: float = 0.0) -> None:
+        if not recorded:
+            raise CellError("replay pipeline: no recorded plans")
+        self.recorded = recorded
+        self.stage_ms = float(stage_ms)
+        self._programs = {s: {k: program_from_dict(v) for k, v in d["robot_programs"].items()}
+                          for s, d in recorded.items()}  # fmt: skip
+
+    @classmethod
+    def load(cls, folder: Path, stage_ms: float = 0.0) -> ReplayPipeline:
+        """Read ``<folder>/<style>.json`` files."""
+        from gluecell.core.fileio import check_version, read_json
+
+        rec = {}
+        for f in sorted(Path(folder).glob("*.json")):
+            d = read_json(f)
+            check_version(d.get("replay_format"), REPLAY_FORMAT, what=str(f))
+            rec[f.stem] = d
+        return cls(rec, stage_ms)
+
+    def prepare(self, item: dict[str, Any], frames: Path | None) -> PreparedPair:
+        """The style's recorded plan (a style with no recording needs a human)."""
+        style = item["style"]
+        if style not in self.recorded:
+            return PreparedPair(item["id"], "needs_human", "replay", f"no recorded plan for style {style!r}",
+                                source=self.name)  # fmt: skip
+        if self.stage_ms > 0:
+            time.sleep(self.stage_ms / 1e3)
+        return PreparedPair(item["id"], "ok", plan=self.recorded[style], programs=dict(self._programs[style]),
+                            timing_ms={"replay": self.stage_ms}, source=self.name)  # fmt: skip
+
+
+def record_replay(pipeline: RealPipeline, item: dict[str, Any], frames: Path, out: Path) -> Path:
+    """Run the real pipeline on one pair and write its plan as ``<out>/<style>.json`` for :class:`ReplayPipeline`.
+
+    Raises:
+        CellError: the pipeline refused the pair (pick another).
+    """
+    from gluecell.core.fileio import atomic_write_json
+
+    pp = pipeline.prepare(item, frames)
+    if pp.verdict != "ok" or pp.plan is None:
+        raise CellError(f"cannot record a replay plan from {item['id']}: {pp.reason}", item_id=item["id"])
+    path = Path(out) / f"{item['style']}.json"
+    atomic_write_json(path, {**pp.plan, "replay_format": REPLAY_FORMAT, "recorded_from": item["id"]})
+    return path
