@@ -70,6 +70,7 @@ class EmbeddedLine:
         from gluecell.cell.control.settings import sim_style_library
         from gluecell.cell.robot.config import RobotLinkConfig
         from gluecell.cell.robot.rosbridge import RosbridgeLink
+        from gluecell.cell.sim.operator import sim_line_marker
         from gluecell.cell.store import Store
 
         self.out.mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,8 @@ class EmbeddedLine:
         self.store = self._stack.enter_context(Store(self.out / "cell.db"))
         # the longest heartbeat the link allows: a loaded CI machine can pause the sim's /joint_states for 0.5 s
         self.link = self._stack.enter_context(RosbridgeLink(RobotLinkConfig(port=port, heartbeat_timeout_s=0.9)))
-        pipeline = self.pipeline or RealPipeline(sim_style_library(), out=self.out / "pairs", pictures=True)
+        pipeline = self.pipeline or RealPipeline(sim_style_library(), out=self.out / "pairs", pictures=True,
+                                                 marker=sim_line_marker(self.world))  # fmt: skip
         self.controller = Controller(self.store, self.link, pipeline)
         self.controller.start()
         self._stack.callback(self.controller.close)

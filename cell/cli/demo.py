@@ -75,6 +75,7 @@ def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
     from gluecell.cell.control.settings import sim_style_library
     from gluecell.cell.robot.config import RobotLinkConfig
     from gluecell.cell.robot.rosbridge import RosbridgeLink
+    from gluecell.cell.sim.operator import sim_line_marker
     from gluecell.cell.store import Store
     from gluecell.datasets.generate import GenerateOptions, generate_dataset, load_generate_config
 
@@ -89,7 +90,10 @@ def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
     try:
         with Store(out / "cell.db") as store, RosbridgeLink(RobotLinkConfig(port=port)) as link:
             ids = _order(store, out / "world")
-            ctl = Controller(store, link, RealPipeline(sim_style_library(), out=out / "pairs", pictures=True))
+            # a prediction refused as too uncertain goes to the operator, played by the simulated cell
+            pipeline = RealPipeline(sim_style_library(), out=out / "pairs", pictures=True,
+                                    marker=sim_line_marker(out / "world"))  # fmt: skip
+            ctl = Controller(store, link, pipeline)
             ctl.start()
             try:
                 ctl.command(Command.RESET, who="demo", why="gluecell demo")
@@ -150,6 +154,8 @@ def summarise(store: Any, out: Path, wall_s: float, perf: dict[str, list[float]]
                      "ms": {k: data.get("timing_ms", {}).get(k) for k in ("perception", "deformation", "pathplan")},
                      "robot_s": sum(p["t"][-1] - p["t"][0] for p in progs.values() if p),
                      "verdict_source": insp[-1]["source"] if insp else None,
+                     "line": (data.get("line_source") or "-").split(" (")[0],
+                     "plan_verdict": data.get("verdict"),
                      "bite_p95_mm": _bite_error(store, out / "world", it["id"]) if plan else None,
                      "picture": str(out / "pairs" / f"{it['id']}_plan.png") if plan else it["picture"]})  # fmt: skip
     events = store.events.since(0, limit=100_000, kind="state")
@@ -176,13 +182,14 @@ def _print(summary: dict[str, Any]) -> None:
 
     table = Table(title=f"gluecell demo: {summary['pairs']} pairs through the simulated cell over rosbridge, "
                         f"{summary['wall_s']:.0f} s, final state {summary['state']}")  # fmt: skip
-    for c in ("id", "style", "result", "verdict by", "bite p95 vs truth [mm]", "robot [s]",
+    for c in ("id", "style", "result", "verdict by", "line", "bite p95 vs truth [mm]", "robot [s]",
               "scan/predict/plan [ms]", "reason"):  # fmt: skip
         table.add_column(c)
     for r in summary["rows"]:
         ms = "/".join(f"{v:.0f}" for v in r["ms"].values() if v is not None) or "-"
         bite = "-" if r["bite_p95_mm"] is None else f"{r['bite_p95_mm']:.2f}"
-        table.add_row(r["id"], r["style"], r["state"], r["verdict_source"] or "-", bite, f"{r['robot_s']:.0f}", ms,
+        table.add_row(r["id"], r["style"], r["state"], r["verdict_source"] or "-", r["line"], bite,
+                      f"{r['robot_s']:.0f}", ms,
                       (r["reason"] or "")[:60])  # fmt: skip
     con = Console(width=200)
     con.print(table)
@@ -190,6 +197,8 @@ def _print(summary: dict[str, Any]) -> None:
     con.print(f"first-pass yield {summary['fpy']:.0%} ({summary['passed_first']}/{summary['pairs']}); verdicts by "
               f"'{STANDIN_SOURCE}': a STAND-IN until quality/ inspects the glue — the robot finished every goal and "
               f"the planner's deposition model covers >= 98 % of the bond strip (it inspects the plan, not the glue)")
+    con.print("line: 'predicted' = the predicted bite line and its 2-sigma margin; 'operator' = the prediction was "
+              "refused as too uncertain and the operator (played by the simulated cell) marked the line on the pair")
     con.print(f"cycle {summary['cycle_s']:.1f} s per pair (wall, incl. start-up); robot time {summary['robot_s']:.0f} s"
               f" (simulated); stage latency median perception {lat['perception']:.0f} ms, deformation "
               f"{lat['deformation']:.0f} ms, pathplan {lat['pathplan']:.0f} ms")  # fmt: skip

@@ -35,10 +35,13 @@ def attempt_goals(store: Store, item: dict[str, Any]) -> dict[str, dict[str, Any
 
 
 def store_plan(store: Store, pp: PreparedPair) -> int | None:
-    """Store the pipeline's plan (the controller calls it on the preparing thread, so the write is pipelined)."""
-    if pp.verdict == "ok" and pp.plan is not None:
-        return store.plans.add(pp.item_id, pp.source, "ok", pp.plan)
-    return None
+    """Store the pipeline's plan (the controller calls it on the preparing thread, so the write is pipelined).
+    A plan judged ``needs_human`` is stored too (the operator sees it and its reasons), but returns no id to
+    spray."""
+    if pp.plan is None:
+        return None
+    plan_id = store.plans.add(pp.item_id, pp.source, pp.verdict, pp.plan)
+    return plan_id if pp.verdict == "ok" else None
 
 
 def record_prepared(store: Store, pp: PreparedPair, plan_id: int | None) -> dict[str, Any]:

