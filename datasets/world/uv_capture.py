@@ -48,9 +48,9 @@ class LabelConfig:
     covered_m: float = 0.05e-3
     thin_m: float = 0.08e-3
     blob_m: float = 0.3e-3
-    gap_tol_m: float = 2.0e-3
+    gap_tol_m: float = 2.5e-3
     band_m: float = 12e-3
-    gap_min_mm2: float = 3.0
+    gap_min_mm2: float = 5.0
     above_min_mm2: float = 0.5
     thin_min_mm2: float = 20.0
     blob_min_mm2: float = 3.0

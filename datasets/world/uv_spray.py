@@ -20,6 +20,7 @@ path's flags together with the fault shifts, so that flow windows split the path
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -170,7 +171,7 @@ def _add_drips(v: np.ndarray, f: np.ndarray, film: np.ndarray, paths: list[Spray
     cent = v[f].mean(axis=1)
     tree, area, film = cKDTree(cent), face_areas(v, f), film.copy()
     for t_s, vol in faults.drips:
-        p = min(paths, key=lambda pp: 0.0 if pp.t[0] <= t_s <= pp.t[-1] else min(abs(pp.t[0] - t_s), abs(pp.t[-1] - t_s)))
+        p = min(paths, key=lambda pp, t=t_s: max(pp.t[0] - t, t - pp.t[-1], 0.0))  # the path running at t
         tip, q = _interp(p, np.array([t_s]))
         axis = Rotation.from_quat(q[0]).as_matrix()[:, 2]
         hit = scene.cast_rays(o3d.core.Tensor(np.concatenate([tip[0], axis])[None].astype(np.float32)))
@@ -218,7 +219,7 @@ def spray_executed(truth: Any, paths: Sequence[SprayPath], faults: SprayFaults |
     quiet = replace(cfg, on_delay_s=(0.0, 0.0), off_delay_s=(0.0, 0.0))
     film, extra = np.zeros(len(f)), np.zeros(len(f))
     mesh_arrays = _Mesh(v, f)
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         mid = b - 1.0 if not np.isfinite(a) else (a + 1.0 if not np.isfinite(b) else (a + b) / 2)
         factor = faults.pressure_factor * float(np.prod([c[2] for c in faults.clogs if c[0] <= mid < c[1]]))
         if factor <= 0:
