@@ -70,7 +70,8 @@ def load_split(ds: Any, split: str, *, classical: bool = False, limit: int | Non
     """Features and masks of every view of ``split`` (computed from inputs and the plan only)."""
     from .measure import measure_view
 
-    ids = ds.ids(split)[:limit] if limit else ds.ids(split)
+    ids = ds.ids(None if split == "all" else split)
+    ids = ids[:limit] if limit else ids
     if not ids:
         raise TrainingError(f"{ds.root}: split {split!r} holds no views")
     xs, ys, labs, ents, cls = [], [], [], [], []

@@ -30,6 +30,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "gluecell.cell.bench.pathplan",
     "gluecell.cell.bench.pipeline",
     "gluecell.cell.bench.measure",
+    "gluecell.cell.bench.quality",
 )
 #: Seed of the held-out bench world; training commands must not use it.
 BENCH_SEED = 9001

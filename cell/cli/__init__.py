@@ -28,6 +28,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gluecell.cell.cli.correction",
     "gluecell.cell.cli.measure",
     "gluecell.cell.cli.bench",
+    "gluecell.cell.cli.qa",
+    "gluecell.cell.cli.inspect",
 )
 
 
