@@ -128,8 +128,13 @@ def view_geometry(view: InspectionView, plan: Plan) -> ViewGeometry:
     up = np.array([0.0, 0.0, 1.0]) - tan[j][:, 2:3] * tan[j]
     up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-12)
     side = np.where(np.einsum("ij,ij->i", flat - fine[j], up) >= 0, 1.0, -1.0)
-    signed = cv2.resize((d * side).reshape(hs, ws).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    sigma = cv2.resize(fsig[j].reshape(hs, ws).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+    half = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])  # full pixel (x, y) <- sub pixel (x/2, y/2), aligned
+
+    def up(a: np.ndarray, interp: int) -> np.ndarray:
+        return cv2.warpAffine(a.reshape(hs, ws).astype(np.float32), half, (w, h),
+                              flags=interp | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+
+    signed, sigma = up(d * side, cv2.INTER_LINEAR), up(fsig[j], cv2.INTER_NEAREST)
     signed, sigma = signed.astype(np.float64), sigma.astype(np.float64)
     on = part & (np.abs(signed) <= MAX_DIST_M)
     signed = np.where(on, signed, np.nan)
