@@ -18,7 +18,7 @@ Labels per view (from the true film, the true bite line and bond region, where t
   overlap on the bottom, so a threshold on the film alone would flag every pair.)
 
 Thresholds are chosen (FACTS "Cementing": manual layer 0.1-0.3 mm, the 1 mm tolerance) and documented in
-``datasets/README.md`` (section "Inspection dataset").
+``datasets/inspection/README.md``.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def test_capture_gives_views_and_labels_that_follow_the_faults(sprayed):
 
 
 def test_drip_makes_a_blob_label(sprayed):
-    pair, path = sprayed
+    path = sprayed[1]
     faults = SprayFaults(drips=tuple((float(t), 40e-9) for t in np.linspace(path.t[5], path.t[-5], 12)))
     cap = _capture(sprayed, faults, views=range(8))
     assert any("blob" in lab["defects"] for lab in cap.labels)
