@@ -5,7 +5,8 @@
 - Checkpoints: ``ckpt-last.pt`` after every epoch (weights, optimiser, epoch, RNG states, history), written
   to a temporary name, read back, then renamed, so a crash never leaves a broken checkpoint; a non-finite
   loss stops training with the last good checkpoint kept. ``--resume`` continues from it (same data and
-  config required). ``model.pt`` (the best epoch on validation loss) holds the resolved config, the
+  config required; only ``--epochs`` may change: fewer than done finalises the run from its best epoch).
+  ``model.pt`` (the best epoch on validation loss) holds the resolved config, the
   dataset hashes, the verdict policy chosen on validation and its metrics.
 """
 
@@ -184,9 +185,11 @@ def train(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Tr
     def say(what: str) -> Callable[[int, int], None] | None:
         return (lambda d, n: progress(what, d, n)) if progress else None
 
-    tr = load_split(ds, "train", limit=lim, progress=say("features train"))
+    done = int(state["epoch"]) if state is not None else 0
+    # A resumed run with no epochs left only finalises (policy + model.pt): it needs no training features.
+    tr = load_split(ds, "train", limit=lim, progress=say("features train")) if done < cfg.epochs else None
     va = load_split(ds, "val", limit=lim, progress=say("features val"))
-    real = load_split(real_ds, "train", progress=say("features real")) if real_ds else None
+    real = load_split(real_ds, "train", progress=say("features real")) if real_ds and tr is not None else None
     torch.manual_seed(cfg.seed)
     net = build_unet(cfg.width, cfg.depth)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -200,7 +203,7 @@ def train(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Tr
         torch.set_rng_state(state["torch_rng"])
         start, best, history = int(state["epoch"]), float(state["best"]), list(state["history"])
     loss_fn = _loss_fn(cfg)
-    steps = max(1, int(np.ceil(len(tr.x) / cfg.batch)))
+    steps = max(1, int(np.ceil(len(tr.x) / cfg.batch))) if tr is not None else 0
     for epoch in range(start, cfg.epochs):
         t0, total = time.perf_counter(), 0.0
         net.train()
@@ -230,7 +233,7 @@ def train(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Tr
     policy = choose_policy(scores, va.labels, cfg.target_recall)
     record = {"arch": {"width": cfg.width, "depth": cfg.depth}, "config": asdict(cfg), "hashes": hashes,
               "data": str(data_dir), "real": str(real_dir) if real_dir else None, "policy": policy.to_dict(),
-              "history": history, "image_size": list(tr.x.shape[2:]), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+              "history": history, "image_size": list(va.x.shape[2:]), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
               time.gmtime()), "code_version": _code_version()}  # fmt: skip
     save_model(out / "model.pt", net, record)
     (out / "config.json").write_text(json.dumps({"config": asdict(cfg), "hashes": hashes}, indent=2))

@@ -40,6 +40,9 @@ def test_resume_continues_and_refuses_changed_config(run, tiny_data):
         train(tiny_data, out, TrainConfig(epochs=2, lr=1e-2, **TINY), resume=True)
     rec = train(tiny_data, out, TrainConfig(epochs=2, **TINY), resume=True)
     assert [h["epoch"] for h in rec["history"]] == [1, 2]
+    (out / "model.pt").unlink()  # interrupted before the end: finalise from the checkpoint without more epochs
+    rec = train(tiny_data, out, TrainConfig(epochs=1, **TINY), resume=True)
+    assert len(rec["history"]) == 2 and (out / "model.pt").is_file()
     with pytest.raises(TrainingError, match="nothing to resume"):
         train(tiny_data, out.parent / "fresh", TrainConfig(epochs=1, **TINY), resume=True)
 
