@@ -145,6 +145,11 @@ def evaluate(model: LoadedModel, data_dir: str | os.PathLike[str], *, split: str
     torch.set_num_threads(2)
     policy = policy if policy is not None else model.policy
     ds = open_data(data_dir)
+    if ds.info.get("format") != model.record.get("dataset_format"):
+        from .errors import ModelVersionError
+
+        raise ModelVersionError(f"{model.path} was trained on {model.record.get('dataset_format')!r} data, "
+                                f"{data_dir} is {ds.info.get('format')!r}")  # fmt: skip
     d = load_split(ds, split, classical=True, limit=limit)
     hw = tuple(model.record.get("image_size", d.x.shape[2:]))
     if tuple(d.x.shape[2:]) != hw:

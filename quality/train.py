@@ -121,6 +121,26 @@ def _loss_fn(cfg: TrainConfig) -> Any:
     return torch.nn.BCEWithLogitsLoss(pos_weight=pw)
 
 
+def _epoch(net: Any, opt: Any, tr: SplitData, real: SplitData | None, cfg: TrainConfig, rng: np.random.Generator,
+           steps: int, tick: Callable[[int], Any], where: str) -> float:  # fmt: skip
+    """One epoch of ``steps`` batches; returns the mean training loss. A non-finite loss raises."""
+    import torch
+
+    loss_fn, total = _loss_fn(cfg), 0.0
+    net.train()
+    for s in range(steps):
+        x, y = _batch(tr, real, cfg, rng)
+        loss = loss_fn(net(x), y)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"{where}: loss is not finite; the last good checkpoint is kept")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item()
+        tick(s + 1)
+    return total / max(steps, 1)
+
+
 def _save_ckpt(path: Path, state: dict[str, Any]) -> None:
     import torch
 
@@ -202,25 +222,13 @@ def train(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Tr
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         start, best, history = int(state["epoch"]), float(state["best"]), list(state["history"])
-    loss_fn = _loss_fn(cfg)
     steps = max(1, int(np.ceil(len(tr.x) / cfg.batch))) if tr is not None else 0
     for epoch in range(start, cfg.epochs):
-        t0, total = time.perf_counter(), 0.0
-        net.train()
-        for s in range(steps):
-            x, y = _batch(tr, real, cfg, rng)
-            loss = loss_fn(net(x), y)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"epoch {epoch + 1}: loss is not finite; the last good checkpoint is kept in {out}")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            if progress:
-                progress(f"epoch {epoch + 1}/{cfg.epochs}", s + 1, steps)
+        t0 = time.perf_counter()
+        loss = _epoch(net, opt, tr, real, cfg, rng, steps, lambda s, e=epoch: progress and progress(
+            f"epoch {e + 1}/{cfg.epochs}", s, steps), f"epoch {epoch + 1}, {out}")  # fmt: skip
         vl = _val_loss(net, va, cfg)
-        history.append({"epoch": epoch + 1, "train_loss": total / steps, "val_loss": vl,
-                        "seconds": time.perf_counter() - t0})  # fmt: skip
+        history.append({"epoch": epoch + 1, "train_loss": loss, "val_loss": vl, "seconds": time.perf_counter() - t0})
         if vl < best:
             best = vl
             torch.save({k: v.clone() for k, v in net.state_dict().items()}, out / "best-weights.pt")
