@@ -26,6 +26,10 @@ __all__ = [
     "SprayPath",
     "RobotProgram",
     "Inspection",
+    "InspectionView",
+    "Defect",
+    "VERDICTS",
+    "DEFECT_TYPES",
     "WorkItem",
 ]
 
@@ -285,7 +289,74 @@ class RobotProgram:
         return float(self.t[-1] - self.t[0])
 
 
-VERDICTS: tuple[str, ...] = ("pass", "rework", "reject")
+#: "pass" / "fail" / "uncertain" (-> a human) are what ``gluecell.quality.inspect`` returns;
+#: "rework" / "reject" are kept for callers that route without the quality stage.
+VERDICTS: tuple[str, ...] = ("pass", "rework", "reject", "fail", "uncertain")
+#: Defect types an inspection names (issue 16): missing glue in the bond band, glue above the bite line,
+#: film too thin, blob or drip.
+DEFECT_TYPES: tuple[str, ...] = ("gap", "above", "thin", "blob")
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One defect found by an inspection.
+
+    Attributes:
+        kind: one of :data:`DEFECT_TYPES`.
+        score: 0..1 confidence of the stage that found it.
+        view: index of the inspection view it was seen in.
+        bbox_px: (x0, y0, x1, y1) pixel box in that view's image.
+        xyz: (3,) float64 metres, base_link, its centre (NaN where depth was missing).
+        size_mm: overspray distance (above), area in mm^2 (gap, thin, blob).
+        crop: (h, w, 3) uint8 image crop for the rework bin, or None.
+    """
+
+    kind: str
+    score: float
+    view: int = 0
+    bbox_px: tuple[int, int, int, int] = (0, 0, 0, 0)
+    xyz: tuple[float, float, float] = (float("nan"),) * 3
+    size_mm: float = 0.0
+    crop: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("kind", self.kind, DEFECT_TYPES)
+        if not (np.isfinite(self.score) and 0.0 <= self.score <= 1.0):
+            raise ValidationError(f"defect score must be within 0..1, got {self.score}")
+
+
+@dataclass(frozen=True)
+class InspectionView:
+    """What the inspection station sees of one part from one camera (UV-A light, long-pass filter).
+
+    Attributes:
+        image: (h, w, 3) uint8 RGB fluorescence image.
+        depth_before / depth_after: (h, w) uint16 depth registered to ``image`` before / after spraying;
+            0 = no data; metres = value x ``depth_scale``.
+        depth_scale: metres per depth unit.
+        intrinsics: pinhole intrinsics of ``image``.
+        T_base_cam: (4, 4) float64 camera pose in ``base_link`` as calibrated (optical frame, z forward).
+    """
+
+    image: np.ndarray
+    depth_before: np.ndarray
+    depth_after: np.ndarray
+    depth_scale: float
+    intrinsics: CameraIntrinsics
+    T_base_cam: np.ndarray
+
+    def __post_init__(self) -> None:
+        img = np.asarray(self.image)
+        hw = (self.intrinsics.height, self.intrinsics.width)
+        if img.dtype != np.uint8 or img.shape != (*hw, 3):
+            raise ValidationError(f"image: expected {(*hw, 3)} uint8, got {img.dtype} {img.shape}")
+        for name in ("depth_before", "depth_after"):
+            d = np.asarray(getattr(self, name))
+            if d.dtype != np.uint16 or d.shape != hw:
+                raise ValidationError(f"{name}: expected {hw} uint16, got {d.dtype} {d.shape}")
+        if not (np.isfinite(self.depth_scale) and self.depth_scale > 0):
+            raise ValidationError(f"depth_scale must be > 0, got {self.depth_scale}")
+        _set(self, "T_base_cam", as_pose("T_base_cam", self.T_base_cam))
 
 
 @dataclass(frozen=True)
@@ -296,7 +367,9 @@ class Inspection:
         coverage: fraction 0..1 of the bond band covered.
         overspray_mm: worst glue height above the bite line, millimetres (report unit).
         gap_area_mm2: uncovered area inside the band, mm^2.
-        verdict: "pass", "rework" or "reject".
+        verdict: one of :data:`VERDICTS` (the quality stage gives "pass", "fail" or "uncertain").
+        defects: the defects found (type, score, location, crop).
+        diagnostics: numbers from the stage (timings, scores, model id).
     """
 
     item_id: str
@@ -306,6 +379,7 @@ class Inspection:
     gap_area_mm2: float
     verdict: str
     diagnostics: dict = field(default_factory=dict)
+    defects: tuple[Defect, ...] = ()
 
     def __post_init__(self) -> None:
         _check_choice("part", self.part, PARTS)
@@ -316,6 +390,12 @@ class Inspection:
                 raise ValidationError(f"{name}: must be finite and >= 0, got {v}")
         if self.coverage > 1.0:
             raise ValidationError(f"coverage: must be <= 1, got {self.coverage}")
+        _set(self, "defects", tuple(self.defects))
+
+    @property
+    def defect_types(self) -> tuple[str, ...]:
+        """Sorted distinct defect kinds."""
+        return tuple(sorted({d.kind for d in self.defects}))
 
 
 @dataclass(frozen=True)

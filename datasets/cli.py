@@ -15,6 +15,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     from .generate import GenerateOptions, generate_dataset, load_generate_config
 
+    if args.kind == "inspection":  # UV images + depth + plans + labels (datasets/inspection)
+        from .inspection.cli import generate_from_args
+
+        return generate_from_args(args)
     world_id = _world_id(args.world)
     if world_id == 2:
         from .world2 import STYLES, load_world2_config
@@ -100,6 +104,11 @@ def register(sub: Any) -> None:
     gen.add_argument("--styles", nargs="+", metavar="STYLE", help="cycle through these styles (default: random)")
     gen.add_argument("--world", default="1", help="1: the main world; 2 (or world2): the independent test world")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    gen.add_argument("--kind", choices=("world", "inspection"), default="world", help="world pairs (default) or "
+                     "inspection views (UV image, depth before/after, plan, defect labels)")
+    from .inspection.cli import add_arguments
+
+    add_arguments(gen)
     gen.set_defaults(func=_cmd_generate)
     info = g.add_parser("info", help="summary of a dataset folder")
     info.add_argument("dir")

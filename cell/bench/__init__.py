@@ -35,6 +35,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "gluecell.cell.bench.cell",
     "gluecell.cell.bench.robot",
     "gluecell.cell.bench.api",
+    "gluecell.cell.bench.quality",
 )
 #: Seed of the held-out bench world; training commands must not use it.
 BENCH_SEED = 9001

@@ -33,6 +33,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gluecell.cell.cli.sim",
     "gluecell.cell.cli.serve",
     "gluecell.cell.cli.op",
+    "gluecell.cell.cli.qa",
+    "gluecell.cell.cli.inspect",
 )
 
 

@@ -1,0 +1,160 @@
+"""``gluecell qa train|eval|export|list|promote|rollback``: the ML engineers' workflow for the QA network."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from gluecell.quality.train import config_from_args, train
+
+    cfg = config_from_args(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, crop=args.crop,
+                           width=args.width, real_ratio=args.real_ratio, threads=args.threads,
+                           limit=args.limit)  # fmt: skip
+    tasks: dict[str, Any] = {}
+    with _progress() as bar:
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done)
+
+        record = train(args.data, args.out, cfg, real_dir=args.real, resume=args.resume,
+                       progress=None if args.quiet else progress)  # fmt: skip
+    last = record["history"][-1]
+    print(f"{args.out}/model.pt: {len(record['history'])} epochs, val loss {last['val_loss']:.4f}; "
+          f"policy {json.dumps(record['policy'])}")
+    return 0
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from gluecell.quality.inspect import resolve_model
+
+    return resolve_model(args.model, args.registry)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from gluecell.quality.evaluate import dumps, evaluate
+    from gluecell.quality.policy import load_policy
+
+    model = _load(args)
+    policy = load_policy(args.policy) if args.policy else None
+    res = evaluate(model, args.data, split=args.split, policy=policy, json_out=args.json, plots=args.plots,
+                   limit=args.limit)  # fmt: skip
+    if args.json is None:
+        print(dumps(res))
+        return 0
+    print(f"{res['n_views']} views ({res['n_clean']} clean) of {args.data} [{args.split}]  model {res['model']}")
+    print(f"{'defect':8} {'n+':>4} {'recall':>7} {'AUROC':>6} | classical {'recall':>7} {'AUROC':>6}")
+    for t, r in res["recall"].items():
+        c = res["classical"]
+        print(f"{t:8} {res['support'][t]:4d} {r:7.3f} {res['auroc'][t]:6.3f} |           "
+              f"{c['recall'][t]:7.3f} {c['auroc'][t]:6.3f}")
+    print(f"false-reject rate {res['false_reject_rate']:.3f} (classical {res['classical']['false_reject_rate']:.3f}),"
+          f" to human {res['to_human_rate']:.3f}, overspray error {res['overspray_mae_mm']:.2f} mm; wrote {args.json}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from gluecell.quality.export import export_torchscript
+
+    rec = export_torchscript(_load(args), args.out)
+    print(f"wrote {args.out} (TorchScript, max error {rec['max_abs_error']:.1e}) and {args.out}.json")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from gluecell.quality.registry import Registry
+
+    reg = Registry(args.registry)
+    d = reg.list()
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    print(f"registry {reg.root}")
+    for name, m in sorted(d["models"].items()):
+        alias = ", ".join(a for a, n in d["aliases"].items() if n == name)
+        print(f"  {name:24} {m['registered']}  sha256 {m['sha256'][:12]}  {('<- ' + alias) if alias else ''}")
+    if not d["models"]:
+        print("  (no models)")
+    return 0
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from gluecell.quality.registry import Registry
+
+    reg = Registry(args.registry)
+    name = args.name
+    if args.file:
+        name = reg.register(args.file, args.name)
+    reg.promote(name, args.alias)
+    print(f"{args.alias} -> {name}")
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from gluecell.quality.registry import Registry
+
+    name = Registry(args.registry).rollback(args.alias)
+    print(f"{args.alias} -> {name} (rolled back)")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
+    if model:
+        p.add_argument("--model", default="champion", help="model file, registered name or alias (default champion)")
+    p.add_argument("--registry", help="registry folder (default $GLUECELL_QA_REGISTRY or the shipped quality/models)")
+
+
+def register(sub: Any) -> None:
+    """Add the ``qa`` command group."""
+    p = sub.add_parser("qa", help="train, evaluate, export and promote the QA network")
+    g = p.add_subparsers(dest="qa_command", metavar="ACTION", required=True)
+    t = g.add_parser("train", help="train a QA model on an inspection dataset (checkpoints, resume)")
+    t.add_argument("--data", required=True, help="inspection dataset (gluecell datasets generate --kind inspection)")
+    t.add_argument("--real", help="real labelled views in the same format, mixed in at --real-ratio")
+    t.add_argument("--real-ratio", type=float, help="share of real views per batch (0..1)")
+    t.add_argument("--out", required=True, help="run folder (runs/NAME); must be new unless --resume")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    for name, typ in (("epochs", int), ("batch", int), ("lr", float), ("seed", int), ("crop", int), ("width", int),
+                      ("threads", int), ("limit", int)):  # fmt: skip
+        t.add_argument(f"--{name}", type=typ, help=f"training {name} (see quality/train.py TrainConfig)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=_cmd_train)
+    e = g.add_parser("eval", help="recall per defect, false-reject rate, AUROC, calibration, plots")
+    _common(e)
+    e.add_argument("--data", required=True, help="inspection dataset")
+    e.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+    e.add_argument("--json", help="write the metrics JSON here")
+    e.add_argument("--plots", help="write roc.png and reliability.png into this folder")
+    e.add_argument("--policy", help="TOML with a [policy] table overriding the model's thresholds")
+    e.add_argument("--limit", type=int, help="evaluate at most this many views")
+    e.set_defaults(func=_cmd_eval)
+    x = g.add_parser("export", help="export a model to TorchScript")
+    _common(x)
+    x.add_argument("--out", required=True, help="output .pt (TorchScript) path")
+    x.set_defaults(func=_cmd_export)
+    ls = g.add_parser("list", help="registered models and aliases")
+    _common(ls, model=False)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=_cmd_list)
+    pr = g.add_parser("promote", help="point an alias (champion/challenger) at a model, registering a file first")
+    _common(pr, model=False)
+    pr.add_argument("name", help="registered name (or the name to register --file under)")
+    pr.add_argument("--file", help="model file to register under NAME first")
+    pr.add_argument("--alias", default="champion", help="alias to move (default champion)")
+    pr.set_defaults(func=_cmd_promote)
+    rb = g.add_parser("rollback", help="point an alias back at its previous model")
+    _common(rb, model=False)
+    rb.add_argument("--alias", default="champion")
+    rb.set_defaults(func=_cmd_rollback)
