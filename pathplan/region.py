@@ -359,14 +359,17 @@ def _outward(pts: np.ndarray, normals: np.ndarray | None, centroid: np.ndarray) 
 
 
 def upper_region(
-    points: np.ndarray, bite_line: np.ndarray, normals: np.ndarray | None = None, params: RegionParams | None = None
-) -> BondRegion:
+    points: np.ndarray, bite_line: np.ndarray, normals: np.ndarray | None = None, params: RegionParams | None = None,
+    *, margin_m: np.ndarray | None = None,
+) -> BondRegion:  # fmt: skip
     """Bond region of a bottom-up lasted upper beside ``bite_line``.
 
     Args:
         points: (n, 3) float64 upper cloud, metres, base_link.
         bite_line: (m, 3) float64 closed bite line on the upper, base_link.
         normals: (n, 3) outward unit normals, or None to estimate them.
+        margin_m: (m,) metres per bite-line vertex: the region starts this far inside the line there (e.g. 2 x
+            that point's sigma), never less than ``params.bite_margin_mm``; None: ``bite_margin_mm`` all round.
     Raises:
         RegionError: bad scan, bite line with gaps or off the surface; OrientationError: wrong way up.
     """
@@ -392,8 +395,35 @@ def upper_region(
     dist_idx = cKDTree(line).query(v)[1]
     side = np.einsum("ij,ij->i", v - line[dist_idx], frame[1][dist_idx]) >= 0
     reg = _build("upper", v, vn, line, frame, side, p)
-    meta = {"zmax": float(pts[:, 2].max()), "bite_margin_mm": p.bite_margin_mm, **holes}
-    return replace(reg, signed=reg.signed - p.bite_margin_mm * 1e-3, meta=meta)
+    per_vertex = boundary_margins(bite, reg.boundary, margin_m, p.bite_margin_mm * 1e-3)
+    at = boundary_index(reg, reg.s)
+    meta = {"zmax": float(pts[:, 2].max()), "bite_margin_mm": float(per_vertex.max()) * 1e3,
+            "margin_m": per_vertex, **holes}  # fmt: skip
+    return replace(reg, signed=reg.signed - per_vertex[at], meta=meta)
+
+
+def boundary_margins(line: np.ndarray, boundary: np.ndarray, margin_m: np.ndarray | None, floor: float) -> np.ndarray:
+    """Per-vertex margins (k,) metres on the resampled ``boundary``: each takes the margin of the nearest vertex
+    of the given ``line`` (m, 3) (``margin_m`` (m,)), never less than ``floor``.
+
+    Raises:
+        RegionError: ``margin_m`` of the wrong length, NaN, negative or over 5 mm.
+    """
+    from scipy.spatial import cKDTree
+
+    if margin_m is None:
+        return np.full(len(boundary), float(floor))
+    mm = np.asarray(margin_m, dtype=np.float64).ravel()
+    if mm.shape != (len(line),) or not np.all(np.isfinite(mm)) or mm.min() < 0 or mm.max() > 5e-3 + 1e-12:
+        raise RegionError(f"per-point margins must be {len(line)} finite values within 0-5 mm, one per bite-line "
+                          "point")  # fmt: skip
+    return np.maximum(mm[cKDTree(line).query(boundary)[1]], float(floor))
+
+
+def boundary_index(region: BondRegion, s: np.ndarray) -> np.ndarray:
+    """Index (n,) of the boundary vertex at arc length ``s`` (the boundary is uniformly spaced)."""
+    k = len(region.boundary)
+    return np.minimum((np.asarray(s) / max(region.perimeter, 1e-12) * k).round().astype(np.int64) % k, k - 1)
 
 
 def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.ndarray:

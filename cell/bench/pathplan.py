@@ -126,14 +126,45 @@ def judge_sole(path: Any, truth: dict[str, Any], seed: int, n: int = 100_000) ->
     return spray_metrics(film, np.where(bond, 1.0, -1.0), bond, area)
 
 
+def dry_strip_mm(truth: dict[str, Any], film: np.ndarray, covered_m: float, bin_m: float = 2e-3,
+                 reach_m: float = 10e-3) -> np.ndarray:  # fmt: skip
+    """Width (mm) of the dry strip below the true bite line, per ``bin_m`` stretch of the line: the distance from
+    the line to the nearest covered bond face (film ``(F,)`` per face of the true upper mesh >= ``covered_m``);
+    ``reach_m`` where no bond face within it is covered."""
+    from scipy.spatial import cKDTree
+
+    from gluecell.core.geometry import polyline_distance
+    from gluecell.pathplan.geom import resample_polyline
+
+    mesh, bond = truth["upper_mesh"], np.asarray(truth["upper_bond_faces"], bool)
+    c = np.asarray(mesh.triangles_center)
+    line = resample_polyline(truth["bite_line"], 0.25e-3)
+    near = bond & (cKDTree(line).query(c, distance_upper_bound=reach_m)[0] < reach_m)
+    d = polyline_distance(c[near], truth["bite_line"])
+    seg = np.linalg.norm(np.diff(np.r_[line, line[:1]], axis=0), axis=1)
+    s_line = np.r_[0.0, np.cumsum(seg)[:-1]]
+    nb = max(int(seg.sum() / bin_m), 8)
+    key = np.minimum((s_line[cKDTree(line).query(c[near])[1]] / seg.sum() * nb).astype(int), nb - 1)
+    width = np.full(nb, reach_m)
+    wet = np.asarray(film)[near] >= covered_m
+    np.minimum.at(width, key[wet], d[wet])
+    return width * 1e3
+
+
 def judge_true(path: Any, truth: dict[str, Any], seed: int, runs: int = TRUE_RUNS) -> dict[str, float]:
     """The upper ``path`` sprayed ``runs`` times by the world's true spray simulator and scored on the true mesh:
-    mean coverage of the bond faces and gap area (mm^2), worst glue above the bite line (max and p99, mm)."""
+    mean coverage of the bond faces and gap area (mm^2), worst glue above the bite line (max and p99, mm), and
+    the dry strip below the line (:func:`dry_strip_mm`: p95 and max over 2 mm stretches, worst run)."""
     from gluecell.cell.sim.world import score_upper, simulate_spray
 
-    rows = [score_upper(truth, simulate_spray(truth["upper_mesh"], path, seed * 100 + r, part="upper"))
-            for r in range(runs)]  # fmt: skip
+    rows, strips = [], []
+    for r in range(runs):
+        out = simulate_spray(truth["upper_mesh"], path, seed * 100 + r, part="upper")
+        rows.append(score_upper(truth, out))
+        strips.append(dry_strip_mm(truth, out.film_m, out.covered_m))
     return {
+        "true_dry_strip_p95_mm": float(max(np.percentile(w, 95) for w in strips)),
+        "true_dry_strip_max_mm": float(max(w.max() for w in strips)),
         "true_coverage": float(np.mean([r["coverage"] for r in rows])),
         "true_band2mm_coverage": float(np.mean([r["band_coverage_2mm"] for r in rows])),
         "true_above_max_mm": float(max(r["glue_above_max_mm"] for r in rows)),
@@ -281,4 +312,6 @@ def _true_table(rows: list[dict[str, float]]) -> dict[str, float]:
             f"pathplan_{row}_true_above_max_mm": float(col("true_above_max_mm").max()),
             f"pathplan_{row}_true_gap_area_mm2_mean": float(col("true_gap_mm2").mean()),
         })  # fmt: skip
+        if all(f"{row}_true_dry_strip_p95_mm" in g for g in got):
+            out[f"pathplan_{row}_true_dry_strip_p95_mm"] = float(np.max(col("true_dry_strip_p95_mm")))
     return out
