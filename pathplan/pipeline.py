@@ -396,16 +396,16 @@ def robot_timing(path: SprayPath, cfg: PathplanConfig,
 
 def plan_pair(
     upper_points: np.ndarray, sole_points: np.ndarray, bite_line: np.ndarray, cfg: PathplanConfig | None = None,
-    *, upper_normals: np.ndarray | None = None, sole_normals: np.ndarray | None = None, parallel: bool = False,
-    upper_margin_m: np.ndarray | None = None,
+    *, upper_normals: np.ndarray | None = None, sole_normals: np.ndarray | None = None,
+    parallel: bool | None = None, upper_margin_m: np.ndarray | None = None,
 ) -> PairPlan:  # fmt: skip
     """Plan, tune, solve and time both parts of a pair (the upper beside ``bite_line``, the sole inside its rim).
 
     Args:
         upper_points / sole_points: (n, 3) float64 clouds, metres, base_link.
         bite_line: (m, 3) float64 closed bite line on the upper, base_link.
-        parallel: plan the two parts in two threads (numpy and the k-d trees release the GIL); it helps only
-            where a core is free (no gain measured on the shared 2-core build machine). Errors are raised.
+        parallel: plan the two parts in two threads (numpy and the k-d trees release the GIL); None (default):
+            when this process may run on 2 or more CPUs. It helps only where a core is free. Errors are raised.
         upper_margin_m: (m,) metres per bite-line vertex, the per-point margin (see :func:`plan_part`).
     """
     from concurrent.futures import ThreadPoolExecutor
@@ -422,6 +422,8 @@ def plan_pair(
                        margin_m=upper_margin_m if up else None)  # fmt: skip
         return pp, (time.perf_counter() - t1) * 1e3
 
+    if parallel is None:
+        parallel = _cpus() >= 2
     if parallel:
         with ThreadPoolExecutor(max_workers=2) as pool:
             done = list(pool.map(one, jobs))
@@ -435,3 +437,13 @@ def plan_pair(
         timing[f"{part}_total"] = ms
     timing["pathplan"] = (time.perf_counter() - t0) * 1e3
     return PairPlan(parts, paths, programs, metrics, timing)
+
+
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
