@@ -12,6 +12,9 @@ adds them.
 
 Metrics (units in the names): ``pathplan_latency_p50_ms``/``_p95_ms`` (both parts: region, tuning,
 deposition, IK and timing), ``pathplan_robot_time_per_pair_s`` (upper + sole program durations),
+``pathplan_joint_step_max_deg`` (largest joint step between neighbouring spraying waypoints, worst pair),
+``pathplan_spray_at_joint_limit_share`` (share of spraying time some joint runs at its speed limit, mean),
+``pathplan_joint_speed_peak_fraction`` (peak joint speed / limit: <= 1 within the UR10e's limits),
 ``pathplan_feasible_rate`` (pairs with a reachable, limit-respecting program for both parts),
 ``pathplan_plan_rate`` (pairs planned at all), ``pathplan_upper_coverage_mean``/``_min`` (all of the true bond
 faces) and ``pathplan_upper_coverage_1mm_mean`` (leaving out the 1 mm strip DESIGN.md tolerates at the line),
@@ -224,7 +227,8 @@ def _side_rows(ds: Any, sid: str, seed: int, scan: tuple[np.ndarray, np.ndarray]
 def _one(ds: Any, sid: str, seed: int, side: dict | None = None) -> dict[str, float]:
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.errors import CoverageError, KinematicsError
-    from gluecell.pathplan.pipeline import plan_pair
+    from gluecell.pathplan.pipeline import PathplanConfig, plan_pair
+    from gluecell.pathplan.timing import motion_metrics
 
     truth = ds.truth(sid)
     u, un = sample_scan(truth["upper_mesh"], 60_000, seed, drop_below=-1.1)
@@ -240,6 +244,7 @@ def _one(ds: Any, sid: str, seed: int, side: dict | None = None) -> dict[str, fl
         kind = "refused_coverage" if isinstance(exc, CoverageError) else "refused_region"
         return {"planned": 0.0, "feasible": 1.0, kind: 1.0}
     ms = (time.perf_counter() - t0) * 1e3
+    mot = [motion_metrics(plan.programs[p], plan.paths[p].spray, PathplanConfig().robot) for p in ("upper", "sole")]
     up = judge_upper(plan.paths["upper"], truth, seed + 2)
     so = judge_sole(plan.paths["sole"], truth, seed + 3)
     extra = {f"truebite_{k}": v for k, v in judge_true(plan.paths["upper"], truth, seed + 5).items()}
@@ -248,6 +253,10 @@ def _one(ds: Any, sid: str, seed: int, side: dict | None = None) -> dict[str, fl
     return {**extra,
         "planned": 1.0, "feasible": 1.0, "latency_ms": ms,
         "robot_s": sum(p.duration for p in plan.programs.values()),
+        "joint_step_max_deg": max(m["joint_step_max_deg"] for m in mot),
+        "at_limit_share": sum(m["at_limit_share"] * m["spray_time_s"] for m in mot)
+        / max(sum(m["spray_time_s"] for m in mot), 1e-9),
+        "speed_peak": max(m["joint_speed_peak_fraction"] for m in mot),
         "upper_coverage": up["coverage"], "upper_coverage_1mm": up["coverage_1mm"],
         "above_mm": up["above_visible_mm"], "above_p99_mm": up["above_visible_p99_mm"],
         "gap_mm2": up["gap_area_mm2"], "sole_coverage": so["coverage"],
@@ -277,6 +286,9 @@ def bench(ctx: Any) -> dict[str, float]:
             "pathplan_latency_p50_ms": float(np.percentile(col("latency_ms"), 50)),
             "pathplan_latency_p95_ms": float(np.percentile(col("latency_ms"), 95)),
             "pathplan_robot_time_per_pair_s": float(col("robot_s").mean()),
+            "pathplan_joint_step_max_deg": float(col("joint_step_max_deg").max()),
+            "pathplan_spray_at_joint_limit_share": float(col("at_limit_share").mean()),
+            "pathplan_joint_speed_peak_fraction": float(col("speed_peak").max()),
             "pathplan_upper_coverage_mean": float(col("upper_coverage").mean()),
             "pathplan_upper_coverage_min": float(col("upper_coverage").min()),
             "pathplan_upper_coverage_1mm_mean": float(col("upper_coverage_1mm").mean()),

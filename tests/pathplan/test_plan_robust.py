@@ -37,3 +37,21 @@ def test_a_flying_point_does_not_lift_the_rim(pair):
     moved = np.abs(detect_rim(lifted) - rim)
     # the point is not picked (it would lift the rim 4 mm there); the centre's tiny shift may move a sector's pick
     assert moved[:, 2].max() < 0.3e-3 and moved.max() < 1e-3
+
+
+def test_motion_metrics_of_a_known_program():
+    """Two joints, 10 waypoints 0.1 s apart, spraying in the middle: steps, share at the limit, peak speed."""
+    from gluecell.core.types import RobotProgram
+    from gluecell.pathplan.kinematics import JOINT_NAMES, RobotConfig
+    from gluecell.pathplan.timing import motion_metrics
+
+    t = np.arange(10) * 0.1
+    q = np.zeros((10, 6))
+    q[:, 3] = np.deg2rad(np.r_[0, 1, 2, 3, 21, 22, 23, 24, 25, 26])  # 18 deg in 0.1 s = 180 deg/s: at the limit
+    spray = np.r_[False, True, True, True, True, True, True, True, True, False]
+    prog = RobotProgram(joint_names=JOINT_NAMES, t=t, q=q, qd=np.zeros_like(q), gun_events=((0.1, True), (0.9, False)))
+    m = motion_metrics(prog, spray, RobotConfig())
+    assert m["joint_step_max_deg"] == pytest.approx(18.0)
+    assert m["spray_time_s"] == pytest.approx(0.7)
+    assert m["at_limit_share"] == pytest.approx(0.1 / 0.7)
+    assert m["joint_speed_peak_fraction"] == pytest.approx(1.0)
