@@ -26,12 +26,14 @@ from gluecell.core.fileio import atomic_write_json, read_json
 from gluecell.core.frames import save_frame
 from gluecell.core.ply import write_ply
 
-from .format import DATASET_FORMAT, DatasetError, assign_splits, sample_ids, workitem_to_dict
+from .format import DATASET_FORMAT, WORLD_GENERATOR, DatasetError, assign_splits, sample_ids, workitem_to_dict
 
 __all__ = ["GENERATOR_VERSION", "GenerateOptions", "generate_dataset", "generate_sample", "load_generate_config"]
 
-GENERATOR_VERSION = "gluecell-world/1.0"
+GENERATOR_VERSION = WORLD_GENERATOR
 MAX_SAMPLES = 100_000
+#: Spawn key of the dataset's cell (its cameras' fixed errors): past every sample index, so never a sample's.
+CELL_SPAWN_KEY = MAX_SAMPLES + 1
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ def load_generate_config(path: str | os.PathLike[str] | None) -> tuple[Any, Any]
     )
 
 
-def _write_sample(work: Path, pair: Any, shots: dict[str, Any]) -> None:
+def _write_sample(work: Path, pair: Any, shots: dict[str, Any], cameras: Any) -> None:
     inputs, truth = work / "inputs", work / "truth"
     inputs.mkdir(parents=True)
     truth.mkdir(parents=True)
@@ -82,6 +84,7 @@ def _write_sample(work: Path, pair: Any, shots: dict[str, Any]) -> None:
             "T_base_sole": pair.T_base_sole,
             "T_base_cam_true_upper": np.asarray(shots["upper"].T_base_cam_true),
             "T_base_cam_true_sole": np.asarray(shots["sole"].T_base_cam_true),
+            **cameras.arrays(),
         },
     )
     atomic_write_json(truth / "params.json", pair.params.to_dict())
@@ -101,14 +104,11 @@ def generate_sample(root: Path, index: int, opts: GenerateOptions) -> float:
     style = opts.styles[index % len(opts.styles)] if opts.styles else None
     pair = make_pair(world_ss, opts.world, style=style, item_id=sid)
     rng = np.random.default_rng(scan_ss)
-    world = opts.world
-    kw = {}
-    if world is not None:  # the hidden hand-eye error is a world parameter; the scanner applies it
-        kw = {"handeye_trans_std_m": world.calib_trans_std_m, "handeye_rot_std_deg": world.calib_rot_std_deg}
-    shots = {part: scan_part(pair, part, rng, opts.scanner, **kw) for part in ("upper", "sole")}
+    cameras = dataset_cameras(opts)
+    shots = {part: scan_part(pair, part, rng, opts.scanner, cameras=cameras) for part in ("upper", "sole")}
     work = root / ".work" / sid
     shutil.rmtree(work, ignore_errors=True)
-    _write_sample(work, pair, shots)
+    _write_sample(work, pair, shots, cameras)
     for kind in ("inputs", "truth"):  # truth last: its presence marks the sample complete
         dest = root / kind / sid
         shutil.rmtree(dest, ignore_errors=True)
@@ -118,8 +118,22 @@ def generate_sample(root: Path, index: int, opts: GenerateOptions) -> float:
     return time.perf_counter() - t0
 
 
+def dataset_cameras(opts: GenerateOptions) -> Any:
+    """The dataset's cell: every camera's fixed hand-eye error and depth scale/bias, drawn once from the seed
+    (a real cell's errors stay put between scans, so calibration can remove them)."""
+    from .world.scanner import draw_cell_cameras
+
+    rng = np.random.default_rng(np.random.SeedSequence(opts.seed, spawn_key=(CELL_SPAWN_KEY,)))
+    world = opts.world
+    if world is None:  # the hidden hand-eye error is a world parameter; the scanner applies it
+        return draw_cell_cameras(rng, opts.scanner)
+    std = {"trans_std_m": world.calib_trans_std_m, "rot_std_deg": world.calib_rot_std_deg}
+    return draw_cell_cameras(rng, opts.scanner, **std)
+
+
 def _settings(opts: GenerateOptions) -> dict[str, Any]:
     return {
+        "generator": GENERATOR_VERSION,
         "n": opts.n,
         "seed": opts.seed,
         "styles": list(opts.styles),

@@ -21,8 +21,11 @@ Rows (same test pairs for all):
 - ``deform_taught_material``: as ``deform_taught`` with the material classes of the pair and of the taught pair known
   and the depth calibration's per-material offsets (learnt on the *train* split) applied to both.
 - ``rigid``: "rigid sole" baseline (no deformation model).
-- ``teach``: "teach once": one bite line per style, size and side, taken from a nominal pair of the world and
-  placed on each new upper by rigid registration (what most lines do).
+- ``teach``: "teach once": one bite line per style, size and side, marked on one real pair of the style (the taught
+  pair, :func:`gluecell.cell.sim.references.taught_world_pair`, scanned by the dataset's cell like any other
+  pair) and placed on each new upper by rigidly registering the taught pair's scan onto this pair's scan (what
+  most lines do). ``teach_line_surface_p95_mm_median``: how far that placed line lies off this pair's true
+  upper surface (p95 per pair, median over pairs).
 
 Error of a pair: the project's one bite-line error (:func:`gluecell.core.geometry.bite_line_error`): distances
 from every predicted point to the true polyline and from every true point to the predicted polyline (so a
@@ -66,9 +69,10 @@ def pair_errors(pred_line: np.ndarray, true_line: np.ndarray) -> tuple[float, fl
 
 
 def _taught(cache: dict, item: Any) -> Any:
-    """The taught pair as the cell would have it: the nominal pair scanned by the cell, and its taught line."""
-    from gluecell.cell.sim.references import NOMINAL_SEED
-    from gluecell.cell.sim.world import make_pair, scan_part
+    """The taught pair as the cell would have it: one real pair of the style scanned by the cell's cameras
+    (``cache["cameras"]``, the dataset's cell, when set), and the line the teacher marked on it."""
+    from gluecell.cell.sim.references import TAUGHT_SEED, taught_world_pair
+    from gluecell.cell.sim.world import scan_part
     from gluecell.core.errors import GlueCellError
     from gluecell.deformation.taught import TaughtPair
     from gluecell.perception.scan import scan_part_frames
@@ -77,13 +81,14 @@ def _taught(cache: dict, item: Any) -> Any:
     if key in cache:
         return cache[key]
     cache[key] = None
-    # The teacher's pair: the nominal one; if the cell cannot scan it (placed across an image border), the next.
-    for seed in range(NOMINAL_SEED, NOMINAL_SEED + 3):
-        pair = make_pair(seed, style=item.style, size_eu=item.size_eu, side=item.side)
+    # The teacher's pair; if the cell cannot scan it (placed across an image border), the next.
+    cams = cache.get("cameras")
+    for seed in range(TAUGHT_SEED, TAUGHT_SEED + 3):
+        pair = taught_world_pair(item, seed)
         rng = np.random.default_rng(seed)
         try:
-            up = scan_part_frames(scan_part(pair, "upper", rng).frames, "upper", item_id="taught")
-            so = scan_part_frames(scan_part(pair, "sole", rng).frames, "sole", item_id="taught")
+            up = scan_part_frames(scan_part(pair, "upper", rng, cameras=cams).frames, "upper", item_id="taught")
+            so = scan_part_frames(scan_part(pair, "sole", rng, cameras=cams).frames, "sole", item_id="taught")
         except GlueCellError:
             continue
         line = np.asarray(pair.bite_line)
@@ -102,14 +107,33 @@ def _with_material(taught: Any) -> Any:
     return replace(taught, material=taught.cache.get("material_class"), cache=taught.cache.setdefault("m", {}))
 
 
-def _teach_line(cache: dict, item: Any, upper_scan: Any) -> np.ndarray:
-    """The taught line of the item's style/size/side, placed on this upper by rigid ICP."""
-    from gluecell.cell.sim.references import nominal_upper
-    from gluecell.deformation.reference import apply_T, rigid_icp, seen_sample
+def teach_transform(cache: dict, item: Any, upper_scan: Any) -> tuple[np.ndarray, Any] | None:
+    """(T (4, 4) taking the taught pair's scan onto ``upper_scan``, the taught pair), or None when the taught
+    pair could not be scanned: rigid ICP of the taught scan's bottom (what the camera above sees) onto this scan."""
+    from gluecell.deformation.reference import rigid_icp, seen_sample
 
-    pts, nrm, line = nominal_upper(cache, item)
-    T, _ = rigid_icp(seen_sample(pts, nrm), upper_scan.points, upper_scan.normals)  # what a camera above sees
-    return apply_T(T, line)
+    taught = _taught(cache, item)
+    if taught is None:
+        return None
+    pts, nrm = taught.upper
+    T, _ = rigid_icp(seen_sample(pts, nrm), upper_scan.points, upper_scan.normals)
+    return T, taught
+
+
+def _teach_line(cache: dict, item: Any, upper_scan: Any) -> np.ndarray | None:
+    """The line marked on the taught pair of the item's style/size/side, placed on this upper (None: no taught pair)."""
+    from gluecell.deformation.reference import apply_T
+
+    got = teach_transform(cache, item, upper_scan)
+    return None if got is None else apply_T(got[0], np.asarray(got[1].bite_line))
+
+
+def surface_p95_mm(line: np.ndarray, mesh: Any) -> float:
+    """p95 (mm) of the distance of ``line`` (m, 3) from the surface of ``mesh`` (the pair's true upper)."""
+    import trimesh
+
+    _, d, _ = trimesh.proximity.closest_point(mesh, np.asarray(line))
+    return float(np.percentile(d, 95) * 1e3)
 
 
 def _summ(prefix: str, errs: list[tuple[float, float]], refused: int) -> dict[str, float]:
@@ -159,6 +183,8 @@ def run_pairs(
     cover: list[tuple[int, int]] = []
     sig95: list[float] = []
     cache = {} if cache is None else cache
+    cache.setdefault("cameras", dataset_cell_cameras(dataset))
+    teach_surface: list[float] = []
     for sid in ids:
         inp = dataset.inputs(sid)
         truth = dataset.truth(sid)
@@ -234,7 +260,12 @@ def run_pairs(
                 cover.append((int(np.sum(d <= 2.0 * pred.bite_line_sigma)), len(d)))
                 sig95.append(float(np.percentile(pred.bite_line_sigma, 95) * 1e3))
             errs[name].append(pair_errors(pred.bite_line, truth["bite_line"]))
-        errs["teach"].append(pair_errors(_teach_line(cache, item, upper), truth["bite_line"]))
+        teach = _teach_line(cache, item, upper)
+        if teach is None:
+            refused["teach"] += 1
+        else:
+            errs["teach"].append(pair_errors(teach, truth["bite_line"]))
+            teach_surface.append(surface_p95_mm(teach, truth["upper_mesh"]))
     return {
         "errors": errs,
         "refused": refused,
@@ -246,7 +277,18 @@ def run_pairs(
         "sigma_p95_mm": sig95,
         "fallbacks": fallbacks,
         "agreement_mm": agree,
+        "teach_surface_mm": teach_surface,
     }
+
+
+def dataset_cell_cameras(dataset: Any) -> Any:
+    """The dataset's cell cameras (None for a dataset of world 1, whose cameras were redrawn per frame)."""
+    from gluecell.cell.sim.references import dataset_cameras
+
+    info = getattr(dataset, "info", None)
+    if not isinstance(info, dict) or not str(info.get("generator", "")).startswith("gluecell-world/2"):
+        return None
+    return dataset_cameras(info)
 
 
 def _region_errors(pred: Any, truth: dict) -> tuple[float, float]:
@@ -283,6 +325,8 @@ def bench(ctx: Any) -> dict[str, float]:
     for name in ROWS:
         out.update(_summ(name, res["errors"][name], res["refused"][name]))
     out["deform_cal_low_confidence"] = float(res["low_confidence"])
+    if res["teach_surface_mm"]:
+        out["teach_line_surface_p95_mm_median"] = float(np.median(res["teach_surface_mm"]))
     if res["cover"]:
         # share of all predicted points whose distance to the true line is within 2 sigma (honest sigma: ~0.95)
         out["deform_cal_within_2sigma"] = sum(c for c, _ in res["cover"]) / sum(n for _, n in res["cover"])

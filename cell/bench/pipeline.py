@@ -17,8 +17,9 @@ scores the upper's glue on the true mesh. Rows, side by side on the same pairs:
 - ``corrected``: ``predicted`` with the shipped learned path correction (``pathplan/models/correction.pt``,
   switched on only because it beat the planner on held-out pairs) applied to the upper's path.
 - ``rigid``: no deformation model: the free sole's rim placed rigidly by the attach pose.
-- ``teach``: teach once: the path taught on a nominal pair of the style/size/side, placed rigidly by
-  registering the nominal upper to the perceived scan (:func:`gluecell.cell.bench.pathplan.teach_once_path`).
+- ``teach``: teach once: the path taught once on one real pair of the style/size/side (the taught pair, scanned by
+  the dataset's cell like any other pair; planned on its scan along the line the teacher marked on it), placed
+  rigidly by registering the taught scan onto this pair's scan (:func:`teach_path`).
 
 Metrics per row (``e2e_<row>_*``): ``planned`` (pairs with a plan), ``bite_p95_mm``/``bite_max_mm`` (line
 vs the true line, median over pairs), ``true_coverage_mean`` (true bond faces), ``true_band2mm_coverage_mean``,
@@ -96,7 +97,7 @@ def _snapped(line: np.ndarray, cloud: np.ndarray) -> np.ndarray:
 def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> dict[str, dict[str, float]]:
     """All rows of one pair: ``{row: metrics}`` (a refused row has ``refused`` = 1 and its reason logged)."""
     from gluecell.cell.bench.deformation import pair_errors
-    from gluecell.cell.bench.pathplan import judge_true, teach_once_path
+    from gluecell.cell.bench.pathplan import judge_true
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.pipeline import plan_pair
@@ -135,12 +136,31 @@ def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> di
         m.update(judge_true(plan.paths["upper"], truth, seed + 5))
         out[row] = m
     try:
-        path = teach_once_path(cache, item, (up.points, up.normals))
+        path = teach_path(cache, item, up)
         out["teach"] = {"refused": 0.0, **judge_true(path, truth, seed + 5)}
     except GlueCellError as exc:
         log.warning("e2e bench: teach row refused pair %s: %s", sid, exc)
         out["teach"] = {"refused": 1.0}
     return out
+
+
+def teach_path(cache: dict, item: Any, upper_scan: Any) -> Any:
+    """Teach once: the upper path planned once on the taught pair's scan along its marked line (kept in
+    ``cache``), moved onto this pair by the taught-scan-to-scan registration."""
+    from gluecell.cell.bench.deformation import teach_transform
+    from gluecell.cell.bench.pathplan import _moved
+    from gluecell.pathplan.errors import PathplanError
+    from gluecell.pathplan.pipeline import PathplanConfig, plan_part
+
+    got = teach_transform(cache, item, upper_scan)
+    if got is None:
+        raise PathplanError("teach once: the taught pair could not be scanned")
+    T, taught = got
+    key = ("teach_path", item.style, float(item.size_eu), item.side)
+    if key not in cache:
+        pts, nrm = taught.upper
+        cache[key] = plan_part("upper", pts, PathplanConfig(), bite_line=np.asarray(taught.bite_line), normals=nrm).path
+    return _moved(cache[key], T)
 
 
 def _corrected(plan: Any, cfg: Any, truth: dict[str, Any], seed: int, model: Any,
@@ -206,6 +226,7 @@ def bench(ctx: Any) -> dict[str, float]:
     """Run the end-to-end bench on ``ctx.dataset``'s test split (``ctx.quick``: one pair)."""
     from rich.progress import Progress
 
+    from gluecell.cell.bench.deformation import dataset_cell_cameras
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.datasets.format import open_dataset
     from gluecell.deformation.calibration_train import calibrate_on_dataset
@@ -213,7 +234,7 @@ def bench(ctx: Any) -> dict[str, float]:
 
     ds = open_dataset(ctx.dataset)
     ids = ds.ids("test")[: N_QUICK if ctx.quick else N_FULL]
-    cache: dict = {}
+    cache: dict = {"cameras": dataset_cell_cameras(ds)}
     train = ds.ids("train")[: N_CAL_QUICK if ctx.quick else N_CAL_FULL]
     cal, _ = calibrate_on_dataset(ds, train, reference_for=lambda item: nominal_upper(cache, item)[:2],
                                   sole_reference_for=lambda item: nominal_sole(cache, item))  # fmt: skip

@@ -1,9 +1,13 @@
-"""The style library of the simulated cell: each style's nominal upper and sole (what a plant has as CAD data
-of its lasts and sole moulds, or as a scan of the pair its line was taught on).
+"""The style library of the simulated cell and its taught pairs.
 
-The deformation step can register a nominal upper and sole onto the scans (``predict_attach(reference=...,
-sole_reference=...)``): they fill what the cameras miss. Here they come from the world's nominal pair of the
-style, size and side (a fixed seed, never a bench or training seed), sampled as dense clouds with normals.
+- The **style reference** of a style/size/side is its CAD nominal: the last and the sole mould as designed,
+  with no hidden variation (``gluecell.datasets.world.make_nominal_pair``), placed at the station centres; a
+  plant has it as CAD data. The deformation step registers it onto the scans
+  (``predict_attach(reference=..., sole_reference=...)``) to fill what the cameras miss. It is never a world
+  pair: a world pair would share this pair's last and hidden design with the pairs it is compared with.
+- The **taught pair** of teach-once is one real pair of the style/size/side (``TAUGHT_SEED``, never a bench
+  or training seed), scanned by the cell like any other pair; its line is the one the teacher marked on it
+  (the world's true line of that pair).
 """
 
 from __future__ import annotations
@@ -12,26 +16,51 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NOMINAL_SEED", "nominal_pair", "nominal_upper", "nominal_sole"]
+__all__ = ["TAUGHT_SEED", "NOMINAL_SEED", "nominal_pair", "nominal_upper", "nominal_sole", "taught_world_pair",
+           "dataset_cameras"]  # fmt: skip
 
-#: Seed of the nominal pair of every style/size/side (the "teacher's" pair; the same as the teach-once baseline).
-NOMINAL_SEED = 424242
+#: Seed of the taught pair of every style/size/side (the teacher's real pair).
+TAUGHT_SEED = 424242
+#: Former name of :data:`TAUGHT_SEED` (the style reference was this world pair before issue 12).
+NOMINAL_SEED = TAUGHT_SEED
 #: Points sampled from each nominal part.
 N_POINTS = 40_000
 
 
 def nominal_pair(cache: dict, item: Any) -> Any:
-    """The world's nominal pair (WorldPair) of ``item``'s style, size and side; cached in ``cache``."""
-    from gluecell.cell.sim.world import make_pair
+    """The CAD nominal pair (WorldPair, no hidden variation) of ``item``'s style, size and side; cached."""
+    from gluecell.datasets.world import make_nominal_pair
 
     key = ("pair", item.style, float(item.size_eu), item.side)
     if key not in cache:
-        cache[key] = make_pair(NOMINAL_SEED, style=item.style, size_eu=item.size_eu, side=item.side)
+        cache[key] = make_nominal_pair(item.style, float(item.size_eu), item.side)
     return cache[key]
 
 
+def taught_world_pair(item: Any, seed: int = TAUGHT_SEED) -> Any:
+    """The teacher's real pair of ``item``'s style, size and side (a world pair with its own hidden variation)."""
+    from gluecell.cell.sim.world import make_pair
+
+    return make_pair(seed, style=item.style, size_eu=item.size_eu, side=item.side, item_id=f"taught-{seed}")
+
+
+def dataset_cameras(info: dict) -> Any:
+    """The cell (fixed per-camera errors) a dataset was generated with, from its ``meta/info.json`` dict: the
+    taught pair is scanned by the same cameras as the dataset's pairs."""
+    from gluecell.core.config import from_dict
+    from gluecell.datasets.generate import GenerateOptions
+    from gluecell.datasets.generate import dataset_cameras as cameras_of
+    from gluecell.datasets.world import WorldConfig
+    from gluecell.datasets.world.scanner import ScannerConfig
+
+    cfg = info.get("config", {})
+    world = from_dict(WorldConfig, cfg.get("world") or {}, path="world")
+    scanner = from_dict(ScannerConfig, cfg.get("scanner") or {}, path="scanner")
+    return cameras_of(GenerateOptions(n=1, seed=int(info["seed"]), world=world, scanner=scanner))
+
+
 def nominal_upper(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(points (n, 3), normals (n, 3), nominal bite line (m, 3)) of the nominal upper of ``item``'s style, size
+    """(points (n, 3), normals (n, 3), CAD bite line (m, 3)) of the CAD nominal upper of ``item``'s style, size
     and side, base_link metres at the upper station; cached in ``cache``."""
     key = ("upper", item.style, float(item.size_eu), item.side)
     if key not in cache:
@@ -42,7 +71,7 @@ def nominal_upper(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def nominal_sole(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(points, normals) of the nominal sole of ``item``'s style, size and side (free, footbed up at the sole
+    """(points, normals) of the CAD nominal sole of ``item``'s style, size and side (free, footbed up at the sole
     station); cached in ``cache``."""
     key = ("sole", item.style, float(item.size_eu), item.side)
     if key not in cache:

@@ -5,8 +5,8 @@ only ``cell/sim/``, ``cell/bench*.py``, dataset generation and tests may.
 """
 
 from .config import WorldConfig
-from .pair import WorldPair, make_pair
+from .pair import WorldPair, make_nominal_pair, make_pair
 from .params import SampleParams, draw_params
 from .styles import STYLES
 
-__all__ = ["STYLES", "WorldConfig", "SampleParams", "WorldPair", "make_pair", "draw_params"]
+__all__ = ["STYLES", "WorldConfig", "SampleParams", "WorldPair", "make_pair", "make_nominal_pair", "draw_params"]

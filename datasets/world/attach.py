@@ -20,11 +20,18 @@ Per perimeter station i (a column of both ring grids) the model solves, in the u
 5. Root lift. The wall root spans the compressed floor; it rises by ``wall_root_lift * c`` relative
    to the footbed (ramped in over the corner).
 
-The bite line is where the rim's inner edge ends on the upper: arc
-``a_b = sum(da_k (1 + eps_z)) + wall_root_lift * c`` along the upper's column from the feather edge.
-Assumptions: the press fully seats the sole (no stand-off), the inner wall is in full contact with
-the upper below the rim, the upper and its last are rigid, the glue film has no thickness in the
-geometry, the state is the one under pressure (the bond forms under load and holds the wall there).
+6. Seating (round 2). The sole's footbed corner lands on the upper's actual bottom edge, less what
+   the floor absorbs (bottom bumps narrower than ``floor_bridging_m`` dent the footbed), lowered by a
+   stand-off where the cup is tight (radial interference of the upper's corner with the cup's, after
+   the sole's placement error, x ``E w / (E w + p L)``: a stiff wall is not wedged open by the press) and
+   raised by the compression of the upper's bottom stack (``p t / E_stack``).
+
+The bite line is where the rim's inner edge ends on the upper: the rim sits at the seat height plus the
+rise of the sole's own inner wall (its CAD, Poisson-stretched, root lift); the bite point is where the
+upper's column reaches that height. The sole's geometry therefore sets the line, not an arc copied
+along the upper's column. Assumptions: the inner wall hugs the upper below the rim (membrane press),
+the last is rigid, the glue film has no thickness in the geometry, the state is the one under pressure
+(the bond forms under load and holds the wall there); a stand-off leaves a glue-filled gap at the root.
 """
 
 from __future__ import annotations
@@ -38,7 +45,17 @@ from .last import LastGrid, grid_normals, quad_face, rocker_spline
 from .params import SampleParams
 from .parts import N_WALL, SoleGrid, column_arc, points_at_arc
 
-__all__ = ["AttachResult", "simulate_attach", "compression_modulus", "floor_compression"]
+__all__ = [
+    "AttachResult",
+    "simulate_attach",
+    "compression_modulus",
+    "floor_compression",
+    "seat_height",
+    "interference",
+    "seating_fraction",
+    "perimeter_smooth",
+    "arc_at_height",
+]
 
 
 @dataclass(frozen=True)
@@ -106,15 +123,15 @@ def _hoop_strain(upper_wall: np.ndarray, sole_wall: np.ndarray, params: SamplePa
     return _shear_lag(m, perim, k_glue / ea)
 
 
-def _bending_strain(last: LastGrid, sole: SoleGrid, a_free: np.ndarray) -> np.ndarray:
-    """(K, N) longitudinal bending strain at each wall ring (toe spring restored by pressing)."""
+def _bending_strain(last: LastGrid, sole: SoleGrid, a_free: np.ndarray, warp: float = 0.0) -> np.ndarray:
+    """(K, N) longitudinal bending strain at each wall ring (toe spring restored and warp pressed out)."""
     spec = last.spec
     x0 = last.outline[:, 0].min()
     L = last.length_m
     xf = np.clip((last.outline[:, 0] - x0) / L, 0.0, 1.0)
     # curvature change d2z/dx2 of the restored toe spring (free sole keeps sole_toe_spring_ratio)
     d2 = rocker_spline(spec.toe_spring_m, 0.0).derivative(2)(xf) / L**2
-    dkappa = (1.0 - spec.sole_toe_spring_ratio) * d2
+    dkappa = (1.0 - spec.sole_toe_spring_ratio) * d2 - 8.0 * warp / L**2  # warp: uniform curvature pressed flat
     tangent = np.roll(last.outline, -1, axis=0) - np.roll(last.outline, 1, axis=0)
     cos2 = tangent[:, 0] ** 2 / np.sum(tangent**2, axis=1)
     t_edge = sole.floor_thickness[-1]
@@ -157,7 +174,7 @@ def simulate_attach(
         last: the pair's last.
         upper: (M, N, 3) actual lasted-upper grid.
         sole: the free sole.
-        params: hidden truth (stiffness, Poisson ratio, pressure).
+        params: hidden truth (stiffness, Poisson ratio, pressure, placement error, compliance).
         cfg: physical constants.
     """
     jf = last.j_feather
@@ -170,15 +187,18 @@ def simulate_attach(
     k = np.arange(1, N_WALL + 1) / N_WALL
     a_free = k[:, None] * h_free[None, :]
     upper_wall, _ = points_at_arc(upper, jf, arc_u, a_free)
+    upper_wall = upper_wall - _pushback(last, params)[None, :, None] * _nh(last)[None]
     sole_wall = sole.points[jf + 1 : sole.j_rim_in + 1]
     w_mean = float(sole.wall_thickness.mean())
     eps = _hoop_strain(upper_wall, sole_wall, params, cfg, w_mean, float(h_free.mean()))
-    eps = eps + _bending_strain(last, sole, a_free)
+    eps = eps + _bending_strain(last, sole, a_free, params.sole_warp_m)
     eps_z = -nu * eps
-    da = np.diff(np.concatenate([np.zeros((1, len(h_free))), a_free]), axis=0)
     ramp = np.clip(a_free / 3e-3, 0.0, 1.0)
     ramp = ramp * ramp * (3.0 - 2.0 * ramp)
-    a_def = np.cumsum(da * (1.0 + eps_z), axis=0) + cfg.wall_root_lift * c_edge[None] * ramp
+    dz = np.diff(sole.points[jf : sole.j_rim_in + 1, :, 2], axis=0)  # the sole's own wall rise per ring
+    rise = np.cumsum(dz * (1.0 + eps_z), axis=0) + cfg.wall_root_lift * c_edge[None] * ramp
+    z_seat = seat_height(last, upper, sole, params, cfg)
+    a_def = arc_at_height(upper, jf, arc_u, z_seat[None] + rise)
     bite_arc = a_def[-1]
     wall_def, ring = points_at_arc(upper, jf, arc_u, a_def)
     deformed = _deform_sole(upper, sole, wall_def, a_def, eps, nu, comp)
@@ -194,6 +214,74 @@ def simulate_attach(
         deformed_sole=deformed,
         compression_modulus_pa=e_c,
     )
+
+
+def _nh(last: LastGrid) -> np.ndarray:
+    return np.concatenate([last.direction, np.zeros((len(last.direction), 1))], axis=1)
+
+
+def _pushback(last: LastGrid, params: SampleParams) -> np.ndarray:
+    """(N,) how far the wall's grip presses loose waist leather back towards the last, metres."""
+    from .variation import upper_side_offset
+
+    loose = upper_side_offset(last.outline, last.length_m, _only_waist(params))
+    return params.leather_pushback * np.maximum(loose, 0.0)
+
+
+def _only_waist(params: SampleParams) -> SampleParams:
+    import dataclasses
+
+    return dataclasses.replace(params, toe_fullness_m=0.0, heel_fullness_m=0.0)
+
+
+def perimeter_smooth(values: np.ndarray, outline: np.ndarray, sigma_m: float) -> np.ndarray:
+    """(N,) closed-perimeter Gaussian smoothing of per-station ``values`` with ``sigma_m`` of arc length."""
+    seg = np.linalg.norm(np.roll(outline, -1, axis=0) - outline, axis=1)
+    n = len(values)
+    omega = 2.0 * np.pi * np.fft.rfftfreq(n, d=float(seg.sum()) / n)
+    return np.fft.irfft(np.fft.rfft(values) * np.exp(-0.5 * (omega * sigma_m) ** 2), n=n)
+
+
+def seating_fraction(params: SampleParams, wall_base_m: float, cfg: WorldConfig) -> float:
+    """Share of a radial interference that stays as vertical stand-off: ``E w / (E w + p L)``."""
+    ew = params.youngs_modulus_pa * wall_base_m
+    return ew / (ew + params.press_pressure_pa * cfg.seat_length_m)
+
+
+def interference(last: LastGrid, upper: np.ndarray, sole: SoleGrid, params: SampleParams) -> np.ndarray:
+    """(N,) radial interference of the upper's feather-edge corner with the placed cup's, metres (+ = tight)."""
+    jf = last.j_feather
+    c, s = np.cos(np.radians(params.sole_yaw_deg)), np.sin(np.radians(params.sole_yaw_deg))
+    p = sole.points[jf, :, :2]
+    placed = np.column_stack([c * p[:, 0] - s * p[:, 1], s * p[:, 0] + c * p[:, 1]]) + np.asarray(params.sole_offset_m)
+    return np.einsum("ni,ni->n", upper[jf, :, :2] - placed, last.direction)
+
+
+def seat_height(last: LastGrid, upper: np.ndarray, sole: SoleGrid, params: SampleParams,
+                cfg: WorldConfig) -> np.ndarray:  # fmt: skip
+    """(N,) height (upper part frame, as worn) where the pressed sole's inner corner sits, metres."""
+    from .variation import feather_offset, stack_compression
+
+    b = feather_offset(upper.shape[1], params)
+    absorbed = b - perimeter_smooth(b, last.outline, cfg.floor_bridging_m)  # narrow bumps dent the footbed
+    chi = seating_fraction(params, float(sole.wall_thickness[0].mean()), cfg)
+    tight = np.maximum(interference(last, upper, sole, params), 0.0)
+    stand_off = chi * perimeter_smooth(tight, last.outline, cfg.floor_bridging_m)
+    lift = stack_compression(params, cfg, params.upper_thickness_m)
+    return upper[last.j_feather, :, 2] + absorbed - stand_off + lift
+
+
+def arc_at_height(upper: np.ndarray, j0: int, arc: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(K, N) arc length up each upper column from ring j0 where the column reaches heights ``z`` (K, N).
+
+    Heights below ring j0 give 0 (the wall's root stands off the corner); the column's height is made
+    monotone so the first crossing going up is taken.
+    """
+    zc = np.maximum.accumulate(upper[j0:, :, 2], axis=0)
+    out = np.empty_like(z)
+    for i in range(z.shape[1]):
+        out[:, i] = np.interp(z[:, i], zc[:, i], arc[:, i])
+    return out
 
 
 def _deform_sole(

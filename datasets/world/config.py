@@ -94,6 +94,67 @@ class WorldConfig:
     #: depth; with linear compression through it the mid-depth moves by half: 0.5).
     wall_root_lift: float = 0.5
 
+    # --- round 2 (issue 12): upper variation that moves the bite height ------------------------
+    #: Localised lasting variation of the feather edge and bottom height: this many Gaussian bumps
+    #: along the perimeter move the bottom and the feather-edge corner vertically (faded out over
+    #: ``feather_bump_fade_m`` up the side). Chosen: how far the margin is pulled over and how the
+    #: folded margin bunches differ from pair to pair by 0.5-2 mm (issue 12; hand and machine lasting
+    #: leave pleats ~1 mm thick at the toe and heel curves, FACTS [Lasted upper] leather 1.2-2.0 mm).
+    feather_bump_count: int = 3
+    #: Max amplitude of each bump (uniform in +-max, + = the bottom stands further out), metres.
+    feather_bump_amp_m: float = 1.2e-3
+    #: Width (1 sigma) of each bump as a fraction of the perimeter (~20-55 mm on EU 42): localised.
+    feather_bump_width: tuple[float, float] = (0.03, 0.08)
+    #: Height up the side over which a bottom bump fades out (the corner and the band just above it).
+    feather_bump_fade_m: float = 6e-3
+    #: Toe and heel fullness: normal offset of the side at the toe cap and heel counter, each uniform
+    #: in +-max (chosen: toe puffs and heel counters vary by ~1 mm in how full they stand; issue 12: 0.5-2 mm).
+    toe_heel_fullness_m: float = 1.0e-3
+    #: Loose lasting at the waist: the leather stands off the last's arch concavity, uniform in this
+    #: range on the medial waist (half of it on the lateral), metres (chosen; 0.5-2 mm, issue 12).
+    waist_loose_m: tuple[float, float] = (0.0, 1.5e-3)
+    #: Last-copy variation: each factory last is a copy of the master; normal offset of the whole last
+    #: c0 + c1 * (2 x_f - 1), |c0|, |c1| <= max/2 so |offset| <= max (chosen: +-0.5 mm, issue 12).
+    last_copy_m: float = 0.5e-3
+    #: Compressive modulus of the upper's bottom stack (insole board + folded margin) under the press
+    #: (chosen: cellulose board and leather across their thickness 4-12 MPa; 0.4 MPa then compresses a
+    #: 3.6 mm stack by 0.12-0.36 mm and the sole seats that much deeper).
+    upper_stack_modulus_pa: tuple[float, float] = (4.0e6, 12.0e6)
+    #: Share of the loose-lasting stand-off that the sole wall's grip presses back onto the last (chosen).
+    leather_pushback: tuple[float, float] = (0.2, 0.6)
+
+    # --- round 2: the sole from its own CAD -------------------------------------------------------
+    #: The mould maker's last copy: normal offset of the sole's design last, uniform +-max (chosen as
+    #: ``last_copy_m``: the sole and the upper are made on different copies of the master).
+    sole_last_copy_m: float = 0.5e-3
+    #: Draft of the cup's inner wall (outward from the design surface, degrees): moulds need 1-3 deg
+    #: to release (chosen 1.5).
+    sole_draft_deg: float = 1.5
+    #: Cavities per mould (size/side); each has its own rim-height profile (chosen: 4-cavity moulds).
+    sole_cavities: int = 4
+    #: Max amplitude of each of the perimeter orders 1-4 of a cavity's rim profile (chosen: trim/mould wear).
+    cavity_profile_amp_m: float = 0.3e-3
+    #: Anisotropic shrinkage: extra scale +a along the length, -a across, uniform (chosen: flow
+    #: direction shrinks differently, a few tenths of a percent).
+    sole_shrink_aniso: tuple[float, float] = (-0.004, 0.004)
+    #: Extra shrinkage in height (wall height), uniform (chosen: thick sections shrink more).
+    sole_shrink_z: tuple[float, float] = (-0.008, 0.008)
+    #: Warp after demoulding: toe and heel ends lift by this much, uniform +-max (chosen 1.5 mm).
+    sole_warp_m: float = 1.5e-3
+
+    # --- round 2: the attach process --------------------------------------------------------------
+    #: Sole placement error on the upper (press operator/jig), per axis uniform +-max (issue 12: 1-2 mm).
+    sole_place_max_m: float = 1.5e-3
+    #: Sole yaw error on the upper, uniform +-max degrees (issue 12: +-1 deg).
+    sole_place_yaw_deg: float = 1.0
+    #: Press force per metre of wall that wedges a tight cup open, as pressure x this length (chosen:
+    #: ~ the toe cap / heel seat area per metre of its wall, 60 mm); the seating stand-off is the
+    #: radial interference x E w / (E w + p L).
+    seat_length_m: float = 0.06
+    #: Length over which the floor spreads a local seating change along the perimeter (1 sigma; chosen:
+    #: a 10-15 mm floor bridges ~2 floor thicknesses): narrower bottom bumps are absorbed by the floor.
+    floor_bridging_m: float = 0.02
+
     # --- placement (DESIGN.md "Interfaces", default cell layout) ---------------------------------
     upper_station_xy_m: tuple[float, float] = (0.55, -0.20)
     sole_station_xy_m: tuple[float, float] = (0.55, 0.20)

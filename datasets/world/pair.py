@@ -25,7 +25,15 @@ from .styles import style_spec
 if TYPE_CHECKING:
     import trimesh
 
-__all__ = ["WorldPair", "make_pair", "make_pair_detailed", "PairDetails", "BITE_STEP_M"]
+__all__ = [
+    "WorldPair",
+    "make_pair",
+    "make_pair_detailed",
+    "make_nominal_pair",
+    "nominal_params",
+    "PairDetails",
+    "BITE_STEP_M",
+]
 
 #: Target spacing of the resampled bite line (the contract asks for <= 1 mm).
 BITE_STEP_M = 0.9e-3
@@ -118,11 +126,12 @@ def _upper_pose(params: SampleParams, cfg: WorldConfig, verts: np.ndarray) -> np
     return T
 
 
-def _sole_pose(params: SampleParams, cfg: WorldConfig) -> np.ndarray:
+def _sole_pose(params: SampleParams, cfg: WorldConfig, verts: np.ndarray) -> np.ndarray:
+    """Sole footbed-up on its tray: its lowest point (a warped sole rests on its low points) at ``top_z_m``."""
     pl = params.sole_placement
     T = np.eye(4)
     T[:3, :3] = _rot("z", pl.yaw_deg)
-    T[:3, 3] = (cfg.sole_station_xy_m[0] + pl.dx_m, cfg.sole_station_xy_m[1] + pl.dy_m, pl.top_z_m)
+    T[:3, 3] = (cfg.sole_station_xy_m[0] + pl.dx_m, cfg.sole_station_xy_m[1] + pl.dy_m, pl.top_z_m - verts[:, 2].min())
     return T
 
 
@@ -179,14 +188,19 @@ def make_pair_detailed(
     size_eu: float | None = None,
     side: str | None = None,
     item_id: str | None = None,
+    params: SampleParams | None = None,
 ) -> tuple[WorldPair, PairDetails]:
-    """Like :func:`make_pair`, also returning the intermediate truth (part frames)."""
+    """Like :func:`make_pair`, also returning the intermediate truth (part frames).
+
+    ``params`` given: build the pair from these hidden values instead of drawing them from ``seed`` (the
+    variation budget holds one variation at neutral this way; ``seed`` then only names the item).
+    """
     cfg = cfg if cfg is not None else WorldConfig()
-    rng = np.random.default_rng(seed)
-    params = draw_params(rng, cfg, style=style, size_eu=size_eu, side=side)
+    if params is None:
+        params = draw_params(np.random.default_rng(seed), cfg, style=style, size_eu=size_eu, side=side)
     spec = style_spec(params.style)
     last = build_last(spec, params.size_eu, cfg.n_perimeter)
-    upper = upper_grid(last, params.upper_thickness_m, cfg, lasting_modes=params.upper_lasting_modes)
+    upper = upper_grid(last, params.upper_thickness_m, cfg, lasting_modes=params.upper_lasting_modes, params=params)
     sole = sole_grid(last, params, cfg)
     res = simulate_attach(last, upper, sole, params, cfg)
     mirror = params.side == "left"
@@ -195,7 +209,7 @@ def make_pair_detailed(
     sole_mesh = _mesh(sole.points, mirror)
     bite_local = _bite_line(upper, *grid_mesh(upper), res)
     T_u = _upper_pose(params, cfg, upper_mesh.vertices)
-    T_s = _sole_pose(params, cfg)
+    T_s = _sole_pose(params, cfg, sole_mesh.vertices)
     upper_mesh.apply_transform(T_u)
     sole_mesh.apply_transform(T_s)
     item = WorkItem(item_id=item_id or _item_id(seed), style=params.style, size_eu=params.size_eu, side=params.side)
@@ -238,3 +252,27 @@ def make_pair(
         WorldParamError: unknown style or side, size out of range.
     """
     return make_pair_detailed(seed, cfg, style=style, size_eu=size_eu, side=side, item_id=item_id)[0]
+
+
+def nominal_params(style: str, size_eu: float, side: str, cfg: WorldConfig | None = None) -> SampleParams:
+    """The CAD nominal of a style/size/side: every hidden variation at its neutral value (nominal leather, no
+    lasting or sole variation, the style's most common material at mid range, mid pressure, no placement
+    error, each part centred on its station with its toe along +x and the upper's bottom at the middle of
+    its height band)."""
+    from dataclasses import replace
+
+    from .params import Placement, check_side, check_size
+    from .variation import nominal_values
+
+    cfg = cfg if cfg is not None else WorldConfig()
+    base = draw_params(np.random.default_rng(0), cfg, style=style, size_eu=check_size(size_eu), side=check_side(side))
+    up = Placement(0.0, 0.0, 0.0, 0.0, 0.0, 0.5 * (cfg.upper_top_z_m[0] + cfg.upper_top_z_m[1]))
+    so = Placement(0.0, 0.0, 0.0, 0.0, 0.0, cfg.sole_tray_z_m)
+    return replace(base, upper_placement=up, sole_placement=so, **nominal_values(style, cfg))
+
+
+def make_nominal_pair(style: str, size_eu: float, side: str, cfg: WorldConfig | None = None) -> WorldPair:
+    """The variation-free CAD pair of a style/size/side (what a plant has as CAD of its last and sole mould),
+    placed at the station centres; its bite line is the design's line under the nominal press."""
+    params = nominal_params(style, size_eu, side, cfg)
+    return make_pair_detailed(0, cfg, params=params, item_id=f"cad-{style}-{size_eu:g}-{side}")[0]

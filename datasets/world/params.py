@@ -9,7 +9,7 @@ seed fixes the whole pair.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -60,6 +60,12 @@ class SampleParams:
         upper_lasting_modes: ((amp_m, phase_rad), ...) of perimeter orders 2-5: the lasted upper's
             side deviates from "last + leather" along its normal (uneven lasting tension).
         upper_placement, sole_placement: placement on each station.
+        feather_bumps ... sole_yaw_deg: round-2 variation (``world/variation.py``; ranges in ``WorldConfig``):
+            ((centre, sigma, amp_m), ...) bottom/feather-edge bumps, toe/heel fullness and loose waist lasting
+            (normal offsets, m), the upper's last copy (c0, c1) m, the bottom stack's compressive modulus (Pa,
+            0 = rigid), the share of loose lasting the wall presses back, the sole's mould last copy (m), its
+            mould cavity (-1 = CAD nominal), extra shrinkage length-vs-width and in height, warp (m), and the
+            sole's placement error on the upper ((dx, dy) m in the upper's part frame, yaw degrees).
     """
 
     style: str
@@ -77,17 +83,55 @@ class SampleParams:
     upper_placement: Placement
     sole_placement: Placement
     upper_lasting_modes: tuple[tuple[float, float], ...] = ()
+    # round 2 (issue 12, world/variation.py); the defaults are the variation-free values
+    feather_bumps: tuple[tuple[float, float, float], ...] = ()
+    toe_fullness_m: float = 0.0
+    heel_fullness_m: float = 0.0
+    waist_loose_m: float = 0.0
+    last_copy_m: tuple[float, float] = (0.0, 0.0)
+    upper_stack_modulus_pa: float = 0.0
+    leather_pushback: float = 0.0
+    sole_last_copy_m: float = 0.0
+    sole_cavity: int = -1
+    sole_shrink_aniso: float = 0.0
+    sole_shrink_z: float = 0.0
+    sole_warp_m: float = 0.0
+    sole_offset_m: tuple[float, float] = (0.0, 0.0)
+    sole_yaw_deg: float = 0.0
 
     @property
     def sole_scale(self) -> float:
         """Linear scale of this sole against the nominal lasted upper (< 1 = undersized)."""
         return (1.0 - self.sole_undersize) * (1.0 + self.sole_scale_error)
 
+    @property
+    def sole_scale_xyz(self) -> tuple[float, float, float]:
+        """Per-axis scale of this sole (length, width, height): mean scale with the anisotropic shrinkage."""
+        s = self.sole_scale
+        return s * (1.0 + self.sole_shrink_aniso), s * (1.0 - self.sole_shrink_aniso), s * (1.0 + self.sole_shrink_z)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SampleParams:
+        """Inverse of :meth:`to_dict` (a dataset's ``params.json``); fields a world-1 dataset lacks keep their
+        variation-free defaults."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("upper_placement", "sole_placement"):
+            kw[k] = Placement(**kw[k])
+        for k in ("sidewall_modes", "upper_lasting_modes", "feather_bumps", "last_copy_m", "sole_offset_m"):
+            if k in kw:
+                v = kw[k]
+                kw[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        return cls(**kw)
+
     def to_dict(self) -> dict:
         """JSON-ready dict (floats, strings, nested dicts and lists)."""
         d = asdict(self)
         d["sidewall_modes"] = [list(m) for m in self.sidewall_modes]
         d["upper_lasting_modes"] = [list(m) for m in self.upper_lasting_modes]
+        d["feather_bumps"] = [list(b) for b in self.feather_bumps]
+        d["last_copy_m"] = list(self.last_copy_m)
+        d["sole_offset_m"] = list(self.sole_offset_m)
         return d
 
 
@@ -180,6 +224,9 @@ def draw_params(
     lasting = tuple(
         (float(rng.uniform(0.0, cfg.lasting_mode_amp_m)), float(rng.uniform(0.0, 2.0 * math.pi))) for _ in range(4)
     )
+    from .variation import draw_variation
+
+    round2 = draw_variation(rng, cfg)  # last: the draws above keep their values
     return SampleParams(
         style=style,
         size_eu=size,
@@ -196,4 +243,5 @@ def draw_params(
         upper_placement=up,
         sole_placement=so,
         upper_lasting_modes=lasting,
+        **round2,
     )

@@ -24,7 +24,7 @@ from .config import WorldConfig
 from .last import LastGrid, grid_normals, rocker
 from .params import SampleParams
 
-__all__ = ["upper_grid", "SoleGrid", "sole_grid", "column_arc", "points_at_arc", "sidewall_design_height"]
+__all__ = ["upper_grid", "SoleGrid", "sole_grid", "sole_warp", "column_arc", "points_at_arc", "sidewall_design_height"]
 
 #: Inner-wall rings of the sole between the feather edge and the rim.
 N_WALL = 16
@@ -44,6 +44,7 @@ def upper_grid(
     cfg: WorldConfig,
     smooth_bottom: bool = False,
     lasting_modes: tuple[tuple[float, float], ...] = (),
+    params: SampleParams | None = None,
 ) -> np.ndarray:
     """(M, N, 3) outer surface of the lasted upper in the part frame.
 
@@ -55,6 +56,9 @@ def upper_grid(
             designed for, with the cavity inside the margin filled).
         lasting_modes: ((amp_m, phase_rad), ...) for perimeter orders 2, 3, ...: deviation of the
             side along its normal (uneven lasting), faded in over the feather-edge corner.
+        params: round-2 variation of this pair (None: none): toe/heel fullness and loose waist lasting
+            (side, faded in over the corner like the modes), the last copy (every ring, along the normal)
+            and the feather-edge/bottom bumps (vertical, the margin and the corner, faded out up the side).
     """
     pts = last.points
     nrm = grid_normals(pts)
@@ -71,7 +75,24 @@ def upper_grid(
         dev = sum(a * np.cos((k + 2) * theta + ph) for k, (a, ph) in enumerate(lasting_modes))
         fade = np.concatenate([np.zeros(nb), np.sin(last.corner_alpha) ** 2, np.ones(len(pts) - nb - nc)])
         off = off + fade[:, None] * dev[None, :]
-    return pts + off[..., None] * nrm
+    if params is None:
+        return pts + off[..., None] * nrm
+    from .variation import feather_offset, last_copy_offset, upper_side_offset
+
+    fade = np.concatenate([np.zeros(nb), np.sin(last.corner_alpha) ** 2, np.ones(len(pts) - nb - nc)])
+    off = off + fade[:, None] * upper_side_offset(last.outline, last.length_m, params)[None, :]
+    off = off + last_copy_offset(last.outline, last.length_m, tuple(params.last_copy_m))[None, :]
+    out = pts + off[..., None] * nrm
+    # bottom/feather bumps: down (as worn) by b inside the margin and over the corner, fading up the side
+    b = feather_offset(pts.shape[1], params)
+    if np.any(b):
+        rise = np.maximum(column_arc(pts, last.j_feather), 0.0)
+        u = np.clip(rise / cfg.feather_bump_fade_m, 0.0, 1.0)
+        taper = _smooth_taper(edge_dist, cfg.lasting_margin_m, cfg.margin_skive_m)
+        corner = np.ones((last.j_feather - nb, pts.shape[1]))
+        weight = np.concatenate([taper, corner, 1.0 - u * u * (3.0 - 2.0 * u)])
+        out[..., 2] -= weight * b[None, :]
+    return out
 
 
 def column_arc(grid: np.ndarray, j0: int) -> np.ndarray:
@@ -195,30 +216,40 @@ def _below_wall(
 
 
 def sole_grid(last: LastGrid, params: SampleParams, cfg: WorldConfig) -> SoleGrid:
-    """Build the free (unpressed) cup sole of this pair.
+    """Build the free (unpressed) cup sole of this pair from its own CAD.
+
+    The mould is designed on the mould maker's copy of the last (the nominal last offset by
+    ``params.sole_last_copy_m``) with the nominal leather and a smooth bottom, its inner wall drafted outward by
+    ``cfg.sole_draft_deg``; the rim carries the sidewall trim error and the cavity's profile; the moulded sole is
+    scaled by its per-axis shrinkage (``params.sole_scale_xyz``) and warped (toe and heel lift ``sole_warp_m``).
 
     Args:
         last: the last of the pair's style and size.
-        params: hidden truth (sidewall error, undersize and shrinkage).
-        cfg: world constants (nominal leather, insole board).
+        params: hidden truth (sidewall error, cavity, undersize, shrinkage, warp).
+        cfg: world constants (nominal leather, insole board, draft, cavity profile amplitude).
     """
+    from .variation import cavity_profile
+
     spec = last.spec
-    nom = upper_grid(last, cfg.leather_nominal_m, cfg, smooth_bottom=True)
+    nom = upper_grid(last, cfg.leather_nominal_m + params.sole_last_copy_m, cfg, smooth_bottom=True)
     jf = last.j_feather
+    n = last.points.shape[1]
     x0 = last.outline[:, 0].min()
     toe_part = lambda x: rocker((x - x0) / last.length_m, spec.toe_spring_m, 0.0)  # noqa: E731
-    # inner wall: along the nominal upper's columns from the feather edge up to the rim
-    h_sw = sidewall_design_height(last) + _sidewall_error(last.points.shape[1], params)
+    # inner wall: along the design upper's columns from the feather edge up to the rim
+    h_sw = sidewall_design_height(last) + _sidewall_error(n, params)
+    h_sw = h_sw + cavity_profile(spec.name, last.size_eu, "right", params.sole_cavity, n, cfg.cavity_profile_amp_m)
     arc = column_arc(nom, jf)
     k = np.arange(1, N_WALL + 1) / N_WALL
     wall, _ = points_at_arc(nom, jf, arc, k[:, None] * h_sw[None, :])
+    # horizontal outward direction of each column; the draft opens the wall outward with height
+    nh = np.concatenate([last.direction, np.zeros((len(last.direction), 1))], axis=1)
+    wall = wall + (k[:, None] * h_sw[None, :] * np.tan(np.radians(cfg.sole_draft_deg)))[..., None] * nh[None]
     inner = np.concatenate([nom[: jf + 1], wall], axis=0)
     # flatten: less toe spring everywhere, less crown on the footbed
     inner[..., 2] += (spec.sole_toe_spring_ratio - 1.0) * toe_part(inner[..., 0])
     crown_lift = (1.0 - spec.sole_crown_ratio) * spec.crown_m * (1.0 - last.bottom_s**2)
     inner[: last.n_bottom, :, 2] += crown_lift[:, None]
-    # horizontal outward direction of each column, wall thickness tapering from base to rim
-    nh = np.concatenate([last.direction, np.zeros((len(last.direction), 1))], axis=1)
     w = _wall_thickness(inner[jf:], nh, spec.wall_thickness_m)
     outer_wall = inner[jf:][::-1] + w[::-1, :, None] * nh[None]  # rim -> feather edge
     off_edge = cfg.insole_thickness_m + cfg.leather_nominal_m
@@ -230,11 +261,12 @@ def sole_grid(last: LastGrid, params: SampleParams, cfg: WorldConfig) -> SoleGri
     pts = np.concatenate([inner, outer_wall, below], axis=0)
     z_shift = off_edge + spec.tread_thickness_m
     pts[..., 2] += z_shift
-    scale = params.sole_scale
+    scale = np.asarray(params.sole_scale_xyz)
     pts = pts * scale
-    # floor thickness under footbed rings: footbed z minus the tread z below (same scale)
+    # floor thickness under footbed rings: footbed z minus the tread z below (same scale), before the warp
     fb = pts[: jf + 1]
-    tz = (tread_z(fb[..., 0] / scale) + z_shift) * scale
+    tz = (tread_z(fb[..., 0] / scale[0]) + z_shift) * scale[2]
+    pts[..., 2] += sole_warp(pts[..., 0], last, params.sole_warp_m)
     j_rim_in = jf + N_WALL
     free_arc = column_arc(pts[: j_rim_in + 1], jf)[-1]
     return SoleGrid(
@@ -244,9 +276,18 @@ def sole_grid(last: LastGrid, params: SampleParams, cfg: WorldConfig) -> SoleGri
         j_rim_out=j_rim_in + 1,
         j_outer_fe=j_rim_in + 1 + N_WALL,
         j_tread_edge=j_rim_in + 1 + N_WALL + 4 + 1,
-        wall_thickness=w * scale,
+        wall_thickness=w * float(np.sqrt(scale[0] * scale[1])),
         free_height=free_arc,
         floor_thickness=fb[..., 2] - tz,
         z_shift=z_shift,
-        scale=scale,
+        scale=float(params.sole_scale),
     )
+
+
+def sole_warp(x: np.ndarray, last: LastGrid, warp: float) -> np.ndarray:
+    """Vertical warp of the demoulded sole at part-frame x: toe and heel ends lift by ``warp``, metres.
+
+    ``warp * (2 x_f - 1)^2`` with x_f the fraction of the last's length: a uniform curvature 8 warp / L^2.
+    """
+    xf = (np.asarray(x) - last.outline[:, 0].min()) / last.length_m
+    return warp * (2.0 * xf - 1.0) ** 2

@@ -28,8 +28,10 @@ from gluecell.core.validate import as_pose
 from .scanner_camera import (
     DEFAULT_VIEWS,
     UPPER_VIEWS,
+    CellCameras,
     D4xxCamera,
     ViewSpec,
+    draw_camera_errors,
     draw_pose_error,
     perturb_pose,
     view_pose,
@@ -46,6 +48,8 @@ __all__ = [
     "SensorArtifacts",
     "ScannerConfig",
     "ScanShot",
+    "CellCameras",
+    "draw_cell_cameras",
     "STYLE_MATERIALS",
     "station_camera_poses",
     "environment_objects",
@@ -62,18 +66,22 @@ __all__ = [
 #: grey rubber.
 STYLE_MATERIALS: dict[str, tuple[Material, Material]] = {
     "sneaker": (
-        Material(rgb=(0.78, 0.78, 0.75), texture=0.12, texture_scale_m=0.02),
-        Material(rgb=(0.85, 0.85, 0.82), texture=0.08, texture_scale_m=0.04),
+        Material(rgb=(0.78, 0.78, 0.75), texture=0.12, texture_scale_m=0.02, grain=0.10),
+        Material(rgb=(0.85, 0.85, 0.82), texture=0.08, texture_scale_m=0.04, grain=0.03),
     ),
     "court": (
-        Material(rgb=(0.58, 0.44, 0.34), texture=0.15, texture_scale_m=0.03, gloss=0.6, gloss_cover=0.4),
-        Material(rgb=(0.45, 0.35, 0.25), texture=0.15, texture_scale_m=0.03, gloss=0.2, gloss_cover=0.3),
+        Material(rgb=(0.58, 0.44, 0.34), texture=0.15, texture_scale_m=0.03, gloss=0.6, gloss_cover=0.4, grain=0.05),
+        Material(rgb=(0.45, 0.35, 0.25), texture=0.15, texture_scale_m=0.03, gloss=0.2, gloss_cover=0.3, grain=0.06),
     ),
     "boot": (
-        Material(rgb=(0.17, 0.11, 0.07), texture=0.35, texture_scale_m=0.025, gloss=0.25, gloss_cover=0.3),
-        Material(rgb=(0.10, 0.10, 0.10), texture=0.25, texture_scale_m=0.03),
+        Material(rgb=(0.17, 0.11, 0.07), texture=0.35, texture_scale_m=0.025, gloss=0.25, gloss_cover=0.3, grain=0.12),
+        Material(rgb=(0.10, 0.10, 0.10), texture=0.25, texture_scale_m=0.03, grain=0.05),
     ),
 }
+#: Fine grain (``Material.grain``, what passive stereo matches on; chosen): the sneaker's woven textile 0.10,
+#: its white EVA sole nearly plain 0.03; the court's smooth semi-gloss leather 0.05 and tan TR 0.06; the boot's
+#: grained leather 0.12 and its dark rubber 0.05. Plain white EVA therefore gets the 3.5 x texture gain
+#: (FACTS.md: white matte targets 3-5 x the formula), the textile ~1.2 x.
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,11 @@ class ScannerConfig:
         sole_target_z: height of the sole station's look-at point (tread at ~0.02 m, DESIGN.md).
         handeye_trans_std_m: per-axis std of the hidden hand-eye translation error (0.2 mm).
         handeye_rot_std_deg: per-axis std of the hidden hand-eye rotation error (0.1°).
+        depth_scale_error_max: each camera's depth scale error, uniform +-max (chosen 0.3 %: the residual after
+            the cell's depth (tare) calibration on a flat target at the working distance; the D405 datasheet's
+            +-2 % is an uncalibrated unit at 50 cm, which would put 3-5 mm between overlapping views at
+            0.2 m; set 0.02 to simulate uncalibrated cameras).
+        depth_bias_max_m: each camera's depth offset, uniform +-max (chosen 0.1 mm).
         style_materials: take the part's look from :data:`STYLE_MATERIALS` by the pair's style.
         upper_material, sole_material: look of the parts when the style is unknown or not used.
         floor_material: the floor/bench plane z = 0 (grey, matte).
@@ -109,6 +122,8 @@ class ScannerConfig:
     sole_target_z: float = 0.03
     handeye_trans_std_m: float = 2e-4
     handeye_rot_std_deg: float = 0.1
+    depth_scale_error_max: float = 0.003
+    depth_bias_max_m: float = 1e-4
     style_materials: bool = True
     upper_material: Material = field(default_factory=lambda: STYLE_MATERIALS["sneaker"][0])
     sole_material: Material = field(default_factory=lambda: STYLE_MATERIALS["sneaker"][1])
@@ -124,6 +139,8 @@ class ScannerConfig:
             raise ConfigError("scanner.views/upper_views: at least one view each is needed", key="scanner.views")
         if self.handeye_trans_std_m < 0 or self.handeye_rot_std_deg < 0:
             raise ConfigError("scanner.handeye_*_std: must be >= 0")
+        if not (0 <= self.depth_scale_error_max < 0.2 and 0 <= self.depth_bias_max_m < 0.01):
+            raise ConfigError("scanner.depth_scale_error_max in [0, 0.2) and depth_bias_max_m in [0, 0.01) required")
         if self.tray_margin_m < 0 or self.post_radius_m <= 0 or self.floor_half_size_m <= 0:
             raise ConfigError("scanner: tray_margin_m >= 0, post_radius_m > 0, floor_half_size_m > 0 required")
 
@@ -146,6 +163,19 @@ class ScanShot:
         if len(self.frames) != len(self.T_base_cam_true):
             raise ValidationError("ScanShot: one true pose per frame is required")
         object.__setattr__(self, "T_base_cam_true", [as_pose("T_base_cam_true", T) for T in self.T_base_cam_true])
+
+
+def draw_cell_cameras(
+    rng: np.random.Generator, cfg: ScannerConfig | None = None, *, trans_std_m: float | None = None,
+    rot_std_deg: float | None = None,
+) -> CellCameras:  # fmt: skip
+    """Draw one cell's fixed per-camera errors: a hand-eye error (per-axis normal, ``cfg`` stds unless given)
+    and a depth scale/bias (uniform within ``cfg``'s bounds) for every view of both stations."""
+    cfg = cfg if cfg is not None else ScannerConfig()
+    t = cfg.handeye_trans_std_m if trans_std_m is None else trans_std_m
+    r = cfg.handeye_rot_std_deg if rot_std_deg is None else rot_std_deg
+    counts = {"upper": len(cfg.upper_views), "sole": len(cfg.views)}
+    return draw_camera_errors(rng, counts, (t, r), (cfg.depth_scale_error_max, cfg.depth_bias_max_m))
 
 
 def _station(part: str, cell: CellConfig) -> StationConfig:
@@ -250,10 +280,12 @@ def render_view(
     *,
     stamp: float = 0.0,
     serial: str = "",
+    depth_error: tuple[float, float] = (0.0, 0.0),
 ) -> DepthFrame:
-    """Render one camera of a prepared scene: ray cast from the true pose, label with the believed one."""
+    """Render one camera of a prepared scene: ray cast from the true pose, label with the believed one;
+    ``depth_error`` = the camera's (scale error, bias m)."""
     hits = scene.cast(T_base_cam_true, camera)
-    depth = apply_sensor(hits, camera, artifacts, rng)
+    depth = apply_sensor(hits, camera, artifacts, rng, depth_error)
     color = shade_color(hits, artifacts, rng)
     return DepthFrame(depth, camera.depth_scale, camera.intrinsics, T_base_cam_believed, color, stamp, serial)
 
@@ -313,6 +345,7 @@ def scan_part(
     handeye_errors: Sequence[np.ndarray] | None = None,
     cell: CellConfig | None = None,
     stamp: float = 0.0,
+    cameras: CellCameras | None = None,
 ) -> ScanShot:
     """Scan one part of a world pair with all cameras of its station.
 
@@ -326,6 +359,9 @@ def scan_part(
             when given, no error is drawn.
         cell: station layout (default ``CellConfig()``).
         stamp: time of the first frame, seconds.
+        cameras: the cell's fixed per-camera errors (:func:`draw_cell_cameras`): their hand-eye errors
+            (unless ``handeye_errors`` is given) and depth scale/bias. None: hand-eye errors drawn per frame
+            and depth scale/bias drawn per frame within the config's bounds (a new cell every scan).
 
     Returns:
         frames labelled with the believed poses, and the true poses.
@@ -333,31 +369,42 @@ def scan_part(
     cfg = cfg if cfg is not None else ScannerConfig()
     poses = station_camera_poses(part, cfg, cell)  # validates ``part``
     mesh = pair.upper_mesh if part == "upper" else pair.sole_mesh  # type: ignore[attr-defined]
+    if handeye_errors is None and cameras is not None:
+        handeye_errors = cameras.handeye[part]
     if handeye_errors is not None and len(handeye_errors) != len(poses):
         raise ValidationError(f"handeye_errors: need {len(poses)} (one per view), got {len(handeye_errors)}")
+    depth_errors = None if cameras is None else np.asarray(cameras.depth[part], dtype=np.float64)
+    if depth_errors is not None and depth_errors.shape != (len(poses), 2):
+        raise ValidationError(f"cameras.depth[{part!r}]: need ({len(poses)}, 2), got {depth_errors.shape}")
     t_std = cfg.handeye_trans_std_m if handeye_trans_std_m is None else handeye_trans_std_m
     r_std = cfg.handeye_rot_std_deg if handeye_rot_std_deg is None else handeye_rot_std_deg
     part_obj = SceneObject.from_mesh(mesh, _part_material(pair, part, cfg), "part")
     scene = RayScene([part_obj, *environment_objects(part, part_obj.vertices, cfg, cell)], rng)
     errors = None if handeye_errors is None else [as_pose("handeye_error", e) for e in handeye_errors]
     frames = render_station(scene, poses, cfg, rng, stamp=stamp, serial=f"sim-d405-{part}", errors=errors,
-                            std=(t_std, r_std))  # fmt: skip
+                            std=(t_std, r_std), depth_errors=depth_errors)  # fmt: skip
     return ScanShot(frames=frames, T_base_cam_true=poses, part=part)
 
 
 def render_station(
     scene: RayScene, poses: Sequence[np.ndarray], cfg: ScannerConfig, rng: np.random.Generator, *, stamp: float,
     serial: str, errors: Sequence[np.ndarray] | None = None, std: tuple[float, float] | None = None,
+    depth_errors: np.ndarray | None = None,
 ) -> list[DepthFrame]:  # fmt: skip
     """Render ``scene`` from every camera pose in ``poses`` (true (4, 4)); each frame is labelled with the
     believed pose (true pose x hand-eye error: ``errors`` given, or drawn with ``std`` = (trans m, rot deg),
-    default the config's). Frames are ``cfg.frame_interval_s`` apart from ``stamp``; serials ``<serial>-<k>``."""
+    default the config's). ``depth_errors`` (n, 2): each camera's (scale error, bias m); None: drawn per frame
+    within the config's bounds. Frames are ``cfg.frame_interval_s`` apart from ``stamp``; serials
+    ``<serial>-<k>``."""
     t_std, r_std = std if std is not None else (cfg.handeye_trans_std_m, cfg.handeye_rot_std_deg)
+    bounds = np.array([cfg.depth_scale_error_max, cfg.depth_bias_max_m])
     frames = []
     for k, T_true in enumerate(poses):
         err = errors[k] if errors is not None else draw_pose_error(rng, t_std, r_std)
+        dep = depth_errors[k] if depth_errors is not None else rng.uniform(-1.0, 1.0, 2) * bounds
         believed = perturb_pose(T_true, err)
         at = stamp + k * cfg.frame_interval_s
         name = f"{serial}-{k}"
-        frames.append(render_view(scene, T_true, believed, cfg.camera, cfg.artifacts, rng, stamp=at, serial=name))
+        frames.append(render_view(scene, T_true, believed, cfg.camera, cfg.artifacts, rng, stamp=at, serial=name,
+                                  depth_error=(float(dep[0]), float(dep[1]))))  # fmt: skip
     return frames

@@ -17,6 +17,8 @@ from gluecell.core.errors import ConfigError
 from gluecell.core.types import CameraIntrinsics
 
 __all__ = [
+    "CellCameras",
+    "draw_camera_errors",
     "D4xxCamera",
     "ViewSpec",
     "DEFAULT_VIEWS",
@@ -39,13 +41,14 @@ class D4xxCamera:
         hfov_deg, vfov_deg: field of view, degrees (D405: 87 x 58, FACTS.md).
         baseline_m: stereo baseline, metres (D405: 0.018, FACTS.md).
         subpixel: stereo matching subpixel accuracy s of the noise formula (FACTS.md: ≈ 0.08).
-        noise_factor: multiplier on the formula. FACTS.md: measured D4xx noise on white matte targets
-            is 3-5 x the formula; we take 3.0 (the low end, for a matte reference surface). Darker
-            materials add their own multiplier in the sensor model.
+        noise_factor: multiplier on the formula, the noise of a well-textured surface (default 1.0: the
+            formula is the floor, issue 12). FACTS.md: measured D4xx noise on white matte targets is 3-5 x
+            the formula: a plain target gives passive stereo little to match; the sensor model's texture
+            gain (up to 3.5 x on plain surfaces) and dark gain (up to 2 x) multiply this.
         correlated_fraction: std of the spatially correlated disparity error, as a fraction of the
             per-pixel one (chosen: 0.25; stereo matching windows and calibration ripple make part of
             the error smooth over about ``correlated_cell_px`` pixels).
-        correlated_cell_px: size of the correlated error's cells, pixels (chosen: 24 px ≈ 12 mm at 0.22 m).
+        correlated_cell_px: size of the correlated error's cells, pixels (chosen: 24 px ≈ 8 mm at 0.15 m).
         depth_scale: metres per uint16 depth unit (D405: 1e-4).
         min_range_m, max_range_m: depth outside this range reads 0 (FACTS.md: D405 ideal range
             70-500 mm, minimum 40-100 mm by resolution; we use 0.07-0.50 m).
@@ -58,7 +61,7 @@ class D4xxCamera:
     vfov_deg: float = 58.0
     baseline_m: float = 0.018
     subpixel: float = 0.08
-    noise_factor: float = 3.0
+    noise_factor: float = 1.0
     correlated_fraction: float = 0.25
     correlated_cell_px: int = 24
     depth_scale: float = 1e-4
@@ -123,41 +126,49 @@ class ViewSpec:
             (the toe direction) towards +y.
         elevation_deg: angle of the camera above the horizontal through the target, degrees.
         distance_m: camera-to-target distance, metres.
+        target_dx_m, target_dz_m: the view's own look-at point, offset from the station's target along the
+            station's toe direction and up (a camera at the D405's short range looks at the toe or heel half
+            of a part rather than its centre).
     """
 
     azimuth_deg: float = 0.0
     elevation_deg: float = 60.0
     distance_m: float = 0.24
+    target_dx_m: float = 0.0
+    target_dz_m: float = 0.0
 
     def __post_init__(self) -> None:
         if not (0.0 < self.elevation_deg <= 90.0 and self.distance_m > 0):
             raise ConfigError(f"ViewSpec: need 0 < elevation <= 90 and distance > 0, got {self}")
+        if not (abs(self.target_dx_m) <= 0.3 and abs(self.target_dz_m) <= 0.3):
+            raise ConfigError(f"ViewSpec: target offsets must lie within 0.3 m, got {self}")
 
 
-#: One view from above-front and two oblique from behind either side: together they see the top,
-#: toe, both sides and the heel of a part about 0.3 m long. Distances keep the whole part plus some
-#: fixture/tray/floor in the 87° x 58° field (chosen; FACTS.md D405 range 70-500 mm).
-#: Sole station: the cup must be seen from above (footbed and the inside of the sidewall).
+#: Round 2 (issue 12): each camera sits as close as it can while still framing every EU 36-46 part of its
+#: station with a 12 px margin (the scan refuses a part cut by an image border), found by a search over the
+#: distance and the look-at offset on 48 world parts (boot, sneaker and court at EU 46 with their placement
+#: spread). A D405 is at its best at 0.12-0.20 m (FACTS.md: ideal range 70-500 mm; formula noise 0.10 / 0.40 mm
+#: at 100 / 200 mm), but at that range one 87° x 58° view covers only part of a shoe ~0.3 m long: the views
+#: below reach median depths of 0.21-0.25 m (sole station, upper sides and toe) and 0.31-0.33 m (the two
+#: heel obliques, which must frame a boot's shaft); the near parts of each part are at 0.08-0.15 m.
+#: Sole station: one camera above and four obliques into the cup, two on the toe half, two on the heel half.
 DEFAULT_VIEWS: tuple[ViewSpec, ...] = (
-    ViewSpec(azimuth_deg=0.0, elevation_deg=62.0, distance_m=0.24),
-    ViewSpec(azimuth_deg=115.0, elevation_deg=38.0, distance_m=0.27),
-    ViewSpec(azimuth_deg=-115.0, elevation_deg=38.0, distance_m=0.27),
-)
-#: Upper station: a ring of five low cameras (15° above the look-at point, about level with the upper's
-#: bottom) and one from above. The bite-line band lies 5-20 mm below the feather edge where the side of
-#: a bottom-up upper bulges outwards, i.e. it faces partly downwards: the sole-station layout above left
-#: 24-40 % of the true bite line more than 2 mm from any scan point on world pairs; this layout leaves
-#: 0 % on light leather and 2-9 % on the dark boot (dropouts), and covers 94-100 % of the upward-facing
-#: bottom (measured over 4 world pairs per layout; a ring alone left the bottom 40 % covered).
-#: A seventh camera looks at the toe from the front, level with the bite line (2° above the look-at point,
-#: below the toe): with toe spring the band under the toe's feather edge faces down and forwards, and the
-#: ring left 5-11 % of the toe's bite line (within ±25° of the toe) > 3 mm from any scan point on sneakers
-#: and boots; with it 0 % on sneakers (6 pairs each; a heel camera likewise placed changed nothing).
+    ViewSpec(azimuth_deg=0.0, elevation_deg=70.0, distance_m=0.20, target_dx_m=0.04),
+    *(ViewSpec(azimuth_deg=a, elevation_deg=45.0, distance_m=d, target_dx_m=dx)
+      for a, d, dx in ((60.0, 0.22, 0.02), (-60.0, 0.22, 0.02), (120.0, 0.20, -0.04), (-120.0, 0.20, -0.04))),
+)  # fmt: skip
+#: Upper station: the bite-line band lies 5-20 mm below the feather edge where the side of a bottom-up upper
+#: bulges outwards, i.e. it faces partly downwards, so the cameras sit low (15° above their look-at point):
+#: two on the sides, four obliques on the toe and heel halves, one level with the toe (2°: with toe spring
+#: the band under the toe's feather edge faces down and forwards) and one above for the bottom.
 UPPER_VIEWS: tuple[ViewSpec, ...] = (
-    *(ViewSpec(azimuth_deg=a, elevation_deg=15.0, distance_m=0.30) for a in (36.0, 108.0, 180.0, -108.0, -36.0)),
-    ViewSpec(azimuth_deg=0.0, elevation_deg=75.0, distance_m=0.26),
-    ViewSpec(azimuth_deg=0.0, elevation_deg=2.0, distance_m=0.28),
-)
+    ViewSpec(azimuth_deg=90.0, elevation_deg=15.0, distance_m=0.25, target_dx_m=-0.02),
+    ViewSpec(azimuth_deg=-90.0, elevation_deg=15.0, distance_m=0.25, target_dx_m=-0.02),
+    *(ViewSpec(azimuth_deg=a, elevation_deg=15.0, distance_m=d, target_dx_m=dx)
+      for a, d, dx in ((40.0, 0.18, 0.08), (-40.0, 0.18, 0.08), (140.0, 0.26, -0.10), (-140.0, 0.26, -0.10))),
+    ViewSpec(azimuth_deg=0.0, elevation_deg=2.0, distance_m=0.16, target_dx_m=0.10),
+    ViewSpec(azimuth_deg=0.0, elevation_deg=75.0, distance_m=0.19, target_dx_m=0.04, target_dz_m=0.03),
+)  # fmt: skip
 
 
 def look_at(eye: np.ndarray, target: np.ndarray, along: np.ndarray = (1.0, 0.0, 0.0)) -> np.ndarray:
@@ -200,8 +211,8 @@ def view_pose(target: np.ndarray, view: ViewSpec, yaw_rad: float = 0.0) -> np.nd
     az = math.radians(view.azimuth_deg) + yaw_rad
     el = math.radians(view.elevation_deg)
     direction = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
-    target = np.asarray(target, dtype=np.float64)
     along = np.array([math.cos(yaw_rad), math.sin(yaw_rad), 0.0])
+    target = np.asarray(target, dtype=np.float64) + view.target_dx_m * along + np.array([0.0, 0.0, view.target_dz_m])
     return look_at(target + view.distance_m * direction, target, along)
 
 
@@ -248,3 +259,36 @@ def perturb_pose(T_base_cam_true: np.ndarray, error: np.ndarray) -> np.ndarray:
         (4, 4) float64 ``T_base_cam_true @ error``.
     """
     return np.asarray(T_base_cam_true, dtype=np.float64) @ np.asarray(error, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class CellCameras:
+    """The fixed errors of one cell's cameras (hidden truth): drawn once per cell, the same for every scan.
+
+    Attributes:
+        handeye: part -> one (4, 4) hand-eye error per view of that station (right-multiplies the true pose).
+        depth: part -> (n_views, 2) float64 per camera (depth scale error, depth bias in metres).
+    """
+
+    handeye: dict[str, list[np.ndarray]]
+    depth: dict[str, np.ndarray]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Flat arrays for a truth file: ``handeye_error_<part>`` (n, 4, 4), ``depth_error_<part>`` (n, 2)."""
+        out = {f"handeye_error_{p}": np.asarray(v) for p, v in self.handeye.items()}
+        out.update({f"depth_error_{p}": np.asarray(v) for p, v in self.depth.items()})
+        return out
+
+
+def draw_camera_errors(
+    rng: np.random.Generator, counts: dict[str, int], handeye_std: tuple[float, float],
+    depth_max: tuple[float, float],
+) -> CellCameras:  # fmt: skip
+    """Per station (``counts``: part -> number of views), one hand-eye error per camera (std (m, deg)) and one
+    depth (scale, bias m) per camera, uniform within ``depth_max``; drawn in a fixed order (upper, then sole)."""
+    handeye, depth = {}, {}
+    for part in ("upper", "sole"):
+        n = counts[part]
+        handeye[part] = [draw_pose_error(rng, *handeye_std) for _ in range(n)]
+        depth[part] = rng.uniform(-1.0, 1.0, (n, 2)) * np.asarray(depth_max, dtype=np.float64)
+    return CellCameras(handeye=handeye, depth=depth)

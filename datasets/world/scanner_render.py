@@ -35,6 +35,8 @@ class Material:
         gloss: specular strength of the glossy parts (0 matte .. 1 mirror-like highlight).
         gloss_cover: fraction of the surface that is glossy (1 = uniformly glossy, 0 = nowhere).
         shininess: Blinn-Phong exponent of the highlights (chosen 40: a fairly tight leather sheen).
+        grain: contrast of the surface's fine texture (sub-millimetre grain, weave, pores) that passive
+            stereo matches on, 0 = plain (chosen per material; the sensor's texture-dependent noise uses it).
     """
 
     rgb: tuple[float, float, float] = (0.6, 0.6, 0.6)
@@ -43,8 +45,11 @@ class Material:
     gloss: float = 0.0
     gloss_cover: float = 1.0
     shininess: float = 40.0
+    grain: float = 0.10
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.grain <= 1.0:
+            raise ConfigError(f"Material: grain must be in [0, 1], got {self.grain}")
         if not all(0.0 <= c <= 1.0 for c in self.rgb) or not 0.0 <= self.gloss <= 1.0:
             raise ConfigError(f"Material: rgb and gloss must be in [0, 1], got {self}")
         if self.texture < 0 or self.texture_scale_m <= 0 or not 0.0 <= self.gloss_cover <= 1.0 or self.shininess <= 0:
@@ -95,6 +100,7 @@ class Hits:
         specular: (h, w) float32 gloss-weighted Blinn-Phong highlight intensity seen by the camera.
         albedo_rgb: (h, w, 3) float32 diffuse reflectance at the hit point.
         albedo: (h, w) float32 mean of ``albedo_rgb`` (grey-level reflectance).
+        grain: (h, w) float32 fine-texture contrast of the hit surface's material (0 at misses), or None.
     """
 
     z: np.ndarray
@@ -104,6 +110,7 @@ class Hits:
     specular: np.ndarray
     albedo_rgb: np.ndarray
     albedo: np.ndarray
+    grain: np.ndarray | None = None
 
     @property
     def valid(self) -> np.ndarray:
@@ -204,6 +211,7 @@ class RayScene:
         alb = np.vstack(albedo)
         self._look = np.column_stack([alb, np.concatenate(gloss), alb.mean(axis=1)]).astype(np.float32)
         self._shininess = np.array([ob.material.shininess for ob in self.objects])
+        self._grain = np.array([ob.material.grain for ob in self.objects], dtype=np.float32)
 
     def cast(self, T_base_cam: np.ndarray, camera: D4xxCamera) -> Hits:
         """Cast every pixel's ray from the camera at ``T_base_cam`` ((4, 4) float64, true pose)."""
@@ -244,9 +252,12 @@ class RayScene:
         obj[idx] = self._obj_of_face[face]
         albedo = np.zeros((h * w, 3), np.float32)
         albedo[idx] = look[:, :3]
+        grain = np.zeros(h * w, np.float32)
+        grain[idx] = self._grain[obj[idx]]
         return Hits(
             z=z.reshape(h, w),
             obj=obj.reshape(h, w),
+            grain=grain.reshape(h, w),
             albedo_rgb=albedo.reshape(h, w, 3),
             **{k: a.reshape(h, w) for k, a in out.items()},
         )

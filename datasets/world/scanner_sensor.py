@@ -2,11 +2,13 @@
 
 Effects, in order (all seeded by one ``numpy.random.Generator``):
 
+0. The camera's own depth error (fixed per camera of a cell): ``z' = z (1 + scale) + bias``.
 1. Stereo noise in the disparity domain: ``d = f·B / z``, ``d' = d + δ``, ``z' = f·B / d'`` with
    per-pixel ``δ ~ N(0, s·noise_factor·g)`` plus a smooth correlated field; to first order
-   ``σz = z²·s·noise_factor·g / (f·B)`` (FACTS.md), ``g`` >= 1 grows on dark materials.
-2. Flying pixels at depth discontinuities: a pixel next to a jump reads a mix of fore- and
-   background depth, or no depth.
+   ``σz = z²·s·noise_factor·g / (f·B)`` (FACTS.md), ``g = max(1, g_texture · g_dark)`` >= 1: the
+   formula is the floor; plain surfaces (little grain for passive stereo to match) and dark ones are worse.
+2. Flying pixels at depth discontinuities: pixels up to ``flying_width_px`` from a jump (the stereo
+   matching window straddles it) read a mix of fore- and background depth, or no depth.
 3. Dropouts (depth 0): grazing incidence, dark surfaces (too little texture/signal for passive
    stereo), specular highlights on glossy surfaces, stereo occlusion (the right imager, at +B along x,
    cannot see the point, including the invalid band at the image's left border), and range limits.
@@ -28,7 +30,7 @@ from gluecell.core.errors import ConfigError
 from .scanner_camera import D4xxCamera
 from .scanner_render import Hits
 
-__all__ = ["SensorArtifacts", "smooth_field", "apply_sensor", "shade_color"]
+__all__ = ["SensorArtifacts", "smooth_field", "apply_sensor", "texture_gain", "shade_color"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,14 @@ class SensorArtifacts:
         clump_cell_px: size of dropout clumps, pixels (chosen 6): real holes come in blobs.
         clump_weight: share of the clumped field in the dropout draw (0 = independent per pixel).
         color_noise_dn: colour read noise, std in 8-bit digital numbers (chosen 2).
+        grain_ref: fine-texture contrast at which passive stereo reaches the formula's noise (chosen 0.12:
+            a grained leather or a woven textile).
+        max_texture_gain: noise gain on a plain surface, ``grain_ref / grain`` capped here (FACTS.md:
+            measured D4xx noise on white matte targets is 3-5 x the formula; chosen 3.5).
+        texture_window_px: window of the local image contrast added to the material grain (a print or
+            an albedo edge is texture too; chosen 9 px, the D4xx matching window is 7-9 px).
+        flying_width_px: how far from a depth jump flying pixels reach, pixels (chosen 3: the matching
+            window straddles the edge; the probability falls linearly with the distance).
     """
 
     enabled: bool = True
@@ -78,6 +88,10 @@ class SensorArtifacts:
     clump_cell_px: int = 6
     clump_weight: float = 0.8
     color_noise_dn: float = 2.0
+    grain_ref: float = 0.12
+    max_texture_gain: float = 3.5
+    texture_window_px: int = 9
+    flying_width_px: int = 3
 
     def __post_init__(self) -> None:
         ok = (
@@ -92,6 +106,10 @@ class SensorArtifacts:
             and 0 <= self.clump_weight < 1
             and self.max_noise_gain >= 1
             and self.albedo_ref > 0
+            and self.grain_ref > 0
+            and self.max_texture_gain >= 1
+            and self.texture_window_px >= 1
+            and self.flying_width_px >= 1
         )
         if not ok:
             raise ConfigError(f"SensorArtifacts: inconsistent values {self}")
@@ -144,6 +162,26 @@ def _discontinuities(z: np.ndarray, art: SensorArtifacts) -> tuple[np.ndarray, n
     return jump, edge
 
 
+def _widen(jump: np.ndarray, edge: np.ndarray, valid: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Carry each discontinuity's jump up to ``width`` pixels away: (jump, distance in px; 0 = not near an edge)."""
+    dist = np.where(edge, 1, 0).astype(np.int64)
+    jump = np.where(edge, jump, 0.0)
+    for k in range(2, width + 1):
+        reached = dist == k - 1
+        new_j, new = np.zeros_like(jump), np.zeros_like(edge)
+        for sl_dst, sl_src in (((slice(1, None), slice(None)), (slice(None, -1), slice(None))),
+                               ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+                               ((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
+                               ((slice(None), slice(None, -1)), (slice(None), slice(1, None)))):  # fmt: skip
+            take = reached[sl_src] & ~new[sl_dst]
+            new_j[sl_dst] = np.where(take, jump[sl_src], new_j[sl_dst])
+            new[sl_dst] |= take
+        new &= (dist == 0) & valid
+        dist[new] = k
+        jump[new] = new_j[new]
+    return jump, dist
+
+
 def _occluded(z: np.ndarray, fb: float) -> np.ndarray:
     """Pixels of the left (reference) imager that the right imager (at +B along x) cannot see."""
     u = np.arange(z.shape[1], dtype=np.float64)
@@ -178,11 +216,14 @@ def _artifact_mask(
     z = np.where(valid, z_true, 1.0)
     bad = ~valid
     jump, edge = _discontinuities(z_true, art)
-    e = np.flatnonzero(edge)
+    jump, dist = _widen(jump, edge, valid, art.flying_width_px)
+    e = np.flatnonzero(dist)
     u = rng.uniform(size=e.size)
-    fly = e[u < art.flying_prob]
+    fall = 1.0 - (dist.flat[e] - 1) / art.flying_width_px  # 1 at the jump, falling outward
+    fly = e[u < art.flying_prob * fall]
     z.flat[fly] += rng.uniform(0.1, 0.9, size=fly.size) * jump.flat[fly]
-    bad.flat[e[(u >= art.flying_prob) & (u < art.flying_prob + art.edge_dropout_prob)]] = True
+    drop = (u >= art.flying_prob * fall) & (u < (art.flying_prob + art.edge_dropout_prob) * fall)
+    bad.flat[e[drop]] = True
     p = _dropout_probability(hits, art)
     cand = np.flatnonzero(p > 0)
     if cand.size:
@@ -194,7 +235,30 @@ def _artifact_mask(
     return z, bad
 
 
-def apply_sensor(hits: Hits, camera: D4xxCamera, art: SensorArtifacts, rng: np.random.Generator) -> np.ndarray:
+def texture_gain(hits: Hits, art: SensorArtifacts) -> np.ndarray:
+    """(h, w) noise gain >= 1 of passive stereo on plain surfaces: ``grain_ref / contrast`` capped.
+
+    The contrast is the material's fine grain combined with the local image contrast (std / mean of the
+    albedo over ``texture_window_px``), so prints and albedo edges count as texture as well.
+    """
+    from scipy.ndimage import uniform_filter
+
+    a = hits.albedo.astype(np.float64)
+    m = uniform_filter(a, art.texture_window_px)
+    var = np.maximum(uniform_filter(a * a, art.texture_window_px) - m * m, 0.0)
+    local = np.sqrt(var) / np.maximum(m, 1e-3)
+    grain = hits.grain if hits.grain is not None else np.full(a.shape, art.grain_ref)
+    contrast = np.hypot(grain, local)
+    return np.clip(art.grain_ref / np.maximum(contrast, 1e-6), 1.0, art.max_texture_gain)
+
+
+def apply_sensor(
+    hits: Hits,
+    camera: D4xxCamera,
+    art: SensorArtifacts,
+    rng: np.random.Generator,
+    depth_error: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
     """Turn exact hits into what the D4xx reports.
 
     Args:
@@ -202,18 +266,21 @@ def apply_sensor(hits: Hits, camera: D4xxCamera, art: SensorArtifacts, rng: np.r
         camera: the camera (noise, range, depth unit).
         art: artefact parameters.
         rng: source of all randomness.
+        depth_error: this camera's (scale error, bias in metres): ``z (1 + scale) + bias`` before the noise.
 
     Returns:
         (h, w) uint16 depth in units of ``camera.depth_scale``; 0 = no data.
     """
     if art.enabled:
         z, bad = _artifact_mask(hits, camera, art, rng)
-        gain = np.clip(
+        dark = np.clip(
             (art.albedo_ref / np.maximum(hits.albedo, 1e-3)) ** art.dark_noise_exponent, 1.0, art.max_noise_gain
         )
+        gain = np.maximum(dark * texture_gain(hits, art), 1.0)
     else:
         valid = np.isfinite(hits.z)
         z, bad, gain = np.where(valid, hits.z, 1.0), ~valid, np.ones(hits.z.shape)
+    z = z * (1.0 + depth_error[0]) + depth_error[1]
     fb = camera.fx * camera.baseline_m
     s = camera.subpixel * camera.noise_factor
     if s > 0:  # noise in the disparity domain: σz ≈ z² · σd / (f · B)

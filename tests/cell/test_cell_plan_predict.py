@@ -94,14 +94,15 @@ def test_margin_follows_the_predicted_lines_sigma():
         with_margin(PathplanConfig(), float("nan"), 2.0)
 
 
-#: The calibrated predictor with style references: p95 distance to the true line (mm) on this pair (measured
-#: 0.92 mm; the same command without the references and calibration gives 1.39 mm).
-REFERENCED_P95_TOL_MM = 1.2
+#: The predictor with the style references (CAD nominal) and no calibration: p95 distance to the true line (mm) on
+#: this pair of world 2 (measured 2.08 mm; world 1 gave 0.92 mm with its calibration).
+REFERENCED_P95_TOL_MM = 2.5
 
 
 def test_plan_with_style_references_and_the_shipped_calibration(clouds, tmp_path):
-    """`gluecell plan --reference --sole-reference --style --calibration` predicts as the demo does, and the
-    plan keeps the predicted line's 2-sigma margin."""
+    """`gluecell plan --reference --sole-reference --style --calibration` predicts as the demo does: refused for
+    a human while the calibrated sigma is over 1 mm (world 2); with the references alone it plans, and the plan
+    keeps the predicted line's 2-sigma margin."""
     import json
 
     from gluecell.cell.bench.deformation import pair_errors
@@ -125,10 +126,16 @@ def test_plan_with_style_references_and_the_shipped_calibration(clouds, tmp_path
            str(tmp_path / "ref_sole.ply"), "--style", "sneaker", "--calibration", str(DEFAULT_CALIBRATION),
            "--out", str(out)]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    # World round 2 (issue 12): the shipped calibration's sigma floor is 1.06 mm, over the cell's 1 mm limit, so the
+    # calibrated prediction is refused and the pair goes to a human, with no plan written (exit 2).
+    assert res.returncode == 2 and "send the pair to a human" in res.stderr, res.stderr[-2000:]
+    assert not out.exists()
+    i = cmd.index("--calibration")
+    res = subprocess.run(cmd[:i] + cmd[i + 2 :], capture_output=True, text=True, timeout=300)
     doc = json.loads(out.read_text())
-    assert res.returncode == (0 if doc["verdict"] == "ok" else 3), res.stderr[-2000:]
-    # calibrated with the references it was learnt with: the line's sigma is trusted, so no "line uncertain"
-    assert not any(r.startswith("line uncertain") for r in doc["verdict_reasons"]), doc["verdict_reasons"]
+    # without a calibration the line's sigma is not trusted (issue 13, item 4): a plan for a human, exit 3
+    assert res.returncode == 3 and doc["verdict"] == "needs_human", res.stderr[-2000:]
+    assert any(r.startswith("line uncertain") for r in doc["verdict_reasons"]), doc["verdict_reasons"]
     assert doc["margin_mm"] == pytest.approx(2.0 * doc["bite_line_sigma_p95_mm"])
     plan = read_plan(out)
     p95, _ = pair_errors(plan.bite_line, pair.bite_line)

@@ -141,3 +141,37 @@ def test_cli_generate_info_show(dataset, tmp_path):
     assert bad.returncode == 2 and "unknown style" in bad.stderr and not (tmp_path / "b").exists()
     missing = subprocess.run([*exe, "datasets", "info", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "not a gluecell dataset" in missing.stderr
+
+
+def test_one_cell_per_dataset_fixed_camera_errors(dataset):
+    """Every pair of a dataset is scanned by the same cell: each camera keeps one hand-eye and depth error."""
+    from gluecell.datasets.format import WORLD_GENERATOR
+
+    ds = open_dataset(dataset)
+    assert ds.info["generator"] == WORLD_GENERATOR
+    seen = {}
+    for sid in ds.ids():
+        truth, frames = ds.truth(sid), ds.inputs(sid)["frames"]
+        for part in ("upper", "sole"):
+            errs = truth[f"handeye_error_{part}"]
+            assert errs.shape == (len(frames[part]), 4, 4) and truth[f"depth_error_{part}"].shape == (len(errs), 2)
+            for f, T, E in zip(frames[part], truth[f"T_base_cam_true_{part}"], errs):
+                np.testing.assert_allclose(f.T_base_cam, T @ E, atol=1e-12)  # believed = true x the fixed error
+            if part in seen:
+                assert np.array_equal(seen[part], errs)
+            seen[part] = errs
+
+
+def test_older_world_loads_with_a_warning_and_is_not_resumed(dataset, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(dataset, old)
+    info = json.loads((old / "meta" / "info.json").read_text())
+    info["generator"] = "gluecell-world/1.0"
+    (old / "meta" / "info.json").write_text(json.dumps(info))
+    with pytest.warns(UserWarning, match="gluecell-world/1.0"):
+        assert open_dataset(old).ids() == open_dataset(dataset).ids()
+    settings = json.loads((old / "meta" / "generate.json").read_text())
+    settings["generator"] = "gluecell-world/1.0"
+    (old / "meta" / "generate.json").write_text(json.dumps(settings))
+    with pytest.raises(DatasetError, match="other settings"):
+        generate_dataset(old, _opts())

@@ -99,13 +99,14 @@ def test_cameras_are_fixed_to_the_station() -> None:
         assert T_s[1, 3] - T_u[1, 3] == pytest.approx(0.40)  # stations 0.4 m apart in y (DESIGN.md)
     cfg = ScannerConfig()
     up = station_camera_poses("upper")
-    assert len(up) == len(cfg.upper_views) == 7
+    assert len(up) == len(cfg.upper_views) == 8 and len(cfg.views) == 5
     # the upper's ring sits low, about level with the upper's bottom (~0.15-0.20 m); one camera looks down;
     # one looks at the toe from below the bite line (~0.15 m)
-    assert sum(0.10 <= T[2, 3] <= 0.25 for T in up) == 6 and max(T[2, 3] for T in up) > 0.3
+    assert sum(0.10 <= T[2, 3] <= 0.25 for T in up) == 7 and max(T[2, 3] for T in up) > 0.3
     assert sum(T[2, 3] < 0.145 for T in up) == 1
-    for T in up:
-        assert 0.2 <= np.linalg.norm(T[:3, 3] - [0.55, -0.20, cfg.upper_target_z]) <= 0.35
+    for T, v in zip(up, cfg.upper_views):  # each camera as close to its look-at point as framing allows
+        assert 0.15 <= v.distance_m <= 0.27
+        assert 0.2 <= np.linalg.norm(T[:3, 3] - [0.55, -0.20, cfg.upper_target_z]) <= 0.37
     with pytest.raises(ValidationError):
         station_camera_poses("heel")
 
@@ -124,7 +125,7 @@ def test_handeye_error_controls(pair) -> None:
     exact = scan_part(pair, "sole", np.random.default_rng(2), handeye_trans_std_m=0.0, handeye_rot_std_deg=0.0)
     for f, T in zip(exact.frames, exact.T_base_cam_true):
         assert np.allclose(f.T_base_cam, T, atol=1e-15)
-    E = [se3_exp(np.array([0.0, 0.002, 0.0]), np.array([1e-3, 0.0, 0.0]))] * 3
+    E = [se3_exp(np.array([0.0, 0.002, 0.0]), np.array([1e-3, 0.0, 0.0]))] * len(ScannerConfig().views)
     fixed = scan_part(pair, "sole", np.random.default_rng(2), handeye_errors=E)
     for f, T in zip(fixed.frames, fixed.T_base_cam_true):
         assert np.allclose(f.T_base_cam, T @ E[0], atol=1e-12)

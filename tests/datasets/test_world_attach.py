@@ -7,7 +7,7 @@ import pytest
 import trimesh
 
 from gluecell.datasets.world import STYLES, WorldConfig
-from gluecell.datasets.world.attach import compression_modulus, floor_compression, simulate_attach
+from gluecell.datasets.world.attach import compression_modulus, floor_compression, seat_height, simulate_attach
 from gluecell.datasets.world.last import build_last, quad_face
 from gluecell.datasets.world.pair import make_pair_detailed
 from gluecell.datasets.world.parts import sole_grid, upper_grid
@@ -56,18 +56,31 @@ def test_bite_line_sits_above_the_feather_edge(pairs):
         assert np.all(det.attach.bite_arc > MIN_BITE_RISE_M)
 
 
-def test_bite_height_follows_the_sidewall_within_the_modelled_stretch(pairs):
+def test_bite_height_is_the_seat_plus_the_soles_own_wall_rise(pairs):
+    """The rim sits at the seat height plus the sole's own (CAD) inner-wall rise, Poisson-stretched, plus the
+    root lift; the bite point is where the upper's column reaches that height."""
     cfg = WorldConfig()
     for pair, det in pairs:
         p = pair.params
-        a = det.attach
+        a, s = det.attach, det.sole
         e_c = compression_modulus(p.youngs_modulus_pa, p.poisson_ratio, cfg.floor_shape_factor)
         lift = cfg.wall_root_lift * floor_compression(p.press_pressure_pa, e_c, cfg.floor_strain_limit)
-        lift = lift * det.sole.floor_thickness[-1]
-        assert np.all(lift <= cfg.wall_root_lift * cfg.floor_strain_limit * det.sole.floor_thickness[-1] + 1e-12)
-        stretch = p.poisson_ratio * HOOP_STRAIN_BOUND * a.free_height
-        dev = a.bite_arc - a.free_height - lift
+        lift = lift * s.floor_thickness[-1]
+        assert np.all(lift <= cfg.wall_root_lift * cfg.floor_strain_limit * s.floor_thickness[-1] + 1e-12)
+        rise = s.points[s.j_rim_in, :, 2] - s.points[s.j_feather, :, 2]
+        seat = seat_height(det.last, det.upper, s, p, cfg)
+        dev = a.bite_points[:, 2] - seat - rise - lift
+        stretch = p.poisson_ratio * HOOP_STRAIN_BOUND * np.abs(rise)
         assert np.all(np.abs(dev) <= stretch + ARC_TOL_M), (p.material, np.abs(dev).max())
+
+
+def _stretch(det, a, p):
+    """(N,) Poisson change of the rim height: bite height - seat - the sole's free wall rise - root lift."""
+    cfg = WorldConfig()
+    sole = sole_grid(det.last, p, cfg)
+    rise = sole.points[sole.j_rim_in, :, 2] - sole.points[sole.j_feather, :, 2]
+    seat = seat_height(det.last, det.upper, sole, p, cfg)
+    return a.bite_points[:, 2] - seat - rise - a.floor_compression * cfg.wall_root_lift
 
 
 def _attach_with(det, params, **changes):
@@ -81,7 +94,7 @@ def test_stiffer_sole_stays_closer_to_its_free_height(pairs):
     devs = []
     for E in (2e6, 6e6, 20e6):
         a = _attach_with(det, pair.params, youngs_modulus_pa=E, poisson_ratio=0.2)
-        devs.append(np.mean(np.abs(a.bite_arc - a.free_height)))
+        devs.append(np.mean(np.abs(_stretch(det, a, dataclasses.replace(pair.params, youngs_modulus_pa=E)))))
     assert devs[0] > devs[1] > devs[2]
 
 
@@ -89,12 +102,15 @@ def test_more_undersize_thins_an_incompressible_sidewall_more(pairs):
     pair, det = pairs[2]
     lows = []
     for undersize in (0.0, 0.01, 0.02):
-        a = _attach_with(det, pair.params, sole_undersize=undersize, sole_scale_error=0.0, poisson_ratio=0.49)
-        lows.append(np.mean(a.bite_arc - a.free_height - a.floor_compression * WorldConfig().wall_root_lift))
+        p = dataclasses.replace(pair.params, sole_undersize=undersize, sole_scale_error=0.0, poisson_ratio=0.49,
+                                sole_last_copy_m=0.0)  # fmt: skip
+        a = _attach_with(det, p)
+        lows.append(np.mean(_stretch(det, a, p)))
         assert np.all(np.abs(a.hoop_strain) < HOOP_STRAIN_BOUND)
     assert lows[0] > lows[1] > lows[2]  # more stretch, more Poisson thinning of the wall height
-    a_foam = _attach_with(det, pair.params, sole_undersize=0.02, sole_scale_error=0.0, poisson_ratio=0.05)
-    low_foam = np.mean(a_foam.bite_arc - a_foam.free_height - a_foam.floor_compression * WorldConfig().wall_root_lift)
+    p = dataclasses.replace(pair.params, sole_undersize=0.02, sole_scale_error=0.0, poisson_ratio=0.05,
+                            sole_last_copy_m=0.0)  # fmt: skip
+    low_foam = np.mean(_stretch(det, _attach_with(det, p), p))
     assert abs(low_foam) < abs(lows[2])  # a foam barely thins
 
 
