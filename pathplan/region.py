@@ -17,6 +17,7 @@ import numpy as np
 
 from gluecell.core.validate import as_points
 
+from .cloud import drop_outliers, has_neighbour, outer_wall_outwards
 from .errors import OrientationError, RegionError
 from .geom import (
     estimate_normals,
@@ -127,40 +128,6 @@ def _check_cloud(points: np.ndarray, part: str, p: RegionParams) -> np.ndarray:
             f"bad {part} scan: extent {np.round(ext * 1e3, 1).tolist()} mm is not a shoe part (longest 120-500 mm)"
         )
     return pts
-
-
-def drop_outliers(pts: np.ndarray, normals: np.ndarray | None, off_mm: float = 1.0, k: int = 12,
-                  factor: float = 4.0) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
-    """The cloud without flying points (a scanner's outliers a few mm off the surface) and ``normals`` with it
-    (when they fit). A point beyond the line or the rim facing the gun in the film model would make the tuner
-    move every pass away from it until the part is refused.
-
-    A candidate is a point whose nearest neighbour is farther than ``off_mm`` and than the cloud's median
-    nearest-neighbour distance plus ``off_mm`` / 2 (a point that far off the surface is at least that far from
-    every surface point; a thin wall's top edge is not); it is dropped when it lies more than ``off_mm`` (and
-    ``factor`` x the neighbours' own RMS thickness, so a sharp feather edge or a wall's corner stays) off the
-    plane of its ``k`` neighbours. The sole's rim is found before (:func:`sole_region`).
-    """
-    from scipy.spatial import cKDTree
-
-    if len(pts) <= 2 * k:
-        return pts, normals
-    tree = cKDTree(pts)
-    d1 = tree.query(pts, k=2)[0][:, 1]
-    cand = np.flatnonzero(d1 > max(float(np.median(d1)) + 0.5 * off_mm * 1e-3, off_mm * 1e-3))
-    if cand.size == 0:
-        return pts, normals
-    nb = pts[tree.query(pts[cand], k=k + 1)[1][:, 1:]]
-    c = nb.mean(axis=1)
-    w, vec = np.linalg.eigh(np.einsum("nki,nkj->nij", nb - c[:, None], nb - c[:, None]) / k)
-    res = np.abs(np.einsum("ni,ni->n", pts[cand] - c, vec[:, :, 0]))
-    bad = res > np.maximum(off_mm * 1e-3, factor * np.sqrt(np.maximum(w[:, 0], 0.0)))
-    if not bad.any():
-        return pts, normals
-    keep = np.ones(len(pts), bool)
-    keep[cand[bad]] = False
-    fits = normals is not None and np.shape(normals) == pts.shape
-    return pts[keep], (np.asarray(normals)[keep] if fits else normals)
 
 
 def _occupied(xy_top: np.ndarray, xy_all: np.ndarray, cell: float = 5e-3) -> float:
@@ -479,7 +446,7 @@ def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.nda
     rim = np.full((p.rim_sectors, 3), np.nan)
     order = np.argsort(sec, kind="stable")
     bounds = np.searchsorted(sec[order], np.arange(p.rim_sectors + 1))
-    solid = _has_neighbour(pts, RIM_NEIGHBOUR_M)
+    solid = has_neighbour(pts, RIM_NEIGHBOUR_M)
     for k in range(p.rim_sectors):
         idx = order[bounds[k] : bounds[k + 1]]
         if len(idx) == 0:
@@ -508,14 +475,6 @@ def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.nda
     return np.column_stack([c[0] + rad_s * np.cos(ang_r), c[1] + rad_s * np.sin(ang_r), z_s])
 
 
-def _has_neighbour(pts: np.ndarray, radius: float) -> np.ndarray:
-    """(n,) bool: another point lies within ``radius``."""
-    from scipy.spatial import cKDTree
-
-    d = cKDTree(pts).query(pts, k=2, distance_upper_bound=radius)[0][:, 1]
-    return np.isfinite(d)
-
-
 def _sole_normals(v: np.ndarray, line: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """Estimated normals of a footbed-up sole: facing a viewpoint above its centre (the scanner's side),
     except the outer wall (outside the rim in plan view), which faces outwards."""
@@ -525,29 +484,7 @@ def _sole_normals(v: np.ndarray, line: np.ndarray, inside: np.ndarray) -> np.nda
     c2 = v[:, :2].mean(axis=0)
     flip = out & (np.einsum("ij,ij->i", n[:, :2], v[:, :2] - c2) < 0)
     n[flip] *= -1
-    return _outer_wall_outwards(v, _face_away_from_material(v, n), inside, line)
-
-
-def _outer_wall_outwards(v: np.ndarray, n: np.ndarray, inside: np.ndarray, line: np.ndarray, below_mm: float = 1.0,
-                         footbed_nz: float = 0.9, off_rim_mm: float = 6.0) -> np.ndarray:  # fmt: skip
-    """Wall points (mostly horizontal normal) lower than the footbed beside them face outwards (away from the
-    sole's plan centre): there only the outer wall exists (a cup sole's wall tapers inwards towards the tread,
-    so in plan it lies inside the rim, and its material side is solid, so the thin-wall probe finds nothing).
-    Estimated normals pointed it at the viewpoint above the sole, i.e. inwards: glue would land on it."""
-    from scipy.spatial import cKDTree
-
-    # the footbed: upward, inside the rim and away from it (the wall's own top is upward too)
-    bed = (n[:, 2] > footbed_nz) & inside & (cKDTree(line[:, :2]).query(v[:, :2])[0] > off_rim_mm * 1e-3)
-    wall = np.abs(n[:, 2]) < 0.5
-    if bed.sum() < 10 or not wall.any():
-        return n
-    z_bed = v[bed, 2][cKDTree(v[bed, :2]).query(v[wall, :2])[1]]
-    low = np.flatnonzero(wall)[v[wall, 2] < z_bed - below_mm * 1e-3]
-    c2 = v[:, :2].mean(axis=0)
-    inward = np.einsum("ij,ij->i", n[low, :2], v[low, :2] - c2) < 0
-    out = n.copy()
-    out[low[inward]] *= -1
-    return out
+    return outer_wall_outwards(v, _face_away_from_material(v, n), inside, line)
 
 
 def _face_away_from_material(v: np.ndarray, n: np.ndarray, probes_mm: tuple[float, ...] = (2, 3, 4, 5, 6, 7),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gluecell.pathplan.region import detect_rim, drop_outliers
+from gluecell.pathplan.cloud import drop_outliers
+from gluecell.pathplan.region import detect_rim
 from gluecell.pathplan.synthetic import make_synthetic_pair
 
 
