@@ -42,12 +42,13 @@ def drop_outliers(pts: np.ndarray, normals: np.ndarray | None, off_mm: float = 1
     return pts[keep], (np.asarray(normals)[keep] if fits else normals)
 
 
-def has_neighbour(pts: np.ndarray, radius: float) -> np.ndarray:
-    """(n,) bool: another point lies within ``radius``."""
+def has_neighbour(pts: np.ndarray, radius: float, spacing_factor: float = 2.0) -> np.ndarray:
+    """(n,) bool: another point lies within ``radius`` or within ``spacing_factor`` x the cloud's median
+    nearest-neighbour distance, whichever is larger (a sparse scan's real edge points keep their neighbours)."""
     from scipy.spatial import cKDTree
 
-    d = cKDTree(pts).query(pts, k=2, distance_upper_bound=radius)[0][:, 1]
-    return np.isfinite(d)
+    d = cKDTree(pts).query(pts, k=2)[0][:, 1]
+    return d <= max(radius, spacing_factor * float(np.median(d)))
 
 
 def outer_wall_outwards(v: np.ndarray, n: np.ndarray, inside: np.ndarray, line: np.ndarray, below_mm: float = 1.0,
