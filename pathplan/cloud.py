@@ -25,8 +25,9 @@ def drop_outliers(pts: np.ndarray, normals: np.ndarray | None, off_mm: float = 1
     if len(pts) <= 2 * k:
         return pts, normals
     tree = cKDTree(pts)
-    d1 = tree.query(pts, k=2)[0][:, 1]
-    cand = np.flatnonzero(d1 > max(float(np.median(d1)) + 0.5 * off_mm * 1e-3, off_mm * 1e-3))
+    thr = max(_median_spacing(pts, tree) + 0.5 * off_mm * 1e-3, off_mm * 1e-3)
+    # a bounded query only asks whether a neighbour lies within thr (half the time of the nearest distance)
+    cand = np.flatnonzero(np.isinf(tree.query(pts, k=2, distance_upper_bound=thr)[0][:, 1]))
     if cand.size == 0:
         return pts, normals
     nb = pts[tree.query(pts[cand], k=k + 1)[1][:, 1:]]
@@ -42,13 +43,23 @@ def drop_outliers(pts: np.ndarray, normals: np.ndarray | None, off_mm: float = 1
     return pts[keep], (np.asarray(normals)[keep] if fits else normals)
 
 
-def has_neighbour(pts: np.ndarray, radius: float, spacing_factor: float = 2.0) -> np.ndarray:
-    """(n,) bool: another point lies within ``radius`` or within ``spacing_factor`` x the cloud's median
-    nearest-neighbour distance, whichever is larger (a sparse scan's real edge points keep their neighbours)."""
+def _median_spacing(pts: np.ndarray, tree, n: int = 2000) -> float:
+    """Median nearest-neighbour distance of the cloud (from an evenly spread subsample of ``n`` points)."""
+    sub = pts[:: max(len(pts) // n, 1)]
+    return float(np.median(tree.query(sub, k=2)[0][:, 1]))
+
+
+def has_neighbour(pts: np.ndarray, radius: float, idx: np.ndarray | None = None, tree=None,
+                  spacing_factor: float = 2.0) -> np.ndarray:  # fmt: skip
+    """(len(idx),) bool (every point when ``idx`` is None): another point of ``pts`` lies within ``radius`` or
+    within ``spacing_factor`` x the cloud's median nearest-neighbour distance, whichever is larger (a sparse
+    scan's real edge points keep their neighbours). ``tree``: a cKDTree of ``pts``, if there is one."""
     from scipy.spatial import cKDTree
 
-    d = cKDTree(pts).query(pts, k=2)[0][:, 1]
-    return d <= max(radius, spacing_factor * float(np.median(d)))
+    tree = tree if tree is not None else cKDTree(pts)
+    q = pts if idx is None else pts[idx]
+    bound = max(radius, spacing_factor * _median_spacing(pts, tree))
+    return np.isfinite(tree.query(q, k=2, distance_upper_bound=bound)[0][:, 1])
 
 
 def outer_wall_outwards(v: np.ndarray, n: np.ndarray, inside: np.ndarray, line: np.ndarray, below_mm: float = 1.0,

@@ -36,6 +36,8 @@ from .toolpath import BondRegion
 MIXED_NORMALS = 0.15
 #: A rim candidate needs a neighbour this close (m): a flying point above the wall does not lift the rim.
 RIM_NEIGHBOUR_M = 1.5e-3
+#: Highest outer points per sector tried for the rim (the first with a neighbour is taken).
+RIM_TRIES = 4
 
 __all__ = ["RegionParams", "upper_region", "sole_region", "detect_rim", "BandWidth", "Subsample"]
 
@@ -446,14 +448,16 @@ def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.nda
     rim = np.full((p.rim_sectors, 3), np.nan)
     order = np.argsort(sec, kind="stable")
     bounds = np.searchsorted(sec[order], np.arange(p.rim_sectors + 1))
-    solid = has_neighbour(pts, RIM_NEIGHBOUR_M)
+    tops: list[np.ndarray] = []  # per sector, its RIM_TRIES highest outer points, highest first
     for k in range(p.rim_sectors):
         idx = order[bounds[k] : bounds[k + 1]]
-        if len(idx) == 0:
-            continue
-        outer = idx[rad[idx] >= 0.85 * rad[idx].max()]
-        outer = outer[solid[outer]] if solid[outer].any() else outer
-        rim[k] = pts[outer[np.argmax(pts[outer, 2])]]
+        outer = idx[rad[idx] >= 0.85 * rad[idx].max()] if len(idx) else idx
+        tops.append(outer[np.argsort(-pts[outer, 2], kind="stable")[:RIM_TRIES]])
+    flat = np.concatenate(tops)
+    solid = dict(zip(flat.tolist(), has_neighbour(pts, RIM_NEIGHBOUR_M, flat).tolist()))
+    for k, top in enumerate(tops):  # the highest with a neighbour: a flying point above the wall is passed over
+        if len(top):
+            rim[k] = pts[next((i for i in top if solid[int(i)]), top[0])]
     missing = np.flatnonzero(np.isnan(rim[:, 0]))
     if len(missing):
         raise RegionError(f"bad sole scan: no points in {len(missing)} of {p.rim_sectors} rim sectors (a hole)")
