@@ -58,13 +58,15 @@ def line_probes(region: BondRegion, points: np.ndarray, normals: np.ndarray | No
     from scipy.spatial import cKDTree
 
     pts = np.asarray(points, dtype=np.float64)
-    margin = float(region.meta.get("bite_margin_mm", 0.0)) * 1e-3  # the region starts this far inside the line
+    per_vertex = region.meta.get("margin_m")  # the region starts this far inside the line (per boundary vertex)
+    if per_vertex is None or len(per_vertex) != len(region.boundary):
+        per_vertex = np.full(len(region.boundary), float(region.meta.get("bite_margin_mm", 0.0)) * 1e-3)
     fine = resample_polyline(region.boundary, 0.25e-3)
-    d, _ = cKDTree(fine).query(pts, distance_upper_bound=band[1] + margin)
+    d, _ = cKDTree(fine).query(pts, distance_upper_bound=band[1] + float(np.max(per_vertex)))
     cand = np.flatnonzero(np.isfinite(d))
     j = cKDTree(region.boundary).query(pts[cand])[1]
     side = np.where(np.einsum("ij,ij->i", pts[cand] - region.boundary[j], region.inward[j]) < 0, -1.0, 1.0)
-    signed = side * d[cand] - margin
+    signed = side * d[cand] - per_vertex[j]
     keep = (signed <= -band[0]) & (signed >= -band[1])
     cand, signed = cand[keep], signed[keep]
     if cand.size == 0:

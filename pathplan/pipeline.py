@@ -245,7 +245,7 @@ def _run(region: BondRegion, planners: tuple[dict, ...], mods: Composite, log: l
 
 def plan_part(
     part: str, points: np.ndarray, cfg: PathplanConfig, *, bite_line: np.ndarray | None = None,
-    normals: np.ndarray | None = None, robot: bool = True,
+    normals: np.ndarray | None = None, robot: bool = True, margin_m: np.ndarray | None = None,
 ) -> PartPlan:  # fmt: skip
     """Plan, predict and tune the spray path of one part.
 
@@ -254,13 +254,15 @@ def plan_part(
         points: (n, 3) float64 cloud, metres, base_link; normals: (n, 3) outward or None.
         robot: solve IK and time the path inside the loop, so the film is predicted at the speeds the
             robot can really hold (and the result carries its :class:`RobotProgram`).
+        margin_m: upper only, (m,) metres per bite-line vertex: keep the glue that far inside the line there
+            (per-point margins from the line's sigma, :func:`~gluecell.pathplan.safety.point_margins`).
     Raises:
         RegionError / OrientationError: bad scan, bite line with gaps, wrong way up.
         CoverageError: no tuning keeps every trace behind the boundary.
     """
     pc = cfg.upper if part == "upper" else cfg.sole
     timing: dict[str, float] = {}
-    full_region = _build_region(part, points, bite_line, normals, cfg, timing)
+    full_region = _build_region(part, points, bite_line, normals, cfg, timing, margin_m)
     dep, tun = cfg.deposition, cfg.tuning
     region, area = eval_points(full_region, tun.fine_within_mm * 1e-3, tun.coarse_voxel_mm * 1e-3,
                                cfg.region.voxel_mm * 1e-3)  # fmt: skip
@@ -315,7 +317,8 @@ def plan_part(
 
 
 def _build_region(part: str, points: np.ndarray, bite_line: np.ndarray | None, normals: np.ndarray | None,
-                  cfg: PathplanConfig, timing: dict[str, float]) -> BondRegion:  # fmt: skip
+                  cfg: PathplanConfig, timing: dict[str, float], margin_m: np.ndarray | None = None
+                  ) -> BondRegion:  # fmt: skip
     """The part's bond region after its region stages; every stage list of the part is validated first."""
     pc = cfg.upper if part == "upper" else cfg.sole
     build_pipeline(list(pc.modifiers), kind="modifier", label=f"{part}.modifiers")  # validate up front
@@ -325,7 +328,7 @@ def _build_region(part: str, points: np.ndarray, bite_line: np.ndarray | None, n
     if part == "upper":
         if bite_line is None:
             raise ValueError("the upper needs a bite line")
-        base = upper_region(points, bite_line, normals, cfg.region)
+        base = upper_region(points, bite_line, normals, cfg.region, margin_m=margin_m)
     else:
         base = sole_region(points, normals, cfg.region)
     region = region_stages(base)
@@ -393,15 +396,17 @@ def robot_timing(path: SprayPath, cfg: PathplanConfig,
 
 def plan_pair(
     upper_points: np.ndarray, sole_points: np.ndarray, bite_line: np.ndarray, cfg: PathplanConfig | None = None,
-    *, upper_normals: np.ndarray | None = None, sole_normals: np.ndarray | None = None, parallel: bool = False,
+    *, upper_normals: np.ndarray | None = None, sole_normals: np.ndarray | None = None,
+    parallel: bool | None = None, upper_margin_m: np.ndarray | None = None,
 ) -> PairPlan:  # fmt: skip
     """Plan, tune, solve and time both parts of a pair (the upper beside ``bite_line``, the sole inside its rim).
 
     Args:
         upper_points / sole_points: (n, 3) float64 clouds, metres, base_link.
         bite_line: (m, 3) float64 closed bite line on the upper, base_link.
-        parallel: plan the two parts in two threads (numpy and the k-d trees release the GIL); it helps only
-            where a core is free (no gain measured on the shared 2-core build machine). Errors are raised.
+        parallel: plan the two parts in two threads (numpy and the k-d trees release the GIL); None (default):
+            when this process may run on 2 or more CPUs. It helps only where a core is free. Errors are raised.
+        upper_margin_m: (m,) metres per bite-line vertex, the per-point margin (see :func:`plan_part`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -412,9 +417,13 @@ def plan_pair(
     def one(job: tuple) -> tuple[PartPlan, float]:
         part, pts, nrm = job
         t1 = time.perf_counter()
-        pp = plan_part(part, pts, cfg, bite_line=bite_line if part == "upper" else None, normals=nrm)
+        up = part == "upper"
+        pp = plan_part(part, pts, cfg, bite_line=bite_line if up else None, normals=nrm,
+                       margin_m=upper_margin_m if up else None)  # fmt: skip
         return pp, (time.perf_counter() - t1) * 1e3
 
+    if parallel is None:
+        parallel = _cpus() >= 2
     if parallel:
         with ThreadPoolExecutor(max_workers=2) as pool:
             done = list(pool.map(one, jobs))
@@ -428,3 +437,13 @@ def plan_pair(
         timing[f"{part}_total"] = ms
     timing["pathplan"] = (time.perf_counter() - t0) * 1e3
     return PairPlan(parts, paths, programs, metrics, timing)
+
+
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

@@ -17,6 +17,7 @@ import numpy as np
 
 from gluecell.core.validate import as_points
 
+from .cloud import drop_outliers, has_neighbour, outer_wall_outwards
 from .errors import OrientationError, RegionError
 from .geom import (
     estimate_normals,
@@ -33,6 +34,10 @@ from .toolpath import BondRegion
 
 #: Fraction of inward-facing normals above which a cloud's normals are taken as mixed and flipped outwards.
 MIXED_NORMALS = 0.15
+#: A rim candidate needs a neighbour this close (m): a flying point above the wall does not lift the rim.
+RIM_NEIGHBOUR_M = 1.5e-3
+#: Highest outer points per sector tried for the rim (the first with a neighbour is taken).
+RIM_TRIES = 4
 
 __all__ = ["RegionParams", "upper_region", "sole_region", "detect_rim", "BandWidth", "Subsample"]
 
@@ -359,21 +364,24 @@ def _outward(pts: np.ndarray, normals: np.ndarray | None, centroid: np.ndarray) 
 
 
 def upper_region(
-    points: np.ndarray, bite_line: np.ndarray, normals: np.ndarray | None = None, params: RegionParams | None = None
-) -> BondRegion:
+    points: np.ndarray, bite_line: np.ndarray, normals: np.ndarray | None = None, params: RegionParams | None = None,
+    *, margin_m: np.ndarray | None = None,
+) -> BondRegion:  # fmt: skip
     """Bond region of a bottom-up lasted upper beside ``bite_line``.
 
     Args:
         points: (n, 3) float64 upper cloud, metres, base_link.
         bite_line: (m, 3) float64 closed bite line on the upper, base_link.
         normals: (n, 3) outward unit normals, or None to estimate them.
+        margin_m: (m,) metres per bite-line vertex: the region starts this far inside the line there (e.g. 2 x
+            that point's sigma), never less than ``params.bite_margin_mm``; None: ``bite_margin_mm`` all round.
     Raises:
         RegionError: bad scan, bite line with gaps or off the surface; OrientationError: wrong way up.
     """
     from scipy.spatial import cKDTree
 
     p = params or RegionParams()
-    pts = _check_cloud(points, "upper", p)
+    pts, normals = drop_outliers(_check_cloud(points, "upper", p), normals)
     try:
         bite = as_points("bite_line", bite_line, min_rows=8)
     except ValueError as exc:
@@ -392,8 +400,35 @@ def upper_region(
     dist_idx = cKDTree(line).query(v)[1]
     side = np.einsum("ij,ij->i", v - line[dist_idx], frame[1][dist_idx]) >= 0
     reg = _build("upper", v, vn, line, frame, side, p)
-    meta = {"zmax": float(pts[:, 2].max()), "bite_margin_mm": p.bite_margin_mm, **holes}
-    return replace(reg, signed=reg.signed - p.bite_margin_mm * 1e-3, meta=meta)
+    per_vertex = boundary_margins(bite, reg.boundary, margin_m, p.bite_margin_mm * 1e-3)
+    at = boundary_index(reg, reg.s)
+    meta = {"zmax": float(pts[:, 2].max()), "bite_margin_mm": float(per_vertex.max()) * 1e3,
+            "margin_m": per_vertex, **holes}  # fmt: skip
+    return replace(reg, signed=reg.signed - per_vertex[at], meta=meta)
+
+
+def boundary_margins(line: np.ndarray, boundary: np.ndarray, margin_m: np.ndarray | None, floor: float) -> np.ndarray:
+    """Per-vertex margins (k,) metres on the resampled ``boundary``: each takes the margin of the nearest vertex
+    of the given ``line`` (m, 3) (``margin_m`` (m,)), never less than ``floor``.
+
+    Raises:
+        RegionError: ``margin_m`` of the wrong length, NaN, negative or over 5 mm.
+    """
+    from scipy.spatial import cKDTree
+
+    if margin_m is None:
+        return np.full(len(boundary), float(floor))
+    mm = np.asarray(margin_m, dtype=np.float64).ravel()
+    if mm.shape != (len(line),) or not np.all(np.isfinite(mm)) or mm.min() < 0 or mm.max() > 5e-3 + 1e-12:
+        raise RegionError(f"per-point margins must be {len(line)} finite values within 0-5 mm, one per bite-line "
+                          "point")  # fmt: skip
+    return np.maximum(mm[cKDTree(line).query(boundary)[1]], float(floor))
+
+
+def boundary_index(region: BondRegion, s: np.ndarray) -> np.ndarray:
+    """Index (n,) of the boundary vertex at arc length ``s`` (the boundary is uniformly spaced)."""
+    k = len(region.boundary)
+    return np.minimum((np.asarray(s) / max(region.perimeter, 1e-12) * k).round().astype(np.int64) % k, k - 1)
 
 
 def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.ndarray:
@@ -413,12 +448,16 @@ def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.nda
     rim = np.full((p.rim_sectors, 3), np.nan)
     order = np.argsort(sec, kind="stable")
     bounds = np.searchsorted(sec[order], np.arange(p.rim_sectors + 1))
+    tops: list[np.ndarray] = []  # per sector, its RIM_TRIES highest outer points, highest first
     for k in range(p.rim_sectors):
         idx = order[bounds[k] : bounds[k + 1]]
-        if len(idx) == 0:
-            continue
-        outer = idx[rad[idx] >= 0.85 * rad[idx].max()]
-        rim[k] = pts[outer[np.argmax(pts[outer, 2])]]
+        outer = idx[rad[idx] >= 0.85 * rad[idx].max()] if len(idx) else idx
+        tops.append(outer[np.argsort(-pts[outer, 2], kind="stable")[:RIM_TRIES]])
+    flat = np.concatenate(tops)
+    solid = dict(zip(flat.tolist(), has_neighbour(pts, RIM_NEIGHBOUR_M, flat).tolist()))
+    for k, top in enumerate(tops):  # the highest with a neighbour: a flying point above the wall is passed over
+        if len(top):
+            rim[k] = pts[next((i for i in top if solid[int(i)]), top[0])]
     missing = np.flatnonzero(np.isnan(rim[:, 0]))
     if len(missing):
         raise RegionError(f"bad sole scan: no points in {len(missing)} of {p.rim_sectors} rim sectors (a hole)")
@@ -449,7 +488,7 @@ def _sole_normals(v: np.ndarray, line: np.ndarray, inside: np.ndarray) -> np.nda
     c2 = v[:, :2].mean(axis=0)
     flip = out & (np.einsum("ij,ij->i", n[:, :2], v[:, :2] - c2) < 0)
     n[flip] *= -1
-    return _face_away_from_material(v, n)
+    return outer_wall_outwards(v, _face_away_from_material(v, n), inside, line)
 
 
 def _face_away_from_material(v: np.ndarray, n: np.ndarray, probes_mm: tuple[float, ...] = (2, 3, 4, 5, 6, 7),
@@ -484,7 +523,8 @@ def sole_region(
     """
     p = params or RegionParams()
     pts = _check_cloud(points, "sole", p)
-    rim_raw = detect_rim(pts, p)
+    rim_raw = detect_rim(pts, p)  # on every point: a thin wall's top edge can look like a flying point
+    pts, normals = drop_outliers(pts, normals)
     v, vn = voxel_downsample(pts, p.voxel_mm * 1e-3, None if normals is None else np.asarray(normals))
     line = resample_polyline(rim_raw, p.spacing_mm * 1e-3)
     side = points_in_polygon(v[:, :2], line[:, :2])

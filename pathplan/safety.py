@@ -35,6 +35,7 @@ __all__ = [
     "margin_mm",
     "with_margin",
     "margin_reasons",
+    "point_margins",
     "plan_verdict",
     "CheckedPlan",
     "plan_checked",
@@ -78,6 +79,31 @@ def margin_reasons(cfg: Any, sigma_p95_m: float, margin_sigmas: float = MARGIN_S
         return []
     return [f"margin capped: {margin_sigmas:g} x sigma p95 asks {want:.2f} mm inside the line, the planner keeps "
             f"at most {MAX_MARGIN_MM:.1f} mm"]  # fmt: skip
+
+
+def point_margins(cfg: Any, sigma_m: np.ndarray, margin_sigmas: float = MARGIN_SIGMAS
+                  ) -> tuple[np.ndarray, list[str]]:  # fmt: skip
+    """Per-point margins (m,) metres from each bite-line point's own sigma: ``margin_sigmas`` x sigma, never
+    less than the config's ``bite_margin_mm``, at most :data:`MAX_MARGIN_MM`; and the reasons for a human
+    (``margin capped`` where a point asks more than the planner keeps).
+
+    A single margin from the line's p95 sigma keeps a dry strip that wide all round where most points are
+    known far better; per point, the glue reaches as close to the line as each point's uncertainty allows.
+
+    Raises:
+        ConfigError: ``margin_sigmas`` outside 0-5, or ``sigma_m`` not finite / negative / empty.
+    """
+    sig = np.asarray(sigma_m, dtype=np.float64).ravel()
+    if sig.size == 0 or not np.all(np.isfinite(sig)) or sig.min() < 0:
+        raise ConfigError("the line's per-point sigma must be finite lengths >= 0", key="sigma")
+    margin_mm(cfg, float(sig.max()), margin_sigmas)  # validates margin_sigmas
+    want = np.maximum(margin_sigmas * sig, cfg.region.bite_margin_mm * 1e-3)
+    out = np.minimum(want, MAX_MARGIN_MM * 1e-3)
+    capped = int(np.count_nonzero(want > MAX_MARGIN_MM * 1e-3 + 1e-12))
+    why = [] if not capped else [
+        f"margin capped: at {capped} of {sig.size} bite-line points {margin_sigmas:g} x sigma asks up to "
+        f"{want.max() * 1e3:.2f} mm inside the line, the planner keeps at most {MAX_MARGIN_MM:.1f} mm"]  # fmt: skip
+    return out, why
 
 
 def plan_verdict(metrics: dict[str, dict[str, float]], cfg: Any, reasons: list[str] | tuple[str, ...] = ()
@@ -124,7 +150,7 @@ class CheckedPlan:
 def plan_checked(upper: tuple[np.ndarray, np.ndarray | None], sole: tuple[np.ndarray, np.ndarray | None],
                  bite_line: np.ndarray, cfg: Any = None, *, sigma_p95_m: float | None = None,
                  margin_sigmas: float = MARGIN_SIGMAS, line_reasons: tuple[str, ...] | list[str] = (),
-                 correction: Any = None) -> CheckedPlan:  # fmt: skip
+                 correction: Any = None, sigma_m: np.ndarray | None = None) -> CheckedPlan:  # fmt: skip
     """The per-pair planning policy: margin from the line's sigma, plan, re-checked correction, verdict.
 
     Args:
@@ -134,6 +160,8 @@ def plan_checked(upper: tuple[np.ndarray, np.ndarray | None], sole: tuple[np.nda
         sigma_p95_m: p95 sigma of a predicted line (None: a marked or measured line, the config's margin).
         line_reasons: why the line's sigma cannot be trusted (:attr:`gluecell.deformation.line.PredictedLine.reasons`).
         correction: a loaded :class:`~gluecell.pathplan.correction.CorrectionModel` for the upper, or None.
+        sigma_m: (m,) per-point sigma of a predicted line, metres, one per ``bite_line`` point: each point gets
+            its own margin (:func:`point_margins`) instead of the one p95 margin of ``sigma_p95_m``.
 
     Raises:
         GlueCellError: the pair cannot be planned at all (unreachable, bad region, no safe tuning, NaN).
@@ -142,17 +170,28 @@ def plan_checked(upper: tuple[np.ndarray, np.ndarray | None], sole: tuple[np.nda
 
     cfg = cfg or PathplanConfig()
     reasons = list(line_reasons)
-    if sigma_p95_m is not None:
+    per_point = None
+    if sigma_m is not None:
+        if len(np.ravel(sigma_m)) != len(bite_line):
+            raise ConfigError(f"sigma_m has {len(np.ravel(sigma_m))} values for {len(bite_line)} bite-line points",
+                              key="sigma")  # fmt: skip
+        per_point, why = point_margins(cfg, sigma_m, margin_sigmas)
+        reasons += why
+    elif sigma_p95_m is not None:
         reasons += margin_reasons(cfg, sigma_p95_m, margin_sigmas)
         cfg = with_margin(cfg, sigma_p95_m, margin_sigmas)
-    pair = plan_pair(upper[0], sole[0], bite_line, cfg, upper_normals=upper[1], sole_normals=sole[1])
+    pair = plan_pair(upper[0], sole[0], bite_line, cfg, upper_normals=upper[1], sole_normals=sole[1],
+                     upper_margin_m=per_point)  # fmt: skip
     res = None
     if correction is not None:
         pair, res, why = _corrected(pair, correction, cfg)
         reasons += why
     verdict, reasons = plan_verdict(pair.metrics, cfg, reasons)
-    margin = cfg.region.bite_margin_mm
-    return CheckedPlan(pair, cfg, verdict, tuple(reasons), res, {"margin_mm": margin})
+    extra: dict[str, Any] = {"margin_mm": cfg.region.bite_margin_mm}
+    if per_point is not None:
+        extra.update(margin_mm=float(np.percentile(per_point, 95)) * 1e3, margin_mm_min=float(per_point.min()) * 1e3,
+                     margin_mm_max=float(per_point.max()) * 1e3, margin_per_point=True)  # fmt: skip
+    return CheckedPlan(pair, cfg, verdict, tuple(reasons), res, extra)
 
 
 def _corrected(pair: Any, model: Any, cfg: Any) -> tuple[Any, Any, list[str]]:

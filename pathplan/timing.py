@@ -18,7 +18,7 @@ from gluecell.core.types import RobotProgram
 from .errors import KinematicsError
 from .kinematics import JOINT_NAMES, RobotConfig
 
-__all__ = ["Timing", "retime", "robot_program"]
+__all__ = ["Timing", "retime", "robot_program", "motion_metrics"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,26 @@ def robot_program(timing: Timing, q: np.ndarray, spray: np.ndarray) -> RobotProg
     if prev:
         events.append((float(t[-1]), False))
     return RobotProgram(joint_names=JOINT_NAMES, t=t, q=q, qd=qd, gun_events=tuple(events))
+
+
+def motion_metrics(program: RobotProgram, spray: np.ndarray, cfg: RobotConfig,
+                   at_limit: float = 0.98) -> dict[str, float]:  # fmt: skip
+    """How hard a program drives the arm while spraying: the largest joint step between neighbouring spraying
+    waypoints (deg, any joint), the share of spraying time some joint runs at ``at_limit`` of its speed limit,
+    the peak joint speed as a fraction of its limit (all segments), and the spraying time (s).
+
+    Args:
+        program: the timed joint program; spray: (n,) bool per waypoint (gun on).
+    """
+    q, t = np.asarray(program.q), np.asarray(program.t)
+    dt = np.maximum(np.diff(t), 1e-9)
+    on = np.asarray(spray[:-1], bool) & np.asarray(spray[1:], bool)
+    dq = np.abs(np.diff(q, axis=0))
+    frac = (dq / dt[:, None] / np.deg2rad(np.asarray(cfg.max_speed_deg_s, dtype=float))).max(axis=1)
+    spray_s = float(dt[on].sum())
+    return {
+        "joint_step_max_deg": float(np.rad2deg(dq[on].max())) if on.any() else 0.0,
+        "at_limit_share": float(dt[on & (frac >= at_limit)].sum() / spray_s) if spray_s > 0 else 0.0,
+        "joint_speed_peak_fraction": float(frac.max()) if len(frac) else 0.0,
+        "spray_time_s": spray_s,
+    }

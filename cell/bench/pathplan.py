@@ -12,6 +12,9 @@ adds them.
 
 Metrics (units in the names): ``pathplan_latency_p50_ms``/``_p95_ms`` (both parts: region, tuning,
 deposition, IK and timing), ``pathplan_robot_time_per_pair_s`` (upper + sole program durations),
+``pathplan_joint_step_max_deg`` (largest joint step between neighbouring spraying waypoints, worst pair),
+``pathplan_spray_at_joint_limit_share`` (share of spraying time some joint runs at its speed limit, mean),
+``pathplan_joint_speed_peak_fraction`` (peak joint speed / limit: <= 1 within the UR10e's limits),
 ``pathplan_feasible_rate`` (pairs with a reachable, limit-respecting program for both parts),
 ``pathplan_plan_rate`` (pairs planned at all), ``pathplan_upper_coverage_mean``/``_min`` (all of the true bond
 faces) and ``pathplan_upper_coverage_1mm_mean`` (leaving out the 1 mm strip DESIGN.md tolerates at the line),
@@ -126,14 +129,45 @@ def judge_sole(path: Any, truth: dict[str, Any], seed: int, n: int = 100_000) ->
     return spray_metrics(film, np.where(bond, 1.0, -1.0), bond, area)
 
 
+def dry_strip_mm(truth: dict[str, Any], film: np.ndarray, covered_m: float, bin_m: float = 2e-3,
+                 reach_m: float = 10e-3) -> np.ndarray:  # fmt: skip
+    """Width (mm) of the dry strip below the true bite line, per ``bin_m`` stretch of the line: the distance from
+    the line to the nearest covered bond face (film ``(F,)`` per face of the true upper mesh >= ``covered_m``);
+    ``reach_m`` where no bond face within it is covered."""
+    from scipy.spatial import cKDTree
+
+    from gluecell.core.geometry import polyline_distance
+    from gluecell.pathplan.geom import resample_polyline
+
+    mesh, bond = truth["upper_mesh"], np.asarray(truth["upper_bond_faces"], bool)
+    c = np.asarray(mesh.triangles_center)
+    line = resample_polyline(truth["bite_line"], 0.25e-3)
+    near = bond & (cKDTree(line).query(c, distance_upper_bound=reach_m)[0] < reach_m)
+    d = polyline_distance(c[near], truth["bite_line"])
+    seg = np.linalg.norm(np.diff(np.r_[line, line[:1]], axis=0), axis=1)
+    s_line = np.r_[0.0, np.cumsum(seg)[:-1]]
+    nb = max(int(seg.sum() / bin_m), 8)
+    key = np.minimum((s_line[cKDTree(line).query(c[near])[1]] / seg.sum() * nb).astype(int), nb - 1)
+    width = np.full(nb, reach_m)
+    wet = np.asarray(film)[near] >= covered_m
+    np.minimum.at(width, key[wet], d[wet])
+    return width * 1e3
+
+
 def judge_true(path: Any, truth: dict[str, Any], seed: int, runs: int = TRUE_RUNS) -> dict[str, float]:
     """The upper ``path`` sprayed ``runs`` times by the world's true spray simulator and scored on the true mesh:
-    mean coverage of the bond faces and gap area (mm^2), worst glue above the bite line (max and p99, mm)."""
+    mean coverage of the bond faces and gap area (mm^2), worst glue above the bite line (max and p99, mm), and
+    the dry strip below the line (:func:`dry_strip_mm`: p95 and max over 2 mm stretches, worst run)."""
     from gluecell.cell.sim.world import score_upper, simulate_spray
 
-    rows = [score_upper(truth, simulate_spray(truth["upper_mesh"], path, seed * 100 + r, part="upper"))
-            for r in range(runs)]  # fmt: skip
+    rows, strips = [], []
+    for r in range(runs):
+        out = simulate_spray(truth["upper_mesh"], path, seed * 100 + r, part="upper")
+        rows.append(score_upper(truth, out))
+        strips.append(dry_strip_mm(truth, out.film_m, out.covered_m))
     return {
+        "true_dry_strip_p95_mm": float(max(np.percentile(w, 95) for w in strips)),
+        "true_dry_strip_max_mm": float(max(w.max() for w in strips)),
         "true_coverage": float(np.mean([r["coverage"] for r in rows])),
         "true_band2mm_coverage": float(np.mean([r["band_coverage_2mm"] for r in rows])),
         "true_above_max_mm": float(max(r["glue_above_max_mm"] for r in rows)),
@@ -193,7 +227,8 @@ def _side_rows(ds: Any, sid: str, seed: int, scan: tuple[np.ndarray, np.ndarray]
 def _one(ds: Any, sid: str, seed: int, side: dict | None = None) -> dict[str, float]:
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.errors import CoverageError, KinematicsError
-    from gluecell.pathplan.pipeline import plan_pair
+    from gluecell.pathplan.pipeline import PathplanConfig, plan_pair
+    from gluecell.pathplan.timing import motion_metrics
 
     truth = ds.truth(sid)
     u, un = sample_scan(truth["upper_mesh"], 60_000, seed, drop_below=-1.1)
@@ -209,6 +244,7 @@ def _one(ds: Any, sid: str, seed: int, side: dict | None = None) -> dict[str, fl
         kind = "refused_coverage" if isinstance(exc, CoverageError) else "refused_region"
         return {"planned": 0.0, "feasible": 1.0, kind: 1.0}
     ms = (time.perf_counter() - t0) * 1e3
+    mot = [motion_metrics(plan.programs[p], plan.paths[p].spray, PathplanConfig().robot) for p in ("upper", "sole")]
     up = judge_upper(plan.paths["upper"], truth, seed + 2)
     so = judge_sole(plan.paths["sole"], truth, seed + 3)
     extra = {f"truebite_{k}": v for k, v in judge_true(plan.paths["upper"], truth, seed + 5).items()}
@@ -217,6 +253,10 @@ def _one(ds: Any, sid: str, seed: int, side: dict | None = None) -> dict[str, fl
     return {**extra,
         "planned": 1.0, "feasible": 1.0, "latency_ms": ms,
         "robot_s": sum(p.duration for p in plan.programs.values()),
+        "joint_step_max_deg": max(m["joint_step_max_deg"] for m in mot),
+        "at_limit_share": sum(m["at_limit_share"] * m["spray_time_s"] for m in mot)
+        / max(sum(m["spray_time_s"] for m in mot), 1e-9),
+        "speed_peak": max(m["joint_speed_peak_fraction"] for m in mot),
         "upper_coverage": up["coverage"], "upper_coverage_1mm": up["coverage_1mm"],
         "above_mm": up["above_visible_mm"], "above_p99_mm": up["above_visible_p99_mm"],
         "gap_mm2": up["gap_area_mm2"], "sole_coverage": so["coverage"],
@@ -246,6 +286,9 @@ def bench(ctx: Any) -> dict[str, float]:
             "pathplan_latency_p50_ms": float(np.percentile(col("latency_ms"), 50)),
             "pathplan_latency_p95_ms": float(np.percentile(col("latency_ms"), 95)),
             "pathplan_robot_time_per_pair_s": float(col("robot_s").mean()),
+            "pathplan_joint_step_max_deg": float(col("joint_step_max_deg").max()),
+            "pathplan_spray_at_joint_limit_share": float(col("at_limit_share").mean()),
+            "pathplan_joint_speed_peak_fraction": float(col("speed_peak").max()),
             "pathplan_upper_coverage_mean": float(col("upper_coverage").mean()),
             "pathplan_upper_coverage_min": float(col("upper_coverage").min()),
             "pathplan_upper_coverage_1mm_mean": float(col("upper_coverage_1mm").mean()),
@@ -281,4 +324,6 @@ def _true_table(rows: list[dict[str, float]]) -> dict[str, float]:
             f"pathplan_{row}_true_above_max_mm": float(col("true_above_max_mm").max()),
             f"pathplan_{row}_true_gap_area_mm2_mean": float(col("true_gap_mm2").mean()),
         })  # fmt: skip
+        if all(f"{row}_true_dry_strip_p95_mm" in g for g in got):
+            out[f"pathplan_{row}_true_dry_strip_p95_mm"] = float(np.max(col("true_dry_strip_p95_mm")))
     return out

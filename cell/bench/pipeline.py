@@ -10,9 +10,10 @@ scores the upper's glue on the true mesh. Rows, side by side on the same pairs:
   deformation model work today.
 - ``predicted``: the full pipeline, the deformation step's predicted line in its best configuration (the
   deformation bench's ``deform_cal``: the style's nominal upper and sole as references, offsets and the sigma
-  model learnt on the dataset's *train* split, material unknown), the glue kept ``MARGIN_SIGMAS`` x its sigma
-  (p95) inside it as ``gluecell plan`` does. Planned even when the prediction reports low confidence (the
-  cell would hand those to the human: counted in ``e2e_predicted_low_confidence``), to show what it would do.
+  model learnt on the dataset's *train* split, material unknown), the glue kept ``MARGIN_SIGMAS`` x each
+  point's own sigma inside it as ``gluecell plan`` does (per-point margins, issue 15). Planned even when the
+  prediction reports low confidence (the cell would hand those to the human: counted in
+  ``e2e_predicted_low_confidence``), to show what it would do.
 - ``corrected``: ``predicted`` with the shipped learned path correction (``pathplan/models/correction.pt``,
   switched on only because it beat the planner on held-out pairs) applied to the upper's path.
 - ``rigid``: no deformation model: the free sole's rim placed rigidly by the attach pose.
@@ -23,6 +24,7 @@ scores the upper's glue on the true mesh. Rows, side by side on the same pairs:
 Metrics per row (``e2e_<row>_*``): ``planned`` (pairs with a plan), ``bite_p95_mm``/``bite_max_mm`` (line
 vs the true line, median over pairs), ``true_coverage_mean`` (true bond faces), ``true_band2mm_coverage_mean``,
 ``true_above_p99_mm``/``true_above_max_mm`` (glue above the true bite line, worst pair), ``true_gap_area_mm2``,
+``true_dry_strip_p95_mm`` (worst pair) / ``_median`` (the dry strip below the true line: p95 over 2 mm stretches),
 ``needs_human`` (pairs whose plan verdict, :mod:`gluecell.pathplan.safety`, is ``needs_human``: coverage short,
 line uncertain, margin capped, correction refused).
 For ``predicted`` also ``e2e_latency_p50_ms``/``_p95_ms``: two perceived clouds to both ``RobotProgram`` s
@@ -58,7 +60,7 @@ def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int,
     from gluecell.deformation.line import line_reasons
     from gluecell.deformation.predict import predict_attach
     from gluecell.pathplan.pipeline import PathplanConfig
-    from gluecell.pathplan.safety import MARGIN_SIGMAS, margin_reasons, with_margin
+    from gluecell.pathplan.safety import MARGIN_SIGMAS, point_margins
 
     upper_pts = scans["upper"].points
 
@@ -67,12 +69,13 @@ def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int,
         pred = predict_attach(scans["upper"], scans["sole"], check_confidence=False, **predict_kw)
         deform_ms = (time.perf_counter() - t0) * 1e3
         sig = float(np.percentile(pred.bite_line_sigma, 95))
-        cfg = with_margin(PathplanConfig(), sig, MARGIN_SIGMAS)
+        cfg = PathplanConfig()
+        margins, capped = point_margins(cfg, pred.bite_line_sigma, MARGIN_SIGMAS)  # per point, as gluecell plan
         kw = predict_kw
         why = line_reasons(kw.get("calibration"), kw.get("reference") is not None,
-                           kw.get("sole_reference") is not None) + margin_reasons(PathplanConfig(), sig, MARGIN_SIGMAS)
-        extra = {"sigma_p95_mm": sig * 1e3, "low_confidence": float(sig > 1e-3),
-                 "margin_mm": cfg.region.bite_margin_mm, "deform_ms": deform_ms, "reasons": why}  # fmt: skip
+                           kw.get("sole_reference") is not None) + capped
+        extra = {"sigma_p95_mm": sig * 1e3, "low_confidence": float(sig > 1e-3), "margin_m": margins,
+                 "margin_mm": float(np.percentile(margins, 95)) * 1e3, "deform_ms": deform_ms, "reasons": why}
         return pred.bite_line, cfg, extra
 
     return {
@@ -112,8 +115,10 @@ def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> di
     for row, make in _lines(scans, truth, seed, kw).items():
         try:
             line, cfg, extra = make()
+            margins = extra.pop("margin_m", None)
             t0 = time.perf_counter()
-            plan = plan_pair(up.points, so.points, line, cfg, upper_normals=up.normals, sole_normals=so.normals)
+            plan = plan_pair(up.points, so.points, line, cfg, upper_normals=up.normals, sole_normals=so.normals,
+                             upper_margin_m=margins)  # fmt: skip
             plan_ms = (time.perf_counter() - t0) * 1e3
         except GlueCellError as exc:
             log.warning("e2e bench: %s row refused pair %s: %s", row, sid, exc)
@@ -197,6 +202,8 @@ def _table(pairs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
             "true_above_p99_mm": col("true_above_p99_mm").max(),
             "true_above_max_mm": col("true_above_max_mm").max(),
             "true_gap_area_mm2": col("true_gap_mm2").mean(),
+            "true_dry_strip_p95_mm": col("true_dry_strip_p95_mm").max(),
+            "true_dry_strip_p95_mm_median": float(np.median(col("true_dry_strip_p95_mm"))),
         }
         if len(col("bite_p95_mm")):
             stats["bite_p95_mm"] = float(np.median(col("bite_p95_mm")))

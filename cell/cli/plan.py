@@ -49,6 +49,9 @@ def register(subparsers: Any) -> None:
                    help="keep the glue this many sigma (p95 of the predicted line's uncertainty) inside the line "
                         f"(default {MARGIN_SIGMAS:g}; a --bite-line file without a sigma: the config's "
                         "margin)")  # fmt: skip
+    p.add_argument("--margin", choices=["per-point", "p95"], default="per-point",
+                   help="per-point: each bite-line point keeps margin-sigmas x its own sigma (default); p95: one "
+                        "margin from the line's p95 sigma all round")  # fmt: skip
     p.add_argument("--config", type=Path, help="cell.toml; its [pathplan] table is read (unknown keys are errors)")
     p.add_argument("--show", type=Path, metavar="PLAN", help="draw PLAN (with --upper/--sole clouds if given)")
     p.add_argument("--out", type=Path, required=True, help="plan.json to write (or the PNG with --show)")
@@ -60,7 +63,7 @@ def _main(args: argparse.Namespace) -> int:
         return run_show(args.show, args.out, upper=args.upper, sole=args.sole)
     return run_plan(args.upper, args.sole, args.out, bite_line=args.bite_line, config=args.config,
                     material=args.material, calibration=args.calibration, correction=args.correction,
-                    margin_sigmas=args.margin_sigmas,
+                    margin_sigmas=args.margin_sigmas, per_point=args.margin == "per-point",
                     references={"reference": args.reference, "sole_reference": args.sole_reference,
                                 "style": args.style})  # fmt: skip
 
@@ -70,6 +73,14 @@ def read_bite_line(path: Path) -> tuple[Any, float | None, list[str]]:
     its "bite_line_sigma" in metres or None, its "line_reasons"). A predicted line (``gluecell predict``'s
     ``gluecell.attach/1``, which carries a sigma) keeps its margin and its reasons; a marked or measured line
     has neither."""
+    import numpy as np
+
+    line, sigma, reasons = read_bite_line_points(path)
+    return line, (None if sigma is None else float(np.percentile(sigma, 95))), reasons
+
+
+def read_bite_line_points(path: Path) -> tuple[Any, Any, list[str]]:
+    """As :func:`read_bite_line`, with the per-point sigma ((m,) metres, or None) instead of its p95."""
     import numpy as np
 
     from gluecell.core.errors import FormatError
@@ -94,7 +105,7 @@ def read_bite_line(path: Path) -> tuple[Any, float | None, list[str]]:
     reasons = data.get("line_reasons")
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         reasons = ["line uncertain: the predicted line's file does not say whether its sigma covers its error"]
-    return line, float(np.percentile(sigma, 95)), reasons
+    return line, sigma, reasons
 
 
 def _load_config(path: Path | None):
@@ -139,9 +150,11 @@ def predict_line(upper: tuple[Any, Any], sole: tuple[Any, Any], *, material: str
 def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Path | None = None,
              config: Path | None = None, material: str | None = None,
              calibration: Path | None = None, correction: Path | None = None,
-             margin_sigmas: float = MARGIN_SIGMAS, references: dict[str, Any] | None = None) -> int:  # fmt: skip
+             margin_sigmas: float = MARGIN_SIGMAS, references: dict[str, Any] | None = None,
+             per_point: bool = True) -> int:  # fmt: skip
     """Plan both parts and write ``out`` with its verdict; raises GlueCellError (exit 2 through the CLI) when it
     cannot plan at all. A plan that needs a human is written (verdict ``needs_human``) and exits 3."""
+    import numpy as np
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from gluecell.core.plan import Plan, write_plan
@@ -152,27 +165,31 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
     margin_mm(cfg, 0.0, margin_sigmas)  # a bad --margin-sigmas stops before any work too
     model = _load_correction(correction)
     clouds = {"upper": _cloud(upper, "upper"), "sole": _cloud(sole, "sole")}
-    pl, sigma = None, None
+    pl, sigma, sig_pts = None, None, None
     if bite_line is None:
         pl = predict_line(clouds["upper"], clouds["sole"], material=material, calibration=calibration,
                           references=references)  # fmt: skip
-        line, sigma, why = pl.line, pl.sigma_p95_m, list(pl.reasons)
-    else:
-        line, sigma, why = read_bite_line(bite_line)  # a predicted line's file keeps its sigma and reasons
+        line, sigma, sig_pts, why = pl.line, pl.sigma_p95_m, pl.sigma, list(pl.reasons)
+    else:  # a predicted line's file keeps its sigma and reasons
+        line, sig_pts, why = read_bite_line_points(bite_line)
+        sigma = None if sig_pts is None else float(np.percentile(sig_pts, 95))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as prog:
         prog.add_task("planning the upper and the sole")
         checked = plan_checked(clouds["upper"], clouds["sole"], line, cfg, sigma_p95_m=sigma,
-                               margin_sigmas=margin_sigmas, line_reasons=why, correction=model)  # fmt: skip
+                               margin_sigmas=margin_sigmas, line_reasons=why, correction=model,
+                               sigma_m=sig_pts if per_point else None)  # fmt: skip
     parts = checked.pair.parts
     total = (time.perf_counter() - t0) * 1e3
     timing = {"deformation": pl.deform_ms if pl else 0.0,
-              "pathplan": sum(sum(p.timing_ms.values()) for p in parts.values()), "total": total}  # fmt: skip
+              "pathplan": checked.pair.timing_ms["pathplan"], "total": total}  # fmt: skip
     timing.update({f"{part}_{k}": v for part, p in parts.items() for k, v in p.timing_ms.items()})
     extra = {"verdict": checked.verdict, "verdict_reasons": list(checked.reasons),
              "robot_programs": {k: _program_dict(p.program) for k, p in parts.items()},
              "metrics": {k: p.metrics for k, p in parts.items()},
              "stages": {k: p.stages[0] for k, p in parts.items()},
-             "margin_mm": checked.cfg.region.bite_margin_mm}  # fmt: skip
+             "margin_mm": checked.extra["margin_mm"]}  # fmt: skip
+    if checked.extra.get("margin_per_point"):
+        extra.update(margin_mm_min=checked.extra["margin_mm_min"], margin_mm_max=checked.extra["margin_mm_max"])
     if sigma is not None:
         extra["bite_line_sigma_p95_mm"] = sigma * 1e3
     if checked.correction is not None:

@@ -1,0 +1,84 @@
+"""Clean-ups of a scanned cloud before its bond region is built (issue 15: clouds from other scanners, with
+flying points and without normals)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["drop_outliers", "has_neighbour", "outer_wall_outwards"]
+
+
+def drop_outliers(pts: np.ndarray, normals: np.ndarray | None, off_mm: float = 1.0, k: int = 12,
+                  factor: float = 4.0) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """The cloud without flying points (a scanner's outliers a few mm off the surface) and ``normals`` with it
+    (when they fit). A point beyond the line or the rim facing the gun in the film model would make the tuner
+    move every pass away from it until the part is refused.
+
+    A candidate is a point whose nearest neighbour is farther than ``off_mm`` and than the cloud's median
+    nearest-neighbour distance plus ``off_mm`` / 2 (a point that far off the surface is at least that far from
+    every surface point; a thin wall's top edge is not); it is dropped when it lies more than ``off_mm`` (and
+    ``factor`` x the neighbours' own RMS thickness, so a sharp feather edge or a wall's corner stays) off the
+    plane of its ``k`` neighbours. The sole's rim is found before (:func:`sole_region`).
+    """
+    from scipy.spatial import cKDTree
+
+    if len(pts) <= 2 * k:
+        return pts, normals
+    tree = cKDTree(pts)
+    thr = max(_median_spacing(pts, tree) + 0.5 * off_mm * 1e-3, off_mm * 1e-3)
+    # a bounded query only asks whether a neighbour lies within thr (half the time of the nearest distance)
+    cand = np.flatnonzero(np.isinf(tree.query(pts, k=2, distance_upper_bound=thr)[0][:, 1]))
+    if cand.size == 0:
+        return pts, normals
+    nb = pts[tree.query(pts[cand], k=k + 1)[1][:, 1:]]
+    c = nb.mean(axis=1)
+    w, vec = np.linalg.eigh(np.einsum("nki,nkj->nij", nb - c[:, None], nb - c[:, None]) / k)
+    res = np.abs(np.einsum("ni,ni->n", pts[cand] - c, vec[:, :, 0]))
+    bad = res > np.maximum(off_mm * 1e-3, factor * np.sqrt(np.maximum(w[:, 0], 0.0)))
+    if not bad.any():
+        return pts, normals
+    keep = np.ones(len(pts), bool)
+    keep[cand[bad]] = False
+    fits = normals is not None and np.shape(normals) == pts.shape
+    return pts[keep], (np.asarray(normals)[keep] if fits else normals)
+
+
+def _median_spacing(pts: np.ndarray, tree, n: int = 2000) -> float:
+    """Median nearest-neighbour distance of the cloud (from an evenly spread subsample of ``n`` points)."""
+    sub = pts[:: max(len(pts) // n, 1)]
+    return float(np.median(tree.query(sub, k=2)[0][:, 1]))
+
+
+def has_neighbour(pts: np.ndarray, radius: float, idx: np.ndarray | None = None, tree=None,
+                  spacing_factor: float = 2.0) -> np.ndarray:  # fmt: skip
+    """(len(idx),) bool (every point when ``idx`` is None): another point of ``pts`` lies within ``radius`` or
+    within ``spacing_factor`` x the cloud's median nearest-neighbour distance, whichever is larger (a sparse
+    scan's real edge points keep their neighbours). ``tree``: a cKDTree of ``pts``, if there is one."""
+    from scipy.spatial import cKDTree
+
+    tree = tree if tree is not None else cKDTree(pts)
+    q = pts if idx is None else pts[idx]
+    bound = max(radius, spacing_factor * _median_spacing(pts, tree))
+    return np.isfinite(tree.query(q, k=2, distance_upper_bound=bound)[0][:, 1])
+
+
+def outer_wall_outwards(v: np.ndarray, n: np.ndarray, inside: np.ndarray, line: np.ndarray, below_mm: float = 1.0,
+                         footbed_nz: float = 0.9, off_rim_mm: float = 6.0) -> np.ndarray:  # fmt: skip
+    """Wall points (mostly horizontal normal) lower than the footbed beside them face outwards (away from the
+    sole's plan centre): there only the outer wall exists (a cup sole's wall tapers inwards towards the tread,
+    so in plan it lies inside the rim, and its material side is solid, so the thin-wall probe finds nothing).
+    Estimated normals pointed it at the viewpoint above the sole, i.e. inwards: glue would land on it."""
+    from scipy.spatial import cKDTree
+
+    # the footbed: upward, inside the rim and away from it (the wall's own top is upward too)
+    bed = (n[:, 2] > footbed_nz) & inside & (cKDTree(line[:, :2]).query(v[:, :2])[0] > off_rim_mm * 1e-3)
+    wall = np.abs(n[:, 2]) < 0.5
+    if bed.sum() < 10 or not wall.any():
+        return n
+    z_bed = v[bed, 2][cKDTree(v[bed, :2]).query(v[wall, :2])[1]]
+    low = np.flatnonzero(wall)[v[wall, 2] < z_bed - below_mm * 1e-3]
+    c2 = v[:, :2].mean(axis=0)
+    inward = np.einsum("ij,ij->i", n[low, :2], v[low, :2] - c2) < 0
+    out = n.copy()
+    out[low[inward]] *= -1
+    return out
