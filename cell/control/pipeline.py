@@ -127,7 +127,7 @@ class RealPipeline:
     """perception -> deformation -> pathplan, with the planning safety policy of ``gluecell plan``.
 
     The line is predicted with its sigma (:func:`gluecell.deformation.line.predict_bite_line`), the glue is kept
-    the margin inside it and the plan is judged (:func:`gluecell.pathplan.safety.plan_checked`: coverage,
+    each point's own margin (2 sigma) inside it and the plan is judged (:func:`gluecell.pathplan.safety.plan_checked`: coverage,
     glue beyond the line, an uncertain line, a capped margin, a refused correction). A plan whose verdict is
     ``needs_human`` is stored with its reasons and the pair goes to the rework queue unsprayed.
 
@@ -224,7 +224,7 @@ class RealPipeline:
         margin = MARGIN_SIGMAS if self.margin_sigmas is None else self.margin_sigmas
         up, so = scans["upper"], scans["sole"]
         return plan_checked((up.points, up.normals), (so.points, so.normals), line["line"],
-                            sigma_p95_m=line["sigma_p95_m"], margin_sigmas=margin,
+                            sigma_p95_m=line["sigma_p95_m"], sigma_m=line["sigma"], margin_sigmas=margin,
                             line_reasons=line["reasons"])  # fmt: skip
 
     @staticmethod
