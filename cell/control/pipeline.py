@@ -129,7 +129,8 @@ class RealPipeline:
     The line is predicted with its sigma (:func:`gluecell.deformation.line.predict_bite_line`), the glue is kept
     each point's own margin (2 sigma) inside it and the plan is judged
     (:func:`gluecell.pathplan.safety.plan_checked`: coverage, glue beyond the line, an uncertain line, a capped
-    margin, a refused correction). A plan whose verdict is ``needs_human`` is stored with its reasons and the pair goes to the rework queue unsprayed.
+    margin, a refused correction). A plan whose verdict is ``needs_human`` is stored with its reasons and the
+    pair goes to the rework queue unsprayed.
 
     A prediction that is refused as too uncertain, or whose sigma cannot be trusted, is handed to the operator
     when a ``marker`` is given: the operator marks the line on the pair and the cell plans to the marked line
