@@ -167,11 +167,24 @@ def evaluate(model: LoadedModel, data_dir: str | os.PathLike[str], *, split: str
     result["recall_shortfall"] = {t: (RECALL_GOAL - r) if r == r else None for t, r in net["recall"].items()}
     if plots:
         result["plots"] = _plots(Path(plots), d, scores, policy)
-    if json_out:
-        atomic_write_json(json_out, result)
+    if json_out:  # an undefined figure (no positives of a defect type in the split) is written as null
+        atomic_write_json(json_out, _json_safe(result))
     return result
+
+
+def _json_safe(x: Any) -> Any:
+    """``x`` with every non-finite float (and numpy scalar) as JSON-safe values: NaN/inf -> None."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return float(x) if np.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
 
 
 def dumps(result: dict[str, Any]) -> str:
     """Pretty JSON (NaN as null)."""
-    return json.dumps(result, indent=2, default=float).replace("NaN", "null")
+    return json.dumps(_json_safe(result), indent=2, default=float)

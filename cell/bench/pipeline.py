@@ -202,9 +202,10 @@ def _table(pairs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
             "true_above_p99_mm": col("true_above_p99_mm").max(),
             "true_above_max_mm": col("true_above_max_mm").max(),
             "true_gap_area_mm2": col("true_gap_mm2").mean(),
-            "true_dry_strip_p95_mm": col("true_dry_strip_p95_mm").max(),
-            "true_dry_strip_p95_mm_median": float(np.median(col("true_dry_strip_p95_mm"))),
         }
+        if len(col("true_dry_strip_p95_mm")):  # judged rows carry it; older row dicts may not
+            stats["true_dry_strip_p95_mm"] = col("true_dry_strip_p95_mm").max()
+            stats["true_dry_strip_p95_mm_median"] = float(np.median(col("true_dry_strip_p95_mm")))
         if len(col("bite_p95_mm")):
             stats["bite_p95_mm"] = float(np.median(col("bite_p95_mm")))
             stats["bite_max_mm"] = float(np.median(col("bite_max_mm")))
