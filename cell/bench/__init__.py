@@ -32,6 +32,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "gluecell.cell.bench.measure",
     "gluecell.cell.bench.factory",
     "gluecell.cell.bench.variation",
+    "gluecell.cell.bench.budget",
 )
 #: Seed of the held-out bench world; training commands must not use it.
 BENCH_SEED = 9001
