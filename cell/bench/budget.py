@@ -69,26 +69,31 @@ def _true_pose_frames(frames: list, poses: np.ndarray) -> list:
 
 
 def _hidden(params: dict) -> tuple[Any, Any] | None:
-    """(Material, UpperContact) with the pair's true hidden values, or None when the truth does not hold them."""
+    """(Material, UpperContact) with the pair's true hidden values (world 1's flat keys or world 2's ``sole``/
+    ``upper`` tables), or None when the truth does not hold them."""
     from gluecell.core.errors import GlueCellError
     from gluecell.deformation.material import UpperContact, get_material
 
+    sole, upper = params.get("sole") or {}, params.get("upper") or {}
+    E = params.get("youngs_modulus_pa", sole.get("E"))
+    nu = params.get("poisson_ratio", sole.get("nu"))
     try:
-        mat = replace(get_material(str(params["material"])), E=float(params["youngs_modulus_pa"]),
-                      nu=float(params["poisson_ratio"]))  # fmt: skip
-    except (KeyError, TypeError, ValueError, GlueCellError):  # e.g. a world-2 material the model has no class for
+        mat = replace(get_material(_material_class(params) or "unknown"), E=float(E), nu=float(nu))
+    except (TypeError, ValueError, GlueCellError):
         return None
     contact = UpperContact()
-    if "upper_thickness_m" in params and "upper_stack_modulus_pa" in params:
-        contact = UpperContact(E_u=float(params["upper_stack_modulus_pa"]), t_u=float(params["upper_thickness_m"]))
+    t_u = params.get("upper_thickness_m", upper.get("leather"))
+    if t_u is not None:
+        contact = replace(contact, t_u=float(t_u))
+    if "upper_stack_modulus_pa" in params:
+        contact = replace(contact, E_u=float(params["upper_stack_modulus_pa"]))
     return mat, contact
 
 
 def _material_class(params: dict) -> str | None:
-    from gluecell.deformation.material import MATERIALS
+    from gluecell.cell.bench.deformation import material_class
 
-    name = str(params.get("material", "")).lower()
-    return name if name in MATERIALS else None
+    return material_class(params.get("material", ""))
 
 
 def _references(cache: dict, item: Any) -> dict[str, Any]:

@@ -152,7 +152,7 @@ def test_a_predicted_lines_file_keeps_its_margin_and_reasons(clouds, tmp_path):
 
     attach, out = tmp_path / "attach.json", tmp_path / "plan.json"
     assert main(["predict", "--upper", str(clouds / "upper.ply"), "--sole", str(clouds / "sole_seen.ply"),
-                 "--out", str(attach)]) == 0  # fmt: skip
+                 "--out", str(attach), "--no-calibration"]) == 0  # fmt: skip
     doc = json.loads(attach.read_text())
     assert doc["line_reasons"] and doc["line_reasons"][0].startswith("line uncertain: no depth calibration")
     assert doc["diagnostics"]["fallbacks"]["side_seen_fraction"] > 0
