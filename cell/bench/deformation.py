@@ -43,9 +43,17 @@ from typing import Any
 
 import numpy as np
 
+from gluecell.cell.bench.worlds import (
+    is_test_world,
+    material_class,
+    shipped_calibration,
+    style_references,
+    taught_world2,
+)
 from gluecell.core.geometry import bite_line_error, polyline_distance
 
-__all__ = ["bench", "polyline_distance", "pair_errors"]
+__all__ = ["bench", "polyline_distance", "pair_errors", "material_class", "style_references", "is_test_world",
+           "shipped_calibration"]  # fmt: skip
 
 #: Sigma p95 over which the cell sends a pair to a human (PredictConfig.max_sigma).
 MAX_SIGMA = 1.0e-3
@@ -81,6 +89,9 @@ def _taught(cache: dict, item: Any) -> Any:
     if key in cache:
         return cache[key]
     cache[key] = None
+    if cache.get("world2_seed") is not None:
+        cache[key] = taught_world2(item, int(cache["world2_seed"]))
+        return cache[key]
     # The teacher's pair; if the cell cannot scan it (placed across an image border), the next.
     cams = cache.get("cameras")
     for seed in range(TAUGHT_SEED, TAUGHT_SEED + 3):
@@ -186,6 +197,8 @@ def run_pairs(
     sig95: list[float] = []
     cache = {} if cache is None else cache
     cache.setdefault("cameras", dataset_cell_cameras(dataset))
+    if is_test_world(dataset):  # world 2: its taught pairs are world-2 pairs scanned by its cell
+        cache.setdefault("world2_seed", int(dataset.info.get("seed", 0)))
     teach_surface: list[float] = []
     for sid in ids:
         inp = dataset.inputs(sid)
@@ -282,37 +295,6 @@ def run_pairs(
     }
 
 
-def material_class(name: Any) -> str | None:
-    """The model's material class of the world's sole material ``name``: the class itself, or the class named by
-    one of its words ("tr_rubber" -> "rubber", as a plant would file a thermoplastic rubber); None (unknown)."""
-    from gluecell.deformation.material import MATERIALS
-
-    key = str(name).lower()
-    if key in MATERIALS:
-        return key
-    return next((w for w in key.replace("-", "_").split("_") if w in MATERIALS), None)
-
-
-def style_references(cache: dict, item: Any, calibration: Any) -> tuple[Any, Any, Any]:
-    """(upper reference, sole reference, calibration) for ``item``: the style library's CAD references and the
-    calibration learnt with them; for a style the library does not hold (e.g. every style of world 2), no
-    reference and no calibration (the calibration was learnt with references), the reason recorded in
-    ``cache["fallbacks"]`` (style -> reason)."""
-    from gluecell.cell.sim.references import nominal_sole, nominal_upper
-    from gluecell.core.errors import GlueCellError
-
-    try:
-        return nominal_upper(cache, item)[:2], nominal_sole(cache, item), calibration
-    except (GlueCellError, KeyError, ValueError) as exc:
-        reasons = cache.setdefault("fallbacks", {})
-        if item.style not in reasons:
-            import logging
-
-            reasons[item.style] = f"style {item.style!r} not in the style library ({exc}); no reference, no calibration"
-            logging.getLogger(__name__).warning("bench: %s", reasons[item.style])
-        return None, None, None
-
-
 def dataset_cell_cameras(dataset: Any) -> Any:
     """The dataset's cell cameras (None for a dataset of world 1, whose cameras were redrawn per frame)."""
     from gluecell.cell.sim.references import dataset_cameras
@@ -385,19 +367,6 @@ def bench(ctx: Any) -> dict[str, float]:
         if sur is not None:
             out[f"deform_surrogate_{k}"] = float(sur.metrics.get(k, float("nan")))
     return out
-
-
-def is_test_world(ds: Any) -> bool:
-    """True for a dataset of a test-only world (world 2: nothing may be fitted on it)."""
-    info = getattr(ds, "info", {}) or {}
-    return str(info.get("world", "")) == "world2" or str(info.get("generator", "")).startswith("gluecell-world2")
-
-
-def shipped_calibration() -> Any:
-    """The calibration shipped with the package (learnt on world 1's train split)."""
-    from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
-
-    return load_calibration(DEFAULT_CALIBRATION)
 
 
 def _train_surrogate(ds: Any, quick: bool, reference_for: Any, sole_reference_for: Any) -> Any:

@@ -227,6 +227,8 @@ def bench(ctx: Any) -> dict[str, float]:
     ds = open_dataset(ctx.dataset)
     ids = (ds.ids() if is_test_world(ds) else ds.ids("test"))[: N_QUICK if ctx.quick else N_FULL]
     cache: dict = {"cameras": dataset_cell_cameras(ds)}
+    if is_test_world(ds):  # teach once on a world-2 pair of the style, scanned by this dataset's cell
+        cache["world2_seed"] = int(ds.info.get("seed", 0))
     train = ds.ids("train")[: N_CAL_QUICK if ctx.quick else N_CAL_FULL]
     if train and not is_test_world(ds):
         cal, _ = calibrate_on_dataset(ds, train, reference_for=lambda item: nominal_upper(cache, item)[:2],
