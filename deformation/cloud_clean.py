@@ -33,7 +33,8 @@ def _support_mask(pts: np.ndarray) -> np.ndarray:
     hist, edges = np.histogram(z[z < lo + 0.02], bins=np.arange(lo - 1e-3, lo + 0.021, 1e-3))
     if hist.sum() == 0:
         return np.zeros(len(pts), bool)
-    z0 = edges[int(np.argmax(hist))] + 0.5e-3
+    big = np.flatnonzero(hist >= 0.02 * len(pts))  # the lowest well-filled layer (a footbed above it may be fuller)
+    z0 = edges[int(big[0] if len(big) else np.argmax(hist))] + 0.5e-3
     layer = np.abs(z - z0) <= SUPPORT_BAND_M
     rest = z > z0 + SUPPORT_BAND_M
     if rest.sum() < 100 or layer.sum() < 100:
