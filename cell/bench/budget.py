@@ -6,6 +6,9 @@ pairs; each row replaces one input by what the world's truth files hold, so the 
 is what that input costs:
 
 - ``budget_scan``: as delivered, the cell's scans (the baseline of the budget).
+- ``budget_cad_reference``: for a style outside the cell's style library (world 2's), the scans with the style's
+  own CAD nominal upper and sole as references (:func:`gluecell.cell.sim.references.nominal_world2`): not truth,
+  but what a plant adding the style would load; shows what the missing reference costs.
 - ``budget_true_cam_poses``: the depth frames fused with the true camera poses (no hand-eye error; the
   cameras' depth scale/bias errors stay).
 - ``budget_true_surface_seen``: every scan point moved onto the true surface (closest point, true face normal):
@@ -35,6 +38,7 @@ __all__ = ["bench", "budget_rows", "BUDGET_ROWS"]
 
 BUDGET_ROWS: tuple[str, ...] = (
     "budget_scan",
+    "budget_cad_reference",
     "budget_true_cam_poses",
     "budget_true_surface_seen",
     "budget_true_surface_full",
@@ -118,6 +122,12 @@ def _variants(sid: str, dataset: Any, cache: dict) -> tuple[dict[str, tuple[Any,
     so = scan_part_frames(inp["frames"]["sole"], "sole", item_id=sid)
     base: dict[str, Any] = {"check_confidence": False, "style": item.style, **_references(cache, item)}
     out: dict[str, tuple[Any, Any, dict[str, Any]]] = {"budget_scan": (up, so, base)}
+    if "reference" not in base:  # a style outside the cell's library: with its own CAD nominal (world 2's)
+        from gluecell.cell.sim.references import nominal_world2
+
+        cad = nominal_world2(cache, item)
+        if cad is not None:
+            out["budget_cad_reference"] = (up, so, {**base, "reference": cad["upper"], "sole_reference": cad["sole"]})
     if "T_base_cam_true_upper" in truth and "T_base_cam_true_sole" in truth:
         fu = _true_pose_frames(inp["frames"]["upper"], truth["T_base_cam_true_upper"])
         fs = _true_pose_frames(inp["frames"]["sole"], truth["T_base_cam_true_sole"])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["TAUGHT_SEED", "NOMINAL_SEED", "nominal_pair", "nominal_upper", "nominal_sole", "taught_world_pair",
-           "dataset_cameras", "taught_world2_frames"]  # fmt: skip
+           "dataset_cameras", "taught_world2_frames", "nominal_world2"]  # fmt: skip
 
 #: Seed of the taught pair of every style/size/side (the teacher's real pair).
 TAUGHT_SEED = 424242
@@ -106,3 +106,27 @@ def taught_world2_frames(item: Any, dataset_seed: int, seed: int = TAUGHT_SEED) 
     rng = np.random.default_rng(s)
     frames = {part: scan_station(pair, part, rng, scfg, wcfg, errs)[0] for part in ("upper", "sole")}
     return frames, pair
+
+
+def nominal_world2(cache: dict, item: Any) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """{"upper": (points, normals), "sole": (points, normals)} of a world-2 style's CAD nominal
+    (:func:`gluecell.datasets.world2.reference.nominal_parts`: no per-pair truth), or None for another style."""
+    import trimesh
+
+    from gluecell.core.errors import GlueCellError
+    from gluecell.datasets.world2.reference import nominal_parts
+
+    key = ("world2", item.style, float(item.size_eu), item.side)
+    if key not in cache:
+        try:
+            parts = nominal_parts(item.style, float(item.size_eu), item.side)
+        except GlueCellError:
+            cache[key] = None
+            return None
+        out = {}
+        for part in ("upper", "sole"):
+            mesh = trimesh.Trimesh(parts[f"{part}_vertices"], parts[f"{part}_faces"], process=False)
+            pts, fi = mesh.sample(N_POINTS, return_index=True, seed=1)
+            out[part] = (np.asarray(pts), np.asarray(mesh.face_normals[fi]))
+        cache[key] = out
+    return cache[key]
