@@ -103,3 +103,17 @@ def test_world_materials_map_to_the_model_classes(name, cls) -> None:
     from gluecell.cell.bench.worlds import material_class
 
     assert material_class(name) == cls
+
+
+def test_plan_predicts_with_the_shipped_calibration_by_default(flat_pair, tmp_path, capsys) -> None:
+    from gluecell.cell.cli import main
+
+    upper, sole, _ = flat_pair
+    _write(tmp_path / "u.ply", upper.points, upper.normals)
+    _write(tmp_path / "s.ply", sole.points, sole.normals)
+    out = tmp_path / "plan.json"
+    args = ["plan", "--upper", str(tmp_path / "u.ply"), "--sole", str(tmp_path / "s.ply"), "--out", str(out)]
+    # the shipped calibration's sigma floor (1.06 mm) is over the 1 mm limit: refused for a human, no plan
+    assert main([*args, "--style", "no_such_style"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown to the calibration" in err and "send the pair to a human" in err and not out.exists()
