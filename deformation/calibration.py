@@ -21,6 +21,7 @@ from gluecell.core.fileio import atomic_write_json, check_version, read_json
 
 __all__ = [
     "DEFAULT_CALIBRATION",
+    "resolve_calibration",
     "DepthCalibration",
     "CALIBRATION_FORMAT",
     "fit_calibration",
@@ -209,3 +210,21 @@ def load_calibration(path: str | os.PathLike[str]) -> DepthCalibration:
 def _references(config: object) -> str | None:
     refs = config.get("references") if isinstance(config, dict) else None
     return None if refs is None else str(refs)
+
+
+def resolve_calibration(
+    path: str | os.PathLike[str] | None = None, *, off: bool = False, style: str | None = None
+) -> tuple[DepthCalibration | None, list[str]]:
+    """The calibration a user gets: ``path``, or the shipped one (:data:`DEFAULT_CALIBRATION`) when None; none
+    with ``off``. Returns (calibration or None, warnings): a ``style`` the calibration learnt no offset for falls
+    back to the material offset alone, with a warning saying so.
+    """
+    if off:
+        return None, []
+    cal = load_calibration(path if path is not None else DEFAULT_CALIBRATION)
+    notes: list[str] = []
+    if style is not None and style not in cal.style_offsets:
+        known = ", ".join(sorted(cal.style_offsets)) or "none"
+        notes.append(f"warning: style {style!r} is unknown to the calibration (it knows: {known}); "
+                     "the material offset alone is applied")  # fmt: skip
+    return cal, notes

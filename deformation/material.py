@@ -54,8 +54,13 @@ MATERIALS: dict[str, Material] = {
 UNKNOWN_MATERIAL = Material("unknown", E=4.0e6, nu=0.30, nu_sigma=0.18)
 
 
-def get_material(name: str | None) -> Material:
-    """The material called ``name`` (case-insensitive); ``None`` or "unknown" gives :data:`UNKNOWN_MATERIAL`."""
+def get_material(name: str | Material | None) -> Material:
+    """The material called ``name`` (case-insensitive); ``None`` or "unknown" gives :data:`UNKNOWN_MATERIAL`.
+
+    A :class:`Material` is returned as it is (a plant that measured its sole's modulus passes it directly).
+    """
+    if isinstance(name, Material):
+        return name
     if name is None or name.lower() == "unknown":
         return UNKNOWN_MATERIAL
     try:

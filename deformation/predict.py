@@ -314,7 +314,7 @@ def predict_attach(
     upper: PartScan,
     sole: PartScan,
     *,
-    material: str | None = None,
+    material: str | Material | None = None,
     contact: UpperContact | None = None,
     cfg: PredictConfig | None = None,
     check_confidence: bool = True,

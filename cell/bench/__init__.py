@@ -36,6 +36,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "gluecell.cell.bench.robot",
     "gluecell.cell.bench.api",
     "gluecell.cell.bench.quality",
+    "gluecell.cell.bench.budget",
 )
 #: Seed of the held-out bench world; training commands must not use it.
 BENCH_SEED = 9001

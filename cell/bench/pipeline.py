@@ -96,9 +96,8 @@ def _snapped(line: np.ndarray, cloud: np.ndarray) -> np.ndarray:
 
 def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> dict[str, dict[str, float]]:
     """All rows of one pair: ``{row: metrics}`` (a refused row has ``refused`` = 1 and its reason logged)."""
-    from gluecell.cell.bench.deformation import pair_errors
+    from gluecell.cell.bench.deformation import pair_errors, style_references
     from gluecell.cell.bench.pathplan import judge_true
-    from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.pipeline import plan_pair
     from gluecell.pathplan.safety import plan_verdict
@@ -109,8 +108,8 @@ def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> di
     item = inp["workitem"]
     scans = {p: scan_part_frames(inp["frames"][p], p, item_id=sid) for p in ("upper", "sole")}
     up, so = scans["upper"], scans["sole"]
-    kw = {"reference": nominal_upper(cache, item)[:2], "sole_reference": nominal_sole(cache, item),
-          "calibration": setup["calibration"], "style": item.style}  # fmt: skip
+    ref, sref, cal = style_references(cache, item, setup["calibration"])  # unknown style: none, reason kept
+    kw = {"reference": ref, "sole_reference": sref, "calibration": cal, "style": item.style}
     out: dict[str, dict[str, float]] = {}
     for row, make in _lines(scans, truth, seed, kw).items():
         try:
@@ -227,18 +226,23 @@ def bench(ctx: Any) -> dict[str, float]:
     """Run the end-to-end bench on ``ctx.dataset``'s test split (``ctx.quick``: one pair)."""
     from rich.progress import Progress
 
-    from gluecell.cell.bench.deformation import dataset_cell_cameras
+    from gluecell.cell.bench.deformation import dataset_cell_cameras, is_test_world, shipped_calibration
     from gluecell.cell.sim.references import nominal_sole, nominal_upper
     from gluecell.datasets.format import open_dataset
     from gluecell.deformation.calibration_train import calibrate_on_dataset
     from gluecell.pathplan.correction import DEFAULT_MODEL, load_model
 
     ds = open_dataset(ctx.dataset)
-    ids = ds.ids("test")[: N_QUICK if ctx.quick else N_FULL]
+    ids = (ds.ids() if is_test_world(ds) else ds.ids("test"))[: N_QUICK if ctx.quick else N_FULL]
     cache: dict = {"cameras": dataset_cell_cameras(ds)}
+    if is_test_world(ds):  # teach once on a world-2 pair of the style, scanned by this dataset's cell
+        cache["world2_seed"] = int(ds.info.get("seed", 0))
     train = ds.ids("train")[: N_CAL_QUICK if ctx.quick else N_CAL_FULL]
-    cal, _ = calibrate_on_dataset(ds, train, reference_for=lambda item: nominal_upper(cache, item)[:2],
-                                  sole_reference_for=lambda item: nominal_sole(cache, item))  # fmt: skip
+    if train and not is_test_world(ds):
+        cal, _ = calibrate_on_dataset(ds, train, reference_for=lambda item: nominal_upper(cache, item)[:2],
+                                      sole_reference_for=lambda item: nominal_sole(cache, item))  # fmt: skip
+    else:  # a test-only world: nothing fitted on it
+        cal = shipped_calibration()
     setup = {"calibration": cal, "correction": load_model(DEFAULT_MODEL)}
     pairs = []
     with Progress(transient=True) as bar:

@@ -18,6 +18,7 @@ written carries a top-level ``"verdict"``: ``"ok"`` (exit 0) or ``"needs_human"`
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sole", type=Path, help="sole cloud (PLY, base_link, metres), placed footbed-up")
     p.add_argument("--bite-line", type=Path, help='JSON with a "bite_line" list; default: predict it from the scans')
     p.add_argument("--material", choices=["eva", "rubber", "pu", "tpu"], help="sole material, when known")
-    p.add_argument("--calibration", type=Path, help="depth calibration JSON from `gluecell deform calibrate`")
+    p.add_argument("--calibration", type=Path, help="depth calibration JSON from `gluecell deform calibrate` "
+                   "(default: the one shipped with gluecell)")  # fmt: skip
+    p.add_argument("--no-calibration", action="store_true", help="predict with the pure solver, no calibration")
     p.add_argument("--reference", type=Path, help="PLY of the style's nominal upper (with normals)")
     p.add_argument("--sole-reference", type=Path, help="PLY of the style's nominal sole (with normals)")
     p.add_argument("--style", help="the work item's style (selects the calibration's learnt style offset)")
@@ -61,11 +64,18 @@ def register(subparsers: Any) -> None:
 def _main(args: argparse.Namespace) -> int:
     if args.show is not None:
         return run_show(args.show, args.out, upper=args.upper, sole=args.sole)
+    calibration = None if args.no_calibration else (args.calibration or _shipped_calibration())
     return run_plan(args.upper, args.sole, args.out, bite_line=args.bite_line, config=args.config,
-                    material=args.material, calibration=args.calibration, correction=args.correction,
+                    material=args.material, calibration=calibration, correction=args.correction,
                     margin_sigmas=args.margin_sigmas, per_point=args.margin == "per-point",
                     references={"reference": args.reference, "sole_reference": args.sole_reference,
                                 "style": args.style})  # fmt: skip
+
+
+def _shipped_calibration() -> Path:
+    from gluecell.deformation.calibration import DEFAULT_CALIBRATION
+
+    return DEFAULT_CALIBRATION
 
 
 def read_bite_line(path: Path) -> tuple[Any, float | None, list[str]]:
@@ -135,12 +145,14 @@ def predict_line(upper: tuple[Any, Any], sole: tuple[Any, Any], *, material: str
         GlueCellError: bad scans, or a prediction too uncertain to spray (the pair goes to a human).
     """
     from gluecell.cell.cli.predict import load_reference
-    from gluecell.deformation.calibration import load_calibration
+    from gluecell.deformation.calibration import resolve_calibration
     from gluecell.deformation.inputs import scan_from_arrays
     from gluecell.deformation.line import predict_bite_line
 
-    cal = load_calibration(calibration) if calibration else None
     refs = references or {}
+    cal, notes = resolve_calibration(calibration, off=calibration is None, style=refs.get("style"))
+    for note in notes:
+        print(note, file=sys.stderr)
     return predict_bite_line(scan_from_arrays("upper", *upper), scan_from_arrays("sole", *sole), material=material,
                              calibration=cal, style=refs.get("style"),
                              reference=load_reference(refs.get("reference"), "upper"),

@@ -10,6 +10,7 @@ Bad input or low confidence: the reason on stderr, a non-zero exit code and no f
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,12 +27,17 @@ ATTACH_FORMAT = "gluecell.attach/1"
 
 
 def load_scan_ply(path: str | Path, part: str) -> Any:
-    """Read a PLY point cloud (normals estimated when absent) as a :class:`~gluecell.core.types.PartScan`."""
+    """Read a PLY point cloud as a :class:`~gluecell.core.types.PartScan`: the support it stands on, outliers and
+    stray pieces removed (:func:`gluecell.deformation.cloud_clean.clean_cloud`), normals estimated when absent."""
     from gluecell.core.ply import read_ply
+    from gluecell.deformation.cloud_clean import clean_cloud
     from gluecell.deformation.inputs import scan_from_arrays
 
     cloud = read_ply(path)
-    return scan_from_arrays(part, cloud.points, cloud.normals, item_id=Path(path).stem)
+    pts, nrm, removed = clean_cloud(cloud.points, cloud.normals)
+    scan = scan_from_arrays(part, pts, nrm, item_id=Path(path).stem)
+    scan.diagnostics["cloud_removed"] = removed
+    return scan
 
 
 def load_reference(path: str | Path | None, part: str) -> tuple[Any, Any] | None:
@@ -69,7 +75,7 @@ def attach_to_json(pred: Any, timing_ms: dict[str, float], line_reasons: list[st
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from gluecell.core.fileio import atomic_write_json
-    from gluecell.deformation.calibration import load_calibration
+    from gluecell.deformation.calibration import resolve_calibration
     from gluecell.deformation.line import prediction_reasons
     from gluecell.deformation.predict import PredictConfig, predict_attach
 
@@ -78,7 +84,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     sole = load_scan_ply(args.sole, "sole")
     t1 = time.perf_counter()
     cfg = PredictConfig(max_sigma=args.max_sigma_mm * 1e-3)
-    cal = load_calibration(args.calibration) if args.calibration else None
+    cal, notes = resolve_calibration(args.calibration, off=args.no_calibration, style=args.style)
+    for note in notes:
+        print(note, file=sys.stderr)
     ref = load_reference(args.reference, "upper")
     sref = load_reference(args.sole_reference, "sole")
     taught = _load_taught(args)
@@ -160,8 +168,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output JSON (gluecell.attach/1)")
     p.add_argument("--max-sigma-mm", type=float, default=1.0, help="refuse when the sigma p95 is over this")
-    p.add_argument("--calibration", help="depth calibration JSON from `gluecell deform calibrate`")
-    p.add_argument("--style", help="the work item's style (selects the calibration's learnt style offset)")
+    p.add_argument("--calibration", help="depth calibration JSON from `gluecell deform calibrate` "
+                   "(default: the one shipped with gluecell)")  # fmt: skip
+    p.add_argument("--no-calibration", action="store_true", help="the pure solver, no depth calibration")
+    p.add_argument("--style", help="the work item's style (selects the calibration's learnt style offset; an "
+                   "unknown style falls back to the material offset with a warning)")  # fmt: skip
     p.add_argument("--reference", help="PLY of the style's nominal upper (with normals), sectioned at this pose")
     p.add_argument("--sole-reference", help="PLY of the style's nominal sole (with normals): wall-height profile")
     p.add_argument("--taught-upper", help="PLY scan of the taught pair's upper (with --taught-sole, --taught-line)")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["TAUGHT_SEED", "NOMINAL_SEED", "nominal_pair", "nominal_upper", "nominal_sole", "taught_world_pair",
-           "dataset_cameras"]  # fmt: skip
+           "dataset_cameras", "taught_world2_frames", "nominal_world2"]  # fmt: skip
 
 #: Seed of the taught pair of every style/size/side (the teacher's real pair).
 TAUGHT_SEED = 424242
@@ -78,4 +78,55 @@ def nominal_sole(cache: dict, item: Any) -> tuple[np.ndarray, np.ndarray]:
         pair = nominal_pair(cache, item)
         pts, fi = pair.sole_mesh.sample(N_POINTS, return_index=True, seed=1)
         cache[key] = (np.asarray(pts), np.asarray(pair.sole_mesh.face_normals[fi]))
+    return cache[key]
+
+
+def taught_world2_frames(item: Any, dataset_seed: int, seed: int = TAUGHT_SEED) -> tuple[dict[str, list], Any] | None:
+    """The teacher's real pair of a world-2 style/size/side, scanned by the dataset's world-2 cell: ({part: depth
+    frames}, the pair), or None for a style world 2 does not make. The pair is the first seed from ``seed`` whose
+    draw has the item's size and side (read from the pair's item draw alone, without building the others)."""
+    from gluecell.datasets.world2.config import STYLES, Scanner2Config, World2Config
+    from gluecell.datasets.world2.pair import make_pair2
+    from gluecell.datasets.world2.scanner import cell_errors, scan_station
+
+    if item.style not in STYLES:
+        return None
+    st = STYLES[item.style]
+    for s in range(seed, seed + 400):
+        r_item = np.random.default_rng(np.random.SeedSequence(s).spawn(5)[0])
+        size = float(st.sizes[int(r_item.integers(len(st.sizes)))])
+        side = "left" if r_item.random() < 0.5 else "right"
+        if size == float(item.size_eu) and side == item.side:
+            break
+    else:
+        return None
+    wcfg, scfg = World2Config(), Scanner2Config()
+    pair = make_pair2(np.random.SeedSequence(s), wcfg, style=item.style, item_id=f"taught-{s}")
+    errs = cell_errors(dataset_seed, 2 * len(scfg.azimuths_deg), scfg)
+    rng = np.random.default_rng(s)
+    frames = {part: scan_station(pair, part, rng, scfg, wcfg, errs)[0] for part in ("upper", "sole")}
+    return frames, pair
+
+
+def nominal_world2(cache: dict, item: Any) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """{"upper": (points, normals), "sole": (points, normals)} of a world-2 style's CAD nominal
+    (:func:`gluecell.datasets.world2.reference.nominal_parts`: no per-pair truth), or None for another style."""
+    import trimesh
+
+    from gluecell.core.errors import GlueCellError
+    from gluecell.datasets.world2.reference import nominal_parts
+
+    key = ("world2", item.style, float(item.size_eu), item.side)
+    if key not in cache:
+        try:
+            parts = nominal_parts(item.style, float(item.size_eu), item.side)
+        except GlueCellError:
+            cache[key] = None
+            return None
+        out = {}
+        for part in ("upper", "sole"):
+            mesh = trimesh.Trimesh(parts[f"{part}_vertices"], parts[f"{part}_faces"], process=False)
+            pts, fi = mesh.sample(N_POINTS, return_index=True, seed=1)
+            out[part] = (np.asarray(pts), np.asarray(mesh.face_normals[fi]))
+        cache[key] = out
     return cache[key]

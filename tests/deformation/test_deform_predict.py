@@ -68,7 +68,8 @@ def test_cli_predict_writes_attach_json(flat_pair, tmp_path) -> None:
     write_ply(tmp_path / "u.ply", upper.points, upper.normals)
     write_ply(tmp_path / "s.ply", sole.points, sole.normals)
     out = tmp_path / "attach.json"
-    rc = main(["predict", "--upper", str(tmp_path / "u.ply"), "--sole", str(tmp_path / "s.ply"), "--out", str(out)])
+    rc = main(["predict", "--upper", str(tmp_path / "u.ply"), "--sole", str(tmp_path / "s.ply"), "--out", str(out),
+               "--no-calibration"])
     assert rc == 0
     doc = json.loads(out.read_text())
     assert doc["format"] == "gluecell.attach/1" and doc["frame"] == "base_link" and doc["units"] == "m"

@@ -88,7 +88,8 @@ def test_cli_predict_with_taught_pair_and_sole_reference(taught_flat, flat_pair,
     write_ply(tmp_path / "u.ply", new_upper.points, new_upper.normals)
     write_ply(tmp_path / "s.ply", new_sole.points, new_sole.normals)
     out = tmp_path / "attach.json"
-    args = ["predict", "--upper", str(tmp_path / "u.ply"), "--sole", str(tmp_path / "s.ply"), "--out", str(out)]
+    args = ["predict", "--upper", str(tmp_path / "u.ply"), "--sole", str(tmp_path / "s.ply"), "--out", str(out),
+            "--no-calibration"]
     taught = ["--taught-upper", str(tmp_path / "tu.ply"), "--taught-sole", str(tmp_path / "ts.ply")]
     assert main([*args, *taught]) == 2  # the three taught inputs go together
     assert not out.exists()

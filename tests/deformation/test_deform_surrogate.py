@@ -124,6 +124,7 @@ def test_cli_predict_with_surrogate(trained, flat_pair, tmp_path) -> None:
     write_ply(tmp_path / "u.ply", upper.points, upper.normals)
     write_ply(tmp_path / "s.ply", sole.points, sole.normals)
     out = tmp_path / "attach.json"
-    args = ["predict", "--upper", str(tmp_path / "u.ply"), "--sole", str(tmp_path / "s.ply"), "--out", str(out)]
+    args = ["predict", "--upper", str(tmp_path / "u.ply"), "--sole", str(tmp_path / "s.ply"), "--out", str(out),
+            "--no-calibration"]
     assert main([*args, "--surrogate", str(tmp_path / "s.pt")]) == 0
     assert json.loads(out.read_text())["diagnostics"]["surrogate"] == "used"

@@ -1,0 +1,203 @@
+"""Error budget of the bite line: swap one input at a time for the world's truth (issue 14, item 1).
+
+Every row runs the same predictor (:func:`gluecell.deformation.predict.predict_attach`, the physics with the
+style's CAD references where the style is known, no learnt calibration, material unknown) on the same test
+pairs; each row replaces one input by what the world's truth files hold, so the row's drop from ``budget_scan``
+is what that input costs:
+
+- ``budget_scan``: as delivered, the cell's scans (the baseline of the budget).
+- ``budget_cad_reference``: for a style outside the cell's style library (world 2's), the scans with the style's
+  own CAD nominal upper and sole as references (:func:`gluecell.cell.sim.references.nominal_world2`): not truth,
+  but what a plant adding the style would load; shows what the missing reference costs.
+- ``budget_true_cam_poses``: the depth frames fused with the true camera poses (no hand-eye error; the
+  cameras' depth scale/bias errors stay).
+- ``budget_true_surface_seen``: every scan point moved onto the true surface (closest point, true face normal):
+  no depth noise, no pose error, no fusion error, but only what the cameras saw.
+- ``budget_true_surface_full``: the whole true upper and sole (points sampled over the true meshes, true
+  normals; no reference needed, so none is registered): no sensing and no registration error at all.
+- ``budget_true_material``: the sole's material class given.
+- ``budget_true_hidden``: the sole's true modulus and Poisson ratio and the upper's true thickness and stack
+  modulus (the hidden parameters the model has inputs for).
+- ``budget_all_true``: the full true surfaces and the true hidden parameters together: the floor of the
+  physics model itself (what neither sensing nor parameters can remove).
+
+The attach pose (where the press puts the sole on the upper) and the press pressure have no input in
+``predict_attach``; their share is inside ``budget_all_true``. Error: the project's one bite-line error
+(:func:`gluecell.core.geometry.bite_line_error`), per pair p95 and max in mm, median and worst over pairs.
+The truth is read here, by the evaluator; the predictor gets it only as one of its ordinary inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+__all__ = ["bench", "budget_rows", "BUDGET_ROWS"]
+
+BUDGET_ROWS: tuple[str, ...] = (
+    "budget_scan",
+    "budget_cad_reference",
+    "budget_true_cam_poses",
+    "budget_true_surface_seen",
+    "budget_true_surface_full",
+    "budget_true_material",
+    "budget_true_hidden",
+    "budget_all_true",
+)
+#: Points sampled from each true mesh for the ``*_full`` rows.
+N_FULL = 40_000
+
+
+def _snap(scan: Any, mesh: Any) -> Any:
+    """``scan`` with every point moved onto ``mesh`` (closest point) and the true face normal."""
+    import trimesh
+
+    pts, _, fi = trimesh.proximity.closest_point(mesh, scan.points)
+    return replace(scan, points=np.asarray(pts), normals=np.asarray(mesh.face_normals[fi]))
+
+
+def _full(scan: Any, mesh: Any) -> Any:
+    """A scan made of ``N_FULL`` points over the whole true ``mesh`` with its face normals."""
+    pts, fi = mesh.sample(N_FULL, return_index=True, seed=3)
+    return replace(scan, points=np.asarray(pts), normals=np.asarray(mesh.face_normals[fi]))
+
+
+def _true_pose_frames(frames: list, poses: np.ndarray) -> list:
+    """The frames with their believed camera pose replaced by the true one."""
+    poses = np.asarray(poses)
+    if poses.ndim == 2:
+        poses = poses[None]
+    return [replace(f, T_base_cam=np.asarray(T, dtype=float)) for f, T in zip(frames, poses, strict=False)]
+
+
+def _hidden(params: dict) -> tuple[Any, Any] | None:
+    """(Material, UpperContact) with the pair's true hidden values (world 1's flat keys or world 2's ``sole``/
+    ``upper`` tables), or None when the truth does not hold them."""
+    from gluecell.core.errors import GlueCellError
+    from gluecell.deformation.material import UpperContact, get_material
+
+    sole, upper = params.get("sole") or {}, params.get("upper") or {}
+    E = params.get("youngs_modulus_pa", sole.get("E"))
+    nu = params.get("poisson_ratio", sole.get("nu"))
+    try:
+        mat = replace(get_material(_material_class(params) or "unknown"), E=float(E), nu=float(nu))
+    except (TypeError, ValueError, GlueCellError):
+        return None
+    contact = UpperContact()
+    t_u = params.get("upper_thickness_m", upper.get("leather"))
+    if t_u is not None:
+        contact = replace(contact, t_u=float(t_u))
+    if "upper_stack_modulus_pa" in params:
+        contact = replace(contact, E_u=float(params["upper_stack_modulus_pa"]))
+    return mat, contact
+
+
+def _material_class(params: dict) -> str | None:
+    from gluecell.cell.bench.deformation import material_class
+
+    return material_class(params.get("material", ""))
+
+
+def _references(cache: dict, item: Any) -> dict[str, Any]:
+    """The style's CAD references, or none (with the reason) for a style the library does not hold."""
+    from gluecell.cell.sim.references import nominal_sole, nominal_upper
+
+    try:
+        return {"reference": nominal_upper(cache, item)[:2], "sole_reference": nominal_sole(cache, item)}
+    except Exception as exc:  # an unknown style: no reference (the world's own error type varies)
+        cache.setdefault("reasons", set()).add(f"{item.style}: no style reference ({type(exc).__name__})")
+        return {}
+
+
+def _variants(sid: str, dataset: Any, cache: dict) -> tuple[dict[str, tuple[Any, Any, dict[str, Any]]], np.ndarray]:
+    """(row -> (upper scan, sole scan, predict_attach kwargs), true line) of one pair; rows whose truth is
+    missing are left out."""
+    from gluecell.perception.scan import scan_part_frames
+
+    inp, truth = dataset.inputs(sid), dataset.truth(sid)
+    item = inp["workitem"]
+    up = scan_part_frames(inp["frames"]["upper"], "upper", item_id=sid)
+    so = scan_part_frames(inp["frames"]["sole"], "sole", item_id=sid)
+    base: dict[str, Any] = {"check_confidence": False, "style": item.style, **_references(cache, item)}
+    out: dict[str, tuple[Any, Any, dict[str, Any]]] = {"budget_scan": (up, so, base)}
+    if "reference" not in base:  # a style outside the cell's library: with its own CAD nominal (world 2's)
+        from gluecell.cell.sim.references import nominal_world2
+
+        cad = nominal_world2(cache, item)
+        if cad is not None:
+            out["budget_cad_reference"] = (up, so, {**base, "reference": cad["upper"], "sole_reference": cad["sole"]})
+    if "T_base_cam_true_upper" in truth and "T_base_cam_true_sole" in truth:
+        fu = _true_pose_frames(inp["frames"]["upper"], truth["T_base_cam_true_upper"])
+        fs = _true_pose_frames(inp["frames"]["sole"], truth["T_base_cam_true_sole"])
+        out["budget_true_cam_poses"] = (scan_part_frames(fu, "upper", item_id=sid),
+                                        scan_part_frames(fs, "sole", item_id=sid), base)  # fmt: skip
+    um, sm = truth["upper_mesh"], truth["sole_mesh"]
+    out["budget_true_surface_seen"] = (_snap(up, um), _snap(so, sm), base)
+    bare = {"check_confidence": False, "style": item.style}
+    full = (_full(up, um), _full(so, sm))
+    out["budget_true_surface_full"] = (*full, bare)
+    cls = _material_class(truth["params"])
+    if cls is not None:
+        out["budget_true_material"] = (up, so, {**base, "material": cls})
+    hidden = _hidden(truth["params"])
+    if hidden is not None:
+        out["budget_true_hidden"] = (up, so, {**base, "material": hidden[0], "contact": hidden[1]})
+        out["budget_all_true"] = (*full, {**bare, "material": hidden[0], "contact": hidden[1]})
+    return out, truth["bite_line"]
+
+
+def budget_rows(dataset: Any, ids: list[str], cache: dict | None = None) -> dict[str, list[tuple[float, float]]]:
+    """Row -> per-pair (p95 mm, max mm) on ``ids``; a refused row of a pair is recorded as ``(nan, nan)``."""
+    from gluecell.core.errors import GlueCellError
+    from gluecell.core.geometry import bite_line_error
+    from gluecell.deformation.predict import predict_attach
+
+    cache = {} if cache is None else cache
+    errs: dict[str, list[tuple[float, float]]] = {r: [] for r in BUDGET_ROWS}
+    for sid in ids:
+        try:
+            variants, true_line = _variants(sid, dataset, cache)
+        except GlueCellError:
+            for r in BUDGET_ROWS:
+                errs[r].append((float("nan"), float("nan")))
+            continue
+        for row in BUDGET_ROWS:
+            if row not in variants:
+                continue
+            up, so, kw = variants[row]
+            try:
+                pred = predict_attach(up, so, **kw)
+            except GlueCellError:
+                errs[row].append((float("nan"), float("nan")))
+                continue
+            e = bite_line_error(pred.bite_line, true_line)
+            errs[row].append((e.p95_mm, e.max_mm))
+    return errs
+
+
+def bench(ctx: Any) -> dict[str, float]:
+    """The error budget on every pair of the bench world (it fits nothing, so no pair is spent on training;
+    the test pairs first, 4 pairs with ``--quick``)."""
+    from gluecell.datasets.format import open_dataset
+
+    ds = open_dataset(ctx.dataset)
+    ids = ds.ids("test") + ds.ids("val") + ds.ids("train")
+    ids = ids[: 4 if ctx.quick else None]
+    cache: dict = {}
+    errs = budget_rows(ds, ids, cache)
+    out: dict[str, float] = {"budget_pairs": float(len(ids)),
+                             "budget_style_references_missing": float(len(cache.get("reasons", ())))}  # fmt: skip
+    for row, vals in errs.items():
+        if not vals:
+            continue
+        a = np.asarray(vals, dtype=float)
+        ok = ~np.isnan(a[:, 0])
+        out[f"{row}_refused"] = float((~ok).sum())
+        if ok.any():
+            out[f"{row}_p95_mm_median"] = float(np.median(a[ok, 0]))
+            out[f"{row}_p95_mm_worst"] = float(a[ok, 0].max())
+            out[f"{row}_max_mm_median"] = float(np.median(a[ok, 1]))
+            out[f"{row}_max_mm_worst"] = float(a[ok, 1].max())
+    return out
