@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 #: PackML states in which the cell takes no new work (names, so this module needs no control import).
 UNAVAILABLE_STATES = frozenset({"HELD", "HOLDING", "STOPPED", "STOPPING", "ABORTED", "ABORTING", "CLEARING"})
 SPRAY = "spray"
+#: pair states in which the pair is not yet at the gun: a failed task skips it in the store
+SKIPPABLE = ("ordered", "arrived", "planned")
 
 
 @dataclass(frozen=True)
@@ -160,9 +162,12 @@ class CellNode:
                 if item["state"] in FINAL_STATES:
                     return self._report(task, item)
                 state = self.ctl.state.name
-                if state in ("STOPPED", "ABORTED") or time.time() > task.deadline:
-                    self._skip(pid, f"cell {state.title()}" if time.time() <= task.deadline else "deadline passed")
-                    raise CellTaskFailed(f"{pid} not routed: cell {state.title()}, pair {item['state']}")
+                late = time.time() > task.deadline
+                down = state in ("HELD", "STOPPED", "ABORTED")
+                if late or (down and item["state"] in SKIPPABLE):
+                    why = "deadline passed" if late else f"cell {state.title()}"
+                    skipped = self._skip(pid, why)
+                    raise CellTaskFailed(f"{pid} not routed ({why}): pair {'skipped' if skipped else item['state']}")
                 time.sleep(self.poll_s)
         finally:
             self.results.setdefault(pid, {"state": "failed"})
@@ -182,10 +187,16 @@ class CellNode:
                                  f"{(item['reason'] or '')[:160]}")
         return result
 
-    def _skip(self, pid: str, why: str) -> None:
-        item = self.store.items.get(pid)
-        if item["state"] == "ordered":  # never reached the scan station: it will not be sprayed later either
-            self.store.items.transition(pid, "skipped", verdict="fail", cause="factory", reason=f"factory: {why}")
+    def _skip(self, pid: str, why: str) -> bool:
+        """Skip a pair not yet at the gun (so an Unhold never sprays a pair the factory gave to another cell)."""
+        from gluecell.core.errors import GlueCellError
+
+        try:
+            self.store.items.transition(pid, "skipped", expect=SKIPPABLE, verdict="fail", cause="factory",
+                                        reason=f"factory: {why}")
+        except GlueCellError:
+            return False  # it is being sprayed (or done): the controller finishes it
+        return True
 
     ctl_id: str = "cell-1"
 

@@ -39,6 +39,7 @@ def controller(tmp_path):
     link.connect(10)
     ctl = Controller(store, link, ReplayPipeline.load(tmp_path / "replay"), ControllerConfig(ready_timeout_s=3.0))
     ctl.start()
+    ctl.sim = handle
     yield ctl
     ctl.close(5)
     link.disconnect()
@@ -77,6 +78,38 @@ def test_bids_follow_the_controllers_state_and_capability(controller):
     controller.command(Command.ABORT, who="test", why="e-stop drill")
     controller.wait_for(State.ABORTED, 15)
     assert node.can_do(_cfp("P-2")).reason.startswith("cell is Aborted")
+
+
+def test_a_held_cell_fails_its_unsprayed_tasks_and_never_sprays_them(controller):
+    """A robot error holds the cell mid-spray of P-1 (rework); P-2's task fails at once and P-2 is skipped, so
+    the operator's Unhold finishes the batch without spraying a pair the factory re-auctions."""
+    from gluecell.cell.control import Command, State
+    from gluecell.cell.factory.cellnode import CellTaskFailed
+    from gluecell.cell.factory.node import Task
+    from gluecell.cell.sim.faults import parse_fault
+
+    h = controller.sim
+    h.call(lambda: h.cell.inject(parse_fault({"kind": "robot_error", "item": "P-1", "during": "upper",
+                                              "at_fraction": 0.5})))
+    items = {p: {"style": "sneaker", "size_eu": 40.0, "side": "left"} for p in ("P-1", "P-2")}
+    node = CellNode(controller, CellCapability(styles=("sneaker",)), ["P-1", "P-2"], items, poll_s=0.05)
+    for p in ("P-1", "P-2"):
+        node.on_award(p, 0)
+    controller.command(Command.RESET, who="test")
+    controller.wait_for(State.IDLE, 15)
+    controller.command(Command.START, who="test")
+    assert controller.wait_for({State.HELD, State.COMPLETE}, 30) == State.HELD
+    assert node.can_do(_cfp("P-2")).reason.startswith("cell is Held")
+    task = Task("P-2", 0, "spray", {}, "P-2.0.1", time.time() + 60, "manager")
+    with pytest.raises(CellTaskFailed, match="cell Held"):
+        node.perform(task)
+    assert controller.store.items.get("P-2")["state"] == "skipped"
+    with pytest.raises(CellTaskFailed, match="rework"):  # half a spray: to rework -> failure, re-auctioned
+        node.perform(Task("P-1", 0, "spray", {}, "P-1.0.1", time.time() + 60, "manager"))
+    controller.command(Command.UNHOLD, who="ana", why="protective stop checked")
+    controller.wait_for(State.COMPLETE, 30)
+    sprays = h.call(lambda: {k: dict(v.sprays) for k, v in h.cell.items.items()})
+    assert sprays["P-1"] == {"upper": 1, "sole": 0} and not any(sprays.get("P-2", {}).values())
 
 
 def test_demo_factory_ledger_records_the_cells_awards_and_results(tmp_path):
