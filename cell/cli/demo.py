@@ -220,6 +220,10 @@ def _print(summary: dict[str, Any]) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gluecell.cell.api.server import DemoConsole
 
+    if not 0 <= args.factory <= 50:
+        from gluecell.core.errors import ConfigError
+
+        raise ConfigError(f"--factory takes 1-50 cells (0: no factory), got {args.factory}")
     console = None if args.no_api else DemoConsole(args)
     try:
         summary = run_demo(Path(args.out), args.pairs, args.speed, args.seed, serve=console, factory=args.factory)

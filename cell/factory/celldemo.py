@@ -88,8 +88,10 @@ def run_cell_factory(ctl: Any, world: Path, nodes: int, ledger_path: Path, *, st
     """
     from gluecell.cell.control import Command, State
 
-    if nodes < 1:
-        raise ValueError("--factory needs at least 1 node (this cell)")
+    if not 1 <= nodes <= 50:
+        from gluecell.core.errors import ConfigError
+
+        raise ConfigError(f"a factory of 1-50 cells (this one included), got {nodes}")
     ids = sorted(p.name for p in (world / "inputs").iterdir() if (p / "workitem.json").is_file())
     items = {i: json.loads((world / "inputs" / i / "workitem.json").read_text()) for i in ids}
     styles = tuple(sorted({wi["style"] for wi in items.values()}))
