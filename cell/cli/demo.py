@@ -64,8 +64,11 @@ def _fresh(out: Path) -> None:
 
 
 def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
-             timeout_s: float = 1800.0, serve: Any = None) -> dict[str, Any]:  # fmt: skip
+             timeout_s: float = 1800.0, serve: Any = None, factory: int = 0) -> dict[str, Any]:  # fmt: skip
     """Run the line on ``pairs`` synthetic pairs; returns :func:`summarise`'s summary.
+
+    ``factory`` > 0: the cell is one node of a factory of that many cells (:mod:`gluecell.cell.factory.celldemo`);
+    it sprays the pairs it wins at auction; the factory's summary is under ``"factory"``.
 
     ``serve(out)`` (the task API and console, :class:`gluecell.cell.api.server.DemoConsole`) is called once the
     cell database is fresh."""
@@ -89,7 +92,7 @@ def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
     proc, port = start_sim_process(out, out / "world", speed)
     try:
         with Store(out / "cell.db") as store, RosbridgeLink(RobotLinkConfig(port=port)) as link:
-            ids = _order(store, out / "world")
+            ids = [] if factory else _order(store, out / "world")
             # a prediction refused as too uncertain goes to the operator, played by the simulated cell
             pipeline = RealPipeline(sim_style_library(), out=out / "pairs", pictures=True,
                                     marker=sim_line_marker(out / "world"))  # fmt: skip
@@ -98,11 +101,16 @@ def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
             try:
                 ctl.command(Command.RESET, who="demo", why="gluecell demo")
                 ctl.wait_for(State.IDLE, 30)
-                ctl.command(Command.START, who="demo", why="gluecell demo")
-                _follow(ctl, store, len(ids), timeout_s, Progress)
+                if factory:  # the factory's auctions decide which pairs this cell sprays; it starts the line
+                    from gluecell.cell.factory.celldemo import run_for_demo
+
+                    fac = run_for_demo(ctl, out, factory, timeout_s)
+                else:
+                    ctl.command(Command.START, who="demo", why="gluecell demo")
+                    _follow(ctl, store, len(ids), timeout_s, Progress)
             finally:
                 ctl.close()
-            return summarise(store, out, time.monotonic() - t0, ctl.perf)
+            return {**summarise(store, out, time.monotonic() - t0, ctl.perf), **({"factory": fac} if factory else {})}
     finally:
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -212,16 +220,25 @@ def _print(summary: dict[str, Any]) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gluecell.cell.api.server import DemoConsole
 
+    if not 0 <= args.factory <= 50:
+        from gluecell.core.errors import ConfigError
+
+        raise ConfigError(f"--factory takes 1-50 cells (0: no factory), got {args.factory}")
     console = None if args.no_api else DemoConsole(args)
     try:
-        summary = run_demo(Path(args.out), args.pairs, args.speed, args.seed, serve=console)
+        summary = run_demo(Path(args.out), args.pairs, args.speed, args.seed, serve=console, factory=args.factory)
         _print(summary)
+        rc = 0 if summary["state"] == "Complete" else 1
+        if args.factory:
+            from gluecell.cell.factory.celldemo import print_factory
+
+            rc = print_factory(summary)
         if console is not None:
             console.finish()
     finally:
         if console is not None:
             console.close()
-    return 0 if summary["state"] == "Complete" else 1
+    return rc
 
 
 def register(sub: Any) -> None:
@@ -232,6 +249,9 @@ def register(sub: Any) -> None:
     p.add_argument("--speed", type=float, default=20.0, help="simulated robot speed-up (default 20)")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--seed", type=int, default=7, help="world seed (default 7)")
+    p.add_argument("--factory", type=int, default=0, metavar="N",
+                   help="run the cell as one node of an in-process factory of N cells (N-1 simulated): "
+                        "the pairs' smart products auction their spray; signed ledger verified at the end")
     from gluecell.cell.api.server import add_server_options
 
     add_server_options(p, demo=True)  # the task API and operator console (issue 10)
