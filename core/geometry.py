@@ -64,8 +64,9 @@ def knn(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Distances and indices of the ``k`` nearest neighbours of every point (self excluded): (n, k) each."""
     from scipy.spatial import cKDTree
 
-    k = min(k, len(points) - 1)
-    d, i = cKDTree(points).query(points, k=k + 1)
+    p = np.asarray(points, dtype=np.float64)
+    k = max(1, min(k, len(p) - 1))
+    d, i = cKDTree(p).query(p, k=k + 1, workers=2)  # the same neighbours whatever the worker count
     return d[:, 1:], i[:, 1:]
 
 

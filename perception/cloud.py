@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from gluecell.core.config import StationConfig
+from gluecell.core.geometry import knn
 from gluecell.core.types import CameraIntrinsics, DepthFrame
 
 from .errors import EmptyDepthError
@@ -323,14 +323,6 @@ def frame_to_surface(frame: DepthFrame, cfg: DepthConfig | None = None, *, view:
         shapes=((k.height, k.width),),
         normals=nrm @ R.T,
     )
-
-
-def knn(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest neighbours of every point, self excluded: (n, k) distances and (n, k) indices."""
-    p = np.asarray(points, dtype=np.float64)
-    k = max(1, min(k, len(p) - 1))
-    dist, idx = cKDTree(p).query(p, k=k + 1, workers=2)
-    return dist[:, 1:], idx[:, 1:]
 
 
 def estimate_normals(points: np.ndarray, neighbours: np.ndarray, origins: np.ndarray) -> np.ndarray:

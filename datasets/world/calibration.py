@@ -111,15 +111,11 @@ def _small_rot(rng: np.random.Generator, max_deg: float) -> np.ndarray:
 
 
 def look_at(eye: np.ndarray, target: np.ndarray, up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> np.ndarray:
-    """(4, 4) optical-frame pose (z forward, x right, y down) at ``eye`` looking at ``target``."""
-    z = np.asarray(target, float) - np.asarray(eye, float)
-    z /= np.linalg.norm(z)
-    x = np.cross(z, up)
-    x /= np.linalg.norm(x)
-    T = np.eye(4)
-    T[:3, :3] = np.c_[x, np.cross(z, x), z]
-    T[:3, 3] = eye
-    return T
+    """(4, 4) optical-frame pose (z forward, x right, y down) at ``eye`` looking at ``target``
+    (:func:`gluecell.core.geometry.look_at`)."""
+    from gluecell.core.geometry import look_at as _look_at
+
+    return _look_at(eye, target, up)
 
 
 def render_board(

@@ -141,16 +141,11 @@ def draw_appearance(rng: np.random.Generator, cfg: UVWorldConfig, shifted: bool 
 
 
 def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(4, 4) optical-frame pose (z forward, y down in the image) at ``eye`` looking at ``target``."""
-    z = target - eye
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    T = np.eye(4)
-    T[:3, :3] = np.column_stack([x, y, z])
-    T[:3, 3] = eye
-    return T
+    """(4, 4) optical-frame pose (z forward, y down in the image) at ``eye`` looking at ``target``
+    (:func:`gluecell.core.geometry.look_at`)."""
+    from gluecell.core.geometry import look_at
+
+    return look_at(eye, target)
 
 
 def station_cameras(bite_line: np.ndarray, cfg: UVWorldConfig) -> list[np.ndarray]:
