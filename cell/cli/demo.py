@@ -160,7 +160,8 @@ def summarise(store: Any, out: Path, wall_s: float, perf: dict[str, list[float]]
         rows.append({"id": it["id"], "style": it["style"], "state": it["state"], "cause": it["cause"],
                      "reason": it["reason"], "attempts": it["attempts"],
                      "ms": {k: data.get("timing_ms", {}).get(k) for k in ("perception", "deformation", "pathplan")},
-                     "robot_s": sum(p["t"][-1] - p["t"][0] for p in progs.values() if p),
+                     "robot_s": sum(p["t"][-1] - p["t"][0] for p in progs.values() if p)
+                     if plan and plan["verdict"] == "ok" else 0.0,  # a plan for a human is not sprayed
                      "verdict_source": insp[-1]["source"] if insp else None,
                      "line": (data.get("line_source") or "-").split(" (")[0],
                      "plan_verdict": data.get("verdict"),
