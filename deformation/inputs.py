@@ -46,10 +46,11 @@ LENGTH_RANGE = (0.18, 0.38)
 ASPECT_RANGE = (0.22, 0.60)
 #: Height of a sole from tray to rim, metres (flat sandal soles excluded: no cup; cup soles stay under 70 mm).
 SOLE_HEIGHT_RANGE = (0.012, 0.07)
-#: Least height of a lasted upper's scan standing bottom up, metres. A low shoe's upper is ~ 60 mm tall, but a
-#: profiler straight above sees only its bottom and the top ~30 mm of its side (world 2's laser cloud: 29 mm),
-#: which holds the bite line; a sole given as the upper is caught by the bottom-cover test below.
-UPPER_HEIGHT_MIN = 0.025
+#: Least height of a lasted upper's scan standing bottom up, metres (a low shoe's upper is ~ 60 mm tall). A
+#: profiler straight above sees only the top ~30 mm of its side (world 2's laser cloud: 29 mm), but lowering this
+#: lets a sole given as the upper through (its footbed passes the bottom-cover test below), and such a cloud
+#: still fails for want of the sole's wall: kept at 50 mm until a test that tells a cup from a bottom exists.
+UPPER_HEIGHT_MIN = 0.05
 #: Fraction of the plan outline that the bottom (top-facing points near the top) must cover.
 UPPER_BOTTOM_COVER = 0.45
 

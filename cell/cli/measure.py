@@ -77,8 +77,9 @@ def run_measure(args: argparse.Namespace) -> int:
     from gluecell.deformation.measure import measure_attached, measured_to_plan
 
     t0 = time.perf_counter()
-    attached = load_scan_ply(args.attached, "upper")
-    sole = load_scan_ply(args.sole, "sole")
+    # measure registers on the tray and tread planes itself: the clouds are read as they are
+    attached = load_scan_ply(args.attached, "upper", clean=False)
+    sole = load_scan_ply(args.sole, "sole", clean=False)
     t1 = time.perf_counter()
     tray = None if args.tray_plane is None else np.asarray(args.tray_plane, dtype=np.float64)
     m = measure_attached(attached, sole, tray_plane=tray)

@@ -26,14 +26,17 @@ __all__ = [
 ATTACH_FORMAT = "gluecell.attach/1"
 
 
-def load_scan_ply(path: str | Path, part: str) -> Any:
+def load_scan_ply(path: str | Path, part: str, *, clean: bool = True) -> Any:
     """Read a PLY point cloud as a :class:`~gluecell.core.types.PartScan`: the support it stands on, outliers and
-    stray pieces removed (:func:`gluecell.deformation.cloud_clean.clean_cloud`), normals estimated when absent."""
+    stray pieces removed (:func:`gluecell.deformation.cloud_clean.clean_cloud`; ``clean=False``: read as it is,
+    for commands that use the support themselves), normals estimated when absent."""
     from gluecell.core.ply import read_ply
     from gluecell.deformation.cloud_clean import clean_cloud
     from gluecell.deformation.inputs import scan_from_arrays
 
     cloud = read_ply(path)
+    if not clean:
+        return scan_from_arrays(part, cloud.points, cloud.normals, item_id=Path(path).stem)
     pts, nrm, removed = clean_cloud(cloud.points, cloud.normals)
     scan = scan_from_arrays(part, pts, nrm, item_id=Path(path).stem)
     scan.diagnostics["cloud_removed"] = removed
