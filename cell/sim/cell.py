@@ -186,9 +186,32 @@ class SimCell:
             rec.sprays[self.parts[goal.goal_id]] += 1
             rec.goals.append(goal.goal_id)
             rec.flow_factor = min(rec.flow_factor, self.flow_factor)
+            if self.parts[goal.goal_id] == "upper":
+                self._capture_inspection(goal.item_id, rec)
         ctx = self.ctx.pop(goal.goal_id, None)
         if ctx is not None:
             ctx.result({"error_code": goal.error_code, "error_string": goal.error_string}, goal.status, ok=True)
+
+    def _capture_inspection(self, item_id: str, rec: ItemRecord) -> None:
+        """Photograph the pair's executed upper spray at the inspection station (worker thread; needs a world)."""
+        if self.line.world is None or self.line.camera_root is None:
+            return
+        from types import SimpleNamespace
+
+        from .inspection import capture_item
+
+        ids = [g for g in rec.goals if self.parts.get(g) == "upper" and g in self.goals]
+        goals = [SimpleNamespace(gun_on_tau=list(self.goals[g].gun_on_tau), gun_on_q=list(self.goals[g].gun_on_q))
+                 for g in ids]  # fmt: skip
+
+        def run() -> None:
+            try:
+                capture_item(self.line.world, self.line.camera_root, item_id, ids, goals, self.cfg.robot.tick_s,
+                             rec.flow_factor, rec.offset_m)  # fmt: skip
+            except Exception:  # a failed capture is an inspection camera that delivers nothing
+                LOG.exception("inspection capture of %s failed", item_id)
+
+        asyncio.get_running_loop().run_in_executor(None, run)
 
     def _trim(self) -> None:
         while len(self.goals) > KEEP_GOALS:
