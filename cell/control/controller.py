@@ -58,6 +58,8 @@ class ControllerConfig:
             judges (and says so in ``inspections.source``).
         qa_model: the QA network (registry alias or name, or a model file; "" switches the QA station off).
         qa_registry: the QA model registry folder ("" = the default: ``$GLUECELL_QA_REGISTRY`` or the shipped one).
+        inspect_pictures: folder for the inspection pictures and defect crops ("" = the pipeline's ``out``;
+            none without either).
     """
 
     poll_s: float = 0.05
@@ -74,6 +76,7 @@ class ControllerConfig:
     inspect_timeout_s: float = 60.0
     qa_model: str = "champion"
     qa_registry: str = ""
+    inspect_pictures: str = ""
 
 
 class Controller(CycleMixin):

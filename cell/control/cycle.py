@@ -200,7 +200,7 @@ class CycleMixin:
         if not self.cfg.qa_model:
             return None, "the QA station is switched off ([control] qa_model = '')"
         root = self._camera_root or getattr(self.link, "camera_root", None)
-        out = getattr(self.pipeline, "out", None)
+        out = self.cfg.inspect_pictures or getattr(self.pipeline, "out", None)
         with self._waiting("inspect"):
             return qa_inspection(item, plan_data, root, Path(out) if out is not None else None,
                                  timeout_s=self.cfg.inspect_timeout_s, model=self.cfg.qa_model,

@@ -116,13 +116,12 @@ def draw_inspection(ins: Any, views: list[Any], cols: int = 4) -> np.ndarray:
     tiles = []
     for k, v in enumerate(views):
         img = np.ascontiguousarray(v.image).copy()
-        for d in ins.defects:
-            if d.view == k:
-                x0, y0, x1, y1 = d.bbox_px
-                c = _COLOURS.get(d.kind, (255, 255, 255))
-                cv2.rectangle(img, (x0 - 2, y0 - 2), (x1 + 2, y1 + 2), c, 2)
-                cv2.putText(img, f"{d.kind} {d.score:.2f}", (max(x0, 2), max(y0 - 5, 12)), cv2.FONT_HERSHEY_SIMPLEX,
-                            0.4, c, 1, cv2.LINE_AA)  # fmt: skip
+        for j, d in enumerate(d for d in ins.defects if d.view == k):  # labels stacked: boxes may coincide
+            x0, y0, x1, y1 = d.bbox_px
+            c = _COLOURS.get(d.kind, (255, 255, 255))
+            cv2.rectangle(img, (x0 - 2, y0 - 2), (x1 + 2, y1 + 2), c, 2)
+            cv2.putText(img, f"{d.kind} {d.score:.2f}", (max(x0, 2), max(y0 - 5 - 12 * j, 12 + 12 * j)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, c, 1, cv2.LINE_AA)  # fmt: skip
         cv2.putText(img, f"view {k}", (4, img.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (230, 230, 230), 1)
         tiles.append(img)
     h, w = tiles[0].shape[:2]
