@@ -201,8 +201,10 @@ class CycleMixin:
             return None, "the QA station is switched off ([control] qa_model = '')"
         root = self._camera_root or getattr(self.link, "camera_root", None)
         out = self.cfg.inspect_pictures or getattr(self.pipeline, "out", None)
+        upper = flow.attempt_goals(self.store, item).get("upper")
         with self._waiting("inspect"):
             return qa_inspection(item, plan_data, root, Path(out) if out is not None else None,
+                                 upper_goal=upper["goal_id"] if upper and upper["status"] == "succeeded" else None,
                                  timeout_s=self.cfg.inspect_timeout_s, model=self.cfg.qa_model,
                                  registry=self.cfg.qa_registry or None)  # fmt: skip
 

@@ -2,9 +2,10 @@
 
 After the pair is sprayed, the inspection cameras' views of its upper (UV-A image, depth before/after,
 calibration) appear in ``<camera_root>/../inspection/<id>/`` (cameras are not on ROS; the simulated cell writes
-them there, a plant's station driver would too). The controller waits for the views of THIS attempt's spray
-(``views.json`` names the goals they show), and calls :func:`gluecell.quality.inspect` with them and the stored
-plan (its ``bite_line`` and per-point ``bite_line_sigma``). The verdict routes the pair:
+them there, a plant's station driver would too). The controller waits for the views of THIS spray
+(``views.json`` names the goals they show: the goal that sprayed the upper must be among them), and calls
+:func:`gluecell.quality.inspect` with them and the stored plan (its ``bite_line`` and per-point
+``bite_line_sigma``). The verdict routes the pair:
 
 * ``pass`` -> next station; ``fail`` -> the rework queue with the defect types, a picture of the views with the
   defects outlined and one crop per defect for the rework bin; ``uncertain`` -> the rework queue for the human,
@@ -41,18 +42,19 @@ def model_name(diagnostics: dict[str, Any]) -> str:
 
 
 def qa_inspection(item: dict[str, Any], plan_data: dict[str, Any] | None, camera_root: str | None,
-                  out: Path | None, *, timeout_s: float, model: str = "champion",
+                  out: Path | None, *, upper_goal: str | None, timeout_s: float, model: str = "champion",
                   registry: str | None = None) -> tuple[dict[str, Any] | None, str]:  # fmt: skip
     """Inspect the sprayed pair with the QA station; (inspection dict for :func:`~.flow.route_item`, "") or
-    (None, why the stand-in must judge)."""
+    (None, why the stand-in must judge). ``upper_goal``: the goal id that sprayed the upper in this attempt."""
     from gluecell.cell.robot.cameras import wait_for_inspection
 
     if not camera_root:
         return None, "no inspection cameras on this line"
     if not plan_data or not plan_data.get("bite_line"):
         return None, "the plan has no bite line (a replayed plan): the QA station cannot place the bond band"
-    prefix = f"{item['id']}:{item['attempts']}:upper"
-    folder = wait_for_inspection(camera_root, item["id"], prefix, timeout_s)
+    if upper_goal is None:
+        return None, "no succeeded upper spray in this attempt to inspect"
+    folder = wait_for_inspection(camera_root, item["id"], upper_goal, timeout_s)
     if folder is None:
         return None, f"no inspection views of this spray within {timeout_s:.0f} s"
     try:

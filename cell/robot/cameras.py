@@ -48,12 +48,13 @@ def inspection_root(camera_root: str | Path) -> Path:
     return Path(camera_root).resolve().parent / INSPECTION_DIR
 
 
-def wait_for_inspection(camera_root: str | Path, item_id: str, goal_prefix: str, timeout_s: float,
+def wait_for_inspection(camera_root: str | Path, item_id: str, goal_id: str, timeout_s: float,
                         poll_s: float = 0.05) -> Path | None:  # fmt: skip
-    """The folder of ``item_id``'s inspection views once they show a goal of ``goal_prefix`` (this attempt).
+    """The folder of ``item_id``'s inspection views once they show the spray of goal ``goal_id``.
 
     The simulated cell renames the folder into place whole, with ``views.json`` naming the goals it shows, so
-    views of an earlier attempt are never taken for this one. None when they did not arrive within ``timeout_s``.
+    views of an earlier attempt or of an interrupted goal are never taken for this spray. None when they did not
+    arrive within ``timeout_s``.
     """
     import json
 
@@ -66,7 +67,7 @@ def wait_for_inspection(camera_root: str | Path, item_id: str, goal_prefix: str,
     while True:
         try:
             goals = json.loads(meta.read_text()).get("goals", [])
-            if any(str(g).startswith(goal_prefix) for g in goals):
+            if goal_id in goals:
                 return meta.parent
         except (OSError, ValueError, AttributeError):
             pass

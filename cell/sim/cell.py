@@ -186,7 +186,7 @@ class SimCell:
             rec.sprays[self.parts[goal.goal_id]] += 1
             rec.goals.append(goal.goal_id)
             rec.flow_factor = min(rec.flow_factor, self.flow_factor)
-            if self.parts[goal.goal_id] == "upper":
+            if self.parts[goal.goal_id] == "upper" and goal.status == 4:  # SUCCEEDED: the station photographs it
                 self._capture_inspection(goal.item_id, rec)
         ctx = self.ctx.pop(goal.goal_id, None)
         if ctx is not None:
