@@ -5,7 +5,9 @@
 injection (:mod:`.faults`). Its ROS names are the UR ROS 2 driver's (``RobotLinkConfig`` defaults) plus the
 cell's own (infeed, conveyor, gun-schedule and goal-status companion) and the simulator's (``/gluecell_sim/``:
 faults, spray outcome, gun log). It counts the sprays per pair and part so a test can prove "never twice",
-and sprays what was really executed onto the pair's true meshes when asked (``/gluecell_sim/outcome``).
+and sprays what was really executed onto the pair's true meshes when asked (``/gluecell_sim/outcome``). When an
+upper goal succeeds, the inspection station photographs the executed spray for the controller's QA step
+(:mod:`.inspection`: views beside the cameras' folder, truth labels apart, for evaluation only).
 ``gluecell sim`` runs it in its own process; tests and the bench may run it on a thread
 (:func:`gluecell.cell.sim.run.start_in_thread`).
 """
