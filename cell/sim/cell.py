@@ -107,6 +107,7 @@ class SimCell:
         self._tasks: list[asyncio.Task] = []
         self._indexing = False
         self._goal_wall_t0 = 0.0
+        self._capture_pool: Any = None
 
     @property
     def port(self) -> int:
@@ -131,6 +132,8 @@ class SimCell:
         for t in self._tasks:
             t.cancel()
         await self.server.stop()
+        if self._capture_pool is not None:
+            self._capture_pool.shutdown(wait=False, cancel_futures=True)
 
     def _publish_latched(self) -> None:
         s = self.server
@@ -206,14 +209,19 @@ class SimCell:
         goals = [SimpleNamespace(gun_on_tau=list(self.goals[g].gun_on_tau), gun_on_q=list(self.goals[g].gun_on_q))
                  for g in ids]  # fmt: skip
 
-        def run() -> None:
-            try:
-                capture_item(self.line.world, self.line.camera_root, item_id, ids, goals, self.cfg.robot.tick_s,
-                             rec.flow_factor, rec.offset_m)  # fmt: skip
-            except Exception:  # a failed capture is an inspection camera that delivers nothing
-                LOG.exception("inspection capture of %s failed", item_id)
+        if self._capture_pool is None:  # its own process: rendering must not starve this loop's 500 Hz tick
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-        asyncio.get_running_loop().run_in_executor(None, run)
+            self._capture_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        fut = self._capture_pool.submit(capture_item, self.line.world, self.line.camera_root, item_id, ids, goals,
+                                        self.cfg.robot.tick_s, rec.flow_factor, rec.offset_m)  # fmt: skip
+
+        def done(f: Any) -> None:
+            if f.exception() is not None:  # a failed capture is an inspection camera that delivers nothing
+                LOG.error("inspection capture of %s failed: %s", item_id, f.exception())
+
+        fut.add_done_callback(done)
 
     def _trim(self) -> None:
         while len(self.goals) > KEEP_GOALS:
