@@ -59,7 +59,7 @@ def _order(store: Any, world: Path) -> list[str]:
 def _fresh(out: Path) -> None:
     for name in ("cell.db", "cell.db-wal", "cell.db-shm"):
         (out / name).unlink(missing_ok=True)
-    for sub in ("cameras", "pairs"):
+    for sub in ("cameras", "pairs", "inspection", "inspection_truth"):
         shutil.rmtree(out / sub, ignore_errors=True)
 
 
@@ -147,6 +147,34 @@ def _bite_error(store: Any, world: Path, sid: str) -> float | None:
     return float(pair_errors(line, open_dataset(world).truth(sid)["bite_line"])[0])
 
 
+#: The QA verdict against the simulated cell's truth labels (evaluation only): a defective pair not passed is
+#: caught, passed is missed; a good pair not passed (fail or uncertain) is a false reject.
+VERSUS = ("caught", "missed", "false reject", "correct pass")
+
+
+def _qa_vs_truth(insp: list[dict[str, Any]], out: Path, item_id: str) -> dict[str, Any]:
+    """Who judged the pair (the QA model or the stand-in, and why), the QA verdict and defects, and, for evaluation
+    only, the truth labels the simulated cell wrote for the views (``<out>/inspection_truth``)."""
+    from gluecell.cell.sim.inspection import read_truth
+
+    judged = [i for i in insp if i["source"] != "override"]
+    last = judged[-1] if judged else None
+    data = (last or {}).get("data") or {}
+    row: dict[str, Any] = {"judged_by": last["source"] if last else None,
+                           "qa_verdict": last["verdict"] if last else None,
+                           "qa_defects": sorted({d["kind"] for d in data.get("defects", [])}),
+                           "qa_fallback": data.get("qa_fallback"), "truth_verdict": None, "truth_defects": [],
+                           "truth_faults": [], "versus_truth": None}  # fmt: skip
+    truth = read_truth(out / "cameras", item_id)
+    if truth is None or last is None or not str(last["source"]).startswith("qa:"):
+        return row
+    bad, passed = truth["verdict"] == "fail", last["verdict"] == "pass"
+    versus = ("missed" if passed else "caught") if bad else ("correct pass" if passed else "false reject")
+    row.update(truth_verdict=truth["verdict"], truth_defects=truth["defects"], truth_faults=truth["fault_kinds"],
+               versus_truth=versus)
+    return row
+
+
 def summarise(store: Any, out: Path, wall_s: float, perf: dict[str, list[float]]) -> dict[str, Any]:
     """Pairs, first-pass yield with the verdict source, times, stages, stops, pictures (from the store)."""
     import numpy as np
@@ -163,6 +191,7 @@ def summarise(store: Any, out: Path, wall_s: float, perf: dict[str, list[float]]
                      "robot_s": sum(p["t"][-1] - p["t"][0] for p in progs.values() if p)
                      if plan and plan["verdict"] == "ok" else 0.0,  # a plan for a human is not sprayed
                      "verdict_source": insp[-1]["source"] if insp else None,
+                     **_qa_vs_truth(insp, out, it["id"]),
                      "line": (data.get("line_source") or "-").split(" (")[0],
                      "plan_verdict": data.get("verdict"),
                      "bite_p95_mm": _bite_error(store, out / "world", it["id"]) if plan else None,
@@ -175,7 +204,13 @@ def summarise(store: Any, out: Path, wall_s: float, perf: dict[str, list[float]]
     passed_first = sum(r["state"] == "passed" and r["attempts"] == 1 for r in rows)
     lat = {k: float(np.median([r["ms"][k] for r in rows if r["ms"].get(k) is not None] or [np.nan]))
            for k in ("perception", "deformation", "pathplan")}  # fmt: skip
-    return {"pairs": len(rows), "passed_first": passed_first, "fpy": passed_first / len(rows) if rows else 0.0,
+    judges: dict[str, int] = {}
+    for r in rows:
+        if r["judged_by"]:
+            judges[r["judged_by"]] = judges.get(r["judged_by"], 0) + 1
+    versus = {k: sum(r["versus_truth"] == k for r in rows) for k in VERSUS}
+    return {"pairs": len(rows), "passed_first": passed_first, "judges": judges, "versus_truth": versus,
+            "fpy": passed_first / len(rows) if rows else 0.0,
             "rows": rows, "wall_s": wall_s, "cycle_s": wall_s / max(len(rows), 1),
             "cycle_ms_median": float(np.median(perf["cycle_ms"])) if perf["cycle_ms"] else None,
             "robot_s": float(sum(r["robot_s"] for r in rows)), "stage_ms_median": lat, "stops": stops,
@@ -191,21 +226,28 @@ def _print(summary: dict[str, Any]) -> None:
 
     table = Table(title=f"gluecell demo: {summary['pairs']} pairs through the simulated cell over rosbridge, "
                         f"{summary['wall_s']:.0f} s, final state {summary['state']}")  # fmt: skip
-    for c in ("id", "style", "result", "verdict by", "line", "bite p95 vs truth [mm]", "robot [s]",
-              "scan/predict/plan [ms]", "reason"):  # fmt: skip
+    for c in ("id", "style", "result", "verdict by", "QA verdict", "truth (eval only)", "vs truth", "line",
+              "bite p95 vs truth [mm]", "robot [s]", "scan/predict/plan [ms]", "reason"):  # fmt: skip
         table.add_column(c)
     for r in summary["rows"]:
         ms = "/".join(f"{v:.0f}" for v in r["ms"].values() if v is not None) or "-"
         bite = "-" if r["bite_p95_mm"] is None else f"{r['bite_p95_mm']:.2f}"
-        table.add_row(r["id"], r["style"], r["state"], r["verdict_source"] or "-", r["line"], bite,
-                      f"{r['robot_s']:.0f}", ms,
-                      (r["reason"] or "")[:60])  # fmt: skip
+        qa = f"{r['qa_verdict']} {','.join(r['qa_defects'])}".strip() if r["qa_verdict"] else "-"
+        truth = f"{r['truth_verdict']} {','.join(r['truth_defects'])}".strip() if r["truth_verdict"] else "-"
+        table.add_row(r["id"], r["style"], r["state"], r["verdict_source"] or "-", qa, truth, r["versus_truth"] or "-",
+                      r["line"], bite, f"{r['robot_s']:.0f}", ms, (r["reason"] or "")[:60])  # fmt: skip
     con = Console(width=200)
     con.print(table)
     lat = summary["stage_ms_median"]
-    con.print(f"first-pass yield {summary['fpy']:.0%} ({summary['passed_first']}/{summary['pairs']}); verdicts by "
-              f"'{STANDIN_SOURCE}': a STAND-IN until quality/ inspects the glue — the robot finished every goal and "
-              f"the planner's deposition model covers >= 98 % of the bond strip (it inspects the plan, not the glue)")
+    judges = ", ".join(f"'{k}' {v}" for k, v in summary["judges"].items()) or "none"
+    con.print(f"first-pass yield {summary['fpy']:.0%} ({summary['passed_first']}/{summary['pairs']}); inspected by: "
+              f"{judges} (pairs). 'qa:<model>@<sha>' = gluecell.quality.inspect on the inspection views of the "
+              f"executed spray (the promoted QA model; fail or uncertain -> rework / the human); '{STANDIN_SOURCE}' "
+              f"= the STAND-IN fallback when no views arrived (it inspects the plan, not the glue)")
+    vs = summary["versus_truth"]
+    con.print("QA verdict vs the simulated cell's truth labels (evaluation only; the controller never reads them): "
+              + ", ".join(f"{k} {v}" for k, v in vs.items()) + " — a pair is defective in truth when any view has a "
+              "labelled defect (gap, glue above the TRUE line, thin film, blob)")
     con.print("line: 'predicted' = the predicted bite line and its 2-sigma margin; 'operator' = the prediction was "
               "refused as too uncertain and the operator (played by the simulated cell) marked the line on the pair")
     con.print(f"cycle {summary['cycle_s']:.1f} s per pair (wall, incl. start-up); robot time {summary['robot_s']:.0f} s"
@@ -214,6 +256,9 @@ def _print(summary: dict[str, Any]) -> None:
     con.print(f"stops: {len(summary['stops'])}" + "".join(f"\n  {s}" for s in summary["stops"]))
     if summary["stop_reason"]:
         con.print(f"stop reason: {summary['stop_reason']}")
+    con.print(f"inspection pictures: {summary['out']}/pairs/<id>_inspection_a<attempt>.png (views, defects outlined)"
+              f" and _defect<k>_<type>.png crops; views {summary['out']}/inspection/<id>/, truth labels (evaluation "
+              f"only) {summary['out']}/inspection_truth/<id>.json")
     con.print(f"pictures: {summary['out']}/pairs/<id>_plan.png (scans, bite line, paths); plans and scans beside "
               f"them; the cell database {summary['out']}/cell.db (gluecell op --db ... status | rework | events)")
 

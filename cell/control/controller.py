@@ -54,6 +54,12 @@ class ControllerConfig:
         reconcile_wait_s: on restart, how long to let a goal the robot still runs finish.
         starved_retry_s: in Suspended (no pair at the infeed), how often to index again.
         min_coverage: the stand-in inspection's coverage threshold.
+        inspect_timeout_s: the inspection views of a sprayed pair must appear within this, else the stand-in
+            judges (and says so in ``inspections.source``).
+        qa_model: the QA network (registry alias or name, or a model file; "" switches the QA station off).
+        qa_registry: the QA model registry folder ("" = the default: ``$GLUECELL_QA_REGISTRY`` or the shipped one).
+        inspect_pictures: folder for the inspection pictures and defect crops ("" = the pipeline's ``out``;
+            none without either).
     """
 
     poll_s: float = 0.05
@@ -67,6 +73,10 @@ class ControllerConfig:
     reconcile_wait_s: float = 120.0
     starved_retry_s: float = 0.5
     min_coverage: float = 0.98
+    inspect_timeout_s: float = 60.0
+    qa_model: str = "champion"
+    qa_registry: str = ""
+    inspect_pictures: str = ""
 
 
 class Controller(CycleMixin):

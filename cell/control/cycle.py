@@ -124,7 +124,9 @@ class CycleMixin:
         if sprayed:  # one pair through the spray station: book its cycle
             total = (time.perf_counter() - t0) * 1e3
             self.perf["cycle_ms"].append(total)
-            self.perf["overhead_ms"].append(total - waits.get("link", 0.0) - waits.get("prepare", 0.0))
+            self.perf["overhead_ms"].append(total - waits.get("link", 0.0) - waits.get("prepare", 0.0)
+                                            - waits.get("inspect", 0.0))
+            self.perf.setdefault("inspect_ms", []).append(waits.get("inspect", 0.0))
             self.perf["link_ms"].append(waits.get("link", 0.0))
             self.perf["prepare_wait_ms"].append(waits.get("prepare", 0.0))
             self.perf["thread_cpu_ms"].append((time.thread_time() - c0) * 1e3)
@@ -179,16 +181,32 @@ class CycleMixin:
         if item["state"] == "sprayed":
             pp = self._ready_pairs.pop(item_id, None)
             if pp is not None:
-                metrics = (pp[0].plan or {}).get("metrics")
+                plan_data = pp[0].plan or {}
             else:  # after a restart: from the stored plan
                 plan = self.store.plans.latest(item_id)
-                metrics = plan["data"].get("metrics") if plan else None
-            insp = flow.inspect(metrics, True, self.cfg.min_coverage)
+                plan_data = plan["data"] if plan else {}
+            insp = flow.inspect(plan_data.get("metrics"), True, self.cfg.min_coverage,
+                                qa=lambda: self._qa(item, plan_data))  # fmt: skip
             routed = flow.route_item(self.store, item, insp)
             self.tags.count(defective=routed["state"] != "passed")
             self._save_tags()
             return True
         return False
+
+    def _qa(self, item: dict[str, Any], plan_data: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        """The QA station's inspection of the sprayed pair (None and why: the stand-in judges)."""
+        from .inspection import qa_inspection
+
+        if not self.cfg.qa_model:
+            return None, "the QA station is switched off ([control] qa_model = '')"
+        root = self._camera_root or getattr(self.link, "camera_root", None)
+        out = self.cfg.inspect_pictures or getattr(self.pipeline, "out", None)
+        upper = flow.attempt_goals(self.store, item).get("upper")
+        with self._waiting("inspect"):
+            return qa_inspection(item, plan_data, root, Path(out) if out is not None else None,
+                                 upper_goal=upper["goal_id"] if upper and upper["status"] == "succeeded" else None,
+                                 timeout_s=self.cfg.inspect_timeout_s, model=self.cfg.qa_model,
+                                 registry=self.cfg.qa_registry or None)  # fmt: skip
 
     def _robot_fault(self, reason: str) -> None:
         """A goal failed: abort on an e-stop (whichever of the result and the status event comes first), else hold."""

@@ -168,7 +168,8 @@ def forced_verdict(store: Store, item_id: str) -> dict[str, Any] | None:
 
 
 def route_item(store: Store, item: dict[str, Any], inspection: dict[str, Any]) -> dict[str, Any]:
-    """Record the inspection and route the pair: next station (passed) or the rework queue, with the reason.
+    """Record the inspection and route the pair: next station (pass) or the rework queue, with the reason (fail:
+    the defects; uncertain: to the human).
 
     A human's force_pass/force_fail of the item outranks the inspection (recorded as its own inspection row).
     """
@@ -177,7 +178,7 @@ def route_item(store: Store, item: dict[str, Any], inspection: dict[str, Any]) -
         store.inspections.add(item["id"], inspection["source"], inspection["verdict"], cause=inspection["cause"],
                               data=inspection.get("data"), picture=inspection.get("picture"))  # fmt: skip
         verdict, cause = inspection["verdict"], inspection["cause"]
-        reason = f"inspection ({inspection['source']}): {cause}" if cause else ""
+        reason = inspection.get("reason") or (f"inspection ({inspection['source']}): {cause}" if cause else "")
         if forced is not None:
             verdict = "pass" if forced["action"] == "force_pass" else "fail"
             cause, reason = "override", f"{forced['action']} by {forced['who']}: {forced['why']}"
@@ -188,8 +189,18 @@ def route_item(store: Store, item: dict[str, Any], inspection: dict[str, Any]) -
                                       reason=reason, picture=picture)  # fmt: skip
 
 
-def inspect(metrics: dict[str, Any] | None, executed_ok: bool, min_coverage: float) -> dict[str, Any]:
-    """The inspection hook: the stand-in verdict from the plan's own checks until ``quality`` provides one.
-    ``metrics``: the plan's per-part metrics."""
-    return standin_inspect(PreparedPair("", "ok", plan={"metrics": metrics or {}}), executed_ok,
-                           min_coverage=min_coverage)  # fmt: skip
+def inspect(metrics: dict[str, Any] | None, executed_ok: bool, min_coverage: float,
+            qa: Callable[[], tuple[dict[str, Any] | None, str]] | None = None) -> dict[str, Any]:
+    """The inspection hook: the QA station's verdict (``gluecell.quality.inspect`` on the pair's inspection
+    views, :func:`.inspection.qa_inspection`), or, when ``qa`` is None or returns no inspection (no views in
+    time, no cameras, a plan without a bite line), the explicit stand-in from the plan's own checks, with the
+    reason recorded (``data["qa_fallback"]``). ``metrics``: the plan's per-part metrics."""
+    why = "no QA station configured"
+    if qa is not None:
+        judged, why = qa()
+        if judged is not None:
+            return judged
+    out = standin_inspect(PreparedPair("", "ok", plan={"metrics": metrics or {}}), executed_ok,
+                          min_coverage=min_coverage)  # fmt: skip
+    out["data"]["qa_fallback"] = why
+    return out

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from .errors import RobotTimeoutError
 
-__all__ = ["CameraTimeoutError", "wait_for_frames"]
+__all__ = ["CameraTimeoutError", "wait_for_frames", "inspection_root", "wait_for_inspection", "INSPECTION_DIR",
+           "INSPECTION_META"]
 
 
 class CameraTimeoutError(RobotTimeoutError):
@@ -34,3 +35,42 @@ def wait_for_frames(camera_root: str | Path, item_id: str, timeout_s: float, pol
                                      stage="perception", item_id=item_id)  # fmt: skip
         time.sleep(poll_s)
     return folder
+
+
+#: Folder beside ``camera_root`` where the inspection station's views of each pair appear.
+INSPECTION_DIR = "inspection"
+#: The file that completes a pair's inspection folder: the goal ids whose spray the views show.
+INSPECTION_META = "views.json"
+
+
+def inspection_root(camera_root: str | Path) -> Path:
+    """``<camera_root>/../inspection``: where the inspection cameras' views of each pair appear (``<id>/``)."""
+    return Path(camera_root).resolve().parent / INSPECTION_DIR
+
+
+def wait_for_inspection(camera_root: str | Path, item_id: str, goal_id: str, timeout_s: float,
+                        poll_s: float = 0.05) -> Path | None:  # fmt: skip
+    """The folder of ``item_id``'s inspection views once they show the spray of goal ``goal_id``.
+
+    The simulated cell renames the folder into place whole, with ``views.json`` naming the goals it shows, so
+    views of an earlier attempt or of an interrupted goal are never taken for this spray. None when they did not
+    arrive within ``timeout_s``.
+    """
+    import json
+
+    if "/" in item_id or item_id in ("", ".", ".."):
+        from gluecell.core.errors import ValidationError
+
+        raise ValidationError(f"item id {item_id!r} cannot name an inspection folder")
+    meta = inspection_root(camera_root) / item_id / INSPECTION_META
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            goals = json.loads(meta.read_text()).get("goals", [])
+            if goal_id in goals:
+                return meta.parent
+        except (OSError, ValueError, AttributeError):
+            pass
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(poll_s)

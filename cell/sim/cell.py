@@ -5,7 +5,9 @@
 injection (:mod:`.faults`). Its ROS names are the UR ROS 2 driver's (``RobotLinkConfig`` defaults) plus the
 cell's own (infeed, conveyor, gun-schedule and goal-status companion) and the simulator's (``/gluecell_sim/``:
 faults, spray outcome, gun log). It counts the sprays per pair and part so a test can prove "never twice",
-and sprays what was really executed onto the pair's true meshes when asked (``/gluecell_sim/outcome``).
+and sprays what was really executed onto the pair's true meshes when asked (``/gluecell_sim/outcome``). When an
+upper goal succeeds, the inspection station photographs the executed spray for the controller's QA step
+(:mod:`.inspection`: views beside the cameras' folder, truth labels apart, for evaluation only).
 ``gluecell sim`` runs it in its own process; tests and the bench may run it on a thread
 (:func:`gluecell.cell.sim.run.start_in_thread`).
 """
@@ -105,6 +107,7 @@ class SimCell:
         self._tasks: list[asyncio.Task] = []
         self._indexing = False
         self._goal_wall_t0 = 0.0
+        self._capture_pool: Any = None
 
     @property
     def port(self) -> int:
@@ -129,6 +132,8 @@ class SimCell:
         for t in self._tasks:
             t.cancel()
         await self.server.stop()
+        if self._capture_pool is not None:
+            self._capture_pool.shutdown(wait=False, cancel_futures=True)
 
     def _publish_latched(self) -> None:
         s = self.server
@@ -186,9 +191,37 @@ class SimCell:
             rec.sprays[self.parts[goal.goal_id]] += 1
             rec.goals.append(goal.goal_id)
             rec.flow_factor = min(rec.flow_factor, self.flow_factor)
+            if self.parts[goal.goal_id] == "upper" and goal.status == 4:  # SUCCEEDED: the station photographs it
+                self._capture_inspection(goal.item_id, rec)
         ctx = self.ctx.pop(goal.goal_id, None)
         if ctx is not None:
             ctx.result({"error_code": goal.error_code, "error_string": goal.error_string}, goal.status, ok=True)
+
+    def _capture_inspection(self, item_id: str, rec: ItemRecord) -> None:
+        """Photograph the pair's executed upper spray at the inspection station (worker thread; needs a world)."""
+        if self.line.world is None or self.line.camera_root is None:
+            return
+        from types import SimpleNamespace
+
+        from .inspection import capture_item
+
+        ids = [g for g in rec.goals if self.parts.get(g) == "upper" and g in self.goals]
+        goals = [SimpleNamespace(gun_on_tau=list(self.goals[g].gun_on_tau), gun_on_q=list(self.goals[g].gun_on_q))
+                 for g in ids]  # fmt: skip
+
+        if self._capture_pool is None:  # its own process: rendering must not starve this loop's 500 Hz tick
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._capture_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        fut = self._capture_pool.submit(capture_item, self.line.world, self.line.camera_root, item_id, ids, goals,
+                                        self.cfg.robot.tick_s, rec.flow_factor, rec.offset_m)  # fmt: skip
+
+        def done(f: Any) -> None:
+            if f.exception() is not None:  # a failed capture is an inspection camera that delivers nothing
+                LOG.error("inspection capture of %s failed: %s", item_id, f.exception())
+
+        fut.add_done_callback(done)
 
     def _trim(self) -> None:
         while len(self.goals) > KEEP_GOALS:

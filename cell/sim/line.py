@@ -74,13 +74,20 @@ class Line:
 
     def clear_frames(self) -> None:
         """Remove this line's pairs' frame folders left by an earlier run (a stale folder would hide a camera
-        timeout); nothing else under ``camera_root`` is touched."""
+        timeout), their inspection views and truth labels; nothing else is touched."""
         if self.camera_root is None:
             return
+        from gluecell.cell.robot.cameras import inspection_root
+
+        from .inspection import truth_path
+
         for item_id in self.ids:
-            for name in (item_id, f".{item_id}.tmp"):
-                if "/" not in item_id and item_id not in ("", ".", ".."):
-                    shutil.rmtree(self.camera_root / name, ignore_errors=True)
+            if "/" in item_id or item_id in ("", ".", ".."):
+                continue
+            for name in (item_id, f".{item_id}.tmp"):  # the scan frames and the inspection views
+                shutil.rmtree(self.camera_root / name, ignore_errors=True)
+                shutil.rmtree(inspection_root(self.camera_root) / name, ignore_errors=True)
+            truth_path(self.camera_root, item_id).unlink(missing_ok=True)
 
     def manifest(self) -> list[dict[str, Any]]:
         """The work items the line will bring (what the MES ordered), in order."""

@@ -260,8 +260,8 @@ class Inspections:
     def add(self, item_id: str, source: str, verdict: str, *, cause: str | None = None,
             data: dict[str, Any] | None = None, picture: str | None = None) -> int:  # fmt: skip
         """Record one inspection; returns its id."""
-        if verdict not in ("pass", "fail"):
-            raise StoreError(f"inspection verdict must be pass or fail, got {verdict!r}", key="verdict")
+        if verdict not in ("pass", "fail", "uncertain"):
+            raise StoreError(f"inspection verdict must be pass, fail or uncertain, got {verdict!r}", key="verdict")
         cur = self.db.execute("INSERT INTO inspections (item_id, source, verdict, cause, data, picture, created) "
                               "VALUES (?, ?, ?, ?, ?, ?, ?)",
                               (item_id, source, verdict, cause, dumps(data or {}), picture, time.time()))  # fmt: skip

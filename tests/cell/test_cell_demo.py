@@ -1,8 +1,8 @@
 """``gluecell demo``: one pair through the whole line — the simulated cell as its own process, the controller
-over rosbridge, the REAL pipeline (scan -> predict -> plan), spray, stand-in inspection, route, record."""
+over rosbridge, the REAL pipeline (scan -> predict -> plan), spray, the QA station's inspection of the executed
+spray (``gluecell.quality.inspect``), route, record; the summary compares the QA verdict with the truth labels."""
 
 from gluecell.cell.cli.demo import run_demo
-from gluecell.cell.control.pipeline import STANDIN_SOURCE
 from gluecell.cell.store import Store
 
 #: On the reworked world (issue 12) the demo's calibrated prediction is refused as too uncertain (sigma 1.06 mm
@@ -17,7 +17,13 @@ def test_demo_runs_one_pair_through_the_line(tmp_path):
     assert (s["state"], s["pairs"]) == ("Complete", 1), s["stop_reason"]
     row = s["rows"][0]
     assert row["style"] == "sneaker"  # styles cycle from the sneaker
-    assert row["state"] in ("passed", "rework") and row["verdict_source"] == STANDIN_SOURCE
+    assert row["state"] in ("passed", "rework") and row["verdict_source"].startswith("qa:qa-s101@")
+    assert row["verdict_source"] == row["judged_by"] and s["judges"] == {row["judged_by"]: 1}
+    assert row["state"] == ("passed" if row["qa_verdict"] == "pass" else "rework")
+    assert row["truth_verdict"] in ("pass", "fail")  # evaluation only, read from the sim's truth folder
+    assert row["versus_truth"] in ("caught", "missed", "false reject", "correct pass")
+    assert sum(s["versus_truth"].values()) == 1
+    assert (tmp_path / "pairs" / "00000_inspection_a1.png").read_bytes()[:4] == b"\x89PNG"
     assert all(row["ms"][k] > 0 for k in ("perception", "deformation", "pathplan"))
     assert row["line"] == "operator" and row["plan_verdict"] in ("ok", "needs_human")
     assert 0 < row["bite_p95_mm"] < MARKED_P95_TOL_MM
