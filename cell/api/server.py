@@ -40,7 +40,13 @@ def add_server_options(parser: argparse.ArgumentParser, demo: bool = False) -> N
 
 def console_url(host: str, port: int, token: str | None = None) -> str:
     """The console's address (with a one-time sign-in fragment when ``token`` is given; never sent to the server)."""
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    import ipaddress
+
+    try:  # an unspecified address (all interfaces) is reached on this machine through loopback
+        unspecified = host == "" or ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        unspecified = False
+    shown = DEFAULT_HOST if unspecified else host
     return f"http://{shown}:{port}/" + (f"#token={token}" if token else "")
 
 
