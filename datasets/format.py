@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from gluecell.core.types import PARTS, DepthFrame, WorkItem
 from .errors import DatasetsError
 
 __all__ = [
+    "commit_sample",
     "DATASET_FORMAT",
     "WORLD_GENERATOR",
     "SPLITS",
@@ -58,6 +60,17 @@ _FRAME_RE = re.compile(r"^(upper|sole)_cam(\d+)\.npz$")
 
 class DatasetError(DatasetsError, FormatError):
     """A dataset folder is missing, incomplete or inconsistent."""
+
+
+def commit_sample(root: Path, sample_id: str, work: Path) -> None:
+    """Move a sample written under ``work`` (``work/inputs``, ``work/truth``) into ``root``: inputs first, truth
+    last, since the presence of ``truth/<id>`` marks a sample complete (an interrupted run redoes it)."""
+    for kind in ("inputs", "truth"):
+        dest = root / kind / sample_id
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work / kind, dest)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def sample_ids(n: int) -> list[str]:

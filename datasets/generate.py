@@ -26,7 +26,15 @@ from gluecell.core.fileio import atomic_write_json, read_json
 from gluecell.core.frames import save_frame
 from gluecell.core.ply import write_ply
 
-from .format import DATASET_FORMAT, WORLD_GENERATOR, DatasetError, assign_splits, sample_ids, workitem_to_dict
+from .format import (
+    DATASET_FORMAT,
+    WORLD_GENERATOR,
+    DatasetError,
+    assign_splits,
+    commit_sample,
+    sample_ids,
+    workitem_to_dict,
+)
 
 __all__ = ["GENERATOR_VERSION", "GenerateOptions", "generate_dataset", "generate_sample", "load_generate_config"]
 
@@ -111,12 +119,7 @@ def generate_sample(root: Path, index: int, opts: GenerateOptions) -> float:
     work = root / ".work" / sid
     shutil.rmtree(work, ignore_errors=True)
     _write_sample(work, pair, shots, cameras)
-    for kind in ("inputs", "truth"):  # truth last: its presence marks the sample complete
-        dest = root / kind / sid
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(work / kind, dest)
-    shutil.rmtree(work, ignore_errors=True)
+    commit_sample(root, sid, work)  # truth last: its presence marks the sample complete
     return time.perf_counter() - t0
 
 

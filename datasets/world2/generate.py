@@ -22,7 +22,7 @@ from gluecell.core.fileio import atomic_write_json
 from gluecell.core.frames import save_frame
 from gluecell.core.ply import write_ply
 
-from ..format import sample_ids, workitem_to_dict
+from ..format import commit_sample, sample_ids, workitem_to_dict
 from .config import Scanner2Config, World2Config
 
 __all__ = ["GENERATOR2_VERSION", "load_world2_config", "generate_sample2", "write_pair"]
@@ -88,10 +88,5 @@ def generate_sample2(root: Path, index: int, opts: Any) -> float:
     work = root / ".work" / sid
     shutil.rmtree(work, ignore_errors=True)
     write_pair(work, pair, shots, clouds)
-    for kind in ("inputs", "truth"):  # truth last: its presence marks the sample complete
-        dest = root / kind / sid
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(work / kind, dest)
-    shutil.rmtree(work, ignore_errors=True)
+    commit_sample(root, sid, work)  # truth last: its presence marks the sample complete
     return time.perf_counter() - t0
