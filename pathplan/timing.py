@@ -18,7 +18,7 @@ from gluecell.core.types import RobotProgram
 from .errors import KinematicsError
 from .kinematics import JOINT_NAMES, RobotConfig
 
-__all__ = ["Timing", "retime", "robot_program", "motion_metrics"]
+__all__ = ["Timing", "retime", "robot_program", "motion_metrics", "program_report"]
 
 
 @dataclass(frozen=True)
@@ -109,4 +109,34 @@ def motion_metrics(program: RobotProgram, spray: np.ndarray, cfg: RobotConfig,
         "at_limit_share": float(dt[on & (frac >= at_limit)].sum() / spray_s) if spray_s > 0 else 0.0,
         "joint_speed_peak_fraction": float(frac.max()) if len(frac) else 0.0,
         "spray_time_s": spray_s,
+    }
+
+
+def program_report(program: RobotProgram, path_xyz: np.ndarray, spray: np.ndarray, cfg: RobotConfig,
+                   window: int = 9) -> dict[str, float]:  # fmt: skip
+    """Everything the motion bench reports about one part's program: its duration, the sprayed tip path (m),
+    the median tip speed while spraying (m/s, per segment), :func:`motion_metrics`, and the peak joint
+    acceleration as a fraction of its limit, measured as :func:`retime` bounds it (velocities averaged over
+    ``window`` segments: the controller blends through the dense waypoints).
+
+    Args:
+        path_xyz: (n, 3) nozzle tips of the program's waypoints; spray: (n,) bool gun on.
+    """
+    t, q = np.asarray(program.t), np.asarray(program.q)
+    dt = np.maximum(np.diff(t), 1e-9)
+    on = np.asarray(spray[:-1], bool) & np.asarray(spray[1:], bool)
+    seg = np.linalg.norm(np.diff(np.asarray(path_xyz), axis=0), axis=1)
+    vel = np.diff(q, axis=0) / dt[:, None]
+    kern = np.ones(max(int(window), 1))
+    num = np.stack([np.convolve(vel[:, j] * dt, kern, "same") for j in range(q.shape[1])], axis=1)
+    v = np.vstack([np.zeros((1, q.shape[1])), num / np.convolve(dt, kern, "same")[:, None], np.zeros((1, q.shape[1]))])
+    span = 0.5 * (np.r_[dt[:1], dt] + np.r_[dt, dt[-1:]]) * len(kern)
+    acc = np.abs(np.diff(v, axis=0)) / span[:, None]
+    amax = np.deg2rad(np.asarray(cfg.max_accel_deg_s2, dtype=float))
+    return {
+        "robot_time_s": float(program.duration),
+        "spray_path_m": float(seg[on].sum()),
+        "spray_speed_median_mm_s": float(np.median(seg[on] / dt[on]) * 1e3) if on.any() else 0.0,
+        "joint_accel_peak_fraction": float((acc / amax).max()) if len(acc) else 0.0,
+        **motion_metrics(program, spray, cfg),
     }

@@ -1,0 +1,105 @@
+"""Motion bench: how long the robot takes per shoe and how hard it drives the arm, at what coverage.
+
+Per test pair (the same ideal scans and true bite line as the ``pathplan`` section, :func:`sample_scan`):
+both parts planned by ``plan_pair`` with the shipped configuration, then per part the program's duration,
+the sprayed tip path (m), the median tip speed while spraying (mm/s), the largest joint step between
+neighbouring spraying waypoints (deg), the share of spraying time some joint runs at >= 98 % of its speed
+limit, and the peak joint speed and acceleration as fractions of the UR10e's limits
+(:func:`gluecell.pathplan.timing.program_report`). Coverage and glue above the line are judged by the
+``pathplan`` section's own code (:func:`judge_upper`, :func:`judge_sole`: the planner's deposition model on
+the true meshes) and by the world's true spray simulator (:func:`judge_true`, one run per pair).
+
+Metrics: ``motion_<key>_<pair>`` per pair and ``motion_<key>_mean`` / ``_max`` over pairs, keys
+``shoe_s``, ``upper_s``, ``sole_s``, ``upper_path_m``, ``sole_path_m``, ``upper_speed_mm_s``,
+``sole_speed_mm_s``, ``joint_step_max_deg``, ``at_limit_share``, ``speed_peak_fraction``,
+``accel_peak_fraction``, ``upper_coverage``, ``upper_coverage_1mm``, ``sole_coverage``, ``above_p99_mm``,
+``above_max_mm``, ``true_coverage``, ``true_above_max_mm``, ``true_dry_strip_p95_mm``; plus ``motion_pairs``
+and ``motion_refused``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["bench", "pair_motion"]
+
+#: Pairs evaluated (quick / full) from the test split.
+N_QUICK, N_FULL = 2, 4
+#: Keys summarised by their worst value (the rest by the mean as well).
+WORST = ("joint_step_max_deg", "speed_peak_fraction", "accel_peak_fraction", "above_max_mm", "true_above_max_mm",
+         "shoe_s", "at_limit_share", "true_dry_strip_p95_mm", "above_p99_mm")  # fmt: skip
+
+
+def pair_motion(plan: Any, cfg: Any) -> dict[str, float]:
+    """Motion figures of a planned pair (a ``PairPlan``) under ``cfg.robot`` (see the module docstring)."""
+    from gluecell.pathplan.timing import program_report
+
+    rep = {p: program_report(plan.programs[p], plan.paths[p].xyz, plan.paths[p].spray, cfg.robot)
+           for p in ("upper", "sole")}  # fmt: skip
+    spray_s = sum(r["spray_time_s"] for r in rep.values())
+    return {
+        "upper_s": rep["upper"]["robot_time_s"], "sole_s": rep["sole"]["robot_time_s"],
+        "shoe_s": rep["upper"]["robot_time_s"] + rep["sole"]["robot_time_s"],
+        "upper_path_m": rep["upper"]["spray_path_m"], "sole_path_m": rep["sole"]["spray_path_m"],
+        "upper_speed_mm_s": rep["upper"]["spray_speed_median_mm_s"],
+        "sole_speed_mm_s": rep["sole"]["spray_speed_median_mm_s"],
+        "joint_step_max_deg": max(r["joint_step_max_deg"] for r in rep.values()),
+        "at_limit_share": sum(r["at_limit_share"] * r["spray_time_s"] for r in rep.values()) / max(spray_s, 1e-9),
+        "speed_peak_fraction": max(r["joint_speed_peak_fraction"] for r in rep.values()),
+        "accel_peak_fraction": max(r["joint_accel_peak_fraction"] for r in rep.values()),
+    }  # fmt: skip
+
+
+def _one(ds: Any, sid: str, seed: int) -> dict[str, float] | None:
+    from gluecell.cell.bench.pathplan import judge_sole, judge_true, judge_upper, sample_scan
+    from gluecell.core.errors import GlueCellError
+    from gluecell.pathplan.pipeline import PathplanConfig, plan_pair
+
+    truth = ds.truth(sid)
+    u, un = sample_scan(truth["upper_mesh"], 60_000, seed, drop_below=-1.1)
+    s, sn = sample_scan(truth["sole_mesh"], 40_000, seed + 1)
+    cfg = PathplanConfig()
+    try:
+        plan = plan_pair(u, s, truth["bite_line"], cfg, upper_normals=un, sole_normals=sn)
+    except GlueCellError as exc:
+        log.warning("motion bench: pair %s refused: %s", sid, exc)
+        return None
+    row = pair_motion(plan, cfg)
+    up = judge_upper(plan.paths["upper"], truth, seed + 2)
+    so = judge_sole(plan.paths["sole"], truth, seed + 3)
+    tr = judge_true(plan.paths["upper"], truth, seed + 5, runs=1)
+    row.update(upper_coverage=up["coverage"], upper_coverage_1mm=up["coverage_1mm"], sole_coverage=so["coverage"],
+               above_p99_mm=up["above_visible_p99_mm"], above_max_mm=up["above_visible_mm"],
+               true_coverage=tr["true_coverage"], true_above_max_mm=tr["true_above_max_mm"],
+               true_dry_strip_p95_mm=tr["true_dry_strip_p95_mm"])  # fmt: skip
+    log.info("motion bench: pair %s: %s", sid, {k: round(v, 3) for k, v in row.items()})
+    return row
+
+
+def bench(ctx: Any) -> dict[str, float]:
+    """Run the motion bench on ``ctx.dataset``'s test split (``ctx.quick``: fewer pairs)."""
+    from gluecell.datasets.format import open_dataset
+
+    ds = open_dataset(ctx.dataset)
+    ids = ds.ids("test")[: N_QUICK if ctx.quick else N_FULL]
+    out: dict[str, float] = {"motion_pairs": float(len(ids))}
+    rows = {}
+    for k, sid in enumerate(ids):
+        row = _one(ds, sid, int(ctx.seed) + 17 * k)  # the pathplan section's seeds: the same scans
+        if row is not None:
+            rows[sid] = row
+    out["motion_refused"] = float(len(ids) - len(rows))
+    for sid, row in rows.items():
+        out.update({f"motion_{k}_{sid}": v for k, v in row.items()})
+    if rows:
+        for key in next(iter(rows.values())):
+            vals = np.array([r[key] for r in rows.values()], dtype=float)
+            out[f"motion_{key}_mean"] = float(vals.mean())
+            if key in WORST:
+                out[f"motion_{key}_max"] = float(vals.max())
+    return out
