@@ -74,9 +74,11 @@ class RobotConfig:
     max_roll_rate_deg: float = 5.0
     branch: str = "auto"
     max_jump_deg: float = 45.0
-    max_roll_deg: float = 120.0
-    roll_weight: float = 1.0
+    max_roll_deg: float = 180.0
+    roll_weight: float = 0.0
     roll_smooth: int = 21
+    motion_weight: float = 2.0
+    motion_speed_mm_s: float = 460.0
 
     def __post_init__(self) -> None:
         if len(self.joint_limits_deg) != 6 or len(self.max_speed_deg_s) != 6 or len(self.max_accel_deg_s2) != 6:
@@ -218,9 +220,14 @@ def _costs(sol: np.ndarray, flange: np.ndarray, cfg: RobotConfig) -> tuple[np.nd
     return cost, reason
 
 
-def _dp(cost: np.ndarray, max_step: int, step_penalty: float) -> tuple[np.ndarray, np.ndarray]:
+def _dp(cost: np.ndarray, max_step: int, step_penalty: float, trans: np.ndarray | None = None,
+        wrap: bool = False) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Cheapest roll-index sequences through node costs (n, K, B), moving at most ``max_step`` per step.
 
+    Args:
+        trans: (n - 1, 2 * max_step + 1, K, B) cost of arriving at roll k of waypoint i + 1 from roll k - s of
+            waypoint i (shift index j for s = shifts[j]); None: only the step penalty.
+        wrap: roll indices are a full circle (index K is index 0).
     Returns the total cost per branch (B,) and the index sequences (n, B).
     """
     n, K, B = cost.shape
@@ -231,12 +238,15 @@ def _dp(cost: np.ndarray, max_step: int, step_penalty: float) -> tuple[np.ndarra
     pen = (step_penalty * np.abs(shifts))[:, None, None]
     cand = np.full((len(shifts), K, B), np.inf)
     for i in range(1, n):
-        for j, s in enumerate(shifts):  # cand[j, k]: arrive at k from k - s (edges stay inf)
-            lo, hi = max(s, 0), K + min(s, 0)
-            cand[j, lo:hi] = acc[lo - s : hi - s]
-        tot = cand + pen
+        for j, s in enumerate(shifts):  # cand[j, k]: arrive at k from k - s (edges stay inf unless wrapped)
+            if wrap:
+                cand[j] = np.roll(acc, s, axis=0)
+            else:
+                lo, hi = max(s, 0), K + min(s, 0)
+                cand[j, lo:hi] = acc[lo - s : hi - s]
+        tot = cand + pen if trans is None else cand + pen + trans[i - 1]
         j = tot.argmin(axis=0)
-        back[i] = ar - shifts[j]
+        back[i] = (ar - shifts[j]) % K if wrap else ar - shifts[j]
         acc = tot.min(axis=0) + cost[i]
     np.clip(back, 0, K - 1, out=back)
     k = np.argmin(acc, axis=0)
@@ -246,6 +256,22 @@ def _dp(cost: np.ndarray, max_step: int, step_penalty: float) -> tuple[np.ndarra
         path[i] = k
         k = back[i, k, np.arange(B)]
     return total, path
+
+
+def _motion_costs(sol: np.ndarray, xyz: np.ndarray, shifts: np.ndarray, cfg: RobotConfig) -> np.ndarray:
+    """Transition costs (m - 1, S, K, B) of the roll DP: ``motion_weight`` x r^2, r = the time the slowest joint
+    needs between neighbouring waypoints (roll k - s to roll k, same branch) over the time the nozzle takes at
+    ``motion_speed_mm_s``: a roll sequence that keeps every joint within its speed limit costs little."""
+    vmax = np.deg2rad(np.asarray(cfg.max_speed_deg_s, dtype=float))
+    ds = np.maximum(np.linalg.norm(np.diff(xyz, axis=0), axis=1), 1e-3)
+    t_nom = ds / (cfg.motion_speed_mm_s * 1e-3)
+    out = np.empty((len(sol) - 1, len(shifts), sol.shape[1], sol.shape[2]))
+    for j, s in enumerate(shifts):
+        prev = np.roll(sol[:-1], s, axis=1)  # prev[:, k] = sol[:-1, k - s]
+        dq = np.abs((sol[1:] - prev + np.pi) % (2 * np.pi) - np.pi)
+        r = (dq / vmax).max(axis=-1) / t_nom[:, None, None]
+        out[:, j] = cfg.motion_weight * np.nan_to_num(r, nan=0.0) ** 2
+    return out
 
 
 def _fit_limits(q: np.ndarray, lim: np.ndarray) -> np.ndarray | None:
@@ -339,8 +365,9 @@ def _search(T: np.ndarray, xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotCon
     """
     n = len(xyz)
     sel = np.arange(n) if idx is None else idx
+    full = cfg.max_roll_deg >= 180.0  # the whole circle of rolls, wrapping round
     half = int(np.floor(cfg.max_roll_deg / cfg.roll_step_deg))
-    rolls = np.deg2rad(np.arange(-half, half + 1) * cfg.roll_step_deg)
+    rolls = np.deg2rad(np.arange(-half, half + (0 if full else 1)) * cfg.roll_step_deg)
     K = len(rolls)
     noz = T[sel, None] @ _rz(rolls)[None]  # (m, K, 4, 4)
     flange = _inv(cfg.T_base_link_robot) @ noz @ _inv(cfg.T_flange_tool)
@@ -349,10 +376,16 @@ def _search(T: np.ndarray, xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotCon
     cost, reason = _costs(sol, flange, cfg)
     cost = cost + cfg.roll_weight * (rolls / np.pi)[None, :, None] ** 2
     max_step = max(int(np.floor(cfg.max_roll_rate_deg / cfg.roll_step_deg)), 1)
-    totals, paths = _dp(cost[:, :, branches], max_step, 0.05)
+    trans = None
+    if cfg.motion_weight > 0 and len(sel) > 1:
+        shifts = np.arange(-max_step, max_step + 1)
+        trans = _motion_costs(sol[:, :, branches], xyz[sel], shifts, cfg)
+        if not full:  # shifts past the ends are not moves (the DP leaves them inf)
+            trans[:, :, :, :] = np.where(np.isfinite(trans), trans, 0.0)
+    totals, paths = _dp(cost[:, :, branches], max_step, 0.05, trans, wrap=full)
     for bi in np.argsort(totals):  # cheapest branch first; the first that passes every check is used
         b = branches[bi]
-        roll = rolls[paths[:, bi]]
+        roll = np.unwrap(rolls[paths[:, bi]]) if full else rolls[paths[:, bi]]
         if idx is not None:
             roll = np.interp(np.arange(n), sel, roll)
         found = _check_branch(b, totals[bi], roll, T, xyz, quat_xyzw, cfg, notes, bad)

@@ -144,7 +144,7 @@ class OrientParams:
     tilt_within_mm: float = 8.0
     max_tilt_deg: float = 35.0
     max_from_down_deg: float = 115.0
-    smooth_mm: float = 30.0
+    smooth_mm: float = 80.0
 
     def __post_init__(self) -> None:
         if not (0 <= self.tilt_deg <= self.max_tilt_deg < 90 and 0 < self.max_from_down_deg <= 180):
@@ -277,13 +277,18 @@ class LeadInOut(Stage):
 
 @dataclass(frozen=True)
 class GunOnOffParams:
-    """Retract distance along the nozzle axis between passes (mm); the gun is off in transit."""
+    """Retract distance along the nozzle axis between passes (mm); the gun is off in transit. A pass that starts
+    within ``link_within_mm`` of the previous pass's end, its nozzle turned less than ``link_turn_deg``, is
+    linked by a straight gun-off move at spray height instead (neighbouring rings and raster lines: no retract,
+    no stop; the straight chord between two nozzle tips that close stays as clear of the surface as they are)."""
 
     clearance_mm: float = 30.0
+    link_within_mm: float = 15.0
+    link_turn_deg: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.clearance_mm < 0:
-            raise ValueError("clearance_mm must be >= 0")
+        if self.clearance_mm < 0 or self.link_within_mm < 0 or not 0 <= self.link_turn_deg <= 180:
+            raise ValueError("clearance_mm and link_within_mm must be >= 0, link_turn_deg within 0-180")
 
 
 @register
@@ -309,8 +314,16 @@ class GunOnOff(Stage):
             out.append(r)
             if k + 1 < len(runs) and r.pass_id[0] >= 0 and runs[k + 1].pass_id[0] >= 0:
                 a, b = r.take(np.array([len(r) - 1])), runs[k + 1].take(np.array([0]))
-                out += [self._lift(a, c), self._lift(b, c)]
+                if not self._linked(a, b):
+                    out += [self._lift(a, c), self._lift(b, c)]
         return concat_paths(out, renumber=False)
+
+    def _linked(self, a: ToolPath, b: ToolPath) -> bool:
+        """Whether the pass starting at ``b`` follows the one ending at ``a`` without a retract."""
+        p = self.params
+        near = np.linalg.norm(b.tip[0] - a.tip[0]) <= p.link_within_mm * 1e-3
+        turn = np.degrees(np.arccos(np.clip(float(a.direction[0] @ b.direction[0]), -1.0, 1.0)))
+        return bool(near and turn <= p.link_turn_deg)
 
     @staticmethod
     def _lift(q: ToolPath, c: float) -> ToolPath:
@@ -324,8 +337,8 @@ class SpeedProfileParams:
     parametrisation then holds the joint limits). The tip speeds up round convex corners (at most
     ``max_corner_ratio`` times) so that the sprayed spot keeps the process speed."""
 
-    spray_mm_s: float = 250.0
-    edge_mm_s: float = 150.0
+    spray_mm_s: float = 460.0
+    edge_mm_s: float = 460.0
     edge_within_mm: float = 5.0
     transit_mm_s: float = 800.0
     max_corner_ratio: float = 4.0
