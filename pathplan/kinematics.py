@@ -237,11 +237,12 @@ def _dp(cost: np.ndarray, max_step: int, step_penalty: float, trans: np.ndarray 
     ar = np.arange(K)[:, None]
     pen = (step_penalty * np.abs(shifts))[:, None, None]
     cand = np.full((len(shifts), K, B), np.inf)
+    src = (ar[:, 0][None] - shifts[:, None]) % K  # (S, K): cand[j, k] = acc[k - s_j], wrapped
     for i in range(1, n):
-        for j, s in enumerate(shifts):  # cand[j, k]: arrive at k from k - s (edges stay inf unless wrapped)
-            if wrap:
-                cand[j] = np.roll(acc, s, axis=0)
-            else:
+        if wrap:
+            cand = acc[src]
+        else:
+            for j, s in enumerate(shifts):  # cand[j, k]: arrive at k from k - s (edges stay inf)
                 lo, hi = max(s, 0), K + min(s, 0)
                 cand[j, lo:hi] = acc[lo - s : hi - s]
         tot = cand + pen if trans is None else cand + pen + trans[i - 1]
@@ -262,14 +263,16 @@ def _motion_costs(sol: np.ndarray, xyz: np.ndarray, shifts: np.ndarray, cfg: Rob
     """Transition costs (m - 1, S, K, B) of the roll DP: ``motion_weight`` x r^2, r = the time the slowest joint
     needs between neighbouring waypoints (roll k - s to roll k, same branch) over the time the nozzle takes at
     ``motion_speed_mm_s``: a roll sequence that keeps every joint within its speed limit costs little."""
-    vmax = np.deg2rad(np.asarray(cfg.max_speed_deg_s, dtype=float))
+    inv_v = 1.0 / np.deg2rad(np.asarray(cfg.max_speed_deg_s, dtype=float))
     ds = np.maximum(np.linalg.norm(np.diff(xyz, axis=0), axis=1), 1e-3)
-    t_nom = ds / (cfg.motion_speed_mm_s * 1e-3)
+    scale = (cfg.motion_speed_mm_s * 1e-3 / ds)[:, None, None]  # 1 / the nozzle's time per step
     out = np.empty((len(sol) - 1, len(shifts), sol.shape[1], sol.shape[2]))
+    two_pi = 2 * np.pi
     for j, s in enumerate(shifts):
-        prev = np.roll(sol[:-1], s, axis=1)  # prev[:, k] = sol[:-1, k - s]
-        dq = np.abs((sol[1:] - prev + np.pi) % (2 * np.pi) - np.pi)
-        r = (dq / vmax).max(axis=-1) / t_nom[:, None, None]
+        d = np.abs(sol[1:] - np.roll(sol[:-1], s, axis=1))  # roll k of waypoint i + 1 from roll k - s of i
+        np.minimum(d, two_pi - d, out=d)  # angles in (-pi, pi]: the wrapped difference
+        d *= inv_v
+        r = np.fmax.reduce(d, axis=-1) * scale  # NaN (no solution) only where every joint is NaN
         out[:, j] = cfg.motion_weight * np.nan_to_num(r, nan=0.0) ** 2
     return out
 
