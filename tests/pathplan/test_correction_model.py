@@ -52,8 +52,9 @@ def planned():
     pts, nrm = pair.sample("upper", 25000, seed=3, noise_mm=0.1)
     region = upper_region(pts, pair.bite_line, nrm)
     rings = build_stage({"name": "contour_offset", "width_mm": 20.0})(region)
-    mods = build_pipeline([{"name": "resample", "spacing_mm": 2.0}, {"name": "orient"}, {"name": "standoff"},
-                           {"name": "lead_in_out"}, {"name": "gun_on_off"}, {"name": "speed_profile"}])  # fmt: skip
+    mods = build_pipeline([{"name": "resample", "spacing_mm": 2.0}, {"name": "orient", "smooth_mm": 30.0},
+                           {"name": "standoff"}, {"name": "lead_in_out"}, {"name": "gun_on_off"},
+                           {"name": "speed_profile"}])  # fmt: skip
     return mods(rings), region
 
 
