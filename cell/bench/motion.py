@@ -13,8 +13,8 @@ Metrics: ``motion_<key>_<pair>`` per pair and ``motion_<key>_mean`` / ``_max`` o
 ``shoe_s``, ``upper_s``, ``sole_s``, ``upper_path_m``, ``sole_path_m``, ``upper_speed_mm_s``,
 ``sole_speed_mm_s``, ``joint_step_max_deg``, ``at_limit_share``, ``speed_peak_fraction``,
 ``accel_peak_fraction``, ``upper_coverage``, ``upper_coverage_1mm``, ``sole_coverage``, ``above_p99_mm``,
-``above_max_mm``, ``true_coverage``, ``true_above_max_mm``, ``true_dry_strip_p95_mm``; plus ``motion_pairs``
-and ``motion_refused``.
+``above_max_mm``, ``true_coverage``, ``true_above_max_mm``, ``true_dry_strip_p95_mm``, ``kinematics_ms`` (IK and
+time parametrisation of every tuning round, both parts); plus ``motion_pairs`` and ``motion_refused``.
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ def _one(ds: Any, sid: str, seed: int) -> dict[str, float] | None:
         log.warning("motion bench: pair %s refused: %s", sid, exc)
         return None
     row = pair_motion(plan, cfg)
+    # IK + time parametrisation inside the tuning loop, both parts (ms of CPU on this machine)
+    row["kinematics_ms"] = sum(plan.timing_ms.get(f"{p}_kinematics", 0.0) for p in ("upper", "sole"))
     up = judge_upper(plan.paths["upper"], truth, seed + 2)
     so = judge_sole(plan.paths["sole"], truth, seed + 3)
     tr = judge_true(plan.paths["upper"], truth, seed + 5, runs=1)
