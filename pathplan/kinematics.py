@@ -145,7 +145,7 @@ def ik(T: np.ndarray, model: str = "ur10e", branches: tuple[int, ...] | None = N
     one branch costs about a quarter of all eight).
     """
     want = set(range(8) if branches is None else branches)
-    d, a, al = DH[model]
+    d, a, _ = DH[model]
     T = np.asarray(T, dtype=np.float64).reshape(-1, 4, 4)
     n = len(T)
     out = np.full((n, 8, 6), np.nan)
@@ -166,14 +166,12 @@ def ik(T: np.ndarray, model: str = "ur10e", branches: tuple[int, ...] | None = N
                 q5 = sgn5 * np.arccos(c5)
                 s5 = np.sin(q5)
                 q6 = np.arctan2(-(T[:, 0, 1] * s1 - T[:, 1, 1] * c1) / s5, (T[:, 0, 0] * s1 - T[:, 1, 0] * c1) / s5)
-                T14 = _inv(_dh(q1, d[0], a[0], al[0])) @ T @ _inv(_dh(q6, d[5], a[5], al[5])) @ _inv(
-                    _dh(q5, d[4], a[4], al[4]))  # fmt: skip
-                p13 = T14[:, :3, 3] - d[3] * T14[:, :3, 1]
+                x14, p13 = _wrist1_frame(T, s1, c1, s5, np.cos(q5), q6, d)
                 L = np.hypot(p13[:, 0], p13[:, 1])
                 c3 = (L**2 - a[1] ** 2 - a[2] ** 2) / (2 * a[1] * a[2])
                 # joints 2 and 3 turn about parallel axes (alpha = 0): T13 is a rotation by q2 + q3 about z, so
                 # q4 is the angle of T14's x axis in that plane less q2 + q3 (no T13 product, no inverse)
-                q234 = np.arctan2(T14[:, 1, 0], T14[:, 0, 0])
+                q234 = np.arctan2(x14[:, 1], x14[:, 0])
                 for e, sgn3 in enumerate((1.0, -1.0)):
                     if 4 * s + 2 * w + e not in want:
                         continue
@@ -183,6 +181,28 @@ def ik(T: np.ndarray, model: str = "ur10e", branches: tuple[int, ...] | None = N
                     out[:, 4 * s + 2 * w + e] = np.stack([q1, q2, q3, q4, q5, q6], axis=1)
     out = (out + np.pi) % (2 * np.pi) - np.pi
     return out
+
+
+def _wrist1_frame(T: np.ndarray, s1: np.ndarray, c1: np.ndarray, s5: np.ndarray, c5: np.ndarray, q6: np.ndarray,
+                  d: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The parts of T14 = T01^-1 T06 (T45 T56)^-1 the inverse needs, in closed form for the UR geometry
+    (a4 = a5 = 0, alpha4 = -pi/2, alpha5 = 0, alpha0 = pi/2): T14's x axis (n, 2) in the plane of joints 2-4 and
+    p13 (n, 2), the wrist-1 origin less d4 along T14's y axis. The same numbers as the 4x4 products, without them.
+    """
+    s6, c6 = np.sin(q6), np.cos(q6)
+    R, p = T[:, :3, :3], T[:, :3, 3]
+    # (T45 T56)^-1: x and y axes and origin of frame 4 seen from frame 6
+    x64 = np.stack([c5 * c6, -c5 * s6, -s5], axis=1)
+    y64 = np.stack([s5 * c6, -s5 * s6, c5], axis=1)
+    p64 = np.stack([s6 * d[4], c6 * d[4], np.full_like(s6, -d[5])], axis=1)
+    x04 = np.einsum("nij,nj->ni", R, x64)
+    y04 = np.einsum("nij,nj->ni", R, y64)
+    p04 = np.einsum("nij,nj->ni", R, p64) + p
+    # T01^-1: rows (c1, s1, 0) and (0, 0, 1) of R01^T, origin (0, 0, d1)
+    x14 = np.stack([c1 * x04[:, 0] + s1 * x04[:, 1], x04[:, 2]], axis=1)
+    y14 = np.stack([c1 * y04[:, 0] + s1 * y04[:, 1], y04[:, 2]], axis=1)
+    o14 = np.stack([c1 * p04[:, 0] + s1 * p04[:, 1], p04[:, 2] - d[0]], axis=1)
+    return x14, o14 - d[3] * y14
 
 
 @dataclass(frozen=True)
@@ -268,12 +288,13 @@ def _motion_costs(sol: np.ndarray, xyz: np.ndarray, shifts: np.ndarray, cfg: Rob
     scale = (cfg.motion_speed_mm_s * 1e-3 / ds)[:, None, None]  # 1 / the nozzle's time per step
     out = np.empty((len(sol) - 1, len(shifts), sol.shape[1], sol.shape[2]))
     two_pi = 2 * np.pi
+    sol = np.nan_to_num(sol * inv_v, nan=0.0)  # a missing solution is an infeasible node (inf) anyway
+    lim = two_pi * inv_v
     for j, s in enumerate(shifts):
         d = np.abs(sol[1:] - np.roll(sol[:-1], s, axis=1))  # roll k of waypoint i + 1 from roll k - s of i
-        np.minimum(d, two_pi - d, out=d)  # angles in (-pi, pi]: the wrapped difference
-        d *= inv_v
-        r = np.fmax.reduce(d, axis=-1) * scale  # NaN (no solution) only where every joint is NaN
-        out[:, j] = cfg.motion_weight * np.nan_to_num(r, nan=0.0) ** 2
+        np.minimum(d, lim - d, out=d)  # angles in (-pi, pi]: the wrapped difference (in seconds at the limit)
+        r = d.max(axis=-1) * scale
+        out[:, j] = cfg.motion_weight * r**2
     return out
 
 
