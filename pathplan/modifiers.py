@@ -138,13 +138,18 @@ class OrientParams:
     ``tilt_within_mm`` to the boundary (the sharp edge of the spray then lies on the bite-line side), and
     kept within ``max_from_down_deg`` of straight down (a gun spraying upwards drips). The directions are
     averaged along each pass over ``smooth_mm`` (round a tight toe the nozzle then turns over a longer
-    stretch, which the wrist can follow at process speed; the tilt limit still holds)."""
+    stretch, which the wrist can follow at process speed; the tilt limit still holds). Passes closer than
+    ``edge_smooth_within_mm`` to the boundary (the edge passes and the first main one) are averaged over
+    ``edge_smooth_mm`` only: a nozzle there leaning along a curved line throws its spray across it (world 1 pair
+    00004, true spray: 0.9 mm of glue above the line with every pass at 80 mm, 0.2 mm at 30 mm)."""
 
     tilt_deg: float = 0.0
     tilt_within_mm: float = 8.0
     max_tilt_deg: float = 35.0
     max_from_down_deg: float = 115.0
     smooth_mm: float = 80.0
+    edge_smooth_mm: float = 30.0
+    edge_smooth_within_mm: float = 15.0
 
     def __post_init__(self) -> None:
         if not (0 <= self.tilt_deg <= self.max_tilt_deg < 90 and 0 < self.max_from_down_deg <= 180):
@@ -164,8 +169,9 @@ class Orient(Stage):
         p = self.params
         a = np.where(np.abs(path.offset) < p.tilt_within_mm * 1e-3, np.deg2rad(p.tilt_deg), 0.0)
         d = unit(-path.normal * np.cos(a)[:, None] + path.inward * np.sin(a)[:, None])
-        if p.smooth_mm > 0:
-            d = unit(self._smooth_dirs(path, d, p.smooth_mm * 1e-3))
+        if p.smooth_mm > 0 or p.edge_smooth_mm > 0:
+            d = unit(self._smooth_dirs(path, d, p.smooth_mm * 1e-3, p.edge_smooth_mm * 1e-3,
+                                           p.edge_smooth_within_mm * 1e-3))
         down = np.array([0.0, 0.0, -1.0])
         ang = np.arccos(np.clip(d @ down, -1, 1))
         lim = np.deg2rad(p.max_from_down_deg)
@@ -183,13 +189,18 @@ class Orient(Stage):
         return replace(path, direction=d)
 
     @staticmethod
-    def _smooth_dirs(path: ToolPath, d: np.ndarray, length: float) -> np.ndarray:
+    def _smooth_dirs(path: ToolPath, d: np.ndarray, length: float, edge_length: float, edge_within: float
+                     ) -> np.ndarray:  # fmt: skip
         out = d.copy()
         for idx in path.passes():
             if len(idx) < 3:
                 continue
+            edge = float(np.median(np.abs(path.offset[idx]))) < edge_within
+            length_i = edge_length if edge else length
+            if length_i <= 0:
+                continue
             step = float(np.median(np.linalg.norm(np.diff(path.contact[idx], axis=0), axis=1))) or 1e-3
-            h = min(int(length / step / 2), (len(idx) - 1) // 2)
+            h = min(int(length_i / step / 2), (len(idx) - 1) // 2)
             if h < 1:
                 continue
             k = np.ones(2 * h + 1)
