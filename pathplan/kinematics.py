@@ -56,7 +56,11 @@ class RobotConfig:
         max_jump_deg: a joint moving more than this between waypoints < 5 mm apart is a configuration flip.
         max_roll_deg / roll_weight: roll candidates span +-max_roll_deg about the reference frame
             (:func:`reference_frames`), with a cost pulling them back to it (no winding up); the chosen
-            roll is smoothed over ``roll_smooth`` waypoints and the IK solved again at it.
+            roll is smoothed over ``roll_smooth`` waypoints and the IK solved again at it. ``max_roll_deg`` >= 180:
+            the whole circle of rolls, wrapping round (the default: a round nozzle's roll is free).
+        motion_weight / motion_speed_mm_s: the roll search also pays motion_weight x r^2 per step, r = the time the
+            slowest joint needs for the step over the time the nozzle takes at motion_speed_mm_s (the spray
+            speed): rolls and a branch that keep every joint within its speed limit (0: off, the old search).
     """
 
     model: Literal["ur10e", "ur10"] = "ur10e"

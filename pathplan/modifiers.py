@@ -345,7 +345,8 @@ class GunOnOff(Stage):
 @dataclass(frozen=True)
 class SpeedProfileParams:
     """Spray speed at the surface, on the edge pass (closer than ``edge_within_mm``) and tip speed in transit
-    (mm/s); see deposition.py for the spray values; transit 800 mm/s with the gun off (the time
+    (mm/s): 460 mm/s on every spray pass (FACTS.md spray practice; the time parametrisation slows the tip where a
+    joint would pass its limit); transit 800 mm/s with the gun off (the time
     parametrisation then holds the joint limits). The tip speeds up round convex corners (at most
     ``max_corner_ratio`` times) so that the sprayed spot keeps the process speed."""
 
