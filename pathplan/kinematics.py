@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from .errors import UnreachableError
+from .rollsearch import motion_costs, roll_dp
 
 __all__ = ["DH", "RobotConfig", "fk", "ik", "pose_matrix", "PathIK", "solve_path", "JOINT_NAMES"]
 
@@ -244,64 +245,6 @@ def _costs(sol: np.ndarray, flange: np.ndarray, cfg: RobotConfig) -> tuple[np.nd
     return cost, reason
 
 
-def _dp(cost: np.ndarray, max_step: int, step_penalty: float, trans: np.ndarray | None = None,
-        wrap: bool = False) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Cheapest roll-index sequences through node costs (n, K, B), moving at most ``max_step`` per step.
-
-    Args:
-        trans: (n - 1, 2 * max_step + 1, K, B) cost of arriving at roll k of waypoint i + 1 from roll k - s of
-            waypoint i (shift index j for s = shifts[j]); None: only the step penalty.
-        wrap: roll indices are a full circle (index K is index 0).
-    Returns the total cost per branch (B,) and the index sequences (n, B).
-    """
-    n, K, B = cost.shape
-    acc = cost[0].copy()
-    back = np.zeros((n, K, B), dtype=np.int64)
-    shifts = np.arange(-max_step, max_step + 1)
-    ar = np.arange(K)[:, None]
-    pen = (step_penalty * np.abs(shifts))[:, None, None]
-    cand = np.full((len(shifts), K, B), np.inf)
-    src = (ar[:, 0][None] - shifts[:, None]) % K  # (S, K): cand[j, k] = acc[k - s_j], wrapped
-    for i in range(1, n):
-        if wrap:
-            cand = acc[src]
-        else:
-            for j, s in enumerate(shifts):  # cand[j, k]: arrive at k from k - s (edges stay inf)
-                lo, hi = max(s, 0), K + min(s, 0)
-                cand[j, lo:hi] = acc[lo - s : hi - s]
-        tot = cand + pen if trans is None else cand + pen + trans[i - 1]
-        j = tot.argmin(axis=0)
-        back[i] = (ar - shifts[j]) % K if wrap else ar - shifts[j]
-        acc = tot.min(axis=0) + cost[i]
-    np.clip(back, 0, K - 1, out=back)
-    k = np.argmin(acc, axis=0)
-    total = acc[k, np.arange(B)]
-    path = np.empty((n, B), dtype=np.int64)
-    for i in range(n - 1, -1, -1):
-        path[i] = k
-        k = back[i, k, np.arange(B)]
-    return total, path
-
-
-def _motion_costs(sol: np.ndarray, xyz: np.ndarray, shifts: np.ndarray, cfg: RobotConfig) -> np.ndarray:
-    """Transition costs (m - 1, S, K, B) of the roll DP: ``motion_weight`` x r^2, r = the time the slowest joint
-    needs between neighbouring waypoints (roll k - s to roll k, same branch) over the time the nozzle takes at
-    ``motion_speed_mm_s``: a roll sequence that keeps every joint within its speed limit costs little."""
-    inv_v = 1.0 / np.deg2rad(np.asarray(cfg.max_speed_deg_s, dtype=float))
-    ds = np.maximum(np.linalg.norm(np.diff(xyz, axis=0), axis=1), 1e-3)
-    scale = (cfg.motion_speed_mm_s * 1e-3 / ds)[:, None, None]  # 1 / the nozzle's time per step
-    out = np.empty((len(sol) - 1, len(shifts), sol.shape[1], sol.shape[2]))
-    two_pi = 2 * np.pi
-    sol = np.nan_to_num(sol * inv_v, nan=0.0)  # a missing solution is an infeasible node (inf) anyway
-    lim = two_pi * inv_v
-    for j, s in enumerate(shifts):
-        d = np.abs(sol[1:] - np.roll(sol[:-1], s, axis=1))  # roll k of waypoint i + 1 from roll k - s of i
-        np.minimum(d, lim - d, out=d)  # angles in (-pi, pi]: the wrapped difference (in seconds at the limit)
-        r = d.max(axis=-1) * scale
-        out[:, j] = cfg.motion_weight * r**2
-    return out
-
-
 def _fit_limits(q: np.ndarray, lim: np.ndarray) -> np.ndarray | None:
     """Unwrapped joints shifted by whole turns into the limits, or None if a joint's range does not fit."""
     q = np.unwrap(q, axis=0)
@@ -407,10 +350,10 @@ def _search(T: np.ndarray, xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotCon
     trans = None
     if cfg.motion_weight > 0 and len(sel) > 1:
         shifts = np.arange(-max_step, max_step + 1)
-        trans = _motion_costs(sol[:, :, branches], xyz[sel], shifts, cfg)
+        trans = motion_costs(sol[:, :, branches], xyz[sel], shifts, cfg)
         if not full:  # shifts past the ends are not moves (the DP leaves them inf)
             trans[:, :, :, :] = np.where(np.isfinite(trans), trans, 0.0)
-    totals, paths = _dp(cost[:, :, branches], max_step, 0.05, trans, wrap=full)
+    totals, paths = roll_dp(cost[:, :, branches], max_step, 0.05, trans, wrap=full)
     for bi in np.argsort(totals):  # cheapest branch first; the first that passes every check is used
         b = branches[bi]
         roll = np.unwrap(rolls[paths[:, bi]]) if full else rolls[paths[:, bi]]
