@@ -87,3 +87,20 @@ def test_compiled_film_equals_the_array_version_with_a_stray_far_point():
     grid = filmkernel.cell_grid(pts, 1e-3)
     assert int(np.prod(grid.dims)) <= filmkernel.MAX_CELLS
     assert np.array_equal(np.sort(grid.order), np.arange(len(pts)))
+
+
+def test_compiled_standoffs_equal_the_k_d_tree_ray_cast():
+    from scipy.spatial import cKDTree
+
+    from gluecell.pathplan.deposition import STANDOFF_RADIUS, standoffs
+
+    _, pts, _, _ = _scene(n_pts=6000, seed=2)
+    rng = np.random.default_rng(3)
+    tip = pts.mean(axis=0) + np.column_stack([rng.uniform(-0.09, 0.09, (400, 2)), rng.uniform(0.005, 0.06, 400)])
+    axis = rng.normal([0, 0, -1], 0.4, (400, 3))  # some rays miss the plate or graze it
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    ref = standoffs(tip, axis, cKDTree(pts), 0.08)
+    for cell in (4e-3, 10e-3):
+        got = filmkernel.standoffs(filmkernel.cell_grid(pts, cell), pts, tip, axis, 0.08, STANDOFF_RADIUS)
+        assert np.array_equal(got, ref)
+    assert 0 < np.count_nonzero(ref < 0.08) < len(ref)  # hits and misses both checked
