@@ -1,0 +1,72 @@
+"""Planning the two parts at once (issue 15 item 4: both cores) gives the same plans as one after the other: in
+two threads and with the sole in the warm worker process; the worker's planning errors arrive as they are."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from gluecell.pathplan import workers
+from gluecell.pathplan.errors import PathplanError
+from gluecell.pathplan.pipeline import PathplanConfig, plan_pair
+from gluecell.pathplan.synthetic import make_synthetic_pair
+
+#: Longest wait for the worker to warm up (spawn, imports, compiled kernels from numba's cache), s.
+WARM_TIMEOUT_S = 90.0
+
+
+@pytest.fixture(scope="module")
+def clouds():
+    pair = make_synthetic_pair()
+    u, un = pair.sample("upper", 30_000, seed=1, noise_mm=0.1)
+    s, sn = pair.sample("sole", 20_000, seed=2, noise_mm=0.1)
+    return u, un, s, sn, pair.bite_line
+
+
+@pytest.fixture(scope="module")
+def worker():
+    workers.start()
+    t0 = time.monotonic()
+    while not workers.ready():
+        assert time.monotonic() - t0 < WARM_TIMEOUT_S, "the plan worker did not warm up"
+        time.sleep(0.05)
+    yield
+    workers.stop()
+
+
+def _same(a, b) -> None:
+    for part in ("upper", "sole"):
+        assert np.array_equal(a.paths[part].xyz, b.paths[part].xyz)
+        assert np.array_equal(a.paths[part].t, b.paths[part].t)
+        assert np.array_equal(a.paths[part].spray, b.paths[part].spray)
+        assert np.array_equal(a.programs[part].q, b.programs[part].q)
+        assert a.programs[part].gun_events == b.programs[part].gun_events
+        assert np.array_equal(a.parts[part].film, b.parts[part].film)
+        assert a.metrics[part] == b.metrics[part]
+
+
+def test_threads_and_the_worker_give_the_serial_plan(clouds, worker):
+    u, un, s, sn, line = clouds
+    cfg = PathplanConfig()
+    serial = plan_pair(u, s, line, cfg, upper_normals=un, sole_normals=sn, parallel=False)
+    threads = plan_pair(u, s, line, cfg, upper_normals=un, sole_normals=sn, parallel=True)
+    proc = plan_pair(u, s, line, cfg, upper_normals=un, sole_normals=sn, parallel="process")
+    default = plan_pair(u, s, line, cfg, upper_normals=un, sole_normals=sn)  # the warm worker is used
+    assert serial.metrics["upper"]["coverage_1mm"] > 0.9 and serial.metrics["sole"]["coverage_1mm"] > 0.9
+    for other in (threads, proc, default):
+        _same(serial, other)
+    assert {"upper_total", "sole_total", "pathplan"} <= set(proc.timing_ms)
+
+
+def test_a_refused_sole_in_the_worker_raises_its_own_error(clouds, worker):
+    u, un, _, _, line = clouds
+    junk = np.random.default_rng(5).normal([0.55, 0.2, 0.1], 1e-3, (500, 3))  # a blob, no sole
+    errors = []
+    for mode in (False, "process"):
+        with pytest.raises(PathplanError) as info:
+            plan_pair(u, junk, line, PathplanConfig(), upper_normals=un, parallel=mode)
+        errors.append(info.value)
+    assert type(errors[0]) is type(errors[1]) and errors[0].message == errors[1].message
+    assert workers.ready()  # a planning error leaves the worker up
