@@ -3,8 +3,6 @@ two threads and with the sole in the warm worker process; the worker's planning 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -28,10 +26,7 @@ def clouds():
 @pytest.fixture(scope="module")
 def worker():
     workers.start()
-    t0 = time.monotonic()
-    while not workers.ready():
-        assert time.monotonic() - t0 < WARM_TIMEOUT_S, "the plan worker did not warm up"
-        time.sleep(0.05)
+    assert workers.wait_ready(WARM_TIMEOUT_S), "the plan worker did not warm up"
     yield
     workers.stop()
 
