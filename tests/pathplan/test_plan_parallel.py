@@ -18,8 +18,8 @@ WARM_TIMEOUT_S = 90.0
 @pytest.fixture(scope="module")
 def clouds():
     pair = make_synthetic_pair()
-    u, un = pair.sample("upper", 30_000, seed=1, noise_mm=0.1)
-    s, sn = pair.sample("sole", 20_000, seed=2, noise_mm=0.1)
+    u, un = pair.sample("upper", 20_000, seed=1, noise_mm=0.1)
+    s, sn = pair.sample("sole", 12_000, seed=2, noise_mm=0.1)
     return u, un, s, sn, pair.bite_line
 
 
