@@ -8,12 +8,14 @@ long-running caller (the cell) starts it once with :func:`start` and keeps it; :
 it is :func:`ready` (warm), and plans in threads otherwise, so a one-shot ``gluecell plan`` never waits for it.
 
 The worker is a ``spawn`` process (no fork of a threaded parent), one at a time, shut down at interpreter exit or
-by :func:`stop`. A worker that died is dropped and the part is planned in the caller (logged).
+by :func:`stop`, and it exits by itself within a second when its caller is killed. A worker that died is dropped
+and the part is planned in the caller (logged).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -40,7 +42,7 @@ def start() -> None:
         if _pool is not None:
             return
         _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        _warm = _pool.submit(_warm_up)
+        _warm = _pool.submit(_warm_up, os.getpid())
         if _here is None:
             _here = threading.Thread(target=_warm_up, name="plan-kernels-warm-up", daemon=True)
             _here.start()
@@ -125,9 +127,13 @@ def result(fut: Future, here: Any) -> Any:
         return here()
 
 
-def _warm_up() -> bool:
-    """In the worker: import the planner and load the compiled film kernels (from numba's cache)."""
+def _warm_up(parent: int | None = None) -> bool:
+    """Import the planner and load the compiled film kernels (from numba's cache); in the worker (``parent``: the
+    caller's pid) also watch the caller: a worker whose caller was killed exits instead of lingering."""
     import numpy as np
+
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), name="plan-worker-watch", daemon=True).start()
 
     from . import pipeline  # noqa: F401  (the imports the first plan would pay for)
     from .deposition import SpraySamples, film_thickness
@@ -138,3 +144,12 @@ def _warm_up() -> bool:
                      np.array([1e-3]))  # fmt: skip
     film_thickness(s, pts, nrm)
     return True
+
+
+def _exit_with(parent: int, period_s: float = 1.0) -> None:
+    """In the worker: exit once ``parent`` is gone (this process then belongs to another parent)."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(period_s)
+    os._exit(0)
