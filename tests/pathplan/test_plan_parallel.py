@@ -1,7 +1,13 @@
 """Planning the two parts at once (issue 15 item 4: both cores) gives the same plans as one after the other: in
-two threads and with the sole in the warm worker process; the worker's planning errors arrive as they are."""
+two threads and with the sole in the warm worker process; the worker's planning errors arrive as they are, and a
+worker does not outlive a killed caller."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +19,8 @@ from gluecell.pathplan.synthetic import make_synthetic_pair
 
 #: Longest wait for the worker to warm up (spawn, imports, compiled kernels from numba's cache), s.
 WARM_TIMEOUT_S = 90.0
+#: Longest a worker may outlive its killed caller, s (it checks its parent every second).
+ORPHAN_EXIT_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +73,35 @@ def test_a_refused_sole_in_the_worker_raises_its_own_error(clouds, worker):
         errors.append(info.value)
     assert type(errors[0]) is type(errors[1]) and errors[0].message == errors[1].message
     assert workers.ready()  # a planning error leaves the worker up
+
+
+_CALLER = """
+import os, sys, time
+from gluecell.pathplan import workers
+if __name__ == "__main__":
+    workers.start()
+    assert workers.wait_ready(90)
+    kids = [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/stat")
+            and open(f"/proc/{p}/stat").read().split(")")[-1].split()[1] == str(os.getpid())
+            and b"spawn_main" in open(f"/proc/{p}/cmdline", "rb").read()]
+    print(" ".join(kids), flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to find the worker")
+def test_the_worker_exits_when_its_caller_is_killed(tmp_path):
+    script = tmp_path / "caller.py"
+    script.write_text(_CALLER)
+    caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        kids = [int(p) for p in caller.stdout.readline().split()]
+        assert len(kids) == 1 and os.path.exists(f"/proc/{kids[0]}")
+    finally:
+        caller.kill()
+        caller.wait(10)
+    t0 = time.monotonic()
+    while os.path.exists(f"/proc/{kids[0]}") and time.monotonic() - t0 < ORPHAN_EXIT_S:
+        time.sleep(0.1)
+    alive = os.path.exists(f"/proc/{kids[0]}") and "Z" not in open(f"/proc/{kids[0]}/stat").read().split(")")[-1][:3]
+    assert not alive, "the plan worker outlived its killed caller"
