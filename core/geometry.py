@@ -50,10 +50,11 @@ def unit(v: np.ndarray, *, what: str = "vector", allow_zero: bool = False) -> np
             no direction: a silent zero vector downstream reads as "no offset" or "no normal".
     """
     v = np.asarray(v, dtype=np.float64)
-    if not np.all(np.isfinite(v)):
+    n = np.sqrt(np.add.reduce(v * v, axis=-1, keepdims=True))  # np.linalg.norm's own sum, without its overhead
+    # a NaN/inf in v makes its row's length NaN/inf, so v itself is scanned only then (and on an overflow)
+    if not np.all(np.isfinite(n)) and not np.all(np.isfinite(v)):
         raise ValidationError(f"{what}: {int(np.sum(~np.isfinite(v)))} non-finite values (NaN/inf) have no "
                               "direction", what=what)  # fmt: skip
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
     zero = n <= 1e-15
     if np.any(zero) and not allow_zero:
         raise ValidationError(f"{what}: {int(zero.sum())} zero-length rows have no direction", what=what)

@@ -22,13 +22,21 @@ reject above the line from 0.01 mm wet (~4 um dry at the ~40 % solids of a PU di
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from gluecell.core.types import SprayPath
 
+from . import filmkernel
 from .errors import NonFiniteError
 from .geom import matrix_from_quat, unit
+
+#: Edge (m) of the cell grid of the compiled film sum and standoff ray cast (footprint balls are 3-57 mm;
+#: 10 mm was the fastest of 3-14 mm on a bench upper).
+GRID_CELL = 10e-3
+#: A nozzle axis meets the part at the first cloud point within this distance of it (m).
+STANDOFF_RADIUS = 2.5e-3
 
 __all__ = ["DepositionParams", "path_samples", "film_thickness", "spray_metrics", "SpraySamples"]
 
@@ -89,13 +97,15 @@ def path_samples(path: SprayPath, step: float = 1e-3, labels: np.ndarray | None 
 
 def film_thickness(
     samples: SpraySamples, points: np.ndarray, normals: np.ndarray, params: DepositionParams | None = None,
-    max_standoff: float = 0.08, surface: np.ndarray | None = None, n_labels: int = 0,
+    max_standoff: float = 0.08, surface: np.ndarray | None = None, n_labels: int = 0, kernel: str | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Wet film thickness (n,) metres at ``points`` (n, 3) with outward ``normals`` (n, 3).
 
     ``surface`` (k, 3) is the whole part's cloud, used to find where each nozzle axis meets the part
     (default: ``points``, which must then cover the sprayed surface). With ``n_labels`` > 0 (and
     ``samples.label`` set) the film is returned per label, (n_labels, n): one pass for every class.
+    ``kernel``: ``"compiled"`` (:mod:`~gluecell.pathplan.filmkernel`), ``"arrays"`` (numpy) or None (compiled
+    where numba is there); both sum the same pairs with the same float32 steps.
     """
     p = params or DepositionParams()
     by_label = n_labels > 0 and samples.label is not None
@@ -105,30 +115,47 @@ def film_thickness(
     tan_max = float(np.tan(min(np.deg2rad(sig_max_deg(p)) * p.reach_sigmas, 1.3)))
     spacing = 0.7 * float(np.tan(np.deg2rad(min(*p.core_sigma_deg))))
     step = float(np.median(np.linalg.norm(np.diff(samples.tip, axis=0), axis=1))) if len(samples.tip) > 1 else 1e-3
-    i, j, samples = _pairs(samples, points, tan_max, max_standoff, points if surface is None else surface, spacing,
-                           max(step, 1e-4))  # fmt: skip
+    surf = points if surface is None else surface
+    if kernel is None:
+        kernel = "compiled" if filmkernel.available() else "arrays"
+    grid = filmkernel.cell_grid(points, GRID_CELL) if kernel == "compiled" else None
+    samples, aim, radius, tree = _footprints(samples, points, tan_max, max_standoff, surf, spacing, max(step, 1e-4),
+                                             grid)  # fmt: skip
+    frame = np.stack([np.cross(samples.axis, samples.along), samples.along, samples.axis], axis=1)
+    label = samples.label if by_label else np.zeros(len(samples.tip), dtype=np.int64)
+    gauss = np.array([[wk / (2 * np.pi * s[0] * s[1]), 1 / s[0], 1 / s[1]]
+                      for wk, s in zip((1.0 - p.halo_weight, p.halo_weight), sig)])  # fmt: skip
+    flow = p.flow_ml_s * 1e-6
+    if grid is not None:
+        out = filmkernel.film_sum(grid, points, normals, aim, radius,
+                                  samples.tip, frame, samples.dwell, label, max(n_labels, 1), gauss, flow)  # fmt: skip
+    else:
+        out = _film_arrays(samples, points, normals, aim, radius, tree, frame, label, max(n_labels, 1), gauss, flow)
+    return out if by_label else out[0]
+
+
+def _film_arrays(samples: SpraySamples, points: np.ndarray, normals: np.ndarray, aim: np.ndarray,
+                 radius: np.ndarray, tree, frame: np.ndarray, label: np.ndarray, n_labels: int, gauss: np.ndarray,
+                 flow: float) -> np.ndarray:  # fmt: skip
+    """The film sum with numpy arrays over every (sample, point) pair (the fallback where numba is missing, and the
+    reference of :mod:`gluecell.pathplan.filmkernel`): (n_labels, n) metres."""
+    i, j = _ball_pairs(aim, radius, tree)
     # per-pair arithmetic in float32 (positions are ~1 m, so ~0.1 um resolution): half the memory traffic; the
     # offset r goes into each sample's frame (rows: across, along, axis) in one product: (u h, w h, h)
     f32 = np.float32
-    frame = np.stack([np.cross(samples.axis, samples.along), samples.along, samples.axis], axis=1).astype(f32)
     r = points.astype(f32)[j] - samples.tip.astype(f32)[i]
-    loc = np.einsum("nk,nlk->nl", r, frame[i])
+    loc = np.einsum("nk,nlk->nl", r, frame.astype(f32)[i])
     rn = np.einsum("nk,nk->n", r, normals.astype(f32)[j])  # r . n = -cos(incidence) |r|
-    ok = (loc[:, 2] > 1e-3) & (rn < 0)  # in front of the nozzle, surface facing it
+    ok = (loc[:, 2] > f32(1e-3)) & (rn < 0)  # in front of the nozzle, surface facing it
     i, j, loc, rn = i[ok], j[ok], loc[ok], rn[ok]
     inv_h = f32(1) / loc[:, 2]
     u, w = loc[:, 0] * inv_h, loc[:, 1] * inv_h
-    wts = (1.0 - p.halo_weight, p.halo_weight)
-    g = sum(
-        f32(wk / (2 * np.pi * s[0] * s[1])) * np.exp(f32(-0.5) * ((u * f32(1 / s[0])) ** 2 + (w * f32(1 / s[1])) ** 2))
-        for wk, s in zip(wts, sig)
-    )
-    rate = (g * -rn * inv_h**3).astype(np.float64) * (p.flow_ml_s * 1e-6)  # cos(inc) |r| / h^3 = -(r . n) / h^3
+    gs = gauss.astype(f32)
+    g = sum(gk[0] * np.exp(f32(-0.5) * ((u * gk[1]) ** 2 + (w * gk[2]) ** 2)) for gk in gs)
+    rate = (g * -rn * inv_h**3).astype(np.float64) * flow  # cos(inc) |r| / h^3 = -(r . n) / h^3
+    key = label[i] * len(points) + j
     wgt = rate * samples.dwell[i]
-    if by_label:
-        key = samples.label[i] * len(points) + j
-        return np.bincount(key, weights=wgt, minlength=n_labels * len(points)).reshape(n_labels, len(points))
-    return np.bincount(j, weights=wgt, minlength=len(points)).astype(np.float64)
+    return np.bincount(key, weights=wgt, minlength=n_labels * len(points)).reshape(n_labels, len(points))
 
 
 def sig_max_deg(p: DepositionParams) -> float:
@@ -136,7 +163,8 @@ def sig_max_deg(p: DepositionParams) -> float:
     return float(max(*p.core_sigma_deg, *p.halo_sigma_deg))
 
 
-def standoffs(tip: np.ndarray, axis: np.ndarray, tree, max_standoff: float, radius: float = 2.5e-3) -> np.ndarray:
+def standoffs(tip: np.ndarray, axis: np.ndarray, tree, max_standoff: float,
+              radius: float = STANDOFF_RADIUS) -> np.ndarray:  # fmt: skip
     """Distance (k,) metres along each nozzle axis to the first surface point within ``radius`` of the axis
     (a ray cast against the cloud); ``max_standoff`` where the ray hits nothing.
 
@@ -209,26 +237,41 @@ def coalesce(samples: SpraySamples, h: np.ndarray, spacing_tan: float, step: flo
     return SpraySamples(avg(samples.tip), axis, along, wsum, label), hm
 
 
-def _pairs(samples: SpraySamples, points: np.ndarray, tan_max: float, max_standoff: float,
-           surface: np.ndarray, spacing_tan: float, step: float) -> tuple[np.ndarray, ...]:  # fmt: skip
-    """(sample, point) index pairs within each sample's footprint (a ball round its aim point on the surface),
-    after merging samples far from the part (:func:`coalesce`). Returns (i, j, merged samples)."""
+def _footprints(samples: SpraySamples, points: np.ndarray, tan_max: float, max_standoff: float,
+                surface: np.ndarray, spacing_tan: float, step: float, grid: Any = None) -> tuple[Any, ...]:  # fmt: skip
+    """Each sample's footprint, a ball round its aim point on the surface, after merging samples far from the
+    part (:func:`coalesce`). Returns (merged samples, aim (k, 3), radius (k,) metres, k-d tree of ``points``, None
+    with a ``grid``: then the standoffs are cast in it (:func:`~.filmkernel.cell_grid` of ``points``), compiled).
+
+    The radius, 1.3 x the standoff x the footprint's reach plus 1 mm, is rounded up to whole 3 mm (the array
+    version searches every radius class with one tree; the compiled one keeps the same balls)."""
     from scipy.spatial import cKDTree
 
-    tree = cKDTree(points)
-    h = standoffs(samples.tip, samples.axis, tree if surface is points else cKDTree(surface), max_standoff)
+    if grid is not None:
+        tree = None
+        sgrid = grid if surface is points else filmkernel.cell_grid(surface, GRID_CELL)
+        h = filmkernel.standoffs(sgrid, surface, samples.tip, samples.axis, max_standoff, STANDOFF_RADIUS)
+    else:
+        tree = cKDTree(points)
+        h = standoffs(samples.tip, samples.axis, tree if surface is points else cKDTree(surface), max_standoff)
     samples, h = coalesce(samples, h, spacing_tan, step)
     aim = samples.tip + h[:, None] * samples.axis
-    r = 1.3 * h * tan_max + 1e-3
     q = 3e-3
-    grp = np.ceil(r / q).astype(int)
-    ii, jj = [], []
-    for g in np.unique(grp):
-        sel = np.flatnonzero(grp == g)
-        m = cKDTree(aim[sel]).sparse_distance_matrix(tree, g * q, output_type="ndarray")
+    radius = np.ceil((1.3 * h * tan_max + 1e-3) / q).astype(int) * q
+    return samples, aim, radius, tree
+
+
+def _ball_pairs(aim: np.ndarray, radius: np.ndarray, tree) -> tuple[np.ndarray, np.ndarray]:
+    """(sample, point) index pairs with the point within ``radius`` of the sample's ``aim`` (k-d trees)."""
+    from scipy.spatial import cKDTree
+
+    ii, jj = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+    for r in np.unique(radius):
+        sel = np.flatnonzero(radius == r)
+        m = cKDTree(aim[sel]).sparse_distance_matrix(tree, r, output_type="ndarray")
         ii.append(sel[m["i"]])
-        jj.append(m["j"])
-    return np.concatenate(ii), np.concatenate(jj), samples
+        jj.append(m["j"].astype(np.int64))
+    return np.concatenate(ii), np.concatenate(jj)
 
 
 def _check_finite(thickness: np.ndarray, signed: np.ndarray, area: np.ndarray) -> None:

@@ -87,16 +87,21 @@ def frames_from_axis(z: np.ndarray, x_hint: np.ndarray) -> np.ndarray:
 def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
     """Even-odd test (n,) bool: which points ``xy`` (n, 2) lie inside the closed polygon ``poly`` (m, 2).
 
-    One pass over the polygon's edges, vectorised over the points (no matplotlib import on the hot path).
+    One pass over the polygon's edges (no matplotlib import on the hot path); an edge is tested only against the
+    points whose y it spans (found by bisection in the points sorted by y), not against all of them.
     """
     xy = np.asarray(xy, dtype=np.float64)
     a = np.asarray(poly, dtype=np.float64)[:, :2]
     b = np.roll(a, -1, axis=0)
     x, y = xy[:, 0], xy[:, 1]
+    order = np.argsort(y, kind="stable")
+    ys = y[order]
     inside = np.zeros(len(xy), dtype=bool)
     for (x0, y0), (x1, y1) in zip(a, b):
         if y0 == y1:
             continue
-        cross = (y0 > y) != (y1 > y)
-        inside ^= cross & (x < x0 + (y - y0) * (x1 - x0) / (y1 - y0))
+        # (y0 > y) != (y1 > y)  <=>  min(y0, y1) <= y < max(y0, y1)
+        i0, i1 = np.searchsorted(ys, (min(y0, y1), max(y0, y1)), side="left")
+        idx = order[i0:i1]
+        inside[idx] ^= x[idx] < x0 + (y[idx] - y0) * (x1 - x0) / (y1 - y0)
     return inside

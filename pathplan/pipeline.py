@@ -397,46 +397,54 @@ def robot_timing(path: SprayPath, cfg: PathplanConfig,
 def plan_pair(
     upper_points: np.ndarray, sole_points: np.ndarray, bite_line: np.ndarray, cfg: PathplanConfig | None = None,
     *, upper_normals: np.ndarray | None = None, sole_normals: np.ndarray | None = None,
-    parallel: bool | None = None, upper_margin_m: np.ndarray | None = None,
+    parallel: bool | str | None = None, upper_margin_m: np.ndarray | None = None,
 ) -> PairPlan:  # fmt: skip
     """Plan, tune, solve and time both parts of a pair (the upper beside ``bite_line``, the sole inside its rim).
 
     Args:
         upper_points / sole_points: (n, 3) float64 clouds, metres, base_link.
         bite_line: (m, 3) float64 closed bite line on the upper, base_link.
-        parallel: plan the two parts in two threads (numpy and the k-d trees release the GIL); None (default):
-            when this process may run on 2 or more CPUs. It helps only where a core is free. Errors are raised.
+        parallel: ``"process"``: the sole in the warm worker process (:mod:`~gluecell.pathplan.workers`), the
+            upper here; True: two threads (the compiled film sum, numpy and the k-d trees release the GIL);
+            False: one after the other; None (default): the worker when one is started and warm, else threads
+            when this process may run on 2 or more CPUs. Every mode gives the same plan; errors are raised.
         upper_margin_m: (m,) metres per bite-line vertex, the per-point margin (see :func:`plan_part`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from . import workers
+
     cfg = cfg or PathplanConfig()
     t0 = time.perf_counter()
-    jobs = (("upper", upper_points, upper_normals), ("sole", sole_points, sole_normals))
-
-    def one(job: tuple) -> tuple[PartPlan, float]:
-        part, pts, nrm = job
-        t1 = time.perf_counter()
-        up = part == "upper"
-        pp = plan_part(part, pts, cfg, bite_line=bite_line if up else None, normals=nrm,
-                       margin_m=upper_margin_m if up else None)  # fmt: skip
-        return pp, (time.perf_counter() - t1) * 1e3
-
+    args = {"upper": (upper_points, upper_normals, bite_line, cfg, upper_margin_m),
+            "sole": (sole_points, sole_normals, None, cfg, None)}  # fmt: skip
     if parallel is None:
-        parallel = _cpus() >= 2
-    if parallel:
+        parallel = "process" if workers.ready() else _cpus() >= 2
+    fut = workers.submit(_plan_one, "sole", *args["sole"]) if parallel == "process" else None
+    if fut is not None:
+        up = workers.beside(fut, lambda: _plan_one("upper", *args["upper"]))
+        done = {"upper": up, "sole": workers.result(fut, lambda: _plan_one("sole", *args["sole"]))}
+    elif parallel:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            done = list(pool.map(one, jobs))
+            done = dict(zip(args, pool.map(lambda p: _plan_one(p, *args[p]), args)))
     else:
-        done = [one(j) for j in jobs]
+        done = {p: _plan_one(p, *a) for p, a in args.items()}
     parts, paths, programs, metrics, timing = {}, {}, {}, {}, {}
-    for (part, _, _), (pp, ms) in zip(jobs, done):
+    for part, (pp, ms) in done.items():
         parts[part], paths[part], programs[part] = pp, pp.path, pp.program
         metrics[part] = dict(pp.metrics)
         timing.update({f"{part}_{k}": v for k, v in pp.timing_ms.items()})
         timing[f"{part}_total"] = ms
     timing["pathplan"] = (time.perf_counter() - t0) * 1e3
     return PairPlan(parts, paths, programs, metrics, timing)
+
+
+def _plan_one(part: str, pts: np.ndarray, nrm: np.ndarray | None, bite_line: np.ndarray | None,
+              cfg: PathplanConfig, margin_m: np.ndarray | None) -> tuple[PartPlan, float]:  # fmt: skip
+    """:func:`plan_part` of one part with its wall time (ms); module-level so the worker process can run it."""
+    t1 = time.perf_counter()
+    pp = plan_part(part, pts, cfg, bite_line=bite_line, normals=nrm, margin_m=margin_m)
+    return pp, (time.perf_counter() - t1) * 1e3
 
 
 def _cpus() -> int:

@@ -144,17 +144,23 @@ class RealPipeline:
         margin_sigmas: keep the glue this many sigma of the predicted line inside it.
         marker: ``mark(item) -> (m, 3) line or None``: the operator's marked line (a console in a plant; the
             simulated operator, :func:`gluecell.cell.sim.operator.sim_line_marker`, in the embedded default).
+        plan_worker: start the planner's warm worker process (:mod:`gluecell.pathplan.workers`): the sole is
+            planned in it beside the upper, on the second core, once it has warmed up (a few seconds).
     """
 
     name = "real"
 
     def __init__(self, references: Callable[[dict[str, Any]], tuple[Any, Any]] | None = None,
                  out: Path | None = None, pictures: bool = False, margin_sigmas: float | None = None,
-                 marker: Callable[[dict[str, Any]], Any] | None = None) -> None:  # fmt: skip
+                 marker: Callable[[dict[str, Any]], Any] | None = None, plan_worker: bool = True) -> None:  # fmt: skip
         self.references, self.out, self.pictures = references, out, pictures
         self.margin_sigmas = margin_sigmas
         self.marker = marker
         self._calibration: Any = None
+        if plan_worker:
+            from gluecell.pathplan import workers
+
+            workers.start()
 
     def prepare(self, item: dict[str, Any], frames: Path | None) -> PreparedPair:
         """Run the stages; a stage's refusal (GlueCellError) becomes a "needs_human" pair naming the stage, and
