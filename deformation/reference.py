@@ -19,6 +19,12 @@ __all__ = ["rigid_icp", "apply_T", "seen_sample", "augment_with_reference", "MAX
 SEEN_NZ = -0.3
 #: A reference that fits the scan worse than this (rms, metres) is not used (wrong style or size).
 MAX_REFERENCE_RMS = 2.0e-3
+#: ICP stops once an iteration moves no source point by more than this, metres. Point-to-plane ICP on these
+#: scans often settles into a creep along a direction the surface hardly constrains (1-5 um per iteration, e.g.
+#: along a sole's long axis) instead of reaching a zero step, so it ran its full 30 iterations for nothing.
+ICP_MOTION_TOL = 1.0e-6
+#: Threads of the KD-tree queries (the queries are the ICP's cost; the same neighbours whatever the count).
+ICP_WORKERS = 2
 
 
 def apply_T(T: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -38,23 +44,32 @@ def seen_sample(points: np.ndarray, normals: np.ndarray, max_points: int = 8000)
 
 
 def rigid_icp(
-    src: np.ndarray, dst: np.ndarray, dst_normals: np.ndarray, *, iters: int = 30, max_dist: float = 0.01
+    src: np.ndarray,
+    dst: np.ndarray,
+    dst_normals: np.ndarray,
+    *,
+    iters: int = 30,
+    max_dist: float = 0.01,
+    tree: cKDTree | None = None,
 ) -> tuple[np.ndarray, float]:
     """Rigid (4, 4) transform taking ``src`` (n, 3) onto the surface ``dst`` (m, 3), and the rms residual (m).
 
     Point-to-plane ICP from the centroid alignment; correspondences further than ``max_dist`` are dropped
-    (five times that for the first iterations).
+    (five times that for the first iterations). Stops after ``iters`` iterations, or once a step moves no
+    point by more than :data:`ICP_MOTION_TOL`. ``tree``: a KD-tree of ``dst`` already built (None: built here).
     """
     T = np.eye(4)
     # Start from the plan centroids and the tops (a scan from above lacks the lower part of the part).
     T[:2, 3] = dst[:, :2].mean(axis=0) - src[:, :2].mean(axis=0)
     T[2, 3] = np.percentile(dst[:, 2], 99.5) - np.percentile(src[:, 2], 99.5)
-    tree = cKDTree(dst)
+    tree = cKDTree(dst) if tree is None else tree
     rms = np.inf
+    x = apply_T(T, src)
     for it in range(iters):
-        x = apply_T(T, src)
-        d, j = tree.query(x)
-        ok = d < (max_dist if it > 3 else 5 * max_dist)
+        lim = max_dist if it > 3 else 5 * max_dist
+        # beyond the bound a query returns inf (dropped below anyway): the same pairs, found faster
+        d, j = tree.query(x, distance_upper_bound=lim, workers=ICP_WORKERS)
+        ok = d < lim
         if ok.sum() < 10:
             break
         p, q, n = x[ok], dst[j[ok]], dst_normals[j[ok]]
@@ -68,7 +83,10 @@ def rigid_icp(
         dT = np.eye(4)
         dT[:3, :3], dT[:3, 3] = R, xi[3:]
         T = dT @ T
-        if np.linalg.norm(xi) < 1e-7:
+        x_new = apply_T(T, src)
+        moved = float(np.sqrt(np.max(np.sum((x_new - x) ** 2, axis=1))))
+        x = x_new
+        if np.linalg.norm(xi) < 1e-7 or moved < ICP_MOTION_TOL:
             break
     return T, rms
 
