@@ -61,7 +61,9 @@ def surface_polyline(
     """
     w = np.array([0.25, 0.5, 0.25])
     smooth = sum(wi * np.roll(bite, s, axis=0) for wi, s in zip(w, (1, 0, -1)))
-    tree = tree or cKDTree(points)
+    from .refcache import moved_tree
+
+    tree = tree or moved_tree(points) or cKDTree(points, balanced_tree=False, compact_nodes=False)
     line = closed_resample(np.column_stack([smooth, sigma]), spacing)
     for _ in range(2):
         xyz = project_to_surface(line[:, :3], points, normals, tree, max_dist=max_dist)

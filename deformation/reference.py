@@ -51,12 +51,13 @@ def rigid_icp(
     iters: int = 30,
     max_dist: float = 0.01,
     tree: cKDTree | None = None,
+    motion_tol: float = ICP_MOTION_TOL,
 ) -> tuple[np.ndarray, float]:
     """Rigid (4, 4) transform taking ``src`` (n, 3) onto the surface ``dst`` (m, 3), and the rms residual (m).
 
     Point-to-plane ICP from the centroid alignment; correspondences further than ``max_dist`` are dropped
     (five times that for the first iterations). Stops after ``iters`` iterations, or once a step moves no
-    point by more than :data:`ICP_MOTION_TOL`. ``tree``: a KD-tree of ``dst`` already built (None: built here).
+    point by more than ``motion_tol`` metres. ``tree``: a KD-tree of ``dst`` already built (None: built here).
     """
     T = np.eye(4)
     # Start from the plan centroids and the tops (a scan from above lacks the lower part of the part).
@@ -86,7 +87,7 @@ def rigid_icp(
         x_new = apply_T(T, src)
         moved = float(np.sqrt(np.max(np.sum((x_new - x) ** 2, axis=1))))
         x = x_new
-        if np.linalg.norm(xi) < 1e-7 or moved < ICP_MOTION_TOL:
+        if np.linalg.norm(xi) < 1e-7 or moved < motion_tol:
             break
     return T, rms
 
@@ -111,14 +112,19 @@ def augment_with_reference(
         :data:`MAX_REFERENCE_RMS`) the scan is returned unchanged.
     """
     # register with what cameras above would see of the reference
-    T, rms = rigid_icp(seen_sample(ref_points, ref_normals), scan.points, scan.normals)
+    from .refcache import reference_entry, remember_moved
+
+    entry = reference_entry(ref_points, ref_normals)  # the same every pair of the style: kept
+    T, rms = rigid_icp(entry.seen(8000), scan.points, scan.normals)
     if not np.isfinite(rms) or rms > MAX_REFERENCE_RMS:
         return scan, rms
     moved = apply_T(T, ref_points)
     mn = ref_normals @ T[:3, :3].T
     if replace:
         diag = dict(scan.diagnostics, reference_rms_m=rms, reference_points=len(moved))
-        return PartScan(part=scan.part, points=moved, normals=mn, item_id=scan.item_id, diagnostics=diag), rms
+        out = PartScan(part=scan.part, points=moved, normals=mn, item_id=scan.item_id, diagnostics=diag)
+        remember_moved(out.points, entry, T)  # KD-tree queries on it use the reference's own tree
+        return out, rms
     d, _ = cKDTree(scan.points).query(moved)
     add = d > gap
     diag = dict(scan.diagnostics, reference_rms_m=rms, reference_points=int(add.sum()))
