@@ -23,8 +23,10 @@ MAX_REFERENCE_RMS = 2.0e-3
 #: scans often settles into a creep along a direction the surface hardly constrains (1-5 um per iteration, e.g.
 #: along a sole's long axis) instead of reaching a zero step, so it ran its full 30 iterations for nothing.
 ICP_MOTION_TOL = 1.0e-6
-#: Threads of the KD-tree queries (the queries are the ICP's cost; the same neighbours whatever the count).
-ICP_WORKERS = 2
+#: Threads of the KD-tree queries (the same neighbours whatever the count). One: scipy starts new threads for
+#: every query (~0.1-3 ms each, 10-30 queries per ICP), and the sole's registration runs on the other core
+#: beside the upper's anyway (:mod:`.parallel`).
+ICP_WORKERS = 1
 
 
 def apply_T(T: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -63,7 +65,7 @@ def rigid_icp(
     # Start from the plan centroids and the tops (a scan from above lacks the lower part of the part).
     T[:2, 3] = dst[:, :2].mean(axis=0) - src[:, :2].mean(axis=0)
     T[2, 3] = np.percentile(dst[:, 2], 99.5) - np.percentile(src[:, 2], 99.5)
-    tree = cKDTree(dst) if tree is None else tree
+    tree = cKDTree(dst, balanced_tree=False, compact_nodes=False) if tree is None else tree
     rms = np.inf
     x = apply_T(T, src)
     for it in range(iters):
