@@ -114,39 +114,44 @@ def upper_stations(P: np.ndarray, N: np.ndarray, r: np.ndarray, E1: np.ndarray, 
         ({key: (n, ...) values, NaN where not measured}, (n,) bool measured).
     """
     n = S.n
-    seg = S.seg
-    bottom = (N[:, 2] > c["UP_COS"]) & (P[:, 2] > z_top - 0.06) & ok[seg]
-    alive = ok & (S.count(bottom) >= c["MIN"])
-    r_edge = S.pct(r, bottom & alive[seg], 98)
-    re = r_edge[seg]
+    # The bottom's rules on the bottom's entries only, then the side's on the entries within its depth range:
+    # the same values as the masks over every entry (each subset keeps the entries' order), far fewer passes.
+    bi = np.flatnonzero((N[:, 2] > c["UP_COS"]) & (P[:, 2] > z_top - 0.06) & ok[S.seg])
+    Sb, Pb, Nb, rb = Segments(S.seg[bi], n), P[bi], N[bi], r[bi]
+    every = np.ones(len(bi), dtype=bool)
+    alive = ok & (Sb.count(every) >= c["MIN"])
+    r_edge = Sb.pct(rb, alive[Sb.seg], 98)
+    re = r_edge[Sb.seg]
     lo, hi = c["EDGE_BAND"]
-    near = bottom & alive[seg] & (r > re - hi) & (r < re - lo) & (N[:, 2] > c["BOTTOM_COS"])
-    alive &= S.count(near) >= c["MIN"]
-    near &= alive[seg]
-    n_b, flat = _patch_normals(S, N, near, alive, c["PLANE_COS"])
-    nb = n_b[seg]
-    Pn = _dot(P, nb)
-    d_b = S.pct(Pn, flat, 50)
+    near = alive[Sb.seg] & (rb > re - hi) & (rb < re - lo) & (Nb[:, 2] > c["BOTTOM_COS"])
+    alive &= Sb.count(near) >= c["MIN"]
+    near &= alive[Sb.seg]
+    n_b, flat = _patch_normals(Sb, Nb, near, alive, c["PLANE_COS"])
+    d_b = Sb.pct(_dot(Pb, n_b[Sb.seg]), flat, 50)
     e1p = np.full((n, 3), np.nan)
     e1p[alive] = _in_plane(E1[alive], n_b[alive])
-    O = S.mean(P, near)
-    e1s, Os = e1p[seg], O[seg]
-    depth = d_b[seg] - Pn
-    s = _dot(P - Os, e1s)
-    live = alive[seg]
-    side = live & (_dot(N, e1s) > 0.3) & (_dot(N, nb) < 0.6) & (depth > 0) & (depth < c["NBINS"] * c["BIN"])
+    O = Sb.mean(Pb, near)
+    li = np.flatnonzero(alive[S.seg])
+    depth = d_b[S.seg[li]] - _dot(P[li], n_b[S.seg[li]])
+    ci = li[(depth > -1e-3) & (depth < c["NBINS"] * c["BIN"])]  # every side, level and fit entry is in here
+    S = Segments(S.seg[ci], n)
+    seg = S.seg
+    P, N = P[ci], N[ci]
+    nb, e1s = n_b[seg], e1p[seg]
+    depth = d_b[seg] - _dot(P, nb)
+    s = _dot(P - O[seg], e1s)
+    side = (_dot(N, e1s) > 0.3) & (_dot(N, nb) < 0.6) & (depth > 0) & (depth < c["NBINS"] * c["BIN"])
     fit = side & (depth > c["SIDE_FIT"][0]) & (depth < c["SIDE_FIT"][1])
-    level = live & (depth > -1e-3) & (depth < c["EDGE_DEPTH"]) & (s > 0)
+    level = (depth > -1e-3) & (depth < c["EDGE_DEPTH"]) & (s > 0)
     s_e = S.pct(s, level, 95)
     On = np.sum(O * n_b, axis=1)
     edge = O + s_e[:, None] * e1p + (d_b - c["EDGE_DEPTH"] / 2 - On)[:, None] * n_b
     few = alive & (S.count(level) < c["MIN"])
     if few.any():  # the outermost bottom point
-        sel = bottom & few[seg]
-        idx = np.flatnonzero(sel)
-        o = idx[np.lexsort((r[idx], seg[idx]))]
-        last = np.flatnonzero(np.r_[seg[o][1:] != seg[o][:-1], True])
-        edge[seg[o[last]]] = P[o[last]]
+        idx = np.flatnonzero(few[Sb.seg])
+        o = idx[np.lexsort((rb[idx], Sb.seg[idx]))]
+        last = np.flatnonzero(np.r_[Sb.seg[o][1:] != Sb.seg[o][:-1], True])
+        edge[Sb.seg[o[last]]] = Pb[o[last]]
     full = alive & (S.count(fit) >= c["MIN"])
     fit &= full[seg]
     # least-squares line s = a + b depth on the fit band (fit_line)
