@@ -22,8 +22,10 @@ import numpy as np
 
 __all__ = ["ReferenceEntry", "reference_entry", "remember_moved", "moved_tree", "MovedTree", "clear", "MAX_ENTRIES"]
 
-#: References kept (style x size x side in use at once in a cell).
-MAX_ENTRIES = 16
+#: References kept: an upper and a sole per style x size x side in use (32 of them; ~1.5 MB each besides the
+#: reference itself, which the cache holds too). With 16, a bench cycling through 14 pairs of different sizes
+#: evicted every entry before its next use.
+MAX_ENTRIES = 64
 _lock = threading.Lock()
 _entries: OrderedDict[tuple[int, int], ReferenceEntry] = OrderedDict()
 _moved: dict[int, tuple[weakref.ref, ReferenceEntry, np.ndarray]] = {}

@@ -188,16 +188,21 @@ def _print_profile(pairs: list[dict[str, Any]], top: int) -> None:
     import cProfile
     import pstats
 
+    from gluecell.deformation import parallel
     from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
 
     cal = load_calibration(DEFAULT_CALIBRATION)
     for p in pairs:  # warm the caches first: the profile is of the steady state
         predict_cell(p, cal)
     prof = cProfile.Profile()
-    prof.enable()
-    for p in pairs:
-        predict_cell(p, cal)
-    prof.disable()
+    was, parallel.ENABLED = parallel.ENABLED, False  # cProfile sees one thread: everything in this one
+    try:
+        prof.enable()
+        for p in pairs:
+            predict_cell(p, cal)
+        prof.disable()
+    finally:
+        parallel.ENABLED = was
     st = pstats.Stats(prof)
     st.sort_stats("cumulative").print_stats(top)
     st.sort_stats("tottime").print_stats(top)
