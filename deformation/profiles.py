@@ -25,6 +25,7 @@ from .sections import (
     outline_frame,
     smooth_closed,
     station_angles,
+    wedge_index,
     wedge_members,
 )
 
@@ -223,11 +224,9 @@ def _all_stations(
     from .profiles_vec import Segments, sole_stations, upper_stations
 
     theta, r = frame.polar(P)
-    wedges = wedge_members(theta, n_stations, WEDGE_OVERLAP)
+    idx, lens = wedge_index(theta, n_stations, WEDGE_OVERLAP)
     th_k = station_angles(n_stations)
     dirs = frame.direction(th_k)
-    lens = np.array([len(w) for w in wedges])
-    idx = np.concatenate(wedges)
     S = Segments(np.repeat(np.arange(n_stations), lens), n_stations)
     E1 = np.column_stack([dirs, np.zeros(n_stations)])
     fn = upper_stations if kind == "upper" else sole_stations

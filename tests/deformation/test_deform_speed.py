@@ -176,3 +176,16 @@ def test_cached_references_give_the_fresh_prediction(monkeypatch, flat_pair, ref
     assert np.array_equal(cached_other, fresh_other)
     # the other reference did change the line (so a cache serving the first one's would be caught)
     assert cached_other.shape != first.shape or not np.allclose(cached_other, first, atol=1e-5)
+
+
+def test_wedge_index_lays_the_wedges_end_to_end() -> None:
+    from gluecell.deformation.sections import wedge_index, wedge_members
+
+    rng = np.random.default_rng(0)
+    edges = np.array([-np.pi, -np.pi + 1e-9, 0.0, 0.0, np.pi - 1e-9])  # both wraps and ties
+    for n in (128, 7):
+        theta = np.concatenate([rng.uniform(-np.pi, np.pi, 5000), edges])
+        members = wedge_members(theta, n, 2.5)
+        idx, sizes = wedge_index(theta, n, 2.5)
+        assert np.array_equal(sizes, [len(m) for m in members])
+        assert np.array_equal(idx, np.concatenate(members))
