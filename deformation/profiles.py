@@ -382,11 +382,6 @@ def sole_sections(
         frame: outline frame to section in (default: this sole's own); a registered reference sole is
             sectioned in its scan's frame so that their stations coincide.
     """
-    from .parallel import MISS, lookup_sections
-
-    got = lookup_sections(points, normals, n_stations, frame)
-    if got is not MISS:  # computed by the worker thread of parallel.sole_prefetch
-        return got
     frame = frame or outline_frame(points)
     spec = {"corner": 3, "rim": 3, "n_f": 3, "height": 0, "wall_len": 0, "thickness": 0, "resid": 0, "body": 0}
     z_tray = float(np.percentile(points[:, 2], 0.5))

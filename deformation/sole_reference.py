@@ -25,9 +25,9 @@ from gluecell.core.types import PartScan
 
 from .profiles import SoleSections, sole_sections
 from .reference import MAX_REFERENCE_RMS, apply_T, rigid_icp
-from .sections import fill_invalid, outline_frame, smooth_closed
+from .sections import OutlineFrame, fill_invalid, outline_frame, smooth_closed
 
-__all__ = ["REFERENCE_MODES", "register_sole_reference", "blend_with_reference"]
+__all__ = ["REFERENCE_MODES", "register_sole_reference", "blend_with_reference", "reference_sections"]
 
 #: Perimeter harmonics of the scan-minus-reference wall height that are kept (0: the level only; chosen on
 #: validation pairs, see the module docstring).
@@ -62,6 +62,19 @@ def register_sole_reference(
     return apply_T(T, ref_points), ref_normals @ T[:3, :3].T, rms
 
 
+def reference_sections(
+    scan: PartScan, ref_points: np.ndarray, ref_normals: np.ndarray, frame: OutlineFrame, n_stations: int
+) -> tuple[SoleSections | None, float]:
+    """The reference registered onto ``scan`` and sectioned in ``frame`` (the scan's), and the registration
+    rms; None for the sections when the reference does not fit (rms over :data:`~.reference.MAX_REFERENCE_RMS`).
+    The half of :func:`blend_with_reference` that does not need the scan's sections (it runs beside them in
+    :mod:`.parallel`)."""
+    pts, nrm, rms = register_sole_reference(scan, ref_points, ref_normals)
+    if not np.isfinite(rms) or rms > MAX_REFERENCE_RMS:
+        return None, rms
+    return sole_sections(pts, nrm, n_stations, frame=frame), rms
+
+
 def blend_with_reference(
     scan: PartScan, ss: SoleSections, ref_points: np.ndarray, ref_normals: np.ndarray
 ) -> tuple[SoleSections, float]:
@@ -70,15 +83,14 @@ def blend_with_reference(
     Returns the sections and the registration rms (metres). A reference that does not fit (rms over
     :data:`~.reference.MAX_REFERENCE_RMS`) or shares too few measured stations leaves ``ss`` unchanged.
     """
-    from .parallel import MISS, lookup_blend
+    from .parallel import MISS, lookup_reference_sections
 
-    got = lookup_blend(scan, ss, ref_points, ref_normals)
-    if got is not MISS:  # computed by the worker thread of parallel.sole_prefetch
-        return got
-    pts, nrm, rms = register_sole_reference(scan, ref_points, ref_normals)
-    if not np.isfinite(rms) or rms > MAX_REFERENCE_RMS:
+    got = lookup_reference_sections(scan, ss, ref_points, ref_normals)
+    if got is MISS:
+        got = reference_sections(scan, ref_points, ref_normals, ss.frame, len(ss.theta))
+    ref, rms = got  # (computed beside the scan's sections by parallel.sole_prefetch's worker, or just now)
+    if ref is None:
         return ss, rms
-    ref = sole_sections(pts, nrm, len(ss.theta), frame=ss.frame)
     both = ss.valid & ref.valid
     if both.sum() < MIN_COMMON:
         return ss, rms

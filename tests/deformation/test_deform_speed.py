@@ -106,21 +106,27 @@ def test_sole_in_a_second_thread_raises_the_same_errors(monkeypatch, flat_pair, 
     assert type(serial) is type(threaded) and not isinstance(serial, SoleUpsideDownError)
 
 
-def test_prefetched_sections_are_only_returned_for_the_same_arrays(flat_pair, refs) -> None:
+def test_prefetched_reference_is_only_used_for_the_same_objects(flat_pair, refs) -> None:
+    from dataclasses import replace
+
     from gluecell.deformation import parallel
+    from gluecell.deformation.sections import outline_frame
+    from gluecell.deformation.sole_reference import reference_sections
 
     sole = flat_pair[1]
+    ss = profiles.sole_sections(sole.points, sole.normals, 128)
+    fresh = reference_sections(sole, *refs[1], ss.frame, 128)
     with parallel.sole_prefetch(sole, 128, refs[1], enabled=True):
-        got = profiles.sole_sections(sole.points, sole.normals, 128)
-        assert parallel.lookup_sections(sole.points, sole.normals, 128, None) is got  # the worker's result
-        copy = sole.points.copy()
-        assert parallel.lookup_sections(copy, sole.normals, 128, None) is parallel.MISS
-        assert parallel.lookup_sections(sole.points, sole.normals, 64, None) is parallel.MISS
-        assert parallel.lookup_blend(sole, got, refs[1][0].copy(), refs[1][1]) is parallel.MISS
-        fresh = profiles.sole_sections(copy, sole.normals, 128)
-        assert fresh is not got
-        _same_sections(got, fresh)
-    assert parallel.lookup_sections(sole.points, sole.normals, 128, None) is parallel.MISS  # gone after the block
+        got = parallel.lookup_reference_sections(sole, ss, *refs[1])
+        assert got is not parallel.MISS and got[1] == fresh[1]
+        _same_sections(got[0], fresh[0])
+        other_ref = (refs[1][0].copy(), refs[1][1])
+        assert parallel.lookup_reference_sections(sole, ss, *other_ref) is parallel.MISS
+        other_scan = replace(sole, points=sole.points.copy())
+        assert parallel.lookup_reference_sections(other_scan, ss, *refs[1]) is parallel.MISS
+        shifted = replace(ss, frame=outline_frame(sole.points[::2]))  # sections in another frame
+        assert parallel.lookup_reference_sections(sole, shifted, *refs[1]) is parallel.MISS
+    assert parallel.lookup_reference_sections(sole, ss, *refs[1]) is parallel.MISS  # gone after the block
 
 
 def test_reference_cache_is_keyed_by_the_arrays_themselves(refs) -> None:
