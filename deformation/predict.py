@@ -355,7 +355,7 @@ def predict_attach(
     t0 = time.perf_counter()
     ref_rms = None
     scan = upper
-    with sole_prefetch(sole, cfg.n_stations, sole_reference):  # the sole's sections on the second core
+    with sole_prefetch(sole, cfg.n_stations, sole_reference):  # the sole reference's ICP on the other core
         if reference is not None:
             check_upper_scan(upper)
             upper, ref_rms = augment_with_reference(upper, *reference, replace=cfg.reference_replaces_scan)
