@@ -195,3 +195,19 @@ def test_wedge_index_lays_the_wedges_end_to_end() -> None:
         idx, sizes = wedge_index(theta, n, 2.5)
         assert np.array_equal(sizes, [len(m) for m in members])
         assert np.array_equal(idx, np.concatenate(members))
+
+
+def test_latency_tool_times_the_cells_prediction_and_compares_lines(flat_pair, refs, tmp_path) -> None:
+    from gluecell.cell.bench.deform_latency import _summary, compare_lines, time_pairs
+
+    pair = {"id": "p", "style": "sneaker", "upper": flat_pair[0], "sole": flat_pair[1], "reference": refs[0],
+            "sole_reference": refs[1]}  # fmt: skip
+    res = time_pairs([pair], repeat=2)
+    assert len(res["ms"]["p"]) == 2 and min(res["ms"]["p"]) > 0 and min(res["cpu_ms"]["p"]) > 0
+    summary = _summary(res["ms"])
+    assert summary["deform_cell_pairs"] == 1 and summary["deform_cell_latency_p95_ms"] >= min(res["ms"]["p"])
+    line, sigma = res["lines"]["p"]
+    np.savez(tmp_path / "lines.npz", **{"p/line": line, "p/sigma": sigma})
+    assert compare_lines(res["lines"], tmp_path / "lines.npz")["p"] == (0.0, 0.0)
+    moved = {"p": (line + np.array([0.0, 0.0, 1e-4]), sigma)}
+    assert compare_lines(moved, tmp_path / "lines.npz")["p"][0] == pytest.approx(0.1, abs=0.01)
