@@ -61,7 +61,9 @@ def surface_polyline(
     """
     w = np.array([0.25, 0.5, 0.25])
     smooth = sum(wi * np.roll(bite, s, axis=0) for wi, s in zip(w, (1, 0, -1)))
-    tree = tree or cKDTree(points)
+    from .refcache import moved_tree
+
+    tree = tree or moved_tree(points) or cKDTree(points, balanced_tree=False, compact_nodes=False)
     line = closed_resample(np.column_stack([smooth, sigma]), spacing)
     for _ in range(2):
         xyz = project_to_surface(line[:, :3], points, normals, tree, max_dist=max_dist)
@@ -133,9 +135,10 @@ def deform_sole(
     bottom = upper_points[(upper_normals[:, 2] > 0.8) & (upper_points[:, 2] > z_top - 0.06)]
     if footbed.sum() < 10 or len(bottom) < 10:
         return moved
-    _, j = cKDTree(bottom[:, :2]).query(moved[footbed, :2], k=4)
+    fast = {"balanced_tree": False, "compact_nodes": False}  # quicker to build, the same neighbours
+    _, j = cKDTree(bottom[:, :2], **fast).query(moved[footbed, :2], k=4)
     dz = bottom[j, 2].mean(axis=1) - moved[footbed, 2]
-    _, nn = cKDTree(moved[footbed, :2]).query(moved[:, :2])
+    _, nn = cKDTree(moved[footbed, :2], **fast).query(moved[:, :2])
     out = moved.copy()
     out[:, 2] += dz[nn]
     return out

@@ -17,6 +17,7 @@ from .calibration import DepthCalibration
 from .errors import LowConfidenceError, SolverError
 from .inputs import check_size, check_upper_scan, section_pair
 from .material import Material, UpperContact, get_material
+from .parallel import sole_prefetch
 from .profiles import SoleSections, UpperSections
 from .reference import augment_with_reference
 from .sections import fill_invalid, periodic_interp, smooth_closed
@@ -354,10 +355,11 @@ def predict_attach(
     t0 = time.perf_counter()
     ref_rms = None
     scan = upper
-    if reference is not None:
-        check_upper_scan(upper)
-        upper, ref_rms = augment_with_reference(upper, *reference, replace=cfg.reference_replaces_scan)
-    us, ss = section_pair(upper, sole, cfg, sole_reference)
+    with sole_prefetch(sole, cfg.n_stations, sole_reference):  # the sole reference's ICP on the other core
+        if reference is not None:
+            check_upper_scan(upper)
+            upper, ref_rms = augment_with_reference(upper, *reference, replace=cfg.reference_replaces_scan)
+        us, ss = section_pair(upper, sole, cfg, sole_reference)
     pose = find_attach_pose(us, ss)
     strain0 = check_size(us, ss, cfg, upper.item_id)
     offset = calibration.offset(mat.name, style) if calibration is not None else 0.0

@@ -19,6 +19,14 @@ __all__ = ["rigid_icp", "apply_T", "seen_sample", "augment_with_reference", "MAX
 SEEN_NZ = -0.3
 #: A reference that fits the scan worse than this (rms, metres) is not used (wrong style or size).
 MAX_REFERENCE_RMS = 2.0e-3
+#: ICP stops once an iteration moves no source point by more than this, metres. Point-to-plane ICP on these
+#: scans often settles into a creep along a direction the surface hardly constrains (1-5 um per iteration, e.g.
+#: along a sole's long axis) instead of reaching a zero step, so it ran its full 30 iterations for nothing.
+ICP_MOTION_TOL = 1.0e-6
+#: Threads of the KD-tree queries (the same neighbours whatever the count). One: scipy starts new threads for
+#: every query (~0.1-3 ms each, 10-30 queries per ICP), and the sole's registration runs on the other core
+#: beside the upper's anyway (:mod:`.parallel`).
+ICP_WORKERS = 1
 
 
 def apply_T(T: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -38,23 +46,33 @@ def seen_sample(points: np.ndarray, normals: np.ndarray, max_points: int = 8000)
 
 
 def rigid_icp(
-    src: np.ndarray, dst: np.ndarray, dst_normals: np.ndarray, *, iters: int = 30, max_dist: float = 0.01
+    src: np.ndarray,
+    dst: np.ndarray,
+    dst_normals: np.ndarray,
+    *,
+    iters: int = 30,
+    max_dist: float = 0.01,
+    tree: cKDTree | None = None,
+    motion_tol: float = ICP_MOTION_TOL,
 ) -> tuple[np.ndarray, float]:
     """Rigid (4, 4) transform taking ``src`` (n, 3) onto the surface ``dst`` (m, 3), and the rms residual (m).
 
     Point-to-plane ICP from the centroid alignment; correspondences further than ``max_dist`` are dropped
-    (five times that for the first iterations).
+    (five times that for the first iterations). Stops after ``iters`` iterations, or once a step moves no
+    point by more than ``motion_tol`` metres. ``tree``: a KD-tree of ``dst`` already built (None: built here).
     """
     T = np.eye(4)
     # Start from the plan centroids and the tops (a scan from above lacks the lower part of the part).
     T[:2, 3] = dst[:, :2].mean(axis=0) - src[:, :2].mean(axis=0)
     T[2, 3] = np.percentile(dst[:, 2], 99.5) - np.percentile(src[:, 2], 99.5)
-    tree = cKDTree(dst)
+    tree = cKDTree(dst, balanced_tree=False, compact_nodes=False) if tree is None else tree
     rms = np.inf
+    x = apply_T(T, src)
     for it in range(iters):
-        x = apply_T(T, src)
-        d, j = tree.query(x)
-        ok = d < (max_dist if it > 3 else 5 * max_dist)
+        lim = max_dist if it > 3 else 5 * max_dist
+        # beyond the bound a query returns inf (dropped below anyway): the same pairs, found faster
+        d, j = tree.query(x, distance_upper_bound=lim, workers=ICP_WORKERS)
+        ok = d < lim
         if ok.sum() < 10:
             break
         p, q, n = x[ok], dst[j[ok]], dst_normals[j[ok]]
@@ -68,7 +86,10 @@ def rigid_icp(
         dT = np.eye(4)
         dT[:3, :3], dT[:3, 3] = R, xi[3:]
         T = dT @ T
-        if np.linalg.norm(xi) < 1e-7:
+        x_new = apply_T(T, src)
+        moved = float(np.sqrt(np.max(np.sum((x_new - x) ** 2, axis=1))))
+        x = x_new
+        if np.linalg.norm(xi) < 1e-7 or moved < motion_tol:
             break
     return T, rms
 
@@ -93,14 +114,19 @@ def augment_with_reference(
         :data:`MAX_REFERENCE_RMS`) the scan is returned unchanged.
     """
     # register with what cameras above would see of the reference
-    T, rms = rigid_icp(seen_sample(ref_points, ref_normals), scan.points, scan.normals)
+    from .refcache import reference_entry, remember_moved
+
+    entry = reference_entry(ref_points, ref_normals)  # the same every pair of the style: kept
+    T, rms = rigid_icp(entry.seen(8000), scan.points, scan.normals)
     if not np.isfinite(rms) or rms > MAX_REFERENCE_RMS:
         return scan, rms
     moved = apply_T(T, ref_points)
     mn = ref_normals @ T[:3, :3].T
     if replace:
         diag = dict(scan.diagnostics, reference_rms_m=rms, reference_points=len(moved))
-        return PartScan(part=scan.part, points=moved, normals=mn, item_id=scan.item_id, diagnostics=diag), rms
+        out = PartScan(part=scan.part, points=moved, normals=mn, item_id=scan.item_id, diagnostics=diag)
+        remember_moved(out.points, entry, T)  # KD-tree queries on it use the reference's own tree
+        return out, rms
     d, _ = cKDTree(scan.points).query(moved)
     add = d > gap
     diag = dict(scan.diagnostics, reference_rms_m=rms, reference_points=int(add.sum()))

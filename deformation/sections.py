@@ -101,6 +101,28 @@ def wedge_members(theta: np.ndarray, n_stations: int, overlap: float) -> list[np
     return out
 
 
+def wedge_index(theta: np.ndarray, n_stations: int, overlap: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`wedge_members` laid end to end without a loop per station: (indices (m,), wedge sizes (K,)).
+
+    ``indices[sum(sizes[:k]):sum(sizes[:k + 1])]`` is ``wedge_members(...)[k]``, element for element.
+    """
+    order = np.argsort(theta, kind="stable")
+    ts = theta[order]
+    half = overlap * np.pi / n_stations
+    tk = station_angles(n_stations)
+    lo, hi = tk - half, tk + half
+    n = len(ts)
+    # per station up to three runs of the sorted angles: the main one, then the wrap past -pi, then past +pi
+    starts = np.stack([np.searchsorted(ts, np.maximum(lo, -np.pi)),
+                       np.where(lo < -np.pi, np.searchsorted(ts, lo + 2 * np.pi), n),
+                       np.zeros(n_stations, dtype=np.int64)], axis=1)  # fmt: skip
+    stops = np.stack([np.searchsorted(ts, np.minimum(hi, np.pi)), np.full(n_stations, n),
+                      np.where(hi > np.pi, np.searchsorted(ts, hi - 2 * np.pi), 0)], axis=1)  # fmt: skip
+    runs = np.maximum(stops - starts, 0).ravel()
+    first = np.repeat(starts.ravel() - (np.cumsum(runs) - runs), runs)
+    return order[np.arange(int(runs.sum())) + first], runs.reshape(n_stations, 3).sum(axis=1)
+
+
 def station_angles(n_stations: int) -> np.ndarray:
     """(n_stations,) normalised angle of each wedge's centre, radians."""
     return -np.pi + (np.arange(n_stations) + 0.5) * 2 * np.pi / n_stations
@@ -143,4 +165,4 @@ def smooth_closed(ring: np.ndarray, n_harmonics: int = 24) -> np.ndarray:
     return np.fft.irfft(F, n=len(ring), axis=0)
 
 
-__all__ += ["station_angles", "fill_invalid", "smooth_closed", "wedge_members"]
+__all__ += ["station_angles", "fill_invalid", "smooth_closed", "wedge_members", "wedge_index"]

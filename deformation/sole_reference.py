@@ -24,10 +24,10 @@ import numpy as np
 from gluecell.core.types import PartScan
 
 from .profiles import SoleSections, sole_sections
-from .reference import MAX_REFERENCE_RMS, apply_T, rigid_icp, seen_sample
-from .sections import fill_invalid, outline_frame, smooth_closed
+from .reference import MAX_REFERENCE_RMS, apply_T, rigid_icp
+from .sections import OutlineFrame, fill_invalid, outline_frame, smooth_closed
 
-__all__ = ["REFERENCE_MODES", "register_sole_reference", "blend_with_reference"]
+__all__ = ["REFERENCE_MODES", "register_sole_reference", "blend_with_reference", "reference_sections"]
 
 #: Perimeter harmonics of the scan-minus-reference wall height that are kept (0: the level only; chosen on
 #: validation pairs, see the module docstring).
@@ -44,17 +44,35 @@ def register_sole_reference(
     Pre-aligned by the two outline frames (centre and long axis), refined by point-to-plane ICP on the part
     of the reference a camera above would see.
     """
-    fs, fr = outline_frame(scan.points), outline_frame(ref_points)
+    from .refcache import reference_entry
+
+    entry = reference_entry(ref_points, ref_normals)  # the same every pair of the style: its frame is kept
+    fs, fr = outline_frame(scan.points), entry.get("frame", lambda: outline_frame(ref_points))
     yaw = fs.yaw - fr.yaw
     c, s = np.cos(yaw), np.sin(yaw)
     T0 = np.eye(4)
     T0[:2, :2] = [[c, -s], [s, c]]
     T0[:2, 3] = fs.centre - T0[:2, :2] @ fr.centre
-    T0[2, 3] = np.percentile(scan.points[:, 2], 99.5) - np.percentile(ref_points[:, 2], 99.5)
-    # T0 turns about z only: the normals' z components (what a camera above sees) are unchanged by it
-    T, rms = rigid_icp(seen_sample(apply_T(T0, ref_points), ref_normals), scan.points, scan.normals)
+    z_ref = entry.get("z_top", lambda: np.percentile(ref_points[:, 2], 99.5))
+    T0[2, 3] = np.percentile(scan.points[:, 2], 99.5) - z_ref
+    # T0 turns about z only: the normals' z components (what a camera above sees) are unchanged by it, so the
+    # points seen after it are the points seen before it, moved
+    T, rms = rigid_icp(apply_T(T0, entry.seen(8000)), scan.points, scan.normals)
     T = T @ T0
     return apply_T(T, ref_points), ref_normals @ T[:3, :3].T, rms
+
+
+def reference_sections(
+    scan: PartScan, ref_points: np.ndarray, ref_normals: np.ndarray, frame: OutlineFrame, n_stations: int
+) -> tuple[SoleSections | None, float]:
+    """The reference registered onto ``scan`` and sectioned in ``frame`` (the scan's), and the registration
+    rms; None for the sections when the reference does not fit (rms over :data:`~.reference.MAX_REFERENCE_RMS`).
+    The half of :func:`blend_with_reference` that does not need the scan's sections (it runs beside them in
+    :mod:`.parallel`)."""
+    pts, nrm, rms = register_sole_reference(scan, ref_points, ref_normals)
+    if not np.isfinite(rms) or rms > MAX_REFERENCE_RMS:
+        return None, rms
+    return sole_sections(pts, nrm, n_stations, frame=frame), rms
 
 
 def blend_with_reference(
@@ -65,10 +83,14 @@ def blend_with_reference(
     Returns the sections and the registration rms (metres). A reference that does not fit (rms over
     :data:`~.reference.MAX_REFERENCE_RMS`) or shares too few measured stations leaves ``ss`` unchanged.
     """
-    pts, nrm, rms = register_sole_reference(scan, ref_points, ref_normals)
-    if not np.isfinite(rms) or rms > MAX_REFERENCE_RMS:
+    from .parallel import MISS, lookup_reference_sections
+
+    got = lookup_reference_sections(scan, ss, ref_points, ref_normals)
+    if got is MISS:
+        got = reference_sections(scan, ref_points, ref_normals, ss.frame, len(ss.theta))
+    ref, rms = got  # (computed beside the scan's sections by parallel.sole_prefetch's worker, or just now)
+    if ref is None:
         return ss, rms
-    ref = sole_sections(pts, nrm, len(ss.theta), frame=ss.frame)
     both = ss.valid & ref.valid
     if both.sum() < MIN_COMMON:
         return ss, rms

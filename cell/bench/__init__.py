@@ -38,6 +38,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "gluecell.cell.bench.quality",
     "gluecell.cell.bench.budget",
     "gluecell.cell.bench.motion",
+    "gluecell.cell.bench.deform_latency",
 )
 #: Seed of the held-out bench world; training commands must not use it.
 BENCH_SEED = 9001

@@ -1,0 +1,213 @@
+"""The deformation step's faster paths give the results of the plain ones (issue 14's latency goal)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gluecell.deformation import profiles
+
+
+def _same_sections(a, b) -> None:
+    """Every array field of two section records equal (NaN where the other is NaN, else within 1e-9 m)."""
+    for name in a.__dataclass_fields__:
+        x, y = getattr(a, name), getattr(b, name)
+        if not isinstance(x, np.ndarray):
+            continue
+        if x.dtype == bool:
+            assert np.array_equal(x, y), name
+            continue
+        assert np.array_equal(np.isfinite(x), np.isfinite(y)), name
+        fin = np.isfinite(x)
+        assert np.allclose(x[fin], y[fin], rtol=0, atol=1e-9), name
+
+
+def _both(monkeypatch, fn, *args):
+    out = []
+    for vec in (False, True):
+        monkeypatch.setattr(profiles, "VECTORISED", vec)
+        out.append(fn(*args))
+    return out
+
+
+@pytest.fixture(scope="module")
+def rough_pair(geom):
+    """A toe-sprung, turned upper and a sole with a lower wall, sparse noisy scans (stations fail here and there)."""
+    up = geom.scan_mesh(geom.make_upper(toe_spring=0.012, yaw_deg=7.0), "upper", n=25000, noise=3e-4, seed=5)
+    so = geom.scan_mesh(geom.make_sole(height=0.014, undersize=0.02, yaw_deg=-4.0), "sole", n=20000, noise=3e-4,
+                        seed=6)  # fmt: skip
+    return up, so
+
+
+def test_vectorised_sections_equal_the_per_wedge_rules(monkeypatch, flat_pair, rough_pair) -> None:
+    for up, so in ((flat_pair[0], flat_pair[1]), rough_pair):
+        ref_u, vec_u = _both(monkeypatch, profiles.upper_sections, up.points, up.normals, 128)
+        assert ref_u.valid.sum() > 100 and ref_u.full.sum() > 50
+        _same_sections(ref_u, vec_u)
+        ref_s, vec_s = _both(monkeypatch, profiles.sole_sections, so.points, so.normals, 128)
+        assert ref_s.valid.sum() > 100
+        _same_sections(ref_s, vec_s)
+
+
+def test_vectorised_sections_drop_the_same_thin_wedges(monkeypatch, flat_pair) -> None:
+    """Half the upper's points gone on one side: the stations there fail the same way in both."""
+    up = flat_pair[0]
+    keep = up.points[:, 1] > np.median(up.points[:, 1]) - 0.01
+    pts, nrm = up.points[keep][::3], up.normals[keep][::3]
+    ref_u, vec_u = _both(monkeypatch, profiles.upper_sections, pts, nrm, 128)
+    assert 0 < ref_u.valid.sum() < 128
+    _same_sections(ref_u, vec_u)
+
+
+@pytest.fixture(scope="module")
+def refs(geom):
+    """Nominal upper and sole of the flat pair's style, placed a little off the scans (references are registered)."""
+    up_mesh, so_mesh = geom.make_upper(yaw_deg=3.0), geom.make_sole(height=0.02, yaw_deg=-2.0)
+    up_mesh.apply_translation([0.003, -0.002, 0.0])
+    so_mesh.apply_translation([-0.002, 0.003, 0.0])
+    up = geom.scan_mesh(up_mesh, "upper", n=40000, noise=0.0, seed=11, min_nz=-2.0)
+    so = geom.scan_mesh(so_mesh, "sole", n=40000, noise=0.0, seed=12, min_nz=-2.0)
+    return (up.points, up.normals), (so.points, so.normals)
+
+
+def _predict_both_ways(monkeypatch, upper, sole, **kw):
+    from gluecell.deformation import parallel
+    from gluecell.deformation.predict import predict_attach
+
+    out = []
+    for enabled in (False, True):
+        monkeypatch.setattr(parallel, "ENABLED", enabled)
+        try:
+            out.append(predict_attach(upper, sole, check_confidence=False, **kw))
+        except Exception as exc:  # the same error either way is what is checked
+            out.append(exc)
+    return out
+
+
+def test_sole_in_a_second_thread_gives_the_same_prediction(monkeypatch, flat_pair, refs) -> None:
+    serial, threaded = _predict_both_ways(monkeypatch, flat_pair[0], flat_pair[1], reference=refs[0],
+                                          sole_reference=refs[1])  # fmt: skip
+    assert np.array_equal(serial.bite_line, threaded.bite_line)
+    assert np.array_equal(serial.bite_line_sigma, threaded.bite_line_sigma)
+    assert serial.diagnostics["reference_rms_m"] < 1e-3  # the references were used
+    assert serial.diagnostics["reference_rms_m"] == threaded.diagnostics["reference_rms_m"]
+
+
+def test_sole_in_a_second_thread_raises_the_same_errors(monkeypatch, flat_pair, geom, refs) -> None:
+    from gluecell.deformation.errors import SoleUpsideDownError
+
+    flipped = geom.scan_mesh(geom.make_sole(upside_down=True), "sole", seed=6)
+    serial, threaded = _predict_both_ways(monkeypatch, flat_pair[0], flipped, sole_reference=refs[1])
+    assert isinstance(serial, SoleUpsideDownError) and type(threaded) is type(serial)
+    # a bad upper is reported first, as before, although the sole's chain ran beside it
+    bad_upper = flat_pair[0].__class__(part="upper", points=flat_pair[0].points[::40],
+                                       normals=flat_pair[0].normals[::40])  # fmt: skip
+    serial, threaded = _predict_both_ways(monkeypatch, bad_upper, flipped, reference=refs[0])
+    assert type(serial) is type(threaded) and not isinstance(serial, SoleUpsideDownError)
+
+
+def test_prefetched_reference_is_only_used_for_the_same_objects(flat_pair, refs) -> None:
+    from dataclasses import replace
+
+    from gluecell.deformation import parallel
+    from gluecell.deformation.sections import outline_frame
+    from gluecell.deformation.sole_reference import reference_sections
+
+    sole = flat_pair[1]
+    ss = profiles.sole_sections(sole.points, sole.normals, 128)
+    fresh = reference_sections(sole, *refs[1], ss.frame, 128)
+    with parallel.sole_prefetch(sole, 128, refs[1], enabled=True):
+        got = parallel.lookup_reference_sections(sole, ss, *refs[1])
+        assert got is not parallel.MISS and got[1] == fresh[1]
+        _same_sections(got[0], fresh[0])
+        other_ref = (refs[1][0].copy(), refs[1][1])
+        assert parallel.lookup_reference_sections(sole, ss, *other_ref) is parallel.MISS
+        other_scan = replace(sole, points=sole.points.copy())
+        assert parallel.lookup_reference_sections(other_scan, ss, *refs[1]) is parallel.MISS
+        shifted = replace(ss, frame=outline_frame(sole.points[::2]))  # sections in another frame
+        assert parallel.lookup_reference_sections(sole, shifted, *refs[1]) is parallel.MISS
+    assert parallel.lookup_reference_sections(sole, ss, *refs[1]) is parallel.MISS  # gone after the block
+
+
+def test_reference_cache_is_keyed_by_the_arrays_themselves(refs) -> None:
+    from gluecell.deformation import refcache
+    from gluecell.deformation.reference import seen_sample
+
+    pts, nrm = refs[0]
+    e = refcache.reference_entry(pts, nrm)
+    assert refcache.reference_entry(pts, nrm) is e
+    assert refcache.reference_entry(pts.copy(), nrm) is not e  # equal values, another array: another entry
+    assert np.array_equal(e.seen(8000), seen_sample(pts, nrm))
+    assert refcache.reference_entry(*refs[1]) is not e
+    assert e.get("x", lambda: 1) == 1 and e.get("x", lambda: 2) == 1  # made once
+
+
+def test_moved_reference_tree_answers_as_a_tree_of_the_moved_points(refs) -> None:
+    from scipy.spatial import cKDTree
+
+    from gluecell.deformation import refcache
+    from gluecell.deformation.reference import apply_T
+
+    pts, nrm = refs[0]
+    c, s = np.cos(0.3), np.sin(0.3)
+    T = np.array([[c, -s, 0.0, 0.01], [s, c, 0.0, -0.02], [0.0, 0.0, 1.0, 0.005], [0, 0, 0, 1.0]])
+    moved = apply_T(T, pts)
+    assert refcache.moved_tree(moved) is None  # not registered
+    refcache.remember_moved(moved, refcache.reference_entry(pts, nrm), T)
+    q = moved[::97] + np.random.default_rng(0).normal(0, 1e-3, size=(len(moved[::97]), 3))
+    d0, i0 = cKDTree(moved).query(q, k=24)
+    d1, i1 = refcache.moved_tree(moved).query(q, k=24)
+    assert np.array_equal(i0, i1) and np.allclose(d0, d1, rtol=0, atol=1e-15)
+    assert refcache.moved_tree(moved.copy()) is None
+
+
+def test_cached_references_give_the_fresh_prediction(monkeypatch, flat_pair, refs, geom) -> None:
+    """A second pair of the style reuses the cache; a different reference is not served from the first one's."""
+    from gluecell.deformation import refcache
+    from gluecell.deformation.predict import predict_attach
+
+    def run(up_ref, so_ref):
+        return predict_attach(flat_pair[0], flat_pair[1], reference=up_ref, sole_reference=so_ref,
+                              check_confidence=False).bite_line  # fmt: skip
+
+    refcache.clear()
+    first = run(*refs)
+    again = run(*refs)  # from the cache
+    assert np.array_equal(first, again)
+    other_mesh = geom.make_upper(yaw_deg=-4.0, toe_spring=0.01)
+    other = geom.scan_mesh(other_mesh, "upper", n=40000, noise=0.0, seed=13, min_nz=-2.0)
+    cached_other = run((other.points, other.normals), refs[1])
+    refcache.clear()
+    fresh_other = run((other.points, other.normals), refs[1])
+    assert np.array_equal(cached_other, fresh_other)
+    # the other reference did change the line (so a cache serving the first one's would be caught)
+    assert cached_other.shape != first.shape or not np.allclose(cached_other, first, atol=1e-5)
+
+
+def test_wedge_index_lays_the_wedges_end_to_end() -> None:
+    from gluecell.deformation.sections import wedge_index, wedge_members
+
+    rng = np.random.default_rng(0)
+    edges = np.array([-np.pi, -np.pi + 1e-9, 0.0, 0.0, np.pi - 1e-9])  # both wraps and ties
+    for n in (128, 7):
+        theta = np.concatenate([rng.uniform(-np.pi, np.pi, 5000), edges])
+        members = wedge_members(theta, n, 2.5)
+        idx, sizes = wedge_index(theta, n, 2.5)
+        assert np.array_equal(sizes, [len(m) for m in members])
+        assert np.array_equal(idx, np.concatenate(members))
+
+
+def test_latency_tool_times_the_cells_prediction_and_compares_lines(flat_pair, refs, tmp_path) -> None:
+    from gluecell.cell.bench.deform_latency import _summary, compare_lines, time_pairs
+
+    pair = {"id": "p", "style": "sneaker", "upper": flat_pair[0], "sole": flat_pair[1], "reference": refs[0],
+            "sole_reference": refs[1]}  # fmt: skip
+    res = time_pairs([pair], repeat=2)
+    assert len(res["ms"]["p"]) == 2 and min(res["ms"]["p"]) > 0 and min(res["cpu_ms"]["p"]) > 0
+    summary = _summary(res["ms"])
+    assert summary["deform_cell_pairs"] == 1 and summary["deform_cell_latency_p95_ms"] >= min(res["ms"]["p"])
+    line, sigma = res["lines"]["p"]
+    np.savez(tmp_path / "lines.npz", **{"p/line": line, "p/sigma": sigma})
+    assert compare_lines(res["lines"], tmp_path / "lines.npz")["p"] == (0.0, 0.0)
+    moved = {"p": (line + np.array([0.0, 0.0, 1e-4]), sigma)}
+    assert compare_lines(moved, tmp_path / "lines.npz")["p"][0] == pytest.approx(0.1, abs=0.01)
