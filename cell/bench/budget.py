@@ -33,6 +33,9 @@ pair; no scan taken before the press can know them.
 - ``budget_all_true_exact_press``: the same against the truth re-simulated with the sole placed exactly and the
   pressure at the middle of the world's range: the floor left once the press's random terms are gone.
 - ``budget_scan_exact_press``: the ``budget_scan`` prediction against that same exact-press truth.
+- ``budget_oracle_placement`` / ``budget_oracle_press``: no prediction: the re-simulated line of the exactly placed
+  sole (and at mid pressure) scored against the true line. An oracle that knows every input but the press's random
+  draw predicts no better than this: the part of the error no scan taken before the press can remove.
 
 Error: the project's one bite-line error (:func:`gluecell.core.geometry.bite_line_error`), per pair p95 and max in
 mm, median and worst over pairs; ``<row>_within_2sigma``: the share of the row's predicted points (all pairs
@@ -64,6 +67,8 @@ BUDGET_ROWS: tuple[str, ...] = (
     "budget_all_true_exact_placement",
     "budget_all_true_exact_press",
     "budget_scan_exact_press",
+    "budget_oracle_placement",
+    "budget_oracle_press",
 )
 #: Rows that score another row's prediction against a re-simulated truth: row -> (predicted row, truth line).
 RESCORED: dict[str, tuple[str, str]] = {
@@ -71,6 +76,8 @@ RESCORED: dict[str, tuple[str, str]] = {
     "budget_all_true_exact_press": ("budget_all_true", "line_no_press_noise"),
     "budget_scan_exact_press": ("budget_scan", "line_no_press_noise"),
 }
+#: Rows without a prediction: the re-simulated line itself scored against the true line (row -> truth line).
+ORACLES: dict[str, str] = {"budget_oracle_placement": "line_no_placement", "budget_oracle_press": "line_no_press_noise"}
 #: Points sampled from each true mesh for the ``*_full`` rows.
 N_FULL = 40_000
 
@@ -201,6 +208,7 @@ def _score(pred: Any, line: np.ndarray) -> Score:
 def budget_rows(dataset: Any, ids: list[str], cache: dict | None = None) -> dict[str, list[Score]]:
     """Row -> per-pair :data:`Score` on ``ids``; a refused row of a pair is recorded as ``(nan, nan, 0, 0)``."""
     from gluecell.core.errors import GlueCellError
+    from gluecell.core.geometry import bite_line_error
     from gluecell.deformation.predict import predict_attach
 
     cache = {} if cache is None else cache
@@ -214,6 +222,11 @@ def budget_rows(dataset: Any, ids: list[str], cache: dict | None = None) -> dict
             continue
         preds: dict[str, Any] = {}
         for row in BUDGET_ROWS:
+            if row in ORACLES:
+                if ORACLES[row] in lines:
+                    e = bite_line_error(lines[ORACLES[row]], lines["bite_line"])
+                    errs[row].append((e.p95_mm, e.max_mm, 0, 0))
+                continue
             if row in RESCORED:
                 src, name = RESCORED[row]
                 if name in lines and src in variants:
@@ -266,5 +279,33 @@ def bench(ctx: Any) -> dict[str, float]:
             out[f"{row}_p95_mm_worst"] = float(a[ok, 0].max())
             out[f"{row}_max_mm_median"] = float(np.median(a[ok, 1]))
             out[f"{row}_max_mm_worst"] = float(a[ok, 1].max())
-            out[f"{row}_within_2sigma"] = float(a[ok, 2].sum() / max(a[ok, 3].sum(), 1.0))
+            if a[ok, 3].sum() > 0:  # rows with a predicted sigma
+                out[f"{row}_within_2sigma"] = float(a[ok, 2].sum() / a[ok, 3].sum())
     return out
+
+
+def budget_table(section: dict[str, float]) -> str:
+    """The budget section's figures (``bench(ctx)``'s dict, or the ``budget`` table of a bench JSON) as a Markdown
+    table: one line per row with its p95 and max (median and worst over pairs, mm), within-2-sigma share and
+    refusals."""
+    lines = ["| row | p95 median | p95 worst | max median | max worst | within 2σ | refused |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in BUDGET_ROWS:
+        if f"{row}_refused" not in section:
+            continue
+
+        def f(key: str, fmt: str = "{:.2f}", row: str = row) -> str:
+            v = section.get(f"{row}_{key}")
+            return "-" if v is None else fmt.format(v)
+
+        lines.append(f"| {row} | {f('p95_mm_median')} | {f('p95_mm_worst')} | {f('max_mm_median')} | "
+                     f"{f('max_mm_worst')} | {f('within_2sigma', '{:.0%}')} | {f('refused', '{:.0f}')} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m gluecell.cell.bench.budget BENCH.json: the budget table in Markdown
+    import json
+    import sys
+
+    doc = json.loads(open(sys.argv[1], encoding="utf-8").read())
+    print(budget_table(doc.get("sections", doc).get("budget", doc)))
