@@ -130,7 +130,9 @@ def check_upper_scan(scan: PartScan) -> None:
     height = float(np.percentile(P[:, 2], 99.5) - P[:, 2].min())
     why = _shape_problem(length, width)
     if why is None and height < UPPER_HEIGHT_MIN:
-        why = f"it is only {height * 1e3:.0f} mm tall (an upper is over {UPPER_HEIGHT_MIN * 1e3:.0f} mm)"
+        why = (f"it is only {height * 1e3:.0f} mm tall (an upper is over {UPPER_HEIGHT_MIN * 1e3:.0f} mm); a cloud "
+               f"taken from straight above (a laser profiler) shows the bottom but not the side down to the bite "
+               f"line: scan the upper with views from the side (the cell's cameras)")
     if why is None:
         z_top = np.percentile(P[:, 2], 99.5)
         top = (N[:, 2] > 0.8) & (P[:, 2] > z_top - 0.04)
@@ -176,8 +178,11 @@ def check_sole_cavity(scan: PartScan, valid_fraction: float, min_fraction: float
             item_id=scan.item_id,
         )
     raise NotASoleError(
-        f"sole scan shows a footbed, wall and rim at only {valid_fraction:.0%} of the outline", stage="deformation"
-    )
+        f"sole scan shows a footbed, wall and rim at only {valid_fraction:.0%} of the outline (at least "
+        f"{min_fraction:.0%} needed): the cup's inner wall is not in the scan; a cloud taken from straight above (a "
+        f"laser profiler) misses it: scan the sole with views that look into the cup (the cell's cameras)",
+        stage="deformation", item_id=scan.item_id,
+    )  # fmt: skip
 
 
 def _shape_problem(length: float, width: float) -> str | None:
