@@ -49,3 +49,20 @@ def test_a_top_down_sole_cloud_is_refused_with_what_to_do(laser_clouds, flat_pai
     err = capsys.readouterr().err
     assert rc == 2 and not out.exists()
     assert "inner wall is not in the scan" in err and "look into the cup" in err
+
+
+@pytest.mark.parametrize("upside_down", [False, True])
+def test_a_cup_seen_only_from_above_is_not_called_tread_up(geom, upside_down) -> None:
+    """Seen only from straight above (no walls), a footbed-up cup's footbed is as high in the middle as at its edge,
+    which the footbed-vs-edge test alone took for a sole lying tread up ("turn it over": wrong advice, 3 of world 2's
+    24 laser soles); its rim standing above the footbed tells it apart."""
+    from gluecell.core.types import PartScan
+    from gluecell.deformation.errors import NotASoleError, SoleUpsideDownError
+    from gluecell.deformation.inputs import check_sole_cavity
+
+    scan = geom.scan_mesh(geom.make_sole(upside_down=upside_down), "sole", seed=6)
+    top = scan.normals[:, 2] > 0.5  # what a profiler straight above sees: no walls
+    seen = PartScan(part="sole", points=scan.points[top], normals=scan.normals[top], item_id="t")
+    with pytest.raises(SoleUpsideDownError if upside_down else NotASoleError) as err:
+        check_sole_cavity(seen, 0.0, 0.75)
+    assert upside_down or "look into the cup" in str(err.value)
