@@ -36,6 +36,8 @@ pair; no scan taken before the press can know them.
 - ``budget_oracle_placement`` / ``budget_oracle_press``: no prediction: the re-simulated line of the exactly placed
   sole (and at mid pressure) scored against the true line. An oracle that knows every input but the press's random
   draw predicts no better than this: the part of the error no scan taken before the press can remove.
+- ``budget_oracle_mean_press``: likewise, the station-by-station mean line of 16 presses drawn from the world's
+  own placement and pressure distributions (a better oracle than the one exact press, to first order the best).
 
 Error: the project's one bite-line error (:func:`gluecell.core.geometry.bite_line_error`), per pair p95 and max in
 mm, median and worst over pairs; ``<row>_within_2sigma``: the share of the row's predicted points (all pairs
@@ -69,6 +71,7 @@ BUDGET_ROWS: tuple[str, ...] = (
     "budget_scan_exact_press",
     "budget_oracle_placement",
     "budget_oracle_press",
+    "budget_oracle_mean_press",
 )
 #: Rows that score another row's prediction against a re-simulated truth: row -> (predicted row, truth line).
 RESCORED: dict[str, tuple[str, str]] = {
@@ -77,7 +80,8 @@ RESCORED: dict[str, tuple[str, str]] = {
     "budget_scan_exact_press": ("budget_scan", "line_no_press_noise"),
 }
 #: Rows without a prediction: the re-simulated line itself scored against the true line (row -> truth line).
-ORACLES: dict[str, str] = {"budget_oracle_placement": "line_no_placement", "budget_oracle_press": "line_no_press_noise"}
+ORACLES: dict[str, str] = {"budget_oracle_placement": "line_no_placement", "budget_oracle_press": "line_no_press_noise",
+                           "budget_oracle_mean_press": "line_mean_press"}  # fmt: skip
 #: Points sampled from each true mesh for the ``*_full`` rows.
 N_FULL = 40_000
 
@@ -185,7 +189,8 @@ def _variants(sid: str, dataset: Any, cache: dict) -> tuple[dict[str, tuple[Any,
     if press is None:
         cache.setdefault("reasons", set()).add(f"{sid}: the press could not be re-simulated to the stored truth")
     else:
-        lines.update(line_no_placement=press.line_no_placement, line_no_press_noise=press.line_no_press_noise)
+        lines.update(line_no_placement=press.line_no_placement, line_no_press_noise=press.line_no_press_noise,
+                     line_mean_press=press.line_mean_press)  # fmt: skip
         out["budget_true_attach_pose"] = (up, so, {**base, "attach_pose": press.T_attach})
         if all_true is not None:
             out["budget_all_true_attach_pose"] = (*full, {**all_true, "attach_pose": press.T_attach})

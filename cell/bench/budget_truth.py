@@ -12,7 +12,8 @@ ordinary inputs (``predict_attach(attach_pose=...)``) and never imports the worl
 - :func:`resimulated_lines`: the pair's true bite line re-simulated (a) as it was (a check: it must equal the
   stored truth, else the re-simulation is not this pair's and no row is made), (b) with the sole placed exactly
   (zero shift and turn), (c) also at the middle of the world's press-pressure range (the pressure is drawn per pair
-  and no input of the predictor knows it). The differences are what no scan taken before the press can know.
+  and no input of the predictor knows it), (d) the station-by-station mean of presses drawn from the world's own
+  placement and pressure distributions. The differences are what no scan taken before the press can know.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import numpy as np
 
 __all__ = ["PressTruth", "press_truth", "MATCH_TOL_M"]
 
+#: Presses drawn for :attr:`PressTruth.line_mean_press`.
+N_PRESS_DRAWS = 16
 #: Largest difference (m) between the re-simulated and the stored true line for the re-simulation to count.
 MATCH_TOL_M = 1e-7
 _MIRROR = np.diag([1.0, -1.0, 1.0, 1.0])
@@ -38,12 +41,16 @@ class PressTruth:
         line_no_placement: (m, 3) true bite line with the sole placed exactly (no shift, no turn).
         line_no_press_noise: (m, 3) with the sole placed exactly and the pressure at the middle of its range.
         placement: (dx m, dy m, yaw deg) of this pair's placement error (upper's part frame, right-foot build).
+        line_mean_press: (n, 3) the mean, station by station, of the lines of :data:`N_PRESS_DRAWS` presses drawn
+            from the world's own placement and pressure distributions (everything else this pair's): the best
+            a predictor that knows all but the press's draw can give, to first order.
     """
 
     T_attach: np.ndarray
     line_no_placement: np.ndarray
     line_no_press_noise: np.ndarray
     placement: tuple[float, float, float]
+    line_mean_press: np.ndarray
 
 
 def _planar(yaw_rad: float, dx: float, dy: float, dz: float = 0.0) -> np.ndarray:
@@ -64,7 +71,7 @@ def _apply(T: np.ndarray, v: np.ndarray) -> np.ndarray:
     return v @ T[:3, :3].T + T[:3, 3]
 
 
-def _world1(truth: dict) -> PressTruth | None:
+def _world1(truth: dict, n_draws: int) -> PressTruth | None:
     from gluecell.datasets.world.attach import seat_height
     from gluecell.datasets.world.config import WorldConfig
     from gluecell.datasets.world.pair import make_pair_detailed
@@ -84,10 +91,19 @@ def _world1(truth: dict) -> PressTruth | None:
     dz = float(np.mean(seat_height(det.last, det.upper, det.sole, p, WorldConfig())) - det.sole.points[jf, :, 2].mean())
     A = _planar(np.radians(p.sole_yaw_deg), dx, dy, dz)
     T = _station_transform(truth["T_base_upper"], truth["T_base_sole"], A, p.side == "left")
-    return PressTruth(T, np.array(line0), np.array(line1), (float(dx), float(dy), float(p.sole_yaw_deg)))
+    cfg, rng = WorldConfig(), np.random.default_rng(_draw_seed(truth))
+    cols = []
+    for _ in range(n_draws):
+        off = tuple(float(v) for v in rng.uniform(-1, 1, 2) * cfg.sole_place_max_m)
+        q = replace(p, sole_offset_m=off, sole_yaw_deg=float(rng.uniform(-1, 1) * cfg.sole_place_yaw_deg),
+                    press_pressure_pa=float(rng.uniform(*cfg.press_pressure_pa)))  # fmt: skip
+        cols.append(make_pair_detailed(0, params=q)[1].attach.bite_points)
+    flip = np.array([1.0, -1.0, 1.0]) if p.side == "left" else np.ones(3)
+    mean = _apply(np.asarray(truth["T_base_upper"]), np.mean(cols, axis=0) * flip)
+    return PressTruth(T, np.array(line0), np.array(line1), (float(dx), float(dy), float(p.sole_yaw_deg)), mean)
 
 
-def _world2(truth: dict, sid: str, info: dict) -> PressTruth | None:
+def _world2(truth: dict, sid: str, info: dict, n_draws: int) -> PressTruth | None:
     """World 2: the pair is re-made from its seed (``SeedSequence(seed, spawn_key=(index,))``, as the generator)."""
     from gluecell.datasets.world2.attach import Placement, attach
     from gluecell.datasets.world2.config import STYLES, World2Config
@@ -124,7 +140,15 @@ def _world2(truth: dict, sid: str, info: dict) -> PressTruth | None:
     t = c_u + np.array([place.dx, place.dy]) - R2 @ c_s
     A = _planar(place.yaw, float(t[0]), float(t[1]), float(res.rigid[0]))
     T = _station_transform(T_u, truth["T_base_sole"], A, left)
-    return PressTruth(T, line0, line1, (place.dx, place.dy, float(np.degrees(place.yaw))))
+    rng = np.random.default_rng(_draw_seed(truth))
+    mean = np.mean([line(_draw_placement(rng, cfg), float(rng.uniform(*cfg.press_pa)))[0]
+                    for _ in range(n_draws)], axis=0)  # fmt: skip
+    return PressTruth(T, line0, line1, (place.dx, place.dy, float(np.degrees(place.yaw))), mean)
+
+
+def _draw_seed(truth: dict) -> int:
+    """A seed of the press draws fixed by the pair (its true line), so a row is repeatable."""
+    return int(abs(float(np.asarray(truth["bite_line"]).sum())) * 1e6) % (2**32)
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -132,12 +156,12 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and float(np.abs(a - b).max()) <= MATCH_TOL_M
 
 
-def press_truth(truth: dict, sid: str, info: dict) -> PressTruth | None:
-    """The press's truth of sample ``sid`` of a dataset with meta ``info``; None when this world's attach cannot be
-    re-simulated to the stored truth (another generator or configuration)."""
+def press_truth(truth: dict, sid: str, info: dict, n_draws: int = N_PRESS_DRAWS) -> PressTruth | None:
+    """The press's truth of sample ``sid`` of a dataset with meta ``info`` (``n_draws`` presses for the mean line);
+    None when this world's attach cannot be re-simulated to the stored truth (another generator or configuration)."""
     gen = str(info.get("generator", ""))
     if gen.startswith("gluecell-world2/"):
-        return _world2(truth, sid, info)
+        return _world2(truth, sid, info, n_draws)
     if gen.startswith("gluecell-world/"):
-        return _world1(truth)
+        return _world1(truth, n_draws)
     return None

@@ -37,14 +37,16 @@ def test_world1_no_placement_truth_differs_by_the_placement_only(world1_pairs) -
 
     noisy, exact = world1_pairs
     info = {"generator": "gluecell-world/2.0", "seed": 0}
-    pt = press_truth(_world1_truth(noisy), "00000", info)
+    pt = press_truth(_world1_truth(noisy), "00000", info, n_draws=4)
     assert pt is not None and pt.placement == pytest.approx((1.4e-3, -1.0e-3, 0.9))
+    # the mean line of drawn presses lies on the same upper, within the press's reach of the true line
+    assert 0.01 < bite_line_error(pt.line_mean_press, noisy.bite_line).max_mm < 3.0
     # the re-simulated line without placement is the exactly placed pair's line, and differs from the noisy one
     assert np.array_equal(pt.line_no_placement, exact.bite_line)
     moved = bite_line_error(noisy.bite_line, exact.bite_line)
     assert 0.01 < moved.max_mm < 3.0, moved
     # a pair without placement error: the no-placement truth is its own truth
-    pt0 = press_truth(_world1_truth(exact), "00000", info)
+    pt0 = press_truth(_world1_truth(exact), "00000", info, n_draws=1)
     assert np.array_equal(pt0.line_no_placement, exact.bite_line)
     # the true pose puts the sole where the press pressed it (the deformed sole), and differs between the two
     d_true = _median_dist(pt.T_attach, noisy.sole_mesh.vertices, noisy.deformed_sole_vertices)
@@ -72,8 +74,10 @@ def test_world2_true_pose_and_no_placement_truth() -> None:
     pair = make_pair2(np.random.SeedSequence(seed, spawn_key=(index,)).spawn(2)[0], item_id=f"{index:05d}")
     truth = {"params": pair.params, "bite_line": pair.bite_line, "T_base_upper": pair.T_base_upper,
              "T_base_sole": pair.T_base_sole}  # fmt: skip
-    pt = press_truth(truth, f"{index:05d}", {"generator": "gluecell-world2/1.0", "seed": seed, "styles": []})
+    pt = press_truth(truth, f"{index:05d}", {"generator": "gluecell-world2/1.0", "seed": seed, "styles": []}, n_draws=4)
     assert pt is not None
+    assert pt.line_mean_press.shape == pair.bite_line.shape
+    assert 1e-3 < bite_line_error(pt.line_mean_press, pair.bite_line).max_mm < 2.5
     a = pair.params["attach"]
     assert pt.placement == pytest.approx((a["dx_m"], a["dy_m"], np.degrees(a["yaw_rad"])))
     # world 2's rim slides round the upper with the placement: the exact placement moves the line, by less than
