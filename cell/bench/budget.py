@@ -48,6 +48,7 @@ gets it only as one of its ordinary inputs.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -187,7 +188,7 @@ def _variants(sid: str, dataset: Any, cache: dict) -> tuple[dict[str, tuple[Any,
     lines = {"bite_line": truth["bite_line"]}
     press = press_truth(truth, sid, getattr(dataset, "info", {}))
     if press is None:
-        cache.setdefault("reasons", set()).add(f"{sid}: the press could not be re-simulated to the stored truth")
+        cache.setdefault("press_missing", []).append(sid)  # the press could not be re-simulated to the stored truth
     else:
         lines.update(line_no_placement=press.line_no_placement, line_no_press_noise=press.line_no_press_noise,
                      line_mean_press=press.line_mean_press)  # fmt: skip
@@ -272,7 +273,10 @@ def bench(ctx: Any) -> dict[str, float]:
     cache: dict = {}
     errs = budget_rows(ds, ids, cache)
     out: dict[str, float] = {"budget_pairs": float(len(ids)),
-                             "budget_style_references_missing": float(len(cache.get("reasons", ())))}  # fmt: skip
+                             "budget_style_references_missing": float(len(cache.get("reasons", ()))),
+                             "budget_press_not_resimulated": float(len(cache.get("press_missing", ())))}  # fmt: skip
+    for why in cache.get("refusals", []):  # which pair and row was refused, and why
+        logging.getLogger(__name__).warning("budget: refused: %s", why)
     for row, vals in errs.items():
         if not vals:
             continue
