@@ -19,7 +19,7 @@ from .errors import AttachPoseError
 from .profiles import SoleSections, UpperSections
 from .sections import fill_invalid
 
-__all__ = ["given_attach_pose", "check_rigid"]
+__all__ = ["given_attach_pose", "check_rigid", "read_attach_pose"]
 
 #: Nearest-point iterations of the scale fit.
 SCALE_ITERATIONS = 8
@@ -75,3 +75,25 @@ def given_attach_pose(T: np.ndarray, upper: UpperSections, sole: SoleSections) -
             stage="deformation", rms_m=rms,
         )  # fmt: skip
     return AttachPose(R=R.copy(), t=t, scale=s, T_rigid=T.copy(), rms=rms)
+
+
+def read_attach_pose(path: str) -> np.ndarray:
+    """The rigid (4, 4) attach pose in a JSON file: a bare 4x4 list, or the ``T_attach`` of a ``gluecell.attach/1``
+    document (``gluecell predict``'s output).
+
+    Raises:
+        FormatError: not JSON, or no 4x4 matrix in it. AttachPoseError: not a rigid transform.
+    """
+    from gluecell.core.errors import FormatError
+    from gluecell.core.fileio import read_json
+
+    doc = read_json(path, max_bytes=64 * 1024 * 1024)
+    T = doc.get("T_attach") if isinstance(doc, dict) else doc
+    try:
+        arr = np.asarray(T, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{path}: the attach pose must be a 4x4 list of numbers (or a 'T_attach' key)") from exc
+    if arr.shape != (4, 4):
+        raise FormatError(f"{path}: the attach pose must be a 4x4 list of numbers (or a 'T_attach' key), "
+                          f"got shape {arr.shape}")  # fmt: skip
+    return check_rigid(arr)

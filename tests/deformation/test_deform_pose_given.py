@@ -84,3 +84,31 @@ def test_a_pose_that_is_not_this_pairs_or_not_rigid_is_refused(flat_pair) -> Non
         predict_attach(upper, sole, check_confidence=False, attach_pose=bad)
     with pytest.raises(AttachPoseError, match="4x4"):
         predict_attach(upper, sole, check_confidence=False, attach_pose=np.full((4, 4), np.nan))
+
+
+def test_gluecell_predict_takes_a_measured_attach_pose(flat_pair, tmp_path, capsys) -> None:
+    import json
+
+    from gluecell.cell.cli import main
+    from gluecell.core.geometry import bite_line_error
+    from gluecell.core.ply import write_ply
+
+    upper, sole, _ = flat_pair
+    write_ply(tmp_path / "u.ply", upper.points, upper.normals)
+    write_ply(tmp_path / "s.ply", sole.points, sole.normals)
+    args = ["predict", "--upper", str(tmp_path / "u.ply"), "--sole", str(tmp_path / "s.ply"), "--no-calibration"]
+    assert main([*args, "--out", str(tmp_path / "a.json")]) == 0
+    first = json.loads((tmp_path / "a.json").read_text())
+    # the pose of a previous attach JSON, given back: the same line, and the document says the pose was given
+    assert main([*args, "--out", str(tmp_path / "b.json"), "--attach-pose", str(tmp_path / "a.json")]) == 0
+    again = json.loads((tmp_path / "b.json").read_text())
+    assert again["diagnostics"]["attach_pose_given"] and not first["diagnostics"]["attach_pose_given"]
+    assert bite_line_error(np.asarray(again["bite_line"]), np.asarray(first["bite_line"])).max_mm < 0.05
+    # a bare 4x4 far off this pair, and a file without a 4x4: refused with the reason, no output
+    (tmp_path / "far.json").write_text(json.dumps(_shifted(np.asarray(first["T_attach"]), 0.03).tolist()))
+    (tmp_path / "bad.json").write_text(json.dumps({"T_attach": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}))
+    capsys.readouterr()
+    for name, why in (("far", "not this pair's pose"), ("bad", "4x4")):
+        out = tmp_path / f"{name}-out.json"
+        assert main([*args, "--out", str(out), "--attach-pose", str(tmp_path / f"{name}.json")]) == 2
+        assert why in capsys.readouterr().err and not out.exists()
