@@ -130,7 +130,9 @@ def check_upper_scan(scan: PartScan) -> None:
     height = float(np.percentile(P[:, 2], 99.5) - P[:, 2].min())
     why = _shape_problem(length, width)
     if why is None and height < UPPER_HEIGHT_MIN:
-        why = f"it is only {height * 1e3:.0f} mm tall (an upper is over {UPPER_HEIGHT_MIN * 1e3:.0f} mm)"
+        why = (f"it is only {height * 1e3:.0f} mm tall (an upper is over {UPPER_HEIGHT_MIN * 1e3:.0f} mm); a cloud "
+               f"taken from straight above (a laser profiler) shows the bottom but not the side down to the bite "
+               f"line: scan the upper with views from the side (the cell's cameras)")
     if why is None:
         z_top = np.percentile(P[:, 2], 99.5)
         top = (N[:, 2] > 0.8) & (P[:, 2] > z_top - 0.04)
@@ -169,15 +171,40 @@ def check_sole_cavity(scan: PartScan, valid_fraction: float, min_fraction: float
     ring = r > np.percentile(r, 80)
     up_in = inner & (N[:, 2] > 0.8)
     up_ring = ring & (N[:, 2] > 0.8)
-    if up_in.sum() > 10 and up_ring.sum() > 10 and np.median(P[up_in, 2]) >= np.median(P[up_ring, 2]) - 1e-3:
+    if (up_in.sum() > 10 and up_ring.sum() > 10 and np.median(P[up_in, 2]) >= np.median(P[up_ring, 2]) - 1e-3
+            and _rim_rise(P, N) < 1e-3):  # fmt: skip
         raise SoleUpsideDownError(
             "sole lies tread up (no footbed cavity seen, its middle is its highest part): turn it over",
             stage="deformation",
             item_id=scan.item_id,
         )
     raise NotASoleError(
-        f"sole scan shows a footbed, wall and rim at only {valid_fraction:.0%} of the outline", stage="deformation"
-    )
+        f"sole scan shows a footbed, wall and rim at only {valid_fraction:.0%} of the outline (at least "
+        f"{min_fraction:.0%} needed): the cup's inner wall is not in the scan; a cloud taken from straight above (a "
+        f"laser profiler) misses it: scan the sole with views that look into the cup (the cell's cameras)",
+        stage="deformation", item_id=scan.item_id,
+    )  # fmt: skip
+
+
+def _rim_rise(P: np.ndarray, N: np.ndarray, bins: int = 64) -> float:
+    """Median over bearings of how far the top of the outermost 4 mm stands above the top of the band 8-25 mm
+    inside it, metres (up-facing points only). A cup sole footbed up shows its rim above the footbed (a wall's
+    height); a sole lying tread up shows no such rim (its tread edge rounds down). Tells the two apart where the
+    footbed rises towards toe and heel above the middle (the median test alone called such a cup "tread up")."""
+    up = N[:, 2] > 0.8
+    d = P[up, :2] - P[up, :2].mean(axis=0)
+    r, z = np.linalg.norm(d, axis=1), P[up, 2]
+    b = np.floor((np.arctan2(d[:, 1], d[:, 0]) + np.pi) / (2 * np.pi) * bins).astype(np.int64) % bins
+    rises = []
+    for k in range(bins):
+        rk, zk = r[b == k], z[b == k]
+        if len(rk) < 10:
+            continue
+        edge = rk.max()
+        outer, inner = zk[rk > edge - 4e-3], zk[(rk > edge - 25e-3) & (rk < edge - 8e-3)]
+        if len(outer) and len(inner):
+            rises.append(outer.max() - inner.max())
+    return float(np.median(rises)) if rises else 0.0
 
 
 def _shape_problem(length: float, width: float) -> str | None:

@@ -18,6 +18,7 @@ from .errors import LowConfidenceError, SolverError
 from .inputs import check_size, check_upper_scan, section_pair
 from .material import Material, UpperContact, get_material
 from .parallel import sole_prefetch
+from .pose_given import given_attach_pose
 from .profiles import SoleSections, UpperSections
 from .reference import augment_with_reference
 from .sections import fill_invalid, periodic_interp, smooth_closed
@@ -325,6 +326,7 @@ def predict_attach(
     sole_reference: tuple[np.ndarray, np.ndarray] | None = None,
     taught: TaughtPair | None = None,
     style: str | None = None,
+    attach_pose: np.ndarray | None = None,
 ) -> AttachPrediction:
     """Predict the bite line, bond regions and deformed sole of one pair with the reference solver.
 
@@ -345,6 +347,8 @@ def predict_attach(
         surrogate: learnt ring solver (:mod:`.surrogate`), used where its input is inside its training
             distribution; otherwise the FE solver runs and ``diagnostics["surrogate"]`` says why.
         style: the work item's style ("sneaker", ...): selects the calibration's learnt style offset, if any.
+        attach_pose: optional (4, 4) rigid sole station -> upper station transform (base_link) of where the press
+            puts the sole; replaces the outline ICP's estimate (:mod:`.pose_given`; the error budget's true pose).
 
     Raises:
         ScanInputError subclasses for bad scans, SizeMismatchError, AttachPoseError, LowConfidenceError.
@@ -360,7 +364,7 @@ def predict_attach(
             check_upper_scan(upper)
             upper, ref_rms = augment_with_reference(upper, *reference, replace=cfg.reference_replaces_scan)
         us, ss = section_pair(upper, sole, cfg, sole_reference)
-    pose = find_attach_pose(us, ss)
+    pose = find_attach_pose(us, ss) if attach_pose is None else given_attach_pose(attach_pose, us, ss)
     strain0 = check_size(us, ss, cfg, upper.item_id)
     offset = calibration.offset(mat.name, style) if calibration is not None else 0.0
     ring_fn, sur_state = _ring_with_fallback(surrogate)
@@ -390,6 +394,7 @@ def predict_attach(
         "mean_hoop_strain": float(np.mean(sol.ring.strain)),
         "perimeter_strain": float(strain0),
         "pose_rms_m": pose.rms,
+        "attach_pose_given": attach_pose is not None,
         "max_indent_m": float(sol.ring.indent.max()),
         "valid_upper": float(us.valid.mean()),
         "valid_sole": float(ss.valid.mean()),

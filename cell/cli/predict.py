@@ -109,6 +109,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         sole_reference=sref,
         taught=taught,
         style=args.style,
+        attach_pose=_attach_pose(args),
     )
     t2 = time.perf_counter()
     why = prediction_reasons(pred.diagnostics, cal, ref is not None, sref is not None)
@@ -122,6 +123,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         f"{(t2 - t1) * 1e3:.0f} ms -> {args.out}"
     )
     return 0
+
+
+def _attach_pose(args: argparse.Namespace) -> Any:
+    """``--attach-pose``'s matrix, or None."""
+    if not getattr(args, "attach_pose", None):
+        return None
+    from gluecell.deformation.pose_given import read_attach_pose
+
+    return read_attach_pose(args.attach_pose)
 
 
 def _load_taught(args: argparse.Namespace) -> Any:
@@ -182,6 +192,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--taught-sole", help="PLY scan of the taught pair's sole")
     p.add_argument("--taught-line", help="JSON with the taught 'bite_line' (gluecell.plan/1 or gluecell.attach/1)")
     p.add_argument("--surrogate", help="surrogate checkpoint from `gluecell deform train` (solver used outside it)")
+    p.add_argument("--attach-pose", help="JSON with the measured rigid sole->upper station pose (4x4, or the "
+                   "'T_attach' of an attach JSON): replaces the outline fit")  # fmt: skip
     p.set_defaults(func=_cmd_predict)
     j = subparsers.add_parser("junction", help="find the sole/upper junction (bite line) on a finished-shoe mesh")
     j.add_argument("--mesh", required=True, help="OBJ/PLY/STL mesh of an attached pair (metres)")

@@ -49,3 +49,18 @@ def test_hidden_parameters_of_both_worlds(params) -> None:
     assert (mat.E, mat.nu, contact.t_u) == (2.5e7, 0.47, 1.7e-3)
     assert mat.name == ("tpu" if params["material"] == "tpu" else "rubber")
     assert "upper_stack_modulus_pa" not in params or contact.E_u == 7e6
+
+
+@pytest.mark.parametrize("sigma_mm,share", [(0.6, 1.0), (0.4, 0.0)])
+def test_score_counts_points_within_two_sigma_both_ways(sigma_mm, share) -> None:
+    from types import SimpleNamespace
+
+    from gluecell.cell.bench.budget import _score
+
+    t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    true = np.column_stack([0.1 * np.cos(t), 0.05 * np.sin(t), np.zeros_like(t)])
+    lifted = true[::2] + np.array([0.0, 0.0, 1e-3])
+    pred = SimpleNamespace(bite_line=lifted, bite_line_sigma=np.full(200, sigma_mm * 1e-3))
+    p95, mx, within, n, within_true, n_true = _score(pred, true)
+    assert (n, n_true) == (200, 400) and p95 == pytest.approx(1.0, abs=0.01) and mx == pytest.approx(1.0, abs=0.01)
+    assert within / n == share and within_true / n_true == share
