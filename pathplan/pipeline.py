@@ -98,8 +98,8 @@ class TuningConfig:
     max_above_mm: float = 0.0
     margin_mm: float = 0.3
     edge_by_covered: bool = True
-    edge_target_mm: float = 0.3  # issue 15 (was 0.8 / 0.0 / 0.25 / 72): see pathplan/README.md "Glue to the line"
-    max_visible_above_mm: float = 0.1
+    edge_target_mm: float = 0.5  # issue 15 (was 0.8 / 72 / 0.25): see pathplan/README.md "Glue to the line"
+    max_visible_above_mm: float = 0.0
     max_step_mm: float = 12.0
     rounds: int = 6
     closer_rounds: int = 1
@@ -359,8 +359,9 @@ def _round(full_region: BondRegion, region: BondRegion, band: np.ndarray, area: 
     dep = cfg.deposition
     samples = path_samples(sp, dep.step_mm * 1e-3, spray_labels(sp, tp, mspecs))
     films = film_thickness(samples, region.points, region.normals, dep, n_labels=3)
-    _, allow_mm, level = film_limit(cfg)
-    films = shadowed_off(films, samples, region, full_region, dep, level, allow_mm * 1e-3)  # occlusion, strays
+    if region.part == "sole":  # occlusion and stray points beyond the rim (filmcheck.shadowed_off)
+        _, allow_mm, level = film_limit(cfg)
+        films = shadowed_off(films, samples, region, full_region, dep, level, allow_mm * 1e-3)
     m = spray_metrics(films.sum(axis=0), region.signed, band, area, dep)
     tick("deposition", t1)
     m.update(first_offset_mm=float(tp.offset[tp.pass_id >= 0].min() * 1e3), path_time_s=float(sp.t[-1]), **rm)
