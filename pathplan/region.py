@@ -221,7 +221,8 @@ def _check_line(line: np.ndarray, pts: np.ndarray, pts_tree, p: RegionParams, wh
         if off > lim:
             raise RegionError(
                 f"{what} point {j} is {d[j] * 1e3:.1f} mm off the scanned surface (limit {p.on_surface_mm:.1f} mm; "
-                f"not a scan hole: {why})",
+                f"not a scan hole: {why}; {len(far)} of {len(line)} points are off it): rescan the part so that "
+                "the surface along the line is seen, or check that the line belongs to this scan",
                 point_index=int(j),
             )
     frac = len(far) / len(line)
