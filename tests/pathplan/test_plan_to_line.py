@@ -149,3 +149,23 @@ def test_stray_points_are_points_off_every_surface():
     got = stray_points(tree, nrm, np.vstack([floor[100], wall[100], lone[0]]), np.vstack([normals[100],
                                                                                       normals[len(g) + 100], nrm[-1]]))
     assert got.tolist() == [False, False, True]
+
+
+def test_edge_moves_grow_each_round_so_the_tuner_settles():
+    """A spot still over the line round after round moves out by more each round (a fixed 0.05 mm left two
+    pairs of world 1 0.05-0.10 mm over after 6 rounds: refused)."""
+    from gluecell.pathplan.pipeline import TuningConfig
+    from gluecell.pathplan.toolpath import BondRegion
+    from gluecell.pathplan.tuning import next_moves
+
+    th = np.linspace(0, 2 * np.pi, 200, endpoint=False)
+    ring = np.column_stack([0.1 * np.cos(th), 0.1 * np.sin(th), np.zeros_like(th)])
+    signed = np.array([-0.3e-3, 2e-3])  # one glued spot 0.3 mm beyond the line, one bond point
+    region = BondRegion("upper", ring[:2], np.tile([0, 0, 1.0], (2, 1)), signed, np.array([0.01, 0.01]), ring,
+                        np.tile([0, 0, 1.0], (200, 1)), np.zeros((200, 3)))  # fmt: skip
+    films = np.array([[1e-4, 1e-4], [0.0, 0.0], [0.0, 0.0]])  # the edge passes' film
+    tun = TuningConfig()
+    moved = [next_moves(region, films, 1e-5, 0.0, 0.3, None, tun, r, np.zeros(tun.local_bins), (0.0, 0.0))[0].max()
+             for r in (0, 2)]  # fmt: skip
+    assert moved[0] == pytest.approx(0.3e-3 + tun.bump_extra_mm * 1e-3)
+    assert moved[1] == pytest.approx(0.3e-3 + 3 * tun.bump_extra_mm * 1e-3)
