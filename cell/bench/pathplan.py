@@ -24,7 +24,10 @@ and refusals by kind (``pathplan_refused_region``/``_coverage``/``_kinematics``;
 The same paths are also sprayed by the world's TRUE spray simulator (through ``cell.sim.world``: a double-beta
 fan with mist, exact occlusion, the gun's hidden per-run flow/fan/valve variation and the robot's path and
 TCP errors) and scored on the true mesh: ``pathplan_true_*`` (coverage of the true bond faces, glue above the
-true bite line p99/max mm at the 10 um visible level, gap area). Side by side on the same pairs and judged the
+true bite line p99/max mm at the 10 um visible level, gap area; ``_true_dry_strip_p95_mm`` (+ ``_median``) the dry
+strip below the true line, ``_true_coverage_1mm_mean``/``_min`` the bond faces > 1 mm from it; all on the true
+upper refined near the line, :func:`refine_truth`; ``_true_dry_strip_face_p95_mm`` on the world's own faces, as
+measured before 2026-12-07). Side by side on the same pairs and judged the
 same way (``pathplan_<row>_true_*``), where ``ctx.quick`` is false:
 
 - ``truebite``: the planner given the world's true bite line on the ideal scan (the rows above; the ideal
