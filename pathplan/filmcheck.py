@@ -12,7 +12,7 @@ from gluecell.core.types import SprayPath
 from .deposition import film_thickness, path_samples, spray_metrics
 from .toolpath import ToolPath
 
-__all__ = ["film_limit", "recheck_film", "spray_labels", "find_spec", "shadowed_off"]
+__all__ = ["film_limit", "recheck_film", "spray_labels", "find_spec", "shadowed_off", "worst_beyond"]
 
 #: Line-of-sight test of :func:`shadowed_off`: a droplet's straight path from the tip is blocked where it passes
 #: within ``SHADOW_CLEAR_M`` of a scan point, checked every ``SHADOW_STEP_M`` from 1 mm after the tip to
@@ -151,3 +151,17 @@ def stray_points(tree: Any, cloud_normals: np.ndarray, pts: np.ndarray, nrm: np.
         agree = cloud_normals[k] @ n > STRAY_NORMAL_DOT
         out[i] = not np.any(own & flat & agree)
     return out
+
+
+def worst_beyond(region: Any, film: np.ndarray, level: float, allow: float) -> str:
+    """Where the glue lands farthest beyond the line, for a refusal a person can act on: ``" (worst at x, y, z
+    mm in base_link, on a scan point facing <up|down|sideways>)"``, or ``""`` when no point of ``film`` (n,)
+    reaches ``level`` more than ``allow`` metres beyond it."""
+    hit = np.flatnonzero((region.signed < -allow) & (np.asarray(film) >= level))
+    if hit.size == 0:
+        return ""
+    i = hit[np.argmin(region.signed[hit])]
+    nz = float(region.normals[i][2])
+    facing = "up" if nz > 0.7 else "down" if nz < -0.7 else "sideways"
+    x, y, z = (float(v) * 1e3 for v in region.points[i])
+    return f" (worst at {x:.1f}, {y:.1f}, {z:.1f} mm in base_link, on a scan point facing {facing})"

@@ -18,7 +18,7 @@ from gluecell.core.types import RobotProgram, SprayPath
 from .deposition import DepositionParams, film_thickness, path_samples, spray_metrics
 from .errors import CoverageError
 from .evalpoints import eval_points, line_probes
-from .filmcheck import film_limit, find_spec, recheck_film, shadowed_off, spray_labels
+from .filmcheck import film_limit, find_spec, recheck_film, shadowed_off, spray_labels, worst_beyond
 from .geom import frames_from_axis, quat_from_matrix
 from .kinematics import RobotConfig, solve_path
 from .modifiers import pass_tangents
@@ -309,7 +309,8 @@ def plan_part(
         why = "every pass is as far out as it may go" if r + 1 < tun.rounds else "out of rounds"
         raise CoverageError(
             f"{part}: glue would land {m[above_key]:.2f} mm beyond the boundary (allowed {allow_mm:.2f} mm) after "
-            f"{r + 1} tuning rounds ({why}); check the scan and the boundary there",
+            f"{r + 1} tuning rounds ({why}){worst_beyond(region, film, level, allow_mm * 1e-3)}; check the scan and "
+            "the boundary there",
             part=part, metrics=m,
         )  # fmt: skip
     best.metrics["meets_coverage"] = float(best.metrics["coverage_1mm"] >= tun.target_coverage)

@@ -169,3 +169,16 @@ def test_edge_moves_grow_each_round_so_the_tuner_settles():
              for r in (0, 2)]  # fmt: skip
     assert moved[0] == pytest.approx(0.3e-3 + tun.bump_extra_mm * 1e-3)
     assert moved[1] == pytest.approx(0.3e-3 + 3 * tun.bump_extra_mm * 1e-3)
+
+
+def test_refusal_says_where_the_glue_lands():
+    from gluecell.pathplan.filmcheck import worst_beyond
+    from gluecell.pathplan.toolpath import BondRegion
+
+    pts = np.array([[0.5, 0.1, 0.04], [0.5, 0.2, 0.05], [0.6, 0.1, 0.04]])
+    nrm = np.array([[0, 0, 1.0], [1.0, 0, 0], [0, 0, 1.0]])
+    region = BondRegion("sole", pts, nrm, np.array([-2e-3, -13e-3, 3e-3]), np.zeros(3), pts, nrm, nrm)
+    got = worst_beyond(region, np.array([1e-4, 1e-4, 1e-4]), 1e-5, 0.0)
+    assert "500.0, 200.0, 50.0 mm" in got and "facing sideways" in got
+    assert worst_beyond(region, np.array([1e-4, 0.0, 1e-4]), 1e-5, 0.0).startswith(" (worst at 500.0, 100.0, 40.0")
+    assert worst_beyond(region, np.zeros(3), 1e-5, 0.0) == ""
