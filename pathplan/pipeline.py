@@ -18,7 +18,7 @@ from gluecell.core.types import RobotProgram, SprayPath
 from .deposition import DepositionParams, film_thickness, path_samples, spray_metrics
 from .errors import CoverageError
 from .evalpoints import eval_points, line_probes
-from .filmcheck import film_limit, find_spec, recheck_film, spray_labels
+from .filmcheck import film_limit, find_spec, recheck_film, shadowed_off, spray_labels, worst_beyond
 from .geom import frames_from_axis, quat_from_matrix
 from .kinematics import RobotConfig, solve_path
 from .modifiers import pass_tangents
@@ -98,13 +98,13 @@ class TuningConfig:
     max_above_mm: float = 0.0
     margin_mm: float = 0.3
     edge_by_covered: bool = True
-    edge_target_mm: float = 0.8
+    edge_target_mm: float = 0.5  # issue 15 (was 0.8 / 72 / 0.25): see pathplan/README.md "Glue to the line"
     max_visible_above_mm: float = 0.0
     max_step_mm: float = 12.0
     rounds: int = 6
     closer_rounds: int = 1
-    bump_extra_mm: float = 0.25
-    local_bins: int = 72
+    bump_extra_mm: float = 0.05
+    local_bins: int = 144
     fine_within_mm: float = 8.0
     coarse_voxel_mm: float = 4.0
     probe_beyond_mm: tuple[float, float] = (0.25, 2.0)
@@ -309,7 +309,8 @@ def plan_part(
         why = "every pass is as far out as it may go" if r + 1 < tun.rounds else "out of rounds"
         raise CoverageError(
             f"{part}: glue would land {m[above_key]:.2f} mm beyond the boundary (allowed {allow_mm:.2f} mm) after "
-            f"{r + 1} tuning rounds ({why}); check the scan and the boundary there",
+            f"{r + 1} tuning rounds ({why}){worst_beyond(region, film, level, allow_mm * 1e-3)}; check the scan and "
+            "the boundary there",
             part=part, metrics=m,
         )  # fmt: skip
     best.metrics["meets_coverage"] = float(best.metrics["coverage_1mm"] >= tun.target_coverage)
@@ -357,8 +358,11 @@ def _round(full_region: BondRegion, region: BondRegion, band: np.ndarray, area: 
         tick("kinematics", t1)
     t1 = time.perf_counter()
     dep = cfg.deposition
-    films = film_thickness(path_samples(sp, dep.step_mm * 1e-3, spray_labels(sp, tp, mspecs)), region.points,
-                           region.normals, dep, n_labels=3)  # fmt: skip
+    samples = path_samples(sp, dep.step_mm * 1e-3, spray_labels(sp, tp, mspecs))
+    films = film_thickness(samples, region.points, region.normals, dep, n_labels=3)
+    if region.part == "sole":  # occlusion and stray points beyond the rim (filmcheck.shadowed_off)
+        _, allow_mm, level = film_limit(cfg)
+        films = shadowed_off(films, samples, region, full_region, dep, level, allow_mm * 1e-3)
     m = spray_metrics(films.sum(axis=0), region.signed, band, area, dep)
     tick("deposition", t1)
     m.update(first_offset_mm=float(tp.offset[tp.pass_id >= 0].min() * 1e3), path_time_s=float(sp.t[-1]), **rm)

@@ -81,6 +81,12 @@ class RegionParams:
             decides. Outside that zone a point whose side disagrees with at least ``side_vote`` of its ``knn``
             neighbours takes theirs (a footbed point with a tilted normal was put outside and refused the
             whole sole); inside it, where both sides meet within millimetres, only one that all contradict.
+        wall_deep_mm / wall_deep_normal_xy: in that zone, a point more than ``wall_deep_mm`` below the rim
+            whose normal tilts at least ``wall_deep_normal_xy`` sideways is wall too (its normal says its
+            side): a cup sole's inner wall that bulges out below an in-curled rim lies outside the rim in plan
+            view, and its lower part, tilted 45 deg towards the footbed, was put outside the rim, where the
+            edge pass's glue on it refused the sole (demo seed 7, pair 00000: "glue would land 13.89 mm beyond
+            the boundary"). The crest (within ``wall_deep_mm`` of the rim's height) keeps the stricter rule.
     """
 
     voxel_mm: float = 2.0
@@ -114,6 +120,8 @@ class RegionParams:
     rim_width_mm: float = 2.0
     wall_zone_mm: float = 8.0
     wall_normal_xy: float = 0.8
+    wall_deep_mm: float = 3.0
+    wall_deep_normal_xy: float = 0.3
     side_vote: float = 0.75
 
 
@@ -213,7 +221,8 @@ def _check_line(line: np.ndarray, pts: np.ndarray, pts_tree, p: RegionParams, wh
         if off > lim:
             raise RegionError(
                 f"{what} point {j} is {d[j] * 1e3:.1f} mm off the scanned surface (limit {p.on_surface_mm:.1f} mm; "
-                f"not a scan hole: {why})",
+                f"not a scan hole: {why}; {len(far)} of {len(line)} points are off it): rescan the part so that "
+                "the surface along the line is seen, or check that the line belongs to this scan",
                 point_index=int(j),
             )
     frac = len(far) / len(line)
@@ -547,7 +556,9 @@ def sole_region(
     nin = nin if ccw else -nin
     in_xy = unit(nin[j])
     zone = d_xy < p.wall_zone_mm * 1e-3
-    wall = zone & (np.linalg.norm(vn[:, :2], axis=1) > p.wall_normal_xy)
+    nxy = np.linalg.norm(vn[:, :2], axis=1)
+    deep = line[j, 2] - v[:, 2] > p.wall_deep_mm * 1e-3
+    wall = zone & ((nxy > p.wall_normal_xy) | (deep & (nxy > p.wall_deep_normal_xy)))
     side = np.where(wall, np.einsum("ij,ij->i", vn[:, :2], in_xy) > 0, side)
     # the rim line runs along the wall's crest, whose width the max-z pick wanders across: an upward-facing
     # point within that width of it and below it is footbed/crest (inside), not the outer wall

@@ -21,10 +21,18 @@ scores the upper's glue on the true mesh. Rows, side by side on the same pairs:
   the dataset's cell like any other pair; planned on its scan along the line the teacher marked on it), placed
   rigidly by registering the taught scan onto this pair's scan (:func:`teach_path`).
 
-Metrics per row (``e2e_<row>_*``): ``planned`` (pairs with a plan), ``bite_p95_mm``/``bite_max_mm`` (line
+- ``trueline``: the world's true bite line (sigma 0) on the perceived clouds: what planning alone achieves on
+  real scans when the line is exact (issue 15: dry strip <= 1 mm, nothing > 0.5 mm above it).
+
+Metrics per row (``e2e_<row>_*``): ``planned`` (pairs with a plan), ``refused_<kind>`` (refusals by the
+error's kind, each reason logged), ``human_<kind>`` (planned pairs whose verdict has a reason of that
+kind), ``bite_p95_mm``/``bite_max_mm`` (line
 vs the true line, median over pairs), ``true_coverage_mean`` (true bond faces), ``true_band2mm_coverage_mean``,
 ``true_above_p99_mm``/``true_above_max_mm`` (glue above the true bite line, worst pair), ``true_gap_area_mm2``,
-``true_dry_strip_p95_mm`` (worst pair) / ``_median`` (the dry strip below the true line: p95 over 2 mm stretches),
+``true_dry_strip_p95_mm`` (worst pair) / ``_median`` (the dry strip below the true line: p95 over 2 mm stretches,
+on the true mesh refined near the line, :func:`gluecell.cell.bench.pathplan.refine_truth`;
+``true_dry_strip_face_p95_mm``: on the world's own ~2.5 mm faces, as before), ``true_coverage_1mm_mean``/``_min``
+(bond faces > 1 mm from the line),
 ``needs_human`` (pairs whose plan verdict, :mod:`gluecell.pathplan.safety`, is ``needs_human``: coverage short,
 line uncertain, margin capped, correction refused).
 For ``predicted`` also ``e2e_latency_p50_ms``/``_p95_ms``: two perceived clouds to both ``RobotProgram`` s
@@ -46,6 +54,8 @@ __all__ = ["bench", "ROWS"]
 
 #: Rows, in table order.
 ROWS = ("marked", "predicted", "corrected", "rigid", "teach")
+#: Every row a pair may carry (``trueline``: the true line on the perceived clouds, issue 15), in table order.
+ALL_ROWS = ("trueline", *ROWS)
 #: Train pairs the predictor's offsets and sigma model are learnt on (quick / full).
 N_CAL_QUICK, N_CAL_FULL = 4, 24
 #: Pairs (quick / full) from the test split.
@@ -79,11 +89,23 @@ def _lines(scans: dict[str, Any], truth: dict[str, Any], seed: int,
         return pred.bite_line, cfg, extra
 
     return {
+        "trueline": lambda: (np.asarray(truth["bite_line"], dtype=float), PathplanConfig(), {}),
         "marked": lambda: (marked_bite_line(truth, seed=seed), PathplanConfig(), {}),
         "predicted": predicted,
         "rigid": lambda: (_snapped(predict_rigid(scans["upper"], scans["sole"]).bite_line, upper_pts),
                           PathplanConfig(), {}),
     }
+
+
+def refusal_kind(exc: Exception) -> str:
+    """Short name of a refusal's kind for the bench keys: ``CoverageError`` -> ``coverage``."""
+    name = type(exc).__name__
+    return (name[: -len("Error")] if name.endswith("Error") else name).lower() or "other"
+
+
+def reason_kind(reason: str) -> str:
+    """A verdict reason's kind (its words before the first ``:``) as a key: ``coverage short`` -> ``coverage_short``."""
+    return "_".join(reason.split(":", 1)[0].lower().split()) or "other"
 
 
 def _snapped(line: np.ndarray, cloud: np.ndarray) -> np.ndarray:
@@ -121,14 +143,15 @@ def _one(ds: Any, sid: str, seed: int, cache: dict, setup: dict[str, Any]) -> di
             plan_ms = (time.perf_counter() - t0) * 1e3
         except GlueCellError as exc:
             log.warning("e2e bench: %s row refused pair %s: %s", row, sid, exc)
-            out[row] = {"refused": 1.0}
+            out[row] = {"refused": 1.0, f"refused_{refusal_kind(exc)}": 1.0}
             if row == "predicted":
                 out["corrected"] = {"refused": 1.0}
             continue
         p95, mx = pair_errors(line, truth["bite_line"])
         why = list(extra.pop("reasons", []))
         verdict, why = plan_verdict(plan.metrics, cfg, why)
-        m = {"refused": 0.0, "bite_p95_mm": p95, "bite_max_mm": mx, **extra, "needs_human": float(verdict != "ok")}
+        m = {"refused": 0.0, "bite_p95_mm": p95, "bite_max_mm": mx, **extra, "needs_human": float(verdict != "ok"),
+             **{f"human_{reason_kind(w)}": 1.0 for w in why}}
         if row == "predicted":
             m["latency_ms"] = m.pop("deform_ms") + plan_ms
             out["corrected"] = _corrected(plan, cfg, truth, seed, setup["correction"], why)
@@ -186,9 +209,11 @@ def _corrected(plan: Any, cfg: Any, truth: dict[str, Any], seed: int, model: Any
 
 def _table(pairs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
     out: dict[str, float] = {"e2e_pairs": float(len(pairs))}
-    for row in ROWS:
+    for row in (r for r in ALL_ROWS if r in ROWS or any(r in p for p in pairs)):
         got = [p[row] for p in pairs if not p[row]["refused"]]
         out[f"e2e_{row}_planned"] = float(len(got))
+        for k in sorted({k for p in pairs for k in p[row] if k.startswith("refused_")}):
+            out[f"e2e_{row}_{k}"] = float(sum(p[row].get(k, 0.0) for p in pairs))
 
         def col(key: str, got: list = got) -> np.ndarray:
             return np.array([g[key] for g in got if key in g], dtype=float)
@@ -202,9 +227,13 @@ def _table(pairs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
             "true_above_max_mm": col("true_above_max_mm").max(),
             "true_gap_area_mm2": col("true_gap_mm2").mean(),
         }
-        if len(col("true_dry_strip_p95_mm")):  # judged rows carry it; older row dicts may not
-            stats["true_dry_strip_p95_mm"] = col("true_dry_strip_p95_mm").max()
-            stats["true_dry_strip_p95_mm_median"] = float(np.median(col("true_dry_strip_p95_mm")))
+        for key in ("true_dry_strip_p95_mm", "true_dry_strip_face_p95_mm"):  # older row dicts may lack them
+            if len(col(key)):
+                stats[key] = col(key).max()
+                stats[f"{key}_median"] = float(np.median(col(key)))
+        if len(col("true_coverage_1mm")):
+            stats["true_coverage_1mm_mean"] = col("true_coverage_1mm").mean()
+            stats["true_coverage_1mm_min"] = col("true_coverage_1mm").min()
         if len(col("bite_p95_mm")):
             stats["bite_p95_mm"] = float(np.median(col("bite_p95_mm")))
             stats["bite_max_mm"] = float(np.median(col("bite_max_mm")))
@@ -215,6 +244,8 @@ def _table(pairs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
         if len(col("needs_human")):
             stats["needs_human"] = col("needs_human").sum()
         out.update({f"e2e_{row}_{k}": float(v) for k, v in stats.items()})
+        for k in sorted({k for g in got for k in g if k.startswith("human_")}):
+            out[f"e2e_{row}_{k}"] = float(col(k).sum())
         lat = col("latency_ms")
         if len(lat):
             out["e2e_latency_p50_ms"] = float(np.percentile(lat, 50))
