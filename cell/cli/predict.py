@@ -212,6 +212,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0, help="training seed")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
+    r = dsub.add_parser("train-residual", help="train the learnt residual (depth correction + sigma) on top of the "
+                        "physics on a generated dataset (train split; sigma factor on its val split)")  # fmt: skip
+    r.add_argument("--dataset", required=True, help="generated world dataset folder (gluecell.dataset/1)")
+    r.add_argument("--out", required=True, help="output checkpoint (gluecell.deform_residual/1, torch)")
+    r.add_argument("--cache", help="per-pair feature cache (default: DATASET/residual-cache; re-run resumes)")
+    r.add_argument("--workers", type=int, default=2, help="processes extracting features")
+    r.add_argument("--limit", type=int, default=0, help="use at most this many pairs per split (0 = all)")
+    r.add_argument("--steps", type=int, default=1500, help="optimiser steps")
+    r.add_argument("--seed", type=int, default=0, help="training seed")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_train_residual)
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -263,4 +274,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"surrogate: {int(m['train_pairs'])} train pairs, strain rmse train {m['train_rmse_strain']:.2e} "
         f"val {m.get('val_rmse_strain', float('nan')):.2e}, {time.perf_counter() - t0:.0f} s -> {args.out}, {sidecar}"
     )
+    return 0
+
+
+_SIM_REFS: dict = {}
+
+
+def sim_style_references(item: Any) -> tuple[Any, Any]:
+    """(nominal upper (points, normals), nominal sole (points, normals)) of ``item``'s style from the simulated
+    cell's style library (the references the cell predicts with); a picklable ``module:function`` for workers."""
+    from gluecell.cell.sim.references import nominal_sole, nominal_upper
+
+    return nominal_upper(_SIM_REFS, item)[:2], nominal_sole(_SIM_REFS, item)
+
+
+def _cmd_train_residual(args: argparse.Namespace) -> int:
+    from gluecell.datasets.format import open_dataset
+    from gluecell.deformation.residual import ResidualConfig, save_residual
+    from gluecell.deformation.residual_train import train_on_dataset
+
+    ds = open_dataset(args.dataset)
+    cache = Path(args.cache) if args.cache else Path(args.dataset) / "residual-cache"
+    cfg = ResidualConfig(steps=args.steps, seed=args.seed)
+    t0 = time.perf_counter()
+    model = train_on_dataset(ds, args.dataset, cache, cfg, refs_spec="gluecell.cell.cli.predict:sim_style_references",
+                             workers=args.workers, limit=args.limit, progress=not args.quiet)  # fmt: skip
+    save_residual(args.out, model, {"dataset": str(args.dataset), "limit": args.limit, "steps": args.steps,
+                                    "seed": args.seed, "references": "sim + none (both variants)"})  # fmt: skip
+    m = model.metrics
+    print(f"residual: {int(m['train_samples'])} train samples, sigma factor {model.sigma_scale:.2f}; "
+          f"val p95 {m.get('val_p95_mm_median', float('nan')):.2f} mm (physics "
+          f"{m.get('val_physics_p95_mm_median', float('nan')):.2f}), within 2 sigma "
+          f"{m.get('val_within_2sigma', float('nan')):.1%}; {time.perf_counter() - t0:.0f} s -> {args.out}")
     return 0
