@@ -23,7 +23,7 @@ from gluecell.core.types import PartScan
 from .calibration import DepthCalibration
 
 __all__ = ["PredictedLine", "predict_bite_line", "line_reasons", "prediction_reasons", "predict_with_residual",
-           "resolve_residual"]  # fmt: skip
+           "resolve_residual", "reasons_for"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,15 @@ def prediction_reasons(diagnostics: dict[str, Any], calibration: DepthCalibratio
     return reasons
 
 
+def reasons_for(diagnostics: dict[str, Any], residual_used: bool, calibration: DepthCalibration | None,
+                with_reference: bool, with_sole_reference: bool) -> list[str]:  # fmt: skip
+    """:func:`prediction_reasons` of a line, or, when the learnt residual made it (its sigma was made to cover its
+    error with and without style references, no calibration applies), only the prediction's own fallbacks."""
+    if residual_used:
+        return [r for r in prediction_reasons(diagnostics, None, False, False) if "wall thickness" in r]
+    return prediction_reasons(diagnostics, calibration, with_reference, with_sole_reference)
+
+
 def predict_bite_line(
     upper: PartScan,
     sole: PartScan,
@@ -113,10 +122,7 @@ def predict_bite_line(
     pred, used = predict_with_residual(upper, sole, model, **kw) if model is not None else (predict_attach(
         upper, sole, **kw), False)  # fmt: skip
     ms = (time.perf_counter() - t0) * 1e3
-    if used:  # the residual's sigma was made to cover its error with and without style references
-        reasons = [r for r in prediction_reasons(pred.diagnostics, None, False, False) if "wall thickness" in r]
-    else:
-        reasons = prediction_reasons(pred.diagnostics, calibration, reference is not None, sole_reference is not None)
+    reasons = reasons_for(pred.diagnostics, used, calibration, reference is not None, sole_reference is not None)
     diag = {k: v for k, v in pred.diagnostics.items() if k != "sigma_parts"}
     sigma = np.asarray(pred.bite_line_sigma, dtype=np.float64)
     return PredictedLine(pred.bite_line, sigma, float(np.percentile(sigma, 95)), tuple(reasons), ms, diag)
@@ -126,13 +132,17 @@ _DEFAULT_RESIDUAL: dict[str, Any] = {}
 
 
 def resolve_residual(residual: Any = "default") -> Any:
-    """The residual model to use: ``residual`` itself, a checkpoint path loaded, or for "default" the shipped
-    checkpoint when it is marked on by default (it beat physics + calibration on held-out pairs of both worlds)
-    and None otherwise (also when none is shipped). None stays None."""
+    """The residual model to use: ``residual`` itself, a checkpoint path loaded, "on" the shipped checkpoint,
+    "off" (or None) none, and "default" the shipped checkpoint when it is marked on by default (it beat physics +
+    calibration on held-out pairs of both worlds), else none (also when none is shipped)."""
     from .residual import DEFAULT_RESIDUAL, ResidualModel, load_residual
 
     if residual is None or isinstance(residual, ResidualModel):
         return residual
+    if residual == "off":
+        return None
+    if residual == "on":
+        return load_residual(DEFAULT_RESIDUAL)
     if isinstance(residual, str) and residual == "default":
         if "model" not in _DEFAULT_RESIDUAL:
             model = load_residual(DEFAULT_RESIDUAL) if DEFAULT_RESIDUAL.exists() else None

@@ -31,8 +31,9 @@ COVERAGE = 0.95
 VARIANTS = ("known", "unknown")
 
 
-def line_offsets(line: np.ndarray, u: np.ndarray, true_line: np.ndarray) -> np.ndarray:
-    """(m,) offset, metres along ``u``, of the true line from each point of ``line`` (NaN where none is found).
+def line_offsets(line: np.ndarray, u: np.ndarray, true_line: np.ndarray, across: bool = False) -> np.ndarray:
+    """(m,) offset, metres along ``u``, of the true line from each point of ``line`` (NaN where none is found);
+    with ``across``, (m, 2): along ``u`` and across the surface (:func:`~.residual.normal_directions`).
 
     The true line is cut by the plane through each point normal to the line's tangent; the crossing nearest the
     point gives the offset ``(q - p) . u``.
@@ -50,21 +51,29 @@ def line_offsets(line: np.ndarray, u: np.ndarray, true_line: np.ndarray) -> np.n
     d = np.where(cross, d, np.inf)
     j = np.argmin(d, axis=1)
     best = d[np.arange(len(p)), j]
-    off = np.einsum("mk,mk->m", q[np.arange(len(p)), j] - p, u)
+    v = q[np.arange(len(p)), j] - p
+    off = np.einsum("mk,mk->m", v, u)
+    if across:
+        from .residual import normal_directions
+
+        off = np.column_stack([off, np.einsum("mk,mk->m", v, normal_directions(p, u))])
+        return np.where((best <= MAX_LABEL)[:, None], off, np.nan)
     return np.where(best <= MAX_LABEL, off, np.nan)
 
 
 def station_labels(theta_line: np.ndarray, offsets: np.ndarray, theta_st: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(labels (K,) metres, mask (K,) bool): median offset of the line points nearest each station."""
+    """(labels (K,) or (K, 2) metres, mask (K,) bool): median offset of the line points nearest each station."""
     K = len(theta_st)
     dist = np.abs(np.angle(np.exp(1j * (theta_line[:, None] - theta_st[None, :]))))
     k = np.argmin(dist, axis=1)
-    y, mask = np.zeros(K), np.zeros(K, dtype=bool)
+    off = offsets.reshape(len(offsets), -1)
+    good = np.all(np.isfinite(off), axis=1)
+    y, mask = np.zeros((K, off.shape[1])), np.zeros(K, dtype=bool)
     for i in range(K):
-        v = offsets[(k == i) & np.isfinite(offsets)]
+        v = off[(k == i) & good]
         if len(v):
-            y[i], mask[i] = float(np.median(v)), True
-    return y, mask
+            y[i], mask[i] = np.median(v, axis=0), True
+    return (y[:, 0] if offsets.ndim == 1 else y), mask
 
 
 _DATASETS: dict[str, Any] = {}
@@ -128,7 +137,7 @@ def _extract_variant(scans: Any, variant: str, item: Any, refs_spec: str | None,
     diag = pred.diagnostics
     theta, u = side_directions(pred.bite_line, diag)
     theta_st = diag["sigma_parts"]["stations"]["us"].theta
-    y, mask = station_labels(theta, line_offsets(pred.bite_line, u, true), theta_st)
+    y, mask = station_labels(theta, line_offsets(pred.bite_line, u, true, across=True), theta_st)
     _save(out, features=station_features(diag, variant == "known"), labels=y, mask=mask, line=pred.bite_line, u=u,
           theta=theta, theta_st=theta_st, true_line=true, sigma_phys=pred.bite_line_sigma)  # fmt: skip
     return "ok"
@@ -192,8 +201,16 @@ def load_cache(cache_dir: str | os.PathLike[str], ids: list[str]) -> list[dict[s
             if p.exists():
                 with np.load(p) as z:
                     if "refused" not in z:
-                        out.append({k: z[k] for k in z.files} | {"id": sid, "variant": v})
+                        out.append(_with_labels({k: z[k] for k in z.files} | {"id": sid, "variant": v}))
     return out
+
+
+def _with_labels(s: dict[str, Any]) -> dict[str, Any]:
+    """A sample whose cached labels are along the side only gets both components (from its cached lines)."""
+    if np.ndim(s["labels"]) == 1:
+        off = line_offsets(s["line"], s["u"], s["true_line"], across=True)
+        s["labels"], s["mask"] = station_labels(s["theta"], off, s["theta_st"])
+    return s
 
 
 def train_residual(train: list[dict], cfg: ResidualConfig | None = None) -> ResidualModel:
@@ -210,16 +227,18 @@ def train_residual(train: list[dict], cfg: ResidualConfig | None = None) -> Resi
     torch.manual_seed(cfg.seed)
     net = build_net(cfg)
     x = torch.from_numpy(((F - st["mu"][None, :, None]) / st["sd"][None, :, None]).astype(np.float32))
-    y = torch.from_numpy(np.stack([s["labels"] for s in train]).astype(np.float32) * 1e3)
+    y = torch.from_numpy(np.stack([s["labels"].T for s in train]).astype(np.float32) * 1e3)  # (n, 2, K) mm
     m = torch.from_numpy(np.stack([s["mask"] for s in train]).astype(np.float32))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
     gen = torch.Generator().manual_seed(cfg.seed)
+    net.eval()
     with torch.no_grad():
         initial = float(_nll(net(x), y, m))
+    net.train()
     for _ in range(cfg.steps):
         idx = torch.randint(0, len(x), (min(cfg.batch, len(x)),), generator=gen)
-        out = net(x[idx])
+        out = net(x[idx] + cfg.input_noise * torch.randn(x[idx].shape, generator=gen))
         loss = _nll(out, y[idx], m[idx])
         opt.zero_grad()
         loss.backward()
@@ -235,8 +254,9 @@ def train_residual(train: list[dict], cfg: ResidualConfig | None = None) -> Resi
 
 
 def _nll(out: Any, y: Any, m: Any) -> Any:
-    mu, logs = out[:, 0], out[:, 1]
-    per = logs + 0.5 * ((y - mu) / logs.exp()) ** 2
+    """Gaussian NLL of both components (mean over the masked stations)."""
+    mu, logs = out[:, :2], out[:, 2:]
+    per = (logs + 0.5 * ((y - mu) / logs.exp()) ** 2).sum(dim=1)
     return (per * m).sum() / m.sum().clamp(min=1.0)
 
 
@@ -246,7 +266,7 @@ def corrected(model: ResidualModel, s: dict[str, np.ndarray]) -> tuple[np.ndarra
     from .sections import periodic_interp
 
     delta, sigma = model.predict(s["features"])
-    d = periodic_interp(s["theta"], s["theta_st"], delta)
+    d = np.column_stack([periodic_interp(s["theta"], s["theta_st"], delta[:, i]) for i in range(2)])
     sig = np.exp(periodic_interp(s["theta"], s["theta_st"], np.log(sigma)))
     return apply_correction(s["line"], s["u"], d), sig
 

@@ -79,7 +79,7 @@ def attach_to_json(pred: Any, timing_ms: dict[str, float], line_reasons: list[st
 def _cmd_predict(args: argparse.Namespace) -> int:
     from gluecell.core.fileio import atomic_write_json
     from gluecell.deformation.calibration import resolve_calibration
-    from gluecell.deformation.line import prediction_reasons
+    from gluecell.deformation.line import predict_with_residual, reasons_for, resolve_residual
     from gluecell.deformation.predict import PredictConfig, predict_attach
 
     t0 = time.perf_counter()
@@ -98,20 +98,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         from gluecell.deformation.surrogate import load_surrogate
 
         sur = load_surrogate(args.surrogate)
-    pred = predict_attach(
-        upper,
-        sole,
-        material=args.material,
-        cfg=cfg,
-        calibration=cal,
-        reference=ref,
-        surrogate=sur,
-        sole_reference=sref,
-        taught=taught,
-        style=args.style,
-    )
+    kw = dict(material=args.material, cfg=cfg, calibration=cal, reference=ref, surrogate=sur, sole_reference=sref,
+              style=args.style)  # fmt: skip
+    model = resolve_residual(args.residual) if taught is None else None
+    if model is not None:  # the learnt residual (falls back to physics + calibration outside its distribution)
+        pred, used = predict_with_residual(upper, sole, model, **kw)
+    else:
+        pred, used = predict_attach(upper, sole, taught=taught, **kw), False
     t2 = time.perf_counter()
-    why = prediction_reasons(pred.diagnostics, cal, ref is not None, sref is not None)
+    why = reasons_for(pred.diagnostics, used, cal, ref is not None, sref is not None)
     doc = attach_to_json(pred, {"read": (t1 - t0) * 1e3, "deformation": (t2 - t1) * 1e3}, why)
     atomic_write_json(args.out, doc)
     for r in why:
@@ -182,6 +177,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--taught-sole", help="PLY scan of the taught pair's sole")
     p.add_argument("--taught-line", help="JSON with the taught 'bite_line' (gluecell.plan/1 or gluecell.attach/1)")
     p.add_argument("--surrogate", help="surrogate checkpoint from `gluecell deform train` (solver used outside it)")
+    p.add_argument("--residual", default="default", help="learnt residual on top of the physics: on (the shipped "
+                   "checkpoint), off, a checkpoint file from `gluecell deform train-residual`, or default (the "
+                   "shipped one if it is marked on by default)")  # fmt: skip
     p.set_defaults(func=_cmd_predict)
     j = subparsers.add_parser("junction", help="find the sole/upper junction (bite line) on a finished-shoe mesh")
     j.add_argument("--mesh", required=True, help="OBJ/PLY/STL mesh of an attached pair (metres)")
@@ -219,8 +217,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--cache", help="per-pair feature cache (default: DATASET/residual-cache; re-run resumes)")
     r.add_argument("--workers", type=int, default=2, help="processes extracting features")
     r.add_argument("--limit", type=int, default=0, help="use at most this many pairs per split (0 = all)")
-    r.add_argument("--steps", type=int, default=1500, help="optimiser steps")
+    r.add_argument("--steps", type=int, default=600, help="optimiser steps")
     r.add_argument("--seed", type=int, default=0, help="training seed")
+    r.add_argument("--default-on", action="store_true", help="mark the checkpoint on by default (only once it beat "
+                   "physics + calibration at p95 on held-out pairs of both worlds)")  # fmt: skip
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_train_residual)
 
@@ -299,6 +299,7 @@ def _cmd_train_residual(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = train_on_dataset(ds, args.dataset, cache, cfg, refs_spec="gluecell.cell.cli.predict:sim_style_references",
                              workers=args.workers, limit=args.limit, progress=not args.quiet)  # fmt: skip
+    model.default_on = bool(args.default_on)
     save_residual(args.out, model, {"dataset": str(args.dataset), "limit": args.limit, "steps": args.steps,
                                     "seed": args.seed, "references": "sim + none (both variants)"})  # fmt: skip
     m = model.metrics
