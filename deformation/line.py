@@ -152,7 +152,8 @@ def resolve_residual(residual: Any = "default") -> Any:
 
 
 def predict_with_residual(upper: PartScan, sole: PartScan, model: Any, **kw: Any) -> tuple[Any, bool]:
-    """(AttachPrediction, used): the physics (no calibration) corrected by the residual ``model``; outside its
+    """(AttachPrediction, used): the physics (+ the calibration for a ``base_calibrated`` model) corrected by the
+    residual ``model``; outside its
     training distribution, physics + ``kw["calibration"]`` with ``diagnostics["residual"]`` saying why (used
     False). ``kw``: :func:`~.predict.predict_attach` arguments; its ``check_confidence`` (default True) and
     ``cfg.max_sigma`` apply to the corrected line's sigma.
@@ -169,14 +170,15 @@ def predict_with_residual(upper: PartScan, sole: PartScan, model: Any, **kw: Any
     check = kw.pop("check_confidence", True)
     cal = kw.pop("calibration", None)
     known = kw.get("reference") is not None and kw.get("sole_reference") is not None
-    pred = predict_attach(upper, sole, calibration=None, check_confidence=False, **kw)
+    base_cal = cal if model.base_calibrated else None  # a net trained without its cell's offset sits on the calibration
+    pred = predict_attach(upper, sole, calibration=base_cal, check_confidence=False, **kw)
     try:
         line, sigma = model.correct(pred.bite_line, pred.diagnostics, known)
     except ResidualOutOfDistribution as exc:
         pred = predict_attach(upper, sole, calibration=cal, check_confidence=check, **kw)
         pred.diagnostics["residual"] = f"fallback: {exc}"
         return pred, False
-    diag = dict(pred.diagnostics, residual="used", calibrated=False)
+    diag = dict(pred.diagnostics, residual="used", calibrated=base_cal is not None)
     pred = replace(pred, bite_line=line, bite_line_sigma=sigma, diagnostics=diag)
     cfg = kw.get("cfg") or PredictConfig()
     p95 = float(np.percentile(sigma, 95))

@@ -252,6 +252,9 @@ class ResidualModel:
     metrics: dict = field(default_factory=dict)
     #: True when the held-out figures showed it beats physics + calibration on both worlds (default on).
     default_on: bool = False
+    #: Trained with its training cell's median offset along the side removed from the labels: it corrects on top
+    #: of physics + the cell's own depth calibration (which carries the cell's offset) instead of bare physics.
+    base_calibrated: bool = False
 
     def check(self, f: np.ndarray) -> str | None:
         """None when the (C, K) features are inside the training distribution, else the reason."""
@@ -316,6 +319,7 @@ def save_residual(path: str | os.PathLike[str], model: ResidualModel, config: di
         "d2_max": float(model.d2_max),
         "sigma_scale": float(model.sigma_scale),
         "default_on": bool(model.default_on),
+        "base_calibrated": bool(model.base_calibrated),
         "channels": list(STATION_CHANNELS + PAIR_CHANNELS),
         "metrics": {str(k): float(v) for k, v in model.metrics.items()},
         "config": {str(k): str(v) for k, v in (config or {}).items()},
@@ -350,4 +354,5 @@ def load_residual(path: str | os.PathLike[str] | None = None) -> ResidualModel:
     net.eval()
     st = {k: v.numpy().astype(np.float64) for k, v in doc["stats"].items()}
     return ResidualModel(net=net, config=cfg, d2_max=float(doc["d2_max"]), sigma_scale=float(doc["sigma_scale"]),
-                         metrics=dict(doc["metrics"]), default_on=bool(doc.get("default_on", False)), **st)  # fmt: skip
+                         metrics=dict(doc["metrics"]), default_on=bool(doc.get("default_on", False)),
+                         base_calibrated=bool(doc.get("base_calibrated", False)), **st)  # fmt: skip

@@ -22,7 +22,7 @@ import numpy as np
 from .residual import ResidualConfig, ResidualModel, build_net, fit_stats, station_features
 
 __all__ = ["line_offsets", "extract_pair", "extract_dataset", "load_cache", "train_residual", "conformal_scale",
-           "coverage_metrics"]  # fmt: skip
+           "coverage_metrics", "cell_offsets", "centre_cell_offset", "train_on_dataset"]  # fmt: skip
 
 #: Station labels further than this from the physics line are not the same line (a mismatched crossing).
 MAX_LABEL = 12e-3
@@ -306,17 +306,50 @@ def coverage_metrics(model: ResidualModel, samples: list[dict], tag: str) -> dic
 
 def train_on_dataset(dataset: Any, dataset_dir: str | os.PathLike[str], cache_dir: str | os.PathLike[str],
                      cfg: ResidualConfig | None = None, refs_spec: str | None = None, workers: int = 2,
-                     limit: int = 0, progress: bool = True) -> ResidualModel:  # fmt: skip
+                     limit: int = 0, progress: bool = True,
+                     remove_cell_offset: bool = False) -> ResidualModel:  # fmt: skip
     """Extract (resumably) the dataset's train, val and test splits, fit the net on train, its sigma factor on
-    val; metrics on val (after the factor: checks it) and test (measured only)."""
+    val; metrics on val (after the factor: checks it) and test (measured only). ``remove_cell_offset``: the
+    train split's median offset along the side (per variant) is taken out of every label first (see
+    :func:`centre_cell_offset`); the model then corrects on top of physics + the cell's depth calibration."""
     splits = {k: dataset.ids(k)[:limit] if limit else dataset.ids(k) for k in ("train", "val", "test")}
     ids = [i for k in ("train", "val", "test") for i in splits[k]]
     counts = extract_dataset(dataset_dir, ids, cache_dir, refs_spec, workers=workers, progress=progress)
     data = {k: load_cache(cache_dir, v) for k, v in splits.items()}
+    offsets: dict[str, float] = {}
+    if remove_cell_offset:
+        offsets = cell_offsets(data["train"])
+        data = {k: centre_cell_offset(v, offsets) for k, v in data.items()}
     model = train_residual(data["train"], cfg)
+    model.base_calibrated = remove_cell_offset
+    model.metrics.update({f"cell_offset_{k}_mm": v * 1e3 for k, v in offsets.items()})
     if data["val"]:
         model.sigma_scale = conformal_scale(model, data["val"])
     for k in ("train", "val", "test"):
         model.metrics.update(coverage_metrics(model, data[k], k))
     model.metrics.update({f"extract_{k}": float(v) for k, v in counts.items()})
     return model
+
+
+def cell_offsets(samples: list[dict]) -> dict[str, float]:
+    """Median label along the side (metres) per variant over ``samples``: the training cell's own offset (its
+    cameras' hand-eye and depth errors are drawn once per generated dataset), which a depth calibration learns
+    per cell and a net trained on one cell would otherwise carry to every other."""
+    out = {}
+    for v in VARIANTS:
+        ys = [s["labels"][s["mask"]][:, 0] for s in samples if s["variant"] == v]
+        if ys:
+            out[v] = float(np.median(np.concatenate(ys)))
+    return out
+
+
+def centre_cell_offset(samples: list[dict], offsets: dict[str, float]) -> list[dict]:
+    """Copies of ``samples`` with the cell's offset moved from the labels into the base line (along the side, as
+    the depth calibration moves it)."""
+    out = []
+    for s in samples:
+        o = offsets.get(s["variant"], 0.0)
+        labels = s["labels"].copy()
+        labels[:, 0] -= o
+        out.append(dict(s, line=s["line"] + o * s["u"], labels=labels))
+    return out

@@ -219,6 +219,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--limit", type=int, default=0, help="use at most this many pairs per split (0 = all)")
     r.add_argument("--steps", type=int, default=600, help="optimiser steps")
     r.add_argument("--seed", type=int, default=0, help="training seed")
+    r.add_argument("--remove-cell-offset", action="store_true", help="take the training cell's median offset "
+                   "out of the labels: the net corrects on top of physics + the cell's depth calibration")  # fmt: skip
     r.add_argument("--default-on", action="store_true", help="mark the checkpoint on by default (only once it beat "
                    "physics + calibration at p95 on held-out pairs of both worlds)")  # fmt: skip
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -298,10 +300,12 @@ def _cmd_train_residual(args: argparse.Namespace) -> int:
     cfg = ResidualConfig(steps=args.steps, seed=args.seed)
     t0 = time.perf_counter()
     model = train_on_dataset(ds, args.dataset, cache, cfg, refs_spec="gluecell.cell.cli.predict:sim_style_references",
-                             workers=args.workers, limit=args.limit, progress=not args.quiet)  # fmt: skip
+                             workers=args.workers, limit=args.limit, progress=not args.quiet,
+                             remove_cell_offset=args.remove_cell_offset)  # fmt: skip
     model.default_on = bool(args.default_on)
     save_residual(args.out, model, {"dataset": str(args.dataset), "limit": args.limit, "steps": args.steps,
-                                    "seed": args.seed, "references": "sim + none (both variants)"})  # fmt: skip
+                                    "seed": args.seed, "references": "sim + none (both variants)",
+                                    "remove_cell_offset": args.remove_cell_offset})  # fmt: skip
     m = model.metrics
     print(f"residual: {int(m['train_samples'])} train samples, sigma factor {model.sigma_scale:.2f}; "
           f"val p95 {m.get('val_p95_mm_median', float('nan')):.2f} mm (physics "

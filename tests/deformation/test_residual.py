@@ -222,3 +222,21 @@ def test_shipped_checkpoint_is_off_by_default_and_never_saw_the_bench_seed() -> 
     assert isinstance(resolve_residual("on"), ResidualModel)
     assert 0.5 < model.sigma_scale < 3.0  # the conformal factor on its own val split
     assert model.metrics["val_within_2sigma"] == pytest.approx(COVERAGE, abs=0.01)
+
+
+def test_cell_offset_moves_from_the_labels_into_the_base_line(physics, trained, tmp_path) -> None:
+    from gluecell.deformation.residual_train import cell_offsets, centre_cell_offset
+
+    samples = _samples(physics, 4, seed=9)
+    for s in samples:
+        s["variant"] = "unknown"
+    offs = cell_offsets(samples)
+    assert offs["unknown"] == pytest.approx(SHIFT, abs=0.6e-3)  # SHIFT + a per-sample share within +-0.5 mm
+    centred = centre_cell_offset(samples, offs)
+    assert abs(float(np.median(np.concatenate([s["labels"][s["mask"]][:, 0] for s in centred])))) < 1e-9
+    # the base line moved by the offset along the side: the true line is as far from it as the labels say
+    s = centred[0]
+    again = line_offsets(s["line"], s["u"], s["true_line"])
+    assert np.nanmedian(again) == pytest.approx(float(np.median(s["labels"][s["mask"]][:, 0])), abs=OFFSET_TOL)
+    save_residual(tmp_path / "b.pt", replace(trained, base_calibrated=True))
+    assert load_residual(tmp_path / "b.pt").base_calibrated is True
