@@ -218,6 +218,7 @@ def test_shipped_checkpoint_is_off_by_default_and_never_saw_the_bench_seed() -> 
     model = load_residual()
     # measured on the bench worlds it did not beat physics + calibration (issue 14 report): off by default
     assert model.default_on is False
+    assert model.base_calibrated is True  # trained with --remove-cell-offset: it sits on each cell's calibration
     assert resolve_residual("default") is None and resolve_residual("off") is None
     assert isinstance(resolve_residual("on"), ResidualModel)
     assert 0.5 < model.sigma_scale < 3.0  # the conformal factor on its own val split
