@@ -409,7 +409,8 @@ def predict_attach(
         "calibrated": calibration is not None,
         "fallbacks": {**sol.fallbacks, "fallback_sigma_p95_m": float(np.percentile(fallback, 95))},
         # per-point parts of the sigma (for `gluecell deform calibrate`; not written to attach.json)
-        "sigma_parts": {"model_m": sigma_model, "slope": slope},
+        "sigma_parts": {"model_m": sigma_model, "slope": slope,
+                        "stations": {"us": us, "sol": sol, "upper": upper}},  # per-station state: learnt residual
     }
     pred = AttachPrediction(
         bite_line=line,

@@ -274,6 +274,11 @@ def run_pairs(
                 cover.append((int(np.sum(d <= 2.0 * pred.bite_line_sigma)), len(d)))
                 sig95.append(float(np.percentile(pred.bite_line_sigma, 95) * 1e3))
             errs[name].append(pair_errors(pred.bite_line, truth["bite_line"]))
+        if cache.get("residual") is not None:  # the learnt residual (cell/bench/deformation_residual.py)
+            from gluecell.cell.bench.deformation_residual import residual_pair
+
+            residual_pair(cache.setdefault("residual_acc", {}), cache["residual"], (upper, sole), (ref, sref),
+                          pair_cal, item.style, truth["bite_line"])  # fmt: skip
         teach = _teach_line(cache, item, upper)
         if teach is None:
             refused["teach"] += 1
@@ -336,6 +341,9 @@ def bench(ctx: Any) -> dict[str, float]:
         sur = _train_surrogate(ds, ctx.quick, ref_for, sref_for)
     else:  # a test-only world: nothing is fitted on it; the shipped calibration (learnt on world 1) is used
         cal, cal_metrics, sur = shipped_calibration(), {"pairs_used": 0.0}, None
+    from gluecell.cell.bench.deformation_residual import load_model, residual_summary
+
+    cache["residual"] = load_model()
     res = run_pairs(ds, ids, calibration=cal, cache=cache, surrogate=sur)
     out: dict[str, float] = {"deform_pairs": float(len(ids)), "deform_calibration_pairs": cal_metrics["pairs_used"]}
     out["deform_calibration_offset_mm"] = cal.offset("unknown") * 1e3
@@ -343,6 +351,8 @@ def bench(ctx: Any) -> dict[str, float]:
     for name in ROWS:
         out.update(_summ(name, res["errors"][name], res["refused"][name]))
     out["deform_cal_low_confidence"] = float(res["low_confidence"])
+    if cache["residual"] is not None:
+        out.update(residual_summary(cache.get("residual_acc", {}), MAX_SIGMA))
     if res["teach_surface_mm"]:
         out["teach_line_surface_p95_mm_median"] = float(np.median(res["teach_surface_mm"]))
     if res["cover"]:

@@ -45,6 +45,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--reference", type=Path, help="PLY of the style's nominal upper (with normals)")
     p.add_argument("--sole-reference", type=Path, help="PLY of the style's nominal sole (with normals)")
     p.add_argument("--style", help="the work item's style (selects the calibration's learnt style offset)")
+    p.add_argument("--residual", default="default", help="learnt residual on top of the physics: on (the shipped "
+                   "checkpoint), off, a checkpoint file, or default (the shipped one if it is marked on)")  # fmt: skip
     p.add_argument("--correction", type=Path,
                    help="learned path correction (gluecell correction train/eval); used only if it beat the "
                         "uncorrected planner on held-out pairs")  # fmt: skip
@@ -69,7 +71,7 @@ def _main(args: argparse.Namespace) -> int:
                     material=args.material, calibration=calibration, correction=args.correction,
                     margin_sigmas=args.margin_sigmas, per_point=args.margin == "per-point",
                     references={"reference": args.reference, "sole_reference": args.sole_reference,
-                                "style": args.style})  # fmt: skip
+                                "style": args.style, "residual": args.residual})  # fmt: skip
 
 
 def _shipped_calibration() -> Path:
@@ -154,7 +156,7 @@ def predict_line(upper: tuple[Any, Any], sole: tuple[Any, Any], *, material: str
     for note in notes:
         print(note, file=sys.stderr)
     return predict_bite_line(scan_from_arrays("upper", *upper), scan_from_arrays("sole", *sole), material=material,
-                             calibration=cal, style=refs.get("style"),
+                             calibration=cal, style=refs.get("style"), residual=refs.get("residual", "default"),
                              reference=load_reference(refs.get("reference"), "upper"),
                              sole_reference=load_reference(refs.get("sole_reference"), "sole"))  # fmt: skip
 

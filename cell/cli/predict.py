@@ -79,7 +79,7 @@ def attach_to_json(pred: Any, timing_ms: dict[str, float], line_reasons: list[st
 def _cmd_predict(args: argparse.Namespace) -> int:
     from gluecell.core.fileio import atomic_write_json
     from gluecell.deformation.calibration import resolve_calibration
-    from gluecell.deformation.line import prediction_reasons
+    from gluecell.deformation.line import predict_with_residual, reasons_for, resolve_residual
     from gluecell.deformation.predict import PredictConfig, predict_attach
 
     t0 = time.perf_counter()
@@ -98,21 +98,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         from gluecell.deformation.surrogate import load_surrogate
 
         sur = load_surrogate(args.surrogate)
-    pred = predict_attach(
-        upper,
-        sole,
-        material=args.material,
-        cfg=cfg,
-        calibration=cal,
-        reference=ref,
-        surrogate=sur,
-        sole_reference=sref,
-        taught=taught,
-        style=args.style,
-        attach_pose=_attach_pose(args),
-    )
+    kw = dict(material=args.material, cfg=cfg, calibration=cal, reference=ref, surrogate=sur, sole_reference=sref,
+              style=args.style, attach_pose=_attach_pose(args))  # fmt: skip
+    model = resolve_residual(args.residual) if taught is None else None
+    if model is not None:  # the learnt residual (falls back to physics + calibration outside its distribution)
+        pred, used = predict_with_residual(upper, sole, model, **kw)
+    else:
+        pred, used = predict_attach(upper, sole, taught=taught, **kw), False
     t2 = time.perf_counter()
-    why = prediction_reasons(pred.diagnostics, cal, ref is not None, sref is not None)
+    why = reasons_for(pred.diagnostics, used, cal, ref is not None, sref is not None)
     doc = attach_to_json(pred, {"read": (t1 - t0) * 1e3, "deformation": (t2 - t1) * 1e3}, why)
     atomic_write_json(args.out, doc)
     for r in why:
@@ -194,6 +188,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--surrogate", help="surrogate checkpoint from `gluecell deform train` (solver used outside it)")
     p.add_argument("--attach-pose", help="JSON with the measured rigid sole->upper station pose (4x4, or the "
                    "'T_attach' of an attach JSON): replaces the outline fit")  # fmt: skip
+    p.add_argument("--residual", default="default", help="learnt residual on top of the physics: on (the shipped "
+                   "checkpoint), off, a checkpoint file from `gluecell deform train-residual`, or default (the "
+                   "shipped one if it is marked on by default)")  # fmt: skip
     p.set_defaults(func=_cmd_predict)
     j = subparsers.add_parser("junction", help="find the sole/upper junction (bite line) on a finished-shoe mesh")
     j.add_argument("--mesh", required=True, help="OBJ/PLY/STL mesh of an attached pair (metres)")
@@ -224,6 +221,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0, help="training seed")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
+    r = dsub.add_parser("train-residual", help="train the learnt residual (depth correction + sigma) on top of the "
+                        "physics on a generated dataset (train split; sigma factor on its val split)")  # fmt: skip
+    r.add_argument("--dataset", required=True, help="generated world dataset folder (gluecell.dataset/1)")
+    r.add_argument("--out", required=True, help="output checkpoint (gluecell.deform_residual/1, torch)")
+    r.add_argument("--cache", help="per-pair feature cache (default: DATASET/residual-cache; re-run resumes)")
+    r.add_argument("--workers", type=int, default=2, help="processes extracting features")
+    r.add_argument("--limit", type=int, default=0, help="use at most this many pairs per split (0 = all)")
+    r.add_argument("--steps", type=int, default=600, help="optimiser steps")
+    r.add_argument("--seed", type=int, default=0, help="training seed")
+    r.add_argument("--remove-cell-offset", action="store_true", help="take the training cell's median offset "
+                   "out of the labels: the net corrects on top of physics + the cell's depth calibration")  # fmt: skip
+    r.add_argument("--default-on", action="store_true", help="mark the checkpoint on by default (only once it beat "
+                   "physics + calibration at p95 on held-out pairs of both worlds)")  # fmt: skip
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_train_residual)
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -275,4 +287,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"surrogate: {int(m['train_pairs'])} train pairs, strain rmse train {m['train_rmse_strain']:.2e} "
         f"val {m.get('val_rmse_strain', float('nan')):.2e}, {time.perf_counter() - t0:.0f} s -> {args.out}, {sidecar}"
     )
+    return 0
+
+
+_SIM_REFS: dict = {}
+
+
+def sim_style_references(item: Any) -> tuple[Any, Any]:
+    """(nominal upper (points, normals), nominal sole (points, normals)) of ``item``'s style from the simulated
+    cell's style library (the references the cell predicts with); a picklable ``module:function`` for workers."""
+    from gluecell.cell.sim.references import nominal_sole, nominal_upper
+
+    return nominal_upper(_SIM_REFS, item)[:2], nominal_sole(_SIM_REFS, item)
+
+
+def _cmd_train_residual(args: argparse.Namespace) -> int:
+    from gluecell.datasets.format import open_dataset
+    from gluecell.deformation.residual import ResidualConfig, save_residual
+    from gluecell.deformation.residual_train import train_on_dataset
+
+    ds = open_dataset(args.dataset)
+    cache = Path(args.cache) if args.cache else Path(args.dataset) / "residual-cache"
+    cfg = ResidualConfig(steps=args.steps, seed=args.seed)
+    t0 = time.perf_counter()
+    model = train_on_dataset(ds, args.dataset, cache, cfg, refs_spec="gluecell.cell.cli.predict:sim_style_references",
+                             workers=args.workers, limit=args.limit, progress=not args.quiet,
+                             remove_cell_offset=args.remove_cell_offset)  # fmt: skip
+    model.default_on = bool(args.default_on)
+    save_residual(args.out, model, {"dataset": str(args.dataset), "limit": args.limit, "steps": args.steps,
+                                    "seed": args.seed, "references": "sim + none (both variants)",
+                                    "remove_cell_offset": args.remove_cell_offset})  # fmt: skip
+    m = model.metrics
+    print(f"residual: {int(m['train_samples'])} train samples, sigma factor {model.sigma_scale:.2f}; "
+          f"val p95 {m.get('val_p95_mm_median', float('nan')):.2f} mm (physics "
+          f"{m.get('val_physics_p95_mm_median', float('nan')):.2f}), within 2 sigma "
+          f"{m.get('val_within_2sigma', float('nan')):.1%}; {time.perf_counter() - t0:.0f} s -> {args.out}")
     return 0
