@@ -6,7 +6,9 @@ the edge pass's covered and visible film edges (0.4 mm, :func:`gluecell.pathplan
 visible film edge can then cross the line between two of them unseen. On the real boot's scan that left 0.5-0.8
 mm of predicted visible glue over its junction on a dense judge while the loop saw none. The probes are the
 scan's own points a little beyond the line (thinned to ``probe_voxel``), so the loop sees that edge as the dense
-judge does.
+judge does. The scan's points are random and 1.5-2.5 mm apart, so each scan point near the line is also carried
+towards the line in its own tangent plane (:func:`_toward_line`): a face that turns towards the edge pass just past
+a welt then gets probes up to the line even where the scan has no point on it there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from .geom import resample_polyline, row_keys, unit
 from .toolpath import BondRegion
 
 __all__ = ["eval_points", "line_probes"]
+
+#: Scan points up to this far (m) beyond the probed band are carried towards the line (:func:`_toward_line`), ...
+TOWARD_FROM = 2e-3
+#: ... in steps of this (m).
+TOWARD_STEP = 0.5e-3
 
 
 def eval_points(region: BondRegion, fine_within: float, coarse_voxel: float,
@@ -58,6 +65,9 @@ def line_probes(region: BondRegion, points: np.ndarray, normals: np.ndarray | No
     from scipy.spatial import cKDTree
 
     pts = np.asarray(points, dtype=np.float64)
+    nrm_in = None if normals is None or np.shape(normals) != pts.shape else unit(np.asarray(normals, np.float64))
+    pts, nrm_in = _toward_line(pts, nrm_in, region.boundary, band[1] + TOWARD_FROM)
+    normals = nrm_in
     per_vertex = region.meta.get("margin_m")  # the region starts this far inside the line (per boundary vertex)
     if per_vertex is None or len(per_vertex) != len(region.boundary):
         per_vertex = np.full(len(region.boundary), float(region.meta.get("bite_margin_mm", 0.0)) * 1e-3)
@@ -76,9 +86,43 @@ def line_probes(region: BondRegion, points: np.ndarray, normals: np.ndarray | No
     cand, signed = cand[first], signed[first]
     k = cKDTree(region.points).query(pts[cand])[1]
     nrm = region.normals[k]
-    if normals is not None and np.shape(normals) == pts.shape:
-        own = unit(np.asarray(normals, dtype=np.float64)[cand])
+    if normals is not None:
+        own = normals[cand]
         ok = np.linalg.norm(own, axis=1) > 0.5
         own *= np.where(np.einsum("ij,ij->i", own, nrm) < 0, -1.0, 1.0)[:, None]
         nrm = np.where(ok[:, None], own, nrm)
     return replace(region, points=pts[cand], normals=nrm, signed=signed, s=region.s[k])
+
+
+def _toward_line(points: np.ndarray, normals: np.ndarray | None, boundary: np.ndarray,
+                 reach: float) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """``points`` (and ``normals``) with each scan point within ``reach`` (m) of the line carried in its own
+    tangent plane towards the line, every :data:`TOWARD_STEP` up to the line: the surface the scan did not sample
+    there, as the point's own plane continues it.
+
+    A scan is sparser (1.5-2.5 mm between points) than the visible film edge is sharp (0.4 mm), and its points are
+    random: on the real boot a spot of visible glue 0.84 mm beyond the junction, on the face that turns towards the
+    edge pass just past the welt, lay 2.4 mm from the nearest scan point; the nearest scan points of that face
+    were 1.5-2 mm beyond the line and got no visible glue, so the tuner never saw it. Carried towards the line in
+    their plane they reach that spot. Without normals the points are returned as they are.
+    """
+    from scipy.spatial import cKDTree
+
+    if normals is None:
+        return points, normals
+    fine = resample_polyline(boundary, 0.25e-3)
+    d, j = cKDTree(fine).query(points, distance_upper_bound=reach)
+    near = np.flatnonzero(d <= reach)
+    if near.size == 0:
+        return points, normals
+    p, n = points[near], normals[near]
+    to = fine[j[near]] - p
+    to -= np.einsum("ij,ij->i", to, n)[:, None] * n  # within the tangent plane
+    length = np.linalg.norm(to, axis=1)
+    ok = length > 1e-6
+    p, n, to, length = p[ok], n[ok], to[ok] / length[ok, None], length[ok]
+    t = np.arange(1, int(reach / TOWARD_STEP) + 1) * TOWARD_STEP
+    keep = t[None, :] <= length[:, None]
+    new = (p[:, None, :] + t[None, :, None] * to[:, None, :])[keep]
+    nn = np.broadcast_to(n[:, None, :], (len(p), len(t), 3))[keep]
+    return np.concatenate([points, new]), np.concatenate([normals, nn])
