@@ -143,3 +143,30 @@ def test_first_ring_is_filled_across_a_scan_hole_beside_the_line():
     d = cKDTree(resample_polyline(pair.bite_line, 0.1e-3)).query(filled)[0]
     near_hole = np.linalg.norm(filled - centre, axis=1) < 0.012
     assert near_hole.sum() >= 5 and np.abs(d[near_hole] - 2e-3).max() < 0.5e-3  # on the ring's offset
+
+
+def test_line_probes_reach_the_line_where_the_scan_has_no_points_there():
+    """A scan with no point in the first 1.5 mm beyond the line (its random points leave such holes: on the real
+    boot the worst glue lay 2.4 mm from any) still gets probes there, on the surface, with the surface's normal."""
+    from scipy.spatial import cKDTree
+
+    from gluecell.pathplan.geom import resample_polyline
+
+    pair = make_synthetic_pair()
+    pts, nrm = pair.sample("upper", 40000, seed=21, noise_mm=0.0)
+    fine = resample_polyline(pair.bite_line, 0.05e-3)
+    d = cKDTree(fine).query(pts)[0]
+    j = cKDTree(pair.bite_line).query(pts)[1]
+    hole = (pts[:, 2] < pair.bite_line[j, 2]) & (d < 1.5e-3)  # beyond the line (below it), within 1.5 mm
+    pts, nrm = pts[~hole], nrm[~hole]
+    region = upper_region(pts, pair.bite_line, nrm)
+    probes = line_probes(region, pts, nrm, (0.25e-3, 2e-3), 0.5e-3)
+    close = probes.signed > -1.25e-3
+    assert close.sum() > 100
+    dense, dense_n = pair.sample("upper", 400_000, seed=22, noise_mm=0.0)
+    k = cKDTree(dense).query(probes.points[close])[1]
+    off_surface = np.abs(np.einsum("ij,ij->i", probes.points[close] - dense[k], dense_n[k]))
+    assert np.percentile(off_surface, 95) < 0.1e-3
+    assert np.all(np.einsum("ij,ij->i", probes.normals[close], dense_n[k]) > 0.9)
+    true_d = cKDTree(fine).query(probes.points[close])[0]
+    assert np.abs(-probes.signed[close] - true_d).max() < PROBE_TOL
