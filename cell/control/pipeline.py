@@ -19,6 +19,7 @@ Two modes, each named in every plan it makes (``plans.source`` in the store):
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,11 @@ __all__ = ["PreparedPair", "Pipeline", "RealPipeline", "ReplayPipeline", "record
 
 #: The name under which the stand-in verdict is recorded (``inspections.source``).
 STANDIN_SOURCE = "stand-in:plan-checks"
+#: 1-sigma tolerance of a line an operator marks on the pair (metres): the glue keeps the policy's margin
+#: (2 sigma) inside a marked line too. 0.3 mm: the marking noise of the embedded default's simulated operator
+#: (:data:`gluecell.cell.sim.outcome.MARKING_NOISE_M`); a plant sets it from a repeatability study of its
+#: operators' marks.
+MARKED_SIGMA_M = 0.3e-3
 #: Format of a recorded replay plan file.
 REPLAY_FORMAT = "gluecell.replay/1"
 
@@ -152,10 +158,14 @@ class RealPipeline:
 
     def __init__(self, references: Callable[[dict[str, Any]], tuple[Any, Any]] | None = None,
                  out: Path | None = None, pictures: bool = False, margin_sigmas: float | None = None,
-                 marker: Callable[[dict[str, Any]], Any] | None = None, plan_worker: bool = True) -> None:  # fmt: skip
+                 marker: Callable[[dict[str, Any]], Any] | None = None, plan_worker: bool = True,
+                 marked_sigma_m: float = MARKED_SIGMA_M) -> None:  # fmt: skip
+        if not (math.isfinite(marked_sigma_m) and 0 <= marked_sigma_m <= 5e-3):
+            raise CellError(f"marked_sigma_m must be a length within 0-5 mm, got {marked_sigma_m}")
         self.references, self.out, self.pictures = references, out, pictures
         self.margin_sigmas = margin_sigmas
         self.marker = marker
+        self.marked_sigma_m = float(marked_sigma_m)
         self._calibration: Any = None
         if plan_worker:
             from gluecell.pathplan import workers
@@ -222,7 +232,11 @@ class RealPipeline:
         if marked is None:
             raise CellError(f"the prediction was refused ({why}) and no line was marked on the pair",
                             stage="deformation", item_id=item["id"])  # fmt: skip
-        return {"line": marked, "sigma": None, "sigma_p95_m": None, "reasons": (),
+        import numpy as np
+
+        marked = np.asarray(marked, dtype=float)
+        sig = np.full(len(marked), self.marked_sigma_m)  # the marking tolerance: the glue keeps 2 sigma inside
+        return {"line": marked, "sigma": sig, "sigma_p95_m": self.marked_sigma_m, "reasons": (),
                 "source": f"operator (prediction refused: {why})"}  # fmt: skip
 
     def _plan(self, scans: dict[str, Any], line: dict[str, Any]) -> Any:
