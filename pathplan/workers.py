@@ -20,7 +20,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
-__all__ = ["start", "stop", "ready", "wait_ready", "submit", "beside", "result"]
+__all__ = ["start", "stop", "ready", "wait_ready", "join_here", "submit", "beside", "result"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,15 @@ def start() -> None:
         if _here is None:
             _here = threading.Thread(target=_warm_up, name="plan-kernels-warm-up", daemon=True)
             _here.start()
+
+
+def join_here(timeout: float = 60.0) -> None:
+    """Wait (at most ``timeout`` s) until this process has loaded the compiled film kernels. The cell calls it
+    before it runs the line: loading numba holds the interpreter for up to seconds, and a controller doing that
+    while the robot sprays starves its own robot link's heartbeat (a false "link lost" Hold)."""
+    here = _here
+    if here is not None:
+        here.join(timeout)
 
 
 def wait_ready(timeout: float = 120.0) -> bool:

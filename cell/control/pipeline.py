@@ -171,6 +171,7 @@ class RealPipeline:
             from gluecell.pathplan import workers
 
             workers.start()
+            workers.join_here()  # kernels loaded before the line runs, not during a spray
 
     def prepare(self, item: dict[str, Any], frames: Path | None) -> PreparedPair:
         """Run the stages; a stage's refusal (GlueCellError) becomes a "needs_human" pair naming the stage, and

@@ -66,3 +66,12 @@ def test_the_operator_marks_the_refused_line_and_the_plan_carries_its_verdict(wo
     truth = open_dataset(world).truth("00000")["bite_line"]
     p95, _ = pair_errors(np.asarray(plan["bite_line"]), truth)
     assert p95 < MARKED_P95_MM
+
+
+def test_the_cell_loads_the_planner_kernels_before_it_runs_the_line():
+    """Loading the compiled film kernels holds the interpreter for up to seconds: the cell does it when its
+    pipeline is made, not in a background thread while the robot sprays (a starved heartbeat reads as a lost link)."""
+    from gluecell.pathplan import workers
+
+    RealPipeline(sim_style_library())
+    assert workers._here is not None and not workers._here.is_alive()
