@@ -30,6 +30,7 @@ from gluecell.core.errors import FormatError
 from gluecell.core.fileio import check_version
 
 from .errors import DeformationError
+from .ringnet import summary_distance_reason
 from .sections import fill_invalid, periodic_interp, smooth_closed
 from .solver import outline_normals
 
@@ -69,8 +70,6 @@ RANGE_MARGIN = 0.25
 RANGE_SHARE = 0.05
 #: Mahalanobis limit on the per-pair summary: this factor times the largest training distance.
 D2_MARGIN = 1.5
-#: Shrinkage of the summary covariance towards its diagonal.
-COV_SHRINK = 0.5
 #: Bounds of the net's log sigma (mm): 0.05 mm to 20 mm.
 LOG_SIGMA_RANGE = (float(np.log(0.05)), float(np.log(20.0)))
 
@@ -192,47 +191,17 @@ def apply_correction(line: np.ndarray, u: np.ndarray, delta: np.ndarray) -> np.n
 def build_net(cfg: ResidualConfig) -> Any:
     """The net: circular convolutions round the outline plus a pooled (pair-wide) branch; 4 outputs per station
     (correction along the side and across the surface, mm; their log sigmas, mm)."""
-    import torch
-    from torch import nn
+    from .ringnet import ring_conv_net
 
-    class ResidualNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            w, k = cfg.width, cfg.kernel
-            self.local = nn.Sequential(
-                nn.Conv1d(N_CHANNELS, w, k, padding=k // 2, padding_mode="circular"),
-                nn.GELU(),
-                nn.Dropout1d(cfg.dropout),
-                nn.Conv1d(w, w, k, padding=(k // 2) * 2, dilation=2, padding_mode="circular"),
-                nn.GELU(),
-            )
-            self.head = nn.Sequential(
-                nn.Conv1d(2 * w, w, k, padding=k // 2, padding_mode="circular"), nn.GELU(), nn.Conv1d(w, 4, 1)
-            )
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            h = self.local(x)
-            g = h.mean(dim=2, keepdim=True).expand_as(h)
-            y = self.head(torch.cat([h, g], dim=1))
-            return torch.cat([y[:, :2], torch.clamp(y[:, 2:], *LOG_SIGMA_RANGE)], dim=1)
-
-    return ResidualNet()
-
-
-def _summary(f: np.ndarray) -> np.ndarray:
-    return np.concatenate([f.mean(axis=1), f.std(axis=1)]).astype(np.float64)
+    return ring_conv_net(N_CHANNELS, 4, cfg.width, cfg.kernel, dropout=cfg.dropout, clamp_from=2,
+                         clamp=LOG_SIGMA_RANGE)  # fmt: skip
 
 
 def fit_stats(F: np.ndarray) -> dict[str, Any]:
     """Input statistics of (n, C, K) training features: standardisation and the distribution check's."""
-    S = np.stack([_summary(f) for f in F])
-    s_mean = S.mean(axis=0)
-    C = np.cov((S - s_mean).T)
-    cov = (1 - COV_SHRINK) * C + COV_SHRINK * np.diag(np.diag(C)) + np.diag(1e-9 + 1e-6 * np.diag(C))
-    icov = np.linalg.inv(cov)
-    d2 = np.einsum("ni,ij,nj->n", S - s_mean, icov, S - s_mean)
-    return {"mu": F.mean(axis=(0, 2)), "sd": F.std(axis=(0, 2)) + 1e-3, "lo": F.min(axis=(0, 2)),
-            "hi": F.max(axis=(0, 2)), "s_mean": s_mean, "s_icov": icov, "d2_max": float(d2.max())}  # fmt: skip
+    from .ringnet import fit_stats as ring_stats
+
+    return ring_stats(F, 1e-3)
 
 
 @dataclass
@@ -269,11 +238,7 @@ class ResidualModel:
             c = int(bad[0])
             return (f"feature {names[c]!r} outside its training range {self.lo[c]:.3g}..{self.hi[c]:.3g} at "
                     f"{share[c]:.0%} of the stations")  # fmt: skip
-        z = _summary(f) - self.s_mean
-        d2 = float(z @ self.s_icov @ z)
-        if d2 > D2_MARGIN * self.d2_max:
-            return f"Mahalanobis distance^2 {d2:.1f} over {D2_MARGIN} x the training maximum {self.d2_max:.1f}"
-        return None
+        return summary_distance_reason(f, self.s_mean, self.s_icov, self.d2_max, D2_MARGIN)
 
     def predict(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(delta (K, 2) metres along the side and across the surface, sigma (K,) metres of the distance, conformal

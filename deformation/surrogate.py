@@ -26,6 +26,7 @@ from gluecell.core.fileio import check_version
 
 from .errors import DeformationError
 from .material import UpperContact
+from .ringnet import fit_stats, summary_distance_reason
 from .solver import RingResult, outline_normals
 
 __all__ = [
@@ -46,8 +47,6 @@ N_CHANNELS = 6
 RANGE_MARGIN = 0.25
 #: Mahalanobis limit: this factor times the largest squared distance of a training pair.
 D2_MARGIN = 1.5
-#: Shrinkage of the summary covariance towards its diagonal (few pairs, correlated summaries).
-COV_SHRINK = 0.5
 #: Rest-length factors applied to every training problem (widens the perimeter-strain range seen, +-0.5 %).
 REST_SCALES = (0.995, 1.0, 1.005)
 #: Output scale: strain x 100 (percent) is O(1) for the net.
@@ -106,37 +105,10 @@ def ring_features(
     )
 
 
-def _summary(f: np.ndarray) -> np.ndarray:
-    """(2 C,) per-pair summary of (C, K) features: mean and std per channel."""
-    return np.concatenate([f.mean(axis=1), f.std(axis=1)]).astype(np.float64)
-
-
 def _build_net(cfg: SurrogateConfig) -> Any:
-    import torch
-    from torch import nn
+    from .ringnet import ring_conv_net
 
-    class RingNet(nn.Module):
-        """Circular convolutions round the outline plus a global (mean-pooled) branch: tension is ring-wide."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            w, k = cfg.width, cfg.kernel
-            self.local = nn.Sequential(
-                nn.Conv1d(N_CHANNELS, w, k, padding=k // 2, padding_mode="circular"),
-                nn.GELU(),
-                nn.Conv1d(w, w, k, padding=(k // 2) * 2, dilation=2, padding_mode="circular"),
-                nn.GELU(),
-            )
-            self.head = nn.Sequential(
-                nn.Conv1d(2 * w, w, k, padding=k // 2, padding_mode="circular"), nn.GELU(), nn.Conv1d(w, 1, 1)
-            )
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            h = self.local(x)
-            g = h.mean(dim=2, keepdim=True).expand_as(h)
-            return self.head(torch.cat([h, g], dim=1))[:, 0]
-
-    return RingNet()
+    return ring_conv_net(N_CHANNELS, 1, cfg.width, cfg.kernel, squeeze=True)
 
 
 @dataclass
@@ -168,11 +140,7 @@ class Surrogate:
                 f"feature {names[c]!r} range {f[c].min():.3g}..{f[c].max():.3g} outside the training range "
                 f"{self.lo[c]:.3g}..{self.hi[c]:.3g}"
             )
-        z = _summary(f) - self.s_mean
-        d2 = float(z @ self.s_icov @ z)
-        if d2 > D2_MARGIN * self.d2_max:
-            return f"Mahalanobis distance^2 {d2:.1f} over {D2_MARGIN} x the training maximum {self.d2_max:.1f}"
-        return None
+        return summary_distance_reason(f, self.s_mean, self.s_icov, self.d2_max, D2_MARGIN)
 
     def predict_strain(self, f: np.ndarray) -> np.ndarray:
         """(K,) hoop strain for (C, K) features (no distribution check)."""
@@ -228,24 +196,7 @@ def _samples(problems: list[RingProblem], moduli: list[float], contact: UpperCon
 
 
 def _fit_stats(F: np.ndarray) -> dict[str, Any]:
-    mu = F.mean(axis=(0, 2))
-    sd = F.std(axis=(0, 2)) + 1e-6
-    S = np.stack([_summary(f) for f in F])
-    s_mean = S.mean(axis=0)
-    # Few distinct geometries (one per training pair): shrink the covariance half-way to its diagonal.
-    C = np.cov((S - s_mean).T)
-    cov = (1 - COV_SHRINK) * C + COV_SHRINK * np.diag(np.diag(C)) + np.diag(1e-9 + 1e-6 * np.diag(C))
-    icov = np.linalg.inv(cov)
-    d2 = np.einsum("ni,ij,nj->n", S - s_mean, icov, S - s_mean)
-    return {
-        "mu": mu,
-        "sd": sd,
-        "lo": F.min(axis=(0, 2)),
-        "hi": F.max(axis=(0, 2)),
-        "s_mean": s_mean,
-        "s_icov": icov,
-        "d2_max": float(d2.max()),
-    }
+    return fit_stats(F, 1e-6)
 
 
 def train_surrogate(
