@@ -68,10 +68,9 @@ def bench_world(root: Path, n: int, seed: int, workers: int, world_id: int = 1) 
 
     styles: tuple[str, ...] = ()
     if world_id == 2:  # its styles in turn, so a small test split still holds each of them
-        from gluecell.datasets.world2 import STYLES, load_world2_config
+        from gluecell.cell.sim.world import world2_styles_and_config
 
-        world, scanner = load_world2_config(None)
-        styles = tuple(STYLES)
+        styles, world, scanner = world2_styles_and_config()
     else:
         world, scanner = load_generate_config(None)
     opts = GenerateOptions(n=n, seed=seed, world=world, scanner=scanner, styles=styles, workers=workers,

@@ -21,7 +21,7 @@ is what that input costs:
 - ``budget_all_true``: the full true surfaces and the true hidden parameters together: the floor of the
   physics model itself (what neither sensing nor parameters can remove).
 
-The press (:mod:`gluecell.cell.bench.budget_truth`): where it puts the sole and at what pressure are drawn per
+The press (:mod:`gluecell.cell.sim.press`): where it puts the sole and at what pressure are drawn per
 pair; no scan taken before the press can know them.
 
 - ``budget_true_attach_pose``: the scans with the true attach pose (``predict_attach(attach_pose=...)``) instead
@@ -153,7 +153,7 @@ def _variants(sid: str, dataset: Any, cache: dict) -> tuple[dict[str, tuple[Any,
     """(row -> (upper scan, sole scan, predict_attach kwargs), {name: true line}) of one pair (``bite_line``, and
     the press's re-simulated lines where the world can be re-simulated); rows whose truth is missing are left
     out."""
-    from gluecell.cell.bench.budget_truth import press_truth
+    from gluecell.cell.sim.press import press_truth
     from gluecell.perception.scan import scan_part_frames
 
     inp, truth = dataset.inputs(sid), dataset.truth(sid)

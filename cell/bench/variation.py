@@ -36,8 +36,7 @@ def variation_budget(params_list: list[Any]) -> dict[str, list[float]]:
     from dataclasses import replace
 
     from gluecell.cell.bench.deformation import polyline_distance
-    from gluecell.datasets.world.pair import make_pair_detailed, nominal_params
-    from gluecell.datasets.world.variation import BUDGET_GROUPS, neutral
+    from gluecell.cell.sim.world import BUDGET_GROUPS, make_pair_detailed, neutral, nominal_params
 
     out: dict[str, list[float]] = {g: [] for g in (*BUDGET_GROUPS, "all_hidden")}
     for p in params_list:
@@ -53,7 +52,7 @@ def variation_budget(params_list: list[Any]) -> dict[str, list[float]]:
 
 def scanner_noise(ds: Any, ids: list[str]) -> dict[str, float]:
     """Per style and part: robust per-pixel depth noise (mm) on the part and the median depth (m)."""
-    from gluecell.datasets.world.scanner import render_mesh_depth
+    from gluecell.cell.sim.world import render_mesh_depth
 
     pooled: dict[tuple[str, str], tuple[list, list]] = {}
     for sid in ids:
@@ -79,8 +78,8 @@ def scanner_noise(ds: Any, ids: list[str]) -> dict[str, float]:
 
 def bench(ctx: Any) -> dict[str, float]:
     """The variation budget and the scanner noise on ``ctx.dataset``'s test split."""
+    from gluecell.cell.sim.world import SampleParams
     from gluecell.datasets.format import open_dataset
-    from gluecell.datasets.world.params import SampleParams
 
     ds = open_dataset(ctx.dataset)
     ids = ds.ids("test")[: N_QUICK if ctx.quick else N_FULL]
@@ -128,8 +127,8 @@ def teach_once(ds: Any, ids: list[str]) -> dict[str, float]:
 def world_report(root: str) -> dict[str, float]:
     """Every round-2 world figure on ALL pairs of the dataset at ``root`` (none is fitted on): the variation
     budget, teach-once and the scanner noise. ``python -m gluecell.cell.bench.variation DIR``."""
+    from gluecell.cell.sim.world import SampleParams
     from gluecell.datasets.format import open_dataset
-    from gluecell.datasets.world.params import SampleParams
 
     ds = open_dataset(root)
     ids = ds.ids()

@@ -32,7 +32,7 @@ def world1_pairs():
 
 
 def test_world1_no_placement_truth_differs_by_the_placement_only(world1_pairs) -> None:
-    from gluecell.cell.bench.budget_truth import press_truth
+    from gluecell.cell.sim.press import press_truth
     from gluecell.core.geometry import bite_line_error
 
     noisy, exact = world1_pairs
@@ -57,7 +57,7 @@ def test_world1_no_placement_truth_differs_by_the_placement_only(world1_pairs) -
 
 
 def test_world1_a_truth_that_is_not_the_resimulation_is_not_used(world1_pairs) -> None:
-    from gluecell.cell.bench.budget_truth import press_truth
+    from gluecell.cell.sim.press import press_truth
 
     truth = _world1_truth(world1_pairs[0])
     truth["bite_line"] = truth["bite_line"] + 1e-4
@@ -66,7 +66,7 @@ def test_world1_a_truth_that_is_not_the_resimulation_is_not_used(world1_pairs) -
 
 
 def test_world2_true_pose_and_no_placement_truth() -> None:
-    from gluecell.cell.bench.budget_truth import press_truth
+    from gluecell.cell.sim.press import press_truth
     from gluecell.core.geometry import bite_line_error
     from gluecell.datasets.world2.pair import make_pair2
 

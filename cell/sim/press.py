@@ -1,5 +1,6 @@
-"""The press's share of the error budget (issue 14, item 1): the true attach pose and the truth re-simulated
-without the press's random terms, for both worlds.
+"""The simulated press (the actual system's attach, replayed from the world): the true attach pose and the truth
+re-simulated without the press's random terms, for both worlds: the press's share of the error budget (issue 14,
+item 1). It lives with the simulated cell, the one place that reaches the world's truth.
 
 Read by the evaluator only (:mod:`gluecell.cell.bench.budget`); the predictor gets the pose as one of its
 ordinary inputs (``predict_attach(attach_pose=...)``) and never imports the world.
