@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,21 @@ class DepthCalibration:
     #: The style references the calibration was learnt with ("none", "sim", ...; None = not recorded). Its
     #: sigma model holds only for predictions made the same way (:func:`gluecell.deformation.line.line_reasons`).
     references: str | None = None
+    #: Learnt sigma with run-time terms (:class:`~.sigma_terms.SigmaTerms`); when set it replaces
+    #: :meth:`total_sigma` (and the fallbacks' quadrature term, which it was learnt with) in the prediction.
+    sigma_terms: Any = None
+    #: The part that applies to predictions made *without* the style references this calibration was learnt with
+    #: (an unknown style): its own depth offset and sigma, learnt on pairs predicted without their references
+    #: (:mod:`.sigma_train`). None: such a prediction has no calibration that applies.
+    unreferenced: DepthCalibration | None = None
+
+    def for_prediction(self, with_references: bool) -> DepthCalibration:
+        """The part of this calibration that applies to a prediction made with / without the style references:
+        itself, or :attr:`unreferenced` for a prediction without them when it was learnt with them."""
+        learnt_with = self.references not in (None, "none")
+        if learnt_with and not with_references and self.unreferenced is not None:
+            return self.unreferenced
+        return self
 
     def offset(self, material: str, style: str | None = None) -> float:
         """Offset for ``material`` (falls back to the overall "unknown" one) plus the ``style``'s, if learnt."""
@@ -170,22 +186,25 @@ def fit_sigma_model(
 
 def save_calibration(path: str | os.PathLike[str], cal: DepthCalibration, config: dict | None = None) -> None:
     """Write ``gluecell.deform_calibration/1`` JSON atomically (with the settings that produced it)."""
-    atomic_write_json(
-        path,
-        {
-            "format": CALIBRATION_FORMAT,
-            "units": "m",
-            "offsets": cal.offsets,
-            "n_pairs": cal.n_pairs,
-            "residual_std": cal.residual_std,
-            "sigma_scale": cal.sigma_scale,
-            "sigma_floor": cal.sigma_floor,
-            "sigma_match": cal.sigma_match,
-            "style_offsets": cal.style_offsets,
-            "metrics": cal.metrics,
-            "config": config or {},
-        },
-    )
+    atomic_write_json(path, {"format": CALIBRATION_FORMAT, "units": "m", **_to_doc(cal), "config": config or {}})
+
+
+def _to_doc(cal: DepthCalibration) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "offsets": cal.offsets,
+        "n_pairs": cal.n_pairs,
+        "residual_std": cal.residual_std,
+        "sigma_scale": cal.sigma_scale,
+        "sigma_floor": cal.sigma_floor,
+        "sigma_match": cal.sigma_match,
+        "style_offsets": cal.style_offsets,
+        "metrics": cal.metrics,
+    }
+    if cal.sigma_terms is not None:
+        doc["sigma_terms"] = cal.sigma_terms.to_doc()
+    if cal.unreferenced is not None:
+        doc["unreferenced"] = {**_to_doc(cal.unreferenced), "references": cal.unreferenced.references or "none"}
+    return doc
 
 
 def load_calibration(path: str | os.PathLike[str]) -> DepthCalibration:
@@ -194,6 +213,15 @@ def load_calibration(path: str | os.PathLike[str]) -> DepthCalibration:
     if not isinstance(doc, dict):
         raise FormatError(f"{path}: not a calibration document")
     check_version(doc.get("format"), CALIBRATION_FORMAT, what=str(path))
+    return _from_doc(doc, _references(doc.get("config")))
+
+
+def _from_doc(doc: dict[str, Any], references: str | None) -> DepthCalibration:
+    from .sigma_terms import SigmaTerms
+
+    unref = doc.get("unreferenced")
+    if unref is not None and not isinstance(unref, dict):
+        raise FormatError("calibration: 'unreferenced' is not an object")
     return DepthCalibration(
         offsets={str(k): float(v) for k, v in doc["offsets"].items()},
         n_pairs=int(doc.get("n_pairs", 0)),
@@ -203,7 +231,9 @@ def load_calibration(path: str | os.PathLike[str]) -> DepthCalibration:
         sigma_floor=float(doc.get("sigma_floor", 0.0)),
         sigma_match=float(doc.get("sigma_match", DEFAULT_SIGMA_MATCH)),
         style_offsets={str(k): float(v) for k, v in doc.get("style_offsets", {}).items()},
-        references=_references(doc.get("config")),
+        references=references,
+        sigma_terms=SigmaTerms.from_doc(doc["sigma_terms"]) if doc.get("sigma_terms") is not None else None,
+        unreferenced=_from_doc(unref, str(unref.get("references", "none"))) if unref is not None else None,
     )
 
 

@@ -59,7 +59,7 @@ def line_reasons(calibration: DepthCalibration | None, with_reference: bool, wit
                 "(calibrate with `gluecell deform calibrate`, or mark the line)"]  # fmt: skip
     refs = calibration.references
     used = with_reference and with_sole_reference
-    if refs is not None and refs != "none" and not used:
+    if refs is not None and refs != "none" and not used and calibration.unreferenced is None:
         return [f"line uncertain: the calibration was learnt with style references ({refs}) but the prediction "
                 "was made without the nominal upper and sole; its sigma model does not apply"]  # fmt: skip
     if refs == "none" and (with_reference or with_sole_reference):

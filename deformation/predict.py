@@ -22,6 +22,7 @@ from .pose_given import given_attach_pose
 from .profiles import SoleSections, UpperSections
 from .reference import augment_with_reference
 from .sections import fill_invalid, periodic_interp, smooth_closed
+from .sigma_terms import line_sigma, term_matrix
 from .solver import RingResult, outline_normals, side_at_depth, solve_ring
 from .surrogate import RingProblem, Surrogate, SurrogateOutOfDistribution
 from .taught import TaughtPair, moved_line, register_taught_line
@@ -366,6 +367,8 @@ def predict_attach(
         us, ss = section_pair(upper, sole, cfg, sole_reference)
     pose = find_attach_pose(us, ss) if attach_pose is None else given_attach_pose(attach_pose, us, ss)
     strain0 = check_size(us, ss, cfg, upper.item_id)
+    if calibration is not None:  # an unknown style (no references) takes the calibration's unreferenced part
+        calibration = calibration.for_prediction(reference is not None and sole_reference is not None)
     offset = calibration.offset(mat.name, style) if calibration is not None else 0.0
     ring_fn, sur_state = _ring_with_fallback(surrogate)
     sol = solve_stations(us, ss, pose, mat, contact, depth_offset=offset, ring_fn=ring_fn)
@@ -382,8 +385,10 @@ def predict_attach(
     theta_line = us.frame.polar(line)[0]
     slope = periodic_interp(theta_line, us.theta, sol.slope)
     fallback = periodic_interp(theta_line, us.theta, sol.fallback_sigma)
-    # the fallbacks' uncertainty is added after the calibration: its sigma model was not learnt on it
-    sigma = np.sqrt((calibration or DepthCalibration(offsets={})).total_sigma(sigma_model, slope) ** 2 + fallback**2)
+    pair = {"pose_rms_mm": pose.rms * 1e3, "side_seen_share": float(sol.seen.mean()),
+            "abs_perimeter_strain_pct": abs(float(strain0)) * 100, "valid_sole": float(ss.valid.mean())}  # fmt: skip
+    sigma, sigma_info = line_sigma(calibration, sigma_model, slope, fallback,
+                                   lambda: term_matrix(pair, theta_line, us.theta, sol.seen, sol.slope))  # fmt: skip
     if not np.all(np.isfinite(sigma)) or not np.all(np.isfinite(line)):
         raise SolverError("the predicted bite line or its sigma has NaN/inf points", stage="deformation",
                           item_id=upper.item_id)  # fmt: skip
@@ -407,6 +412,7 @@ def predict_attach(
         "ring_ms": sur_state.get("ring_ms", float("nan")),
         "T_attach": pose.T_rigid.tolist(),
         "calibrated": calibration is not None,
+        "sigma": sigma_info,
         "fallbacks": {**sol.fallbacks, "fallback_sigma_p95_m": float(np.percentile(fallback, 95))},
         # per-point parts of the sigma (for `gluecell deform calibrate`; not written to attach.json)
         "sigma_parts": {"model_m": sigma_model, "slope": slope,
@@ -424,9 +430,19 @@ def predict_attach(
     p95 = float(np.percentile(sigma, 95))
     if check_confidence and p95 > cfg.max_sigma:
         raise LowConfidenceError(
-            f"bite-line uncertainty p95 {p95 * 1e3:.2f} mm over {cfg.max_sigma * 1e3:.2f} mm: send the pair to a human",
+            f"bite-line uncertainty p95 {p95 * 1e3:.2f} mm over {cfg.max_sigma * 1e3:.2f} mm: send the pair to a human"
+            + _why(calibration, reference is not None and sole_reference is not None, sigma_info),
             stage="deformation",
             item_id=upper.item_id,
             partial=pred,
         )
     return pred
+
+
+def _why(calibration: DepthCalibration | None, with_refs: bool, info: dict[str, Any]) -> str:
+    """What widens the sigma, for the LowConfidenceError's message (the operator reads it)."""
+    parts = [] if with_refs else ["no style reference (unknown style)"]
+    if calibration is None:
+        parts.append("no depth calibration")
+    parts += [f"{d}" for d in info.get("drivers", [])]
+    return f" ({'; '.join(parts)})" if parts else ""

@@ -1,0 +1,153 @@
+"""Learning what a prediction *without the style references* costs, on world-1 pairs only (issue 14, item 4).
+
+A style the cell's library does not hold (every style of the second world, a new model in a plant) is predicted
+without its nominal upper and sole; the calibration learnt with them does not apply. This trains the
+calibration's *unreferenced* part (:attr:`~.calibration.DepthCalibration.unreferenced`): the depth offset and a
+:class:`~.sigma_terms.SigmaTerms` sigma, from generated world-1 pairs predicted without their references (the
+learnt residual's feature caches, :func:`~.residual_train.extract_dataset`, variant "unknown": the physics line,
+its own sigma, the per-station state and the true line). Each generated dataset is one cell (its cameras' errors
+are drawn once per seed), so the offset is the median of the cells' offsets and the sigma's conformal factor is
+fitted with each cell held out in turn: it covers a calibration used on a cell it was not learnt on.
+
+``python -m gluecell.deformation.sigma_train --cache DIR [--cache DIR ...] --calibration IN.json --out OUT.json``
+(each DIR a cache folder, optionally ``DIR:IDS_SPLIT_DATASET``; see ``--help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .residual import PAIR_CHANNELS, STATION_CHANNELS
+from .sigma_terms import fit_sigma_terms, term_matrix
+
+__all__ = ["cache_samples", "cell_offset", "fit_unreferenced", "main"]
+
+_NAMES = list(STATION_CHANNELS + PAIR_CHANNELS)
+#: Every n-th line point enters the fit (points 0.8 mm apart are not independent; it keeps the fit fast).
+THIN = 3
+
+
+def _terms_from_features(s: dict[str, np.ndarray]) -> np.ndarray:
+    F = np.asarray(s["features"], dtype=np.float64)
+
+    def ch(name: str) -> np.ndarray:
+        return F[_NAMES.index(name)]
+
+    pair = {"pose_rms_mm": float(ch("pose rms mm")[0]), "side_seen_share": float(ch("side seen share")[0]),
+            "abs_perimeter_strain_pct": abs(float(ch("perimeter strain %")[0])),
+            "valid_sole": float(ch("valid sole")[0])}  # fmt: skip
+    return term_matrix(pair, s["theta"], s["theta_st"], ch("side seen") > 0.5, ch("depth slope"))
+
+
+def cache_samples(cache_dir: str | Path, ids: list[str] | None, variant: str, group: str) -> list[dict[str, Any]]:
+    """The cached predictions of ``ids`` (all cached pairs when None) in ``variant``, one dict each: ``line``,
+    ``u``, ``true_line``, ``own`` (the predictor's own sigma), ``X`` (term values), ``offset`` (the pair's median
+    offset of the true line along the side, metres), ``group``."""
+    out = []
+    for p in sorted(Path(cache_dir).glob(f"*_{variant}.npz")):
+        sid = p.name.split("_")[0]
+        if ids is not None and sid not in ids:
+            continue
+        with np.load(p) as z:
+            if "refused" in z.files:
+                continue
+            s = {k: z[k] for k in z.files}
+        lab = np.asarray(s["labels"]).reshape(len(s["mask"]), -1)[np.asarray(s["mask"], dtype=bool)]
+        if not len(lab):
+            continue
+        out.append({"id": sid, "group": group, "line": s["line"], "u": s["u"], "true_line": s["true_line"],
+                    "own": np.asarray(s["sigma_phys"], dtype=np.float64), "X": _terms_from_features(s),
+                    "offset": float(np.median(lab[:, 0]))})  # fmt: skip
+    return out
+
+
+def cell_offset(samples: list[dict[str, Any]]) -> float:
+    """Median over the cells of each cell's median pair offset (metres, + = deeper): every cell weighs the same."""
+    cells = sorted({s["group"] for s in samples})
+    return float(np.median([np.median([s["offset"] for s in samples if s["group"] == g]) for g in cells]))
+
+
+def _distances(s: dict[str, Any], offset: float) -> np.ndarray:
+    from gluecell.core.geometry import polyline_distance
+
+    return polyline_distance(s["line"] + offset * s["u"], s["true_line"])
+
+
+def fit_unreferenced(samples: list[dict[str, Any]]) -> tuple[float, Any]:
+    """(depth offset metres, :class:`~.sigma_terms.SigmaTerms`) of predictions without style references."""
+    off = cell_offset(samples)
+    cells = sorted({s["group"] for s in samples})
+    rows = []
+    for s in samples:
+        others = [t for t in samples if t["group"] != s["group"]]
+        off_out = cell_offset(others) if len(cells) > 1 else off
+        k = slice(None, None, THIN)
+        rows.append({"group": s["group"], "d": _distances(s, off)[k], "d_out": _distances(s, off_out)[k],
+                     "own": s["own"][k], "X": s["X"][k]})  # fmt: skip
+    terms = fit_sigma_terms(rows)
+    return off, terms
+
+
+def coverage(samples: list[dict[str, Any]], offset: float, terms: Any) -> dict[str, float]:
+    """Share of points within 2 sigma, sigma p95 (median over pairs, mm) and pairs over 1 mm sigma p95."""
+    cov = n = 0
+    s95 = []
+    for s in samples:
+        d = _distances(s, offset)
+        sig = terms.sigma(s["own"], s["X"])
+        cov += int(np.sum(d <= 2 * sig))
+        n += len(d)
+        s95.append(float(np.percentile(sig, 95) * 1e3))
+    return {"within_2sigma": cov / max(n, 1), "sigma_p95_mm_median": float(np.median(s95)) if s95 else float("nan"),
+            "over_1mm": float(np.sum(np.array(s95) > 1.0)), "pairs": float(len(samples))}  # fmt: skip
+
+
+def _split_ids(spec: str) -> tuple[str, list[str] | None, str]:
+    """``CACHE[:DATASET:SPLIT]`` -> (cache dir, ids of the dataset's split(s) or None, group name)."""
+    parts = spec.split(":")
+    cache = parts[0]
+    if len(parts) == 3:  # SPLIT may join several with "+", e.g. train+val
+        info = json.loads((Path(parts[1]) / "meta" / "info.json").read_text())
+        ids = [i for split in parts[2].split("+") for i in info["splits"][split]]
+        return cache, ids, str(info.get("seed", parts[1]))
+    return cache, None, cache
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fit the unreferenced part and write it into a copy of a calibration file."""
+    from dataclasses import replace
+
+    from .calibration import DepthCalibration, load_calibration, save_calibration
+
+    ap = argparse.ArgumentParser(prog="python -m gluecell.deformation.sigma_train", description=__doc__.split("\n")[0])
+    ap.add_argument("--cache", action="append", required=True,
+                    help="feature cache of world-1 pairs (residual-cache), as DIR or DIR:DATASET:SPLIT; one per cell")
+    ap.add_argument("--calibration", required=True, help="calibration (with references) to add the part to")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    samples = []
+    for spec in args.cache:
+        cache, ids, group = _split_ids(spec)
+        samples += cache_samples(cache, ids, "unknown", group)
+    off, terms = fit_unreferenced(samples)
+    metrics = {f"train_{k}": v for k, v in coverage(samples, off, terms).items()}
+    cal = load_calibration(args.calibration)
+    unref = DepthCalibration(offsets={"unknown": off}, n_pairs=len(samples), sigma_terms=replace(
+        terms, metrics={**terms.metrics, **metrics}), references="none")  # fmt: skip
+    doc = json.loads(Path(args.calibration).read_text())
+    config = dict(doc.get("config", {}))
+    config["unreferenced"] = {"caches": args.cache, "variant": "unknown (predicted without the style references)"}
+    save_calibration(args.out, replace(cal, unreferenced=unref), config)
+    print(f"unreferenced: {len(samples)} pairs, {int(terms.metrics['cells'])} cells, offset {off * 1e3:+.2f} mm, "
+          f"sigma factor {terms.factor:.2f}, coef {dict(zip(terms.names, np.round(terms.coef, 3)))}; train "
+          f"within 2 sigma {metrics['train_within_2sigma']:.1%} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
