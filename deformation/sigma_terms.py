@@ -105,12 +105,17 @@ class SigmaTerms:
         return self.factor * base * self.widening(X)
 
     def drivers(self, X: np.ndarray, top: int = 3) -> list[str]:
-        """The terms that widen this line's sigma most (median factor over its points > 1.15), as text."""
+        """The terms that widen this line's sigma most where it is widest (p95 of the factor over its points
+        > 1.15), as text: the term, its value there and the factor."""
         X = np.asarray(X, dtype=np.float64)
         per = np.exp((X - np.asarray(self.mean)) * np.asarray(self.coef))
-        med = np.median(per, axis=0)
-        order = np.argsort(-med)
-        return [f"{self.names[j]} {np.median(X[:, j]):.3g} (x{med[j]:.2f})" for j in order[:top] if med[j] > 1.15]
+        hi = np.percentile(per, 95, axis=0)
+        out = []
+        for j in np.argsort(-hi)[:top]:
+            if hi[j] > 1.15:
+                at = X[np.argmin(np.abs(per[:, j] - hi[j])), j]
+                out.append(f"{self.names[j]} {at:.3g} (sigma x{hi[j]:.2f})")
+        return out
 
     def to_doc(self) -> dict[str, Any]:
         """JSON-able form (inside a calibration document)."""

@@ -33,7 +33,10 @@ missing stretch counts); per pair p95 and max, in mm. A refused prediction (an e
 raised for bad input) is counted in ``*_refused`` and left out of the error figures; low confidence does not
 stop the measurement here, it is counted in ``deform_cal_low_confidence`` (pairs the cell would hand to a human).
 ``deform_cal_within_2sigma``: share of the ``deform_cal`` line's points (all test pairs pooled) within twice their
-predicted sigma of the true line (an honest sigma gives ~0.95).
+predicted sigma of the true line (an honest sigma gives ~0.95); ``deform_within_2sigma`` the same for the
+``deform`` row's own (uncalibrated) sigma. A style the library does not hold (world 2) takes the calibration's
+``unreferenced`` part when it has one. ``deform_unref_*`` (:mod:`gluecell.cell.bench.deformation_sigma`): every
+pair predicted as an unknown style (no references, the shipped calibration's unreferenced part).
 """
 
 from __future__ import annotations
@@ -285,6 +288,11 @@ def run_pairs(
 
             residual_pair(cache.setdefault("residual_acc", {}), cache["residual"], (upper, sole), (ref, sref),
                           pair_cal, item.style, truth["bite_line"])  # fmt: skip
+        if cache.get("shipped") is not None:  # an unknown style's honest sigma (cell/bench/deformation_sigma.py)
+            from gluecell.cell.bench.deformation_sigma import unref_pair
+
+            unref_pair(cache.setdefault("unref_acc", {}), cache["shipped"], (upper, sole), item.style,
+                       truth["bite_line"])  # fmt: skip
         teach = _teach_line(cache, item, upper)
         if teach is None:
             refused["teach"] += 1
@@ -351,6 +359,7 @@ def bench(ctx: Any) -> dict[str, float]:
     from gluecell.cell.bench.deformation_residual import load_model, residual_summary
 
     cache["residual"] = load_model()
+    cache["shipped"] = shipped_calibration()
     res = run_pairs(ds, ids, calibration=cal, cache=cache, surrogate=sur)
     out: dict[str, float] = {"deform_pairs": float(len(ids)), "deform_calibration_pairs": cal_metrics["pairs_used"]}
     out["deform_calibration_offset_mm"] = cal.offset("unknown") * 1e3
@@ -360,6 +369,9 @@ def bench(ctx: Any) -> dict[str, float]:
     out["deform_cal_low_confidence"] = float(res["low_confidence"])
     if cache["residual"] is not None:
         out.update(residual_summary(cache.get("residual_acc", {}), MAX_SIGMA))
+    from gluecell.cell.bench.deformation_sigma import unref_summary
+
+    out.update(unref_summary(cache.get("unref_acc", {}), MAX_SIGMA))
     if res["teach_surface_mm"]:
         out["teach_line_surface_p95_mm_median"] = float(np.median(res["teach_surface_mm"]))
     if res["plain_cover"]:

@@ -66,6 +66,12 @@ def test_term_matrix_reads_gaps_and_pair_terms() -> None:
     assert X[4:8, TERMS.index("gap_stations")] == pytest.approx([1, 2, 2, 1])
     assert X[4:8, TERMS.index("unseen_station")] == pytest.approx(np.ones(4))
     assert X[:, TERMS.index("depth_slope")].max() == pytest.approx(5.0)  # clipped
+    # what widens it is named for the operator: the gap (x1.22 at 2 stations), not the pose term (coef 0)
+    coef = [0.0] * len(TERMS)
+    coef[GAP] = 0.1
+    terms = SigmaTerms(scale=0.0, floor=1e-3, coef=tuple(coef), mean=(0.0,) * len(TERMS))
+    assert terms.drivers(X) == ["gap_stations 2 (sigma x1.22)"]
+    assert terms.sigma(np.zeros(K), X)[5] == pytest.approx(1e-3 * np.exp(0.2))
 
 
 def test_calibration_round_trip_and_which_part_applies(tmp_path) -> None:

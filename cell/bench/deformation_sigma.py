@@ -1,0 +1,56 @@
+"""Bench rows of the honest sigma for an unknown style (``deform_unref_*``, issue 14 item 4).
+
+Every pair is predicted the way the cell predicts a style its library does not hold: no style references, the
+shipped calibration (:data:`gluecell.deformation.calibration.DEFAULT_CALIBRATION`), whose ``unreferenced`` part
+(learnt on world-1 cells other than the bench's, :mod:`gluecell.deformation.sigma_train`) then applies. On world 2
+this is the ``deform_cal`` row's configuration; on world 1 it measures what "no reference" costs on pairs of
+known styles. Figures: p95 / max per pair, the share of points within 2 sigma (pooled), sigma p95 (median), and the
+pairs whose sigma p95 is over the 1 mm limit (``predict_attach`` raises ``LowConfidenceError`` for them: the cell
+hands them to a human, the message saying why).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["unref_pair", "unref_summary"]
+
+
+def unref_pair(acc: dict, calibration: Any, scans: tuple[Any, Any], style: str, true_line: np.ndarray) -> None:
+    """Predict one pair without references with ``calibration`` and add its figures to ``acc``."""
+    from gluecell.core.errors import GlueCellError
+    from gluecell.core.geometry import bite_line_error, polyline_distance
+    from gluecell.deformation.predict import predict_attach
+
+    try:
+        pred = predict_attach(*scans, calibration=calibration, style=style, check_confidence=False)
+    except GlueCellError:
+        acc["refused"] = acc.get("refused", 0) + 1
+        return
+    e = bite_line_error(pred.bite_line, true_line)
+    acc.setdefault("errors", []).append((e.p95_mm, e.max_mm))
+    d = polyline_distance(pred.bite_line, true_line)
+    acc.setdefault("cover", []).append((int(np.sum(d <= 2 * pred.bite_line_sigma)), len(d)))
+    acc.setdefault("sigma95", []).append(float(np.percentile(pred.bite_line_sigma, 95) * 1e3))
+
+
+def unref_summary(acc: dict, max_sigma_m: float) -> dict[str, float]:
+    """The ``deform_unref_*`` rows of ``acc``."""
+    out = {"deform_unref_refused": float(acc.get("refused", 0))}
+    errs = acc.get("errors", [])
+    if errs:
+        p95 = np.array([e[0] for e in errs])
+        mx = np.array([e[1] for e in errs])
+        out.update({
+            "deform_unref_bite_p95_mm_median": float(np.median(p95)),
+            "deform_unref_bite_p95_mm_worst": float(p95.max()),
+            "deform_unref_bite_max_mm_median": float(np.median(mx)),
+            "deform_unref_bite_max_mm_worst": float(mx.max()),
+            "deform_unref_within_2sigma": sum(c for c, _ in acc["cover"]) / sum(n for _, n in acc["cover"]),
+            "deform_unref_sigma_p95_mm_median": float(np.median(acc["sigma95"])),
+            "deform_unref_low_confidence": float(np.sum(np.array(acc["sigma95"]) > max_sigma_m * 1e3)),
+            "deform_unref_pairs": float(len(errs)),
+        })  # fmt: skip
+    return out
