@@ -13,7 +13,8 @@ fallbacks); ``x`` the run-time terms of :data:`TERMS`, each read off the predict
 ``scale, floor, coef`` are the maximum likelihood of the training points' errors (half-normal); ``factor`` is the
 conformal factor that puts 95 % of *held-out* points within 2 sigma: with ``groups`` (one per training cell: each
 generated world has its own cameras' errors) the points of each cell are scored with the terms and the depth
-offset learnt on the *other* cells, so the factor also covers a calibration carried to a cell it was not learnt in.
+offset learnt on the *other* cells, and the factor is the largest any held-out cell needs (the goal holds per
+world, per plant, not on average), so it also covers a calibration carried to a cell it was not learnt in.
 Fitted on world-1 pairs only (:mod:`.sigma_train`); nothing is fitted on the test world.
 """
 
@@ -162,24 +163,20 @@ def fit_sigma_terms(samples: list[dict[str, Any]], coverage: float = COVERAGE) -
             the cell it came from; optional ``d_out`` (m,) the distances with the offset learnt *without* its cell
             (the held-out score of :mod:`.sigma_train`); the fit weighs every pair the same, the held-out factor
             every cell the same.
-        coverage: the share of held-out points the factor puts within 2 sigma.
+        coverage: the share of points the factor puts within 2 sigma on the held-out cell that needs the most.
     """
     groups = sorted({s["group"] for s in samples})
     terms = fit_sigma_terms_plain(samples)
-    ratios, rw = [], []
+    need: dict[str, float] = {}
     for g in groups:  # held out: each cell scored with the terms fitted without it
-        inside = [s for s in samples if s["group"] != g]
         held = [s for s in samples if s["group"] == g]
-        t_g = fit_sigma_terms_plain(inside) if len(groups) > 1 else terms
-        for s in held:
-            r = s.get("d_out", s["d"]) / t_g.sigma(s["own"], s["X"])
-            ratios.append(r)
-            rw.append(np.full(len(r), 1.0 / (len(held) * len(r))))
-    r, rw_ = np.concatenate(ratios), np.concatenate(rw)
-    order = np.argsort(r)
-    cum = np.cumsum(rw_[order]) / rw_.sum()
-    factor = max(float(r[order][np.searchsorted(cum, coverage)]) / 2.0, 1e-3)
-    metrics = {"pairs": float(len(samples)), "cells": float(len(groups)), "heldout_factor": factor}
+        t_g = fit_sigma_terms_plain([s for s in samples if s["group"] != g]) if len(groups) > 1 else terms
+        r = np.concatenate([s.get("d_out", s["d"]) / t_g.sigma(s["own"], s["X"]) for s in held])
+        need[g] = float(np.quantile(r, coverage)) / 2.0
+    # the goal holds per cell (per world, per plant), not on average: the factor every held-out cell needs
+    factor = max(max(need.values()), 1e-3)
+    metrics = {"pairs": float(len(samples)), "cells": float(len(groups)), "heldout_factor": factor,
+               **{f"heldout_factor_cell_{g}": v for g, v in need.items()}}  # fmt: skip
     return SigmaTerms(scale=terms.scale, floor=terms.floor, coef=terms.coef, mean=terms.mean, factor=factor,
                       metrics=metrics)  # fmt: skip
 

@@ -114,7 +114,10 @@ def _split_ids(spec: str) -> tuple[str, list[str] | None, str]:
     if len(parts) == 3:  # SPLIT may join several with "+", e.g. train+val
         info = json.loads((Path(parts[1]) / "meta" / "info.json").read_text())
         ids = [i for split in parts[2].split("+") for i in info["splits"][split]]
-        return cache, ids, str(info.get("seed", parts[1]))
+        return cache, ids, f"seed{info.get('seed', parts[1])}"
+    info_path = Path(cache).parent / "meta" / "info.json"  # a dataset's own residual-cache: named by its seed
+    if info_path.is_file():
+        return cache, None, f"seed{json.loads(info_path.read_text()).get('seed', cache)}"
     return cache, None, cache
 
 
@@ -141,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         terms, metrics={**terms.metrics, **metrics}), references="none")  # fmt: skip
     doc = json.loads(Path(args.calibration).read_text())
     config = dict(doc.get("config", {}))
-    config["unreferenced"] = {"caches": args.cache, "variant": "unknown (predicted without the style references)"}
+    config["unreferenced"] = {"caches": args.cache, "variant": "unknown (predicted without the style references)",
+                              "make": "gluecell datasets generate --n N --seed S --workers 2 --out DIR, then "
+                                      "residual_train.extract_dataset (gluecell deform train-residual extracts the "
+                                      "same cache)"}  # fmt: skip
     save_calibration(args.out, replace(cal, unreferenced=unref), config)
     print(f"unreferenced: {len(samples)} pairs, {int(terms.metrics['cells'])} cells, offset {off * 1e3:+.2f} mm, "
           f"sigma factor {terms.factor:.2f}, coef {dict(zip(terms.names, np.round(terms.coef, 3)))}; train "

@@ -156,3 +156,24 @@ def test_runtime_terms_equal_the_terms_the_trainer_reads(unknown_style_pair) -> 
     X_train = _terms_from_features(sample)
     X_run = terms_of_prediction(diag, theta)
     assert X_train == pytest.approx(X_run, rel=1e-4, abs=1e-4)
+
+
+def test_sigma_train_writes_an_unreferenced_part_from_feature_caches(unknown_style_pair, tmp_path, capsys) -> None:
+    from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
+    from gluecell.deformation.residual_train import _extract_variant
+    from gluecell.deformation.sigma_train import main
+
+    pair, upper, sole, *_ = unknown_style_pair
+    true = np.asarray(pair.bite_line, dtype=np.float64)
+    caches = []
+    for cell in ("a", "b"):  # two cells of one pair each (the plumbing; the shipped part has 6 cells, 269 pairs)
+        out = tmp_path / cell / "residual-cache" / "00000_unknown.npz"
+        assert _extract_variant((upper, sole), "unknown", pair.item, None, true, out) == "ok"
+        caches += ["--cache", str(out.parent)]
+    assert main([*caches, "--calibration", str(DEFAULT_CALIBRATION), "--out", str(tmp_path / "cal.json")]) == 0
+    cal = load_calibration(tmp_path / "cal.json")
+    part = cal.for_prediction(with_references=False)
+    assert part is cal.unreferenced and part.n_pairs == 2 and part.sigma_terms is not None
+    assert abs(part.offset("unknown")) < 5e-3 and part.sigma_terms.metrics["cells"] == 2.0
+    assert cal.offsets == load_calibration(DEFAULT_CALIBRATION).offsets  # the referenced part is kept as it was
+    assert "unreferenced: 2 pairs, 2 cells" in capsys.readouterr().out
