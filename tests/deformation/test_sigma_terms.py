@@ -177,3 +177,13 @@ def test_sigma_train_writes_an_unreferenced_part_from_feature_caches(unknown_sty
     assert abs(part.offset("unknown")) < 5e-3 and part.sigma_terms.metrics["cells"] == 2.0
     assert cal.offsets == load_calibration(DEFAULT_CALIBRATION).offsets  # the referenced part is kept as it was
     assert "unreferenced: 2 pairs, 2 cells" in capsys.readouterr().out
+
+
+def test_shipped_residual_sigma_factor_is_the_worst_held_out_cells() -> None:
+    from gluecell.deformation.residual import load_residual
+
+    model = load_residual()
+    cells = {k: v for k, v in model.metrics.items() if k.startswith("sigma_scale_cell_")}
+    assert len(cells) >= 3  # refitted on world-1 cells the net was not trained on (sigma_train --residual-out)
+    assert model.sigma_scale == pytest.approx(max(cells.values()))
+    assert model.sigma_scale > model.metrics["sigma_scale_own_val"]  # its own validation split under-covered them
