@@ -54,3 +54,47 @@ def unref_summary(acc: dict, max_sigma_m: float) -> dict[str, float]:
             "deform_unref_pairs": float(len(errs)),
         })  # fmt: skip
     return out
+
+
+def to_the_human(dataset_dir: str) -> tuple[dict[str, int], list[str]]:
+    """Every pair of ``dataset_dir`` through the cell's deformation step (:func:`~gluecell.deformation.line.
+    predict_bite_line`, the shipped calibration, the style references only where the library holds the style):
+    counts of "planned", "human: low confidence", "human: reasons", "refused", and one line per pair."""
+    from gluecell.core.errors import GlueCellError
+    from gluecell.datasets.format import open_dataset
+    from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
+    from gluecell.deformation.errors import LowConfidenceError
+    from gluecell.deformation.line import predict_bite_line
+    from gluecell.perception.scan import scan_part_frames
+
+    from .worlds import style_references
+
+    ds, cal, cache = open_dataset(dataset_dir), load_calibration(DEFAULT_CALIBRATION), {}
+    counts: dict[str, int] = {}
+    lines = []
+    for sid in ds.ids():
+        inp = ds.inputs(sid)
+        item = inp["workitem"]
+        try:
+            up = scan_part_frames(inp["frames"]["upper"], "upper", item_id=sid)
+            so = scan_part_frames(inp["frames"]["sole"], "sole", item_id=sid)
+            ref, sref, _ = style_references(cache, item, cal)
+            pl = predict_bite_line(up, so, calibration=cal, reference=ref, sole_reference=sref, style=item.style,
+                                   residual=None)  # fmt: skip
+            key, why = ("human: reasons", "; ".join(pl.reasons)) if pl.reasons else ("planned", "")
+            why = f"sigma p95 {pl.sigma_p95_m * 1e3:.2f} mm {why}"
+        except LowConfidenceError as exc:
+            key, why = "human: low confidence", exc.message
+        except GlueCellError as exc:
+            key, why = "refused", str(exc)
+        counts[key] = counts.get(key, 0) + 1
+        lines.append(f"{sid} {item.style}: {why}")
+    return counts, lines
+
+
+if __name__ == "__main__":
+    import sys
+
+    got, text = to_the_human(sys.argv[1])
+    print("\n".join(text))
+    print(got)
