@@ -163,13 +163,8 @@ def _split_ids(spec: str) -> tuple[str, list[str] | None, str]:
     return cache, None, cache
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Fit the unreferenced part and write it into a copy of a calibration file."""
-    from dataclasses import replace
-
-    from .calibration import DepthCalibration, load_calibration, save_calibration
-
-    ap = argparse.ArgumentParser(prog="python -m gluecell.deformation.sigma_train", description=__doc__.split("\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options of ``gluecell deform train-sigma`` (and of this module's ``main``)."""
     ap.add_argument("--cache", action="append", required=True,
                     help="feature cache of world-1 pairs (residual-cache), as DIR or DIR:DATASET:SPLIT; one per cell")
     ap.add_argument("--calibration", required=True, help="calibration (with references) to add the part to")
@@ -178,7 +173,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="feature cache of a world-1 cell the residual was not trained on (repeatable); with "
                          "--residual-out, refit the shipped residual's sigma factor on them")  # fmt: skip
     ap.add_argument("--residual-out", help="where to write the residual with its refitted sigma factor")
-    args = ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fit the unreferenced part and write it into a copy of a calibration file."""
+    ap = argparse.ArgumentParser(prog="gluecell deform train-sigma", description=__doc__.split("\n")[0])
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed ``train-sigma`` command line."""
+    from dataclasses import replace
+
+    from .calibration import DepthCalibration, load_calibration, save_calibration
+
     if args.residual_out and args.residual_cell:
         _rescale_residual(args.residual_cell, args.residual_out)
     samples = []

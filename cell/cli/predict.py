@@ -236,6 +236,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "physics + calibration at p95 on held-out pairs of both worlds)")  # fmt: skip
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_train_residual)
+    s = dsub.add_parser("train-sigma", help="fit the sigma of predictions made without a style reference "
+                        "(unknown styles) on world-1 feature caches, one per cell")  # fmt: skip
+    from gluecell.deformation.sigma_train import add_arguments
+
+    add_arguments(s)
+    s.set_defaults(func=_cmd_train_sigma)
+
+
+def _cmd_train_sigma(args: argparse.Namespace) -> int:
+    from gluecell.deformation.sigma_train import run
+
+    return run(args)
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
