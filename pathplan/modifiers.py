@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .geom import unit
+from .grading import ring_standoff
 from .stages import Stage, register
 from .toolpath import ToolPath, concat_paths
 
@@ -149,7 +150,7 @@ class OrientParams:
     max_from_down_deg: float = 115.0
     smooth_mm: float = 80.0
     edge_smooth_mm: float = 30.0
-    edge_smooth_within_mm: float = 15.0
+    edge_smooth_within_mm: float = 8.0
 
     def __post_init__(self) -> None:
         if not (0 <= self.tilt_deg <= self.max_tilt_deg < 90 and 0 < self.max_from_down_deg <= 180):
@@ -219,10 +220,18 @@ class StandoffParams:
     standoff_mm: float = 35.0
     edge_standoff_mm: float = 8.0
     edge_within_mm: float = 5.0
+    #: Graded edge rings (:mod:`~gluecell.pathplan.grading`): the tuner designs a standoff per edge ring (True),
+    #: or every edge ring at ``edge_standoff_mm`` (False, the design before issue 15's robot-time work).
+    graded: bool = True
+    #: (nominal ring offset mm, standoff mm) per edge ring, set by the tuner; an edge-pass waypoint takes the
+    #: standoff of the ring with the nearest offset (empty: ``edge_standoff_mm``).
+    ring_standoffs_mm: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not (5.0 <= self.standoff_mm <= 200.0 and 5.0 <= self.edge_standoff_mm <= 200.0):
             raise ValueError("standoff_mm and edge_standoff_mm must be within 5-200")
+        if any(len(r) != 2 or not (0 <= r[0] <= 200 and 5.0 <= r[1] <= 200.0) for r in self.ring_standoffs_mm):
+            raise ValueError("ring_standoffs_mm: (offset 0-200, standoff 5-200) mm pairs")
 
 
 @register
@@ -237,7 +246,9 @@ class Standoff(Stage):
     def modify(self, path: ToolPath) -> ToolPath:
         p = self.params
         d = path.direction if path.direction is not None else -path.normal
-        so = np.where(np.abs(path.offset) < p.edge_within_mm * 1e-3, p.edge_standoff_mm, p.standoff_mm) * 1e-3
+        rings = tuple((o * 1e-3, h * 1e-3) for o, h in p.ring_standoffs_mm)
+        edge = ring_standoff(path.offset, rings, p.edge_standoff_mm * 1e-3)
+        so = np.where(np.abs(path.offset) < p.edge_within_mm * 1e-3, edge, p.standoff_mm * 1e-3)
         return replace(path, direction=d, tip=path.contact - so[:, None] * d)
 
 

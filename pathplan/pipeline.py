@@ -20,6 +20,7 @@ from .errors import CoverageError
 from .evalpoints import eval_points, line_probes
 from .filmcheck import film_limit, find_spec, recheck_film, shadowed_off, spray_labels, worst_beyond
 from .geom import frames_from_axis, quat_from_matrix
+from .grading import design_graded
 from .kinematics import RobotConfig, solve_path
 from .modifiers import pass_tangents
 from .region import RegionParams, sole_region, upper_region
@@ -188,11 +189,10 @@ def _tuned(cfg: PartPipelineConfig, dep: DepositionParams, tun: TuningConfig, bu
 
     so = StandoffParams(**{k: v for k, v in find_spec(cfg.modifiers, "standoff").items() if k != "name"})
     sp = SpeedProfileParams(**{k: v for k, v in find_spec(cfg.modifiers, "speed_profile").items() if k != "name"})
-    d = design_rings(
-        (so.edge_standoff_mm * 1e-3, sp.edge_mm_s * 1e-3), (so.standoff_mm * 1e-3, sp.spray_mm_s * 1e-3),
-        dep, tun.margin_mm * 1e-3 + bump[0], tun.max_step_mm * 1e-3, main_min=bump[1],
-        edge_target=tun.edge_target_mm * 1e-3 + bump[0] if tun.edge_by_covered else None,
-    )  # fmt: skip
+    args = ((so.edge_standoff_mm * 1e-3, sp.edge_mm_s * 1e-3), (so.standoff_mm * 1e-3, sp.spray_mm_s * 1e-3),
+            dep, tun.margin_mm * 1e-3 + bump[0], tun.max_step_mm * 1e-3)  # fmt: skip
+    kw = {"main_min": bump[1], "edge_target": tun.edge_target_mm * 1e-3 + bump[0] if tun.edge_by_covered else None}
+    d, heights = design_graded(*args, **kw) if so.graded else (design_rings(*args, **kw), ())
     step = d.step * step_scale
     planners, width = [], 35.0
     for s in cfg.planners:
@@ -211,10 +211,12 @@ def _tuned(cfg: PartPipelineConfig, dep: DepositionParams, tun: TuningConfig, bu
             s.update(step_mm=step * 1e3, start_offset_mm=locals().get("last", width) + 0.25 * step * 1e3)
         planners.append(s)
     within = d.edge_within * 1e3
+    rings = tuple((round(o * 1e3, 4), round(h * 1e3, 4)) for o, h in zip(d.offsets, heights))
     mods = tuple(
-        {**m, "edge_within_mm": within} if m.get("name") in ("standoff", "speed_profile") else dict(m)
+        {**m, "edge_within_mm": within, **({"ring_standoffs_mm": rings} if m["name"] == "standoff" else {})}
+        if m.get("name") in ("standoff", "speed_profile") else dict(m)
         for m in cfg.modifiers
-    )
+    )  # fmt: skip
     return tuple(planners), mods, d
 
 
