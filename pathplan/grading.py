@@ -97,3 +97,18 @@ def ring_standoff(offset: np.ndarray, rings: tuple[tuple[float, float], ...], de
     ro = np.array([r[0] for r in rings], dtype=float)
     rs = np.array([r[1] for r in rings], dtype=float)
     return rs[np.argmin(np.abs(np.abs(np.asarray(offset, dtype=float))[:, None] - ro[None, :]), axis=1)]
+
+
+@functools.lru_cache(maxsize=32)
+def fill_step(standoff: float, speed: float, params: DepositionParams, max_step: float = 0.02) -> float:
+    """Largest line step (m, <= ``max_step``) of parallel passes at ``standoff`` (m) and ``speed`` (m/s) whose summed
+    flat-plate film stays >= 1.25 x the covered film everywhere (the main rings' criterion)."""
+    m = cross_profile(standoff, 0.0, speed, params)
+    need = 1.25 * params.covered_mm * 1e-3
+    step = max_step
+    while step > 1e-3:
+        g = np.arange(0, step, 1e-4)
+        if sum(np.interp(g + k * step, m.x, m.film, left=0, right=0) for k in range(-12, 13)).min() >= need:
+            break
+        step *= 0.97
+    return float(step)

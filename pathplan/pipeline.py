@@ -20,7 +20,7 @@ from .errors import CoverageError
 from .evalpoints import eval_points, line_probes
 from .filmcheck import film_limit, find_spec, recheck_film, shadowed_off, spray_labels, worst_beyond
 from .geom import frames_from_axis, quat_from_matrix
-from .grading import design_graded
+from .grading import design_graded, fill_step
 from .kinematics import RobotConfig, solve_path
 from .modifiers import pass_tangents
 from .region import RegionParams, sole_region, upper_region
@@ -208,12 +208,16 @@ def _tuned(cfg: PartPipelineConfig, dep: DepositionParams, tun: TuningConfig, bu
             rings = build_pipeline([s], kind="planner")
             last = float(rings.stages[0].offsets(_INF_REGION)[-1]) * 1e3 if width > 0 else width
         elif s["name"] == "raster_fill":
-            s.update(step_mm=step * 1e3, start_offset_mm=locals().get("last", width) + 0.25 * step * 1e3)
+            start = locals().get("last", width) + 0.25 * step * 1e3
+            fstep = fill_step(so.fill_standoff_mm * 1e-3, sp.fill_mm_s * 1e-3, dep) if so.fill_standoff_mm > 0 else 0
+            s.update(step_mm=fstep * 1e3 if fstep else step * 1e3, start_offset_mm=start)
+            fill_from = start - 0.15 * step * 1e3  # beyond every ring (they lie at most at ``last``)
         planners.append(s)
     within = d.edge_within * 1e3
     rings = tuple((round(o * 1e3, 4), round(h * 1e3, 4)) for o, h in zip(d.offsets, heights))
+    fill = {"fill_from_mm": round(fill_from, 4)} if "fill_from" in locals() else {}
     mods = tuple(
-        {**m, "edge_within_mm": within, **({"ring_standoffs_mm": rings} if m["name"] == "standoff" else {})}
+        {**m, "edge_within_mm": within, **fill, **({"ring_standoffs_mm": rings} if m["name"] == "standoff" else {})}
         if m.get("name") in ("standoff", "speed_profile") else dict(m)
         for m in cfg.modifiers
     )  # fmt: skip
