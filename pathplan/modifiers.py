@@ -163,7 +163,7 @@ class OrientParams:
     max_from_down_deg: float = 115.0
     smooth_mm: float = 80.0
     edge_smooth_mm: float = 30.0
-    edge_smooth_within_mm: float = 8.0
+    edge_smooth_within_mm: float = 15.0
 
     def __post_init__(self) -> None:
         if not (0 <= self.tilt_deg <= self.max_tilt_deg < 90 and 0 < self.max_from_down_deg <= 180):
