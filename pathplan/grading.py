@@ -28,7 +28,7 @@ import numpy as np
 from .deposition import DepositionParams
 from .tuning import RingDesign, _largest_gap_free, cross_profile
 
-__all__ = ["design_graded", "ring_standoff", "fill_step", "MAIN_NEED"]
+__all__ = ["design_graded", "ring_standoff", "fill_step", "warm_up", "MAIN_NEED"]
 
 #: The main rings' step keeps the summed flat-plate film at this multiple of the covered film (the edge rings and
 #: the tuner's flat design: 1.25). With fewer, wider rings below them, the flat step left the band uncovered
@@ -76,8 +76,10 @@ def design_graded(
             offsets.append(max(d_main, t_main))
             break
         best = None
-        for h in grid:  # widest first; a wider ring is never nearer the line, so the first that fits is farthest
+        for h in grid:
             p = cross_profile(round(float(h), 6), 0.0, edge[1], params)
+            if p.reach(trace / flow_factor) + margin > offsets[-1] + max_step:
+                continue  # its trace cannot stay inside wherever it goes: no gap search
             d = _largest_gap_free(prev, p.x, p.film, offsets[-1], need, offsets[-1] + max_step)
             if p.reach(trace / flow_factor) + margin <= d and (best is None or d > best[2]):
                 best = (float(h), p, d)
@@ -125,3 +127,21 @@ def fill_step(standoff: float, speed: float, params: DepositionParams, max_step:
             break
         step *= 0.97
     return float(step)
+
+
+def warm_up() -> None:
+    """Compute the shipped configuration's first-round designs once (their flat-plate profiles, ~15 standoffs per
+    speed, are cached: ~1.8 s cold, then ~20-30 ms for a design with the tuner's moves)."""
+    from .modifiers import SpeedProfileParams, StandoffParams
+    from .pipeline import PathplanConfig
+
+    cfg = PathplanConfig()
+    for pc in (cfg.upper, cfg.sole):
+        spec = {m["name"]: {k: v for k, v in m.items() if k != "name"} for m in pc.modifiers}
+        so, sp = StandoffParams(**spec.get("standoff", {})), SpeedProfileParams(**spec.get("speed_profile", {}))
+        tun = cfg.tuning
+        design_graded((so.edge_standoff_mm * 1e-3, sp.edge_mm_s * 1e-3), (so.standoff_mm * 1e-3, sp.spray_mm_s * 1e-3),
+                      cfg.deposition, tun.margin_mm * 1e-3, tun.max_step_mm * 1e-3,
+                      edge_target=tun.edge_target_mm * 1e-3 if tun.edge_by_covered else None)  # fmt: skip
+        if so.fill_standoff_mm > 0:
+            fill_step(so.fill_standoff_mm * 1e-3, sp.fill_mm_s * 1e-3, cfg.deposition)
