@@ -16,7 +16,7 @@ from gluecell.pathplan.grading import MAIN_NEED, design_graded, fill_step, ring_
 from gluecell.pathplan.modifiers import Standoff, StandoffParams, fill_mask
 from gluecell.pathplan.pipeline import PathplanConfig, plan_pair
 from gluecell.pathplan.synthetic import make_synthetic_pair
-from gluecell.pathplan.timing import program_report
+from gluecell.pathplan.timing import program_report, time_budget
 from gluecell.pathplan.toolpath import ToolPath
 from gluecell.pathplan.tuning import cross_profile, design_rings
 
@@ -129,3 +129,7 @@ def test_synthetic_pair_faster_with_graded_rings_at_no_loss():
         path, prog = plans["graded"].paths[part], plans["graded"].programs[part]
         rep = program_report(prog, path.xyz, path.spray, cfg.robot)
         assert rep["joint_speed_peak_fraction"] <= 1.0 + 1e-6 and rep["joint_accel_peak_fraction"] <= 1.0 + 1e-3, rep
+        tp = plans["graded"].parts[part].toolpath
+        b = time_budget(prog, path.xyz, path.spray, tp.speed, tp.pass_id)  # the parts add up to the program
+        assert b["spray_process_s"] + b["spray_stretch_s"] + b["gun_off_s"] == pytest.approx(prog.duration, rel=1e-9)
+        assert b["spray_stretch_s"] >= 0 and b["spray_process_s"] > b["gun_off_s"] > 0 and b["passes"] >= 3, b
