@@ -211,8 +211,11 @@ def _tuned(cfg: PartPipelineConfig, dep: DepositionParams, tun: TuningConfig, bu
             rings = build_pipeline([s], kind="planner")
             last = float(rings.stages[0].offsets(_INF_REGION)[-1]) * 1e3 if width > 0 else width
         elif s["name"] == "raster_fill":
-            start = locals().get("last", width) + 0.25 * step * 1e3
             fstep = fill_step(so.fill_standoff_mm * 1e-3, sp.fill_mm_s * 1e-3, dep) if so.fill_standoff_mm > 0 else 0
+            # the raster's first line a quarter of the ring step beyond the last ring; with the wide fill, half its
+            # own line step (the fill's tail reaches far: at 0.25 x 6.8 mm beyond the last ring, 30 mm from the
+            # line, it put 1.2 mm of glue over the real boot's junction, test_plan_boot.py)
+            start = locals().get("last", width) + (0.5 * fstep if fstep else 0.25 * step) * 1e3
             s.update(step_mm=fstep * 1e3 if fstep else step * 1e3, start_offset_mm=start)
             fill_from = start - 0.15 * step * 1e3  # beyond every ring (they lie at most at ``last``)
         planners.append(s)

@@ -2,7 +2,7 @@
 speed modifiers). The design's own promises are checked on the flat-plate film it is built from (every ring keeps
 its trace inside the line, no gap below the covered film between the line and the first main ring), and on a
 synthetic pair the shipped planner is checked against the same planner with the grading and the fill switched
-off: faster, within the joint limits, no glue beyond the line, no coverage lost."""
+off: >= 10 % faster, within the joint limits, no glue beyond the line, no coverage lost."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gluecell.pathplan.deposition import DepositionParams
-from gluecell.pathplan.grading import MAIN_NEED, design_graded, fill_step, ring_standoff
+from gluecell.pathplan.grading import FLOW_FACTOR, MAIN_NEED, design_graded, fill_step, ring_standoff
 from gluecell.pathplan.modifiers import Standoff, StandoffParams, fill_mask
 from gluecell.pathplan.pipeline import PathplanConfig, plan_pair
 from gluecell.pathplan.synthetic import make_synthetic_pair
@@ -38,8 +38,8 @@ def test_graded_design_needs_fewer_rings_and_keeps_its_promises(main_min):
     for k, off in enumerate(design.offsets):
         h = heights[k] if k < design.n_edge else MAIN[0]
         prof = cross_profile(h, 0.0, EDGE[1] if k < design.n_edge else MAIN[1], DEP)
-        if k:  # every ring after the first (placed by its covered edge) keeps the trace of 4x the flow MARGIN inside
-            assert prof.reach(trace / (4.0 if k < design.n_edge else 1.0)) + MARGIN <= off + 1e-9, (k, h, off)
+        if k:  # every ring after the first (placed by its covered edge) keeps its trace (x FLOW_FACTOR) MARGIN inside
+            assert prof.reach(trace / (FLOW_FACTOR if k < design.n_edge else 1.0)) + MARGIN <= off + 1e-9, (k, h, off)
         total += np.interp(x - off, prof.x, prof.film, left=0, right=0)
     start = design.offsets[0]
     assert total[x >= start].min() >= 1.25 * DEP.covered_mm * 1e-3 * (1 - 1e-6)
@@ -120,7 +120,7 @@ def test_synthetic_pair_faster_with_graded_rings_at_no_loss():
     for name, cfg in (("graded", PathplanConfig()), ("flat", _ungraded())):
         plans[name] = plan_pair(u, s, pair.bite_line, cfg, upper_normals=un, sole_normals=sn)
     t = {k: sum(p.programs[q].duration for q in ("upper", "sole")) for k, p in plans.items()}
-    assert t["graded"] <= 0.85 * t["flat"], t
+    assert t["graded"] <= 0.9 * t["flat"], t
     cfg = PathplanConfig()
     for part in ("upper", "sole"):
         new, old = plans["graded"].metrics[part], plans["flat"].metrics[part]
