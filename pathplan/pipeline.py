@@ -120,11 +120,10 @@ def _upper_defaults() -> PartPipelineConfig:
     sharp enough that the covered edge can sit 1 mm inside the bite line with no visible film crossing it
     (on the world's true spray: coverage 97.9 % vs 97.4 % at 8 mm, 0 of 12 runs above the line); 5 mm still
     clears the surface by > 10x the scan noise (FACTS.md: 0.1-0.4 mm) and > 20x the robot's path error.
-    The upper's raster stays at the main rings' 35 mm (no 70 mm fill, ``fill_standoff_mm`` 0): on the real boot the
-    wide fill's tail, from raster lines ~30 mm from the line along the surface, put 0.7-1.2 mm of glue over the
-    junction (refused after 6 tuning rounds) or not, depending on where the raster started (test_plan_boot.py)."""
-    mods = tuple({**m, "edge_standoff_mm": 5.0, "fill_standoff_mm": 0.0} if m["name"] == "standoff" else m
-                 for m in DEFAULT_MODIFIERS)  # fmt: skip
+    Leave the upper's raster at the main rings' 35 mm (``fill_standoff_mm`` 0): on the real boot a 70 mm fill's
+    tail, from raster lines ~30 mm from the line along the surface, put 0.7-1.2 mm of glue over the junction
+    (refused after 6 tuning rounds) or not, depending on where the raster started (test_plan_boot.py)."""
+    mods = tuple({**m, "edge_standoff_mm": 5.0} if m["name"] == "standoff" else m for m in DEFAULT_MODIFIERS)
     return PartPipelineConfig(modifiers=mods)
 
 
@@ -223,9 +222,12 @@ def _tuned(cfg: PartPipelineConfig, dep: DepositionParams, tun: TuningConfig, bu
     within = d.edge_within * 1e3
     rings = tuple((round(o * 1e3, 4), round(h * 1e3, 4)) for o, h in zip(d.offsets, heights))
     fill = {"fill_from_mm": round(fill_from, 4)} if "fill_from" in locals() else {}
+    # graded rings and the wide fill: neighbouring passes linked within 25 mm (the fill's lines zig-zag 10-20 mm apart)
+    link = {"link_within_mm": 25.0} if so.graded or so.fill_standoff_mm > 0 else {}
     mods = tuple(
         {**m, "edge_within_mm": within, **fill, **({"ring_standoffs_mm": rings} if m["name"] == "standoff" else {})}
-        if m.get("name") in ("standoff", "speed_profile") else dict(m)
+        if m.get("name") in ("standoff", "speed_profile")
+        else {**link, **m} if m.get("name") == "gun_on_off" else dict(m)
         for m in cfg.modifiers
     )  # fmt: skip
     return tuple(planners), mods, d

@@ -105,7 +105,7 @@ def _with(graded: bool, fill: bool) -> PathplanConfig:
     parts = {}
     for part in ("upper", "sole"):
         pc = getattr(cfg, part)
-        over = {"graded": graded, **({} if fill else {"fill_standoff_mm": 0.0})}
+        over = {"graded": graded, "fill_standoff_mm": 70.0 if fill and part == "sole" else 0.0}
         mods = tuple({**m, **over} if m["name"] == "standoff" else m for m in pc.modifiers)
         parts[part] = replace(pc, modifiers=mods)
     return replace(cfg, **parts)
