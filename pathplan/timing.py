@@ -18,7 +18,7 @@ from gluecell.core.types import RobotProgram
 from .errors import KinematicsError
 from .kinematics import JOINT_NAMES, RobotConfig
 
-__all__ = ["Timing", "retime", "robot_program", "motion_metrics", "program_report"]
+__all__ = ["Timing", "retime", "robot_program", "motion_metrics", "program_report", "time_budget"]
 
 
 @dataclass(frozen=True)
@@ -139,4 +139,29 @@ def program_report(program: RobotProgram, path_xyz: np.ndarray, spray: np.ndarra
         "spray_speed_median_mm_s": float(np.median(seg[on] / dt[on]) * 1e3) if on.any() else 0.0,
         "joint_accel_peak_fraction": float((acc / amax).max()) if len(acc) else 0.0,
         **motion_metrics(program, spray, cfg),
+    }
+
+
+def time_budget(program: RobotProgram, path_xyz: np.ndarray, spray: np.ndarray, process_speed: np.ndarray,
+                pass_id: np.ndarray) -> dict[str, float]:  # fmt: skip
+    """Where a part's robot time goes: spraying at the process speed, the extra spraying time where a joint limit
+    stretched it, and everything with the gun off (leads, links between passes, retracts), seconds; and the
+    number of spray passes.
+
+    Args:
+        path_xyz: (n, 3) nozzle tips of the program's waypoints; spray: (n,) bool gun on;
+            process_speed: (n,) m/s, the tip speed the path was planned at towards the next waypoint;
+            pass_id: (n,) int, the pass of each waypoint (< 0: transit).
+    """
+    t = np.asarray(program.t)
+    dt = np.diff(t)
+    on = np.asarray(spray[:-1], bool) & np.asarray(spray[1:], bool)
+    seg = np.linalg.norm(np.diff(np.asarray(path_xyz), axis=0), axis=1)
+    proc = np.minimum(seg / np.maximum(np.asarray(process_speed, dtype=float)[:-1], 1e-6), dt)
+    pid = np.asarray(pass_id)
+    return {
+        "spray_process_s": float(proc[on].sum()),
+        "spray_stretch_s": float((dt[on] - proc[on]).sum()),
+        "gun_off_s": float(dt[~on].sum()),
+        "passes": float(len(np.unique(pid[pid >= 0]))),
     }

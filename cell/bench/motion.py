@@ -11,7 +11,9 @@ the true meshes) and by the world's true spray simulator (:func:`judge_true`, on
 
 Metrics: ``motion_<key>_<pair>`` per pair and ``motion_<key>_mean`` / ``_max`` over pairs, keys
 ``shoe_s``, ``upper_s``, ``sole_s``, ``upper_path_m``, ``sole_path_m``, ``upper_speed_mm_s``,
-``sole_speed_mm_s``, ``joint_step_max_deg``, ``at_limit_share``, ``speed_peak_fraction``,
+``sole_speed_mm_s``, ``<part>_spray_process_s`` (spraying at the planned process speed),
+``<part>_spray_stretch_s`` (extra spraying time where a joint limit slowed the nozzle), ``<part>_gun_off_s``
+(leads, links, retracts), ``<part>_passes``, ``joint_step_max_deg``, ``at_limit_share``, ``speed_peak_fraction``,
 ``accel_peak_fraction``, ``upper_coverage``, ``upper_coverage_1mm``, ``sole_coverage``, ``above_p99_mm``,
 ``above_max_mm``, ``true_coverage``, ``true_above_max_mm``, ``true_dry_strip_p95_mm``, ``kinematics_ms`` (IK and
 time parametrisation of every tuning round, both parts); plus ``motion_pairs`` and ``motion_refused``.
@@ -37,12 +39,18 @@ WORST = ("joint_step_max_deg", "speed_peak_fraction", "accel_peak_fraction", "ab
 
 def pair_motion(plan: Any, cfg: Any) -> dict[str, float]:
     """Motion figures of a planned pair (a ``PairPlan``) under ``cfg.robot`` (see the module docstring)."""
-    from gluecell.pathplan.timing import program_report
+    from gluecell.pathplan.timing import program_report, time_budget
 
     rep = {p: program_report(plan.programs[p], plan.paths[p].xyz, plan.paths[p].spray, cfg.robot)
            for p in ("upper", "sole")}  # fmt: skip
     spray_s = sum(r["spray_time_s"] for r in rep.values())
-    return {
+    budget = {}
+    for p in ("upper", "sole"):
+        tp = plan.parts[p].toolpath if hasattr(plan, "parts") else None
+        if tp is not None and tp.speed is not None and len(tp.speed) == len(plan.paths[p].xyz):
+            b = time_budget(plan.programs[p], plan.paths[p].xyz, plan.paths[p].spray, tp.speed, tp.pass_id)
+            budget.update({f"{p}_{k}": v for k, v in b.items()})
+    return {**budget,
         "upper_s": rep["upper"]["robot_time_s"], "sole_s": rep["sole"]["robot_time_s"],
         "shoe_s": rep["upper"]["robot_time_s"] + rep["sole"]["robot_time_s"],
         "upper_path_m": rep["upper"]["spray_path_m"], "sole_path_m": rep["sole"]["spray_path_m"],
