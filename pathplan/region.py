@@ -558,14 +558,20 @@ def sole_region(
     zone = d_xy < p.wall_zone_mm * 1e-3
     nxy = np.linalg.norm(vn[:, :2], axis=1)
     deep = line[j, 2] - v[:, 2] > p.wall_deep_mm * 1e-3
-    wall = zone & ((nxy > p.wall_normal_xy) | (deep & (nxy > p.wall_deep_normal_xy)))
+    # the tilted rule is for a wall that bulges out past the rim in plan (an in-curled rim); inside the rim the
+    # polygon decides (noisy footbed normals tilt 0.3-0.6 beside the wall on perceived world-2 soles)
+    tilted = zone & deep & ~side & (nxy > p.wall_deep_normal_xy) & (nxy <= p.wall_normal_xy)
+    wall = zone & ((nxy > p.wall_normal_xy) | tilted)
     side = np.where(wall, np.einsum("ij,ij->i", vn[:, :2], in_xy) > 0, side)
     # the rim line runs along the wall's crest, whose width the max-z pick wanders across: an upward-facing
     # point within that width of it and below it is footbed/crest (inside), not the outer wall
     crest = ~wall & (d_xy < p.rim_width_mm * 1e-3) & (v[:, 2] <= line[j, 2] + 1e-3)
     side = side | crest
     # at the wall both sides meet within a few mm: there only a point that all its neighbours contradict flips
-    side = np.where(zone, _vote(v, side, p, 1.0), _vote(v, side, p, p.side_vote))
+    # a tilted wall point is only as sure as its noisy normal: a footbed point tilted 0.3-0.5 by scan noise put
+    # its little cluster outside (world 2, perceived soles: "glue would land 14 mm beyond the boundary"), so
+    # those follow the wider vote like points away from the wall
+    side = np.where(zone & ~tilted, _vote(v, side, p, 1.0), _vote(v, side, p, p.side_vote))
     return _build("sole", v, vn, line, frame, side, p)
 
 
