@@ -91,8 +91,12 @@ def _edge_normals(pts: np.ndarray, tree, idx: np.ndarray, normals: np.ndarray | 
     _, nb = tree.query(pts[idx], k=min(12, len(pts)))
     q = pts[nb] - pts[nb].mean(axis=1, keepdims=True)
     _, vec = np.linalg.eigh(np.einsum("nki,nkj->nij", q, q))
-    n = vec[:, :, 0]
-    return n * np.where(np.einsum("ij,ij->i", n, pts[idx] - pts.mean(axis=0)) < 0, -1.0, 1.0)[:, None]
+    return _away(vec[:, :, 0], pts[idx], pts.mean(axis=0))
+
+
+def _away(n: np.ndarray, at: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Normals ``n`` (k, 3) at ``at`` (k, 3) each turned to face away from ``centre`` (3,)."""
+    return n * np.where(np.einsum("ij,ij->i", n, at - centre) < 0, -1.0, 1.0)[:, None]
 
 
 def _far_ends(pts: np.ndarray, tree, line: np.ndarray, tan: np.ndarray, up: np.ndarray, far: np.ndarray,
@@ -155,7 +159,10 @@ def bridge_line(points: np.ndarray, normals: np.ndarray | None, line: np.ndarray
     if far.size == 0:
         return empty
     new, nrm = _sample(ln[far], pts[ends], n_e, tan[far], length, p)
-    return Bridge(new, nrm if normals is not None else None, ln, off, bridged)
+    # the bridged surface faces away from the part's centre: a scan's normals at its edge are often flipped (on
+    # world-2 uppers neighbouring bridges at the toe took opposite sides from them, and the film model sprayed the
+    # inside of one: "glue would land 3 mm beyond the boundary")
+    return Bridge(new, _away(nrm, new, pts.mean(axis=0)) if normals is not None else None, ln, off, bridged)
 
 
 def _whole_runs(off: np.ndarray, good: np.ndarray) -> np.ndarray:
