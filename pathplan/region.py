@@ -38,6 +38,10 @@ MIXED_NORMALS = 0.15
 RIM_NEIGHBOUR_M = 1.5e-3
 #: Highest outer points per sector tried for the rim (the first with a neighbour is taken).
 RIM_TRIES = 4
+#: A neighbourhood whose mean normal is at least this long is coherent (one smooth surface) ...
+COHERENT = 0.85
+#: ... and a normal more than this (deg) off its mean takes the mean (scan noise, not a feature).
+TILTED_DEG = 40.0
 
 __all__ = ["RegionParams", "upper_region", "sole_region", "detect_rim", "BandWidth", "Subsample"]
 
@@ -386,7 +390,10 @@ def _consistent_normals(pts: np.ndarray, nrm: np.ndarray, radius: float) -> np.n
     np.add.at(cnt, pairs.ravel(), 1.0)
     mean = acc / np.maximum(cnt, 1.0)[:, None]
     length = np.linalg.norm(mean, axis=1)
-    bad = (cnt >= 3) & (length > 0.5) & (np.einsum("ij,ij->i", nrm, mean) < 0)
+    dot = np.einsum("ij,ij->i", nrm, mean) / np.maximum(length, 1e-12)
+    # against them, or tilted > TILTED_DEG off a coherent neighbourhood (a 90 deg edge's mean is <= 0.71 long): a
+    # perceived world-2 upper's side-wall point tilted up 50 deg, 12 mm below the line, took glue in the film model
+    bad = (cnt >= 3) & (((length > 0.5) & (dot < 0)) | ((length > COHERENT) & (dot < np.cos(np.radians(TILTED_DEG)))))
     out = nrm.copy()
     out[bad] = mean[bad] / length[bad, None]
     return out
