@@ -38,6 +38,8 @@ MIXED_NORMALS = 0.15
 RIM_NEIGHBOUR_M = 1.5e-3
 #: Highest outer points per sector tried for the rim (the first with a neighbour is taken).
 RIM_TRIES = 4
+#: A wall point's normal decides its side only when it faces across the rim at least this much (cosine).
+WALL_FACING = 0.3
 #: A neighbourhood whose mean normal is at least this long is coherent (one smooth surface) ...
 COHERENT = 0.85
 #: ... and a normal more than this (deg) off its mean takes the mean (scan noise, not a feature).
@@ -619,8 +621,11 @@ def sole_region(
     # the tilted rule is for a wall that bulges out past the rim in plan (an in-curled rim); inside the rim the
     # polygon decides (noisy footbed normals tilt 0.3-0.6 beside the wall on perceived world-2 soles)
     tilted = zone & deep & ~side & (nxy > p.wall_deep_normal_xy) & (nxy <= p.wall_normal_xy)
-    wall = zone & ((nxy > p.wall_normal_xy) | tilted)
-    side = np.where(wall, np.einsum("ij,ij->i", vn[:, :2], in_xy) > 0, side)
+    facing = np.einsum("ij,ij->i", vn[:, :2], in_xy)
+    # a normal that runs along the rim (|cos| < WALL_FACING) says nothing about the side (a noisy inner-wall point
+    # of a perceived world-2 boot sole faced along it and was put outside): there the polygon decides
+    wall = zone & ((nxy > p.wall_normal_xy) | tilted) & (np.abs(facing) >= WALL_FACING)
+    side = np.where(wall, facing > 0, side)
     # the rim line runs along the wall's crest, whose width the max-z pick wanders across: an upward-facing
     # point within that width of it and below it is footbed/crest (inside), not the outer wall
     crest = ~wall & (d_xy < p.rim_width_mm * 1e-3) & (v[:, 2] <= line[j, 2] + 1e-3)
@@ -630,7 +635,24 @@ def sole_region(
     # its little cluster outside (world 2, perceived soles: "glue would land 14 mm beyond the boundary"), so
     # those follow the wider vote like points away from the wall
     side = np.where(zone & ~tilted, _vote(v, side, p, 1.0), _vote(v, side, p, p.side_vote))
-    return _build("sole", v, vn, line, frame, side, p)
+    return _build("sole", v, _outer_wall_faces_out(v, vn, side, zone, line[j, 2] - v[:, 2], in_xy), line, frame,
+                  side, p)  # fmt: skip
+
+
+def _outer_wall_faces_out(v: np.ndarray, vn: np.ndarray, side: np.ndarray, zone: np.ndarray, below: np.ndarray,
+                          in_xy: np.ndarray, below_mm: float = 1.0) -> np.ndarray:  # fmt: skip
+    """``vn`` with the normals of outer-wall points (outside, in the wall zone, more than ``below_mm`` under the
+    rim) that face into the sole mirrored to face out: the wall stands between them and every nozzle inside the
+    rim. World-2 cup soles show the wall's outer face but not its inner one, and perceived normals on a thin wall
+    flip: the film model put glue 4-7 mm beyond the rim on them, the tuner moved the edge passes out to its cap
+    and the rings broke ("first ring has a 17-27 mm hole")."""
+    wrong = zone & ~side & (below > below_mm * 1e-3) & (np.einsum("ij,ij->i", vn[:, :2], in_xy) > 0)
+    if not wrong.any():
+        return vn
+    out = vn.copy()
+    flat = out[wrong, :2]
+    out[wrong, :2] = flat - 2 * np.einsum("ij,ij->i", flat, in_xy[wrong])[:, None] * in_xy[wrong]
+    return out
 
 
 @dataclass(frozen=True)
