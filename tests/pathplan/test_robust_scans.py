@@ -89,6 +89,7 @@ def test_the_plan_over_a_bridge_keeps_glue_behind_the_line_on_the_real_surface(p
     gp, gn = _gapped(pair, pts, nrm)
     cfg = PathplanConfig()
     pp = plan_part("upper", gp, cfg, bite_line=pair.bite_line, normals=gn, robot=False)
+    assert pp.metrics["bridged_mm"] > 5.0  # the plan says how much of it stands on bridged surface
     full = upper_region(pts, pair.bite_line, nrm)
     film = predict_film(pp.path, full, cfg.deposition)
     beyond = full.signed < -0.25e-3
