@@ -29,6 +29,7 @@ from .geom import (
     unit,
     voxel_downsample,
 )
+from .solewall import OUTER_WALL_OUT_M, despike, outer_wall_faces_out
 from .stages import Stage, register
 from .toolpath import BondRegion
 
@@ -38,12 +39,6 @@ MIXED_NORMALS = 0.15
 RIM_NEIGHBOUR_M = 1.5e-3
 #: Highest outer points per sector tried for the rim (the first with a neighbour is taken).
 RIM_TRIES = 4
-#: A rim point more than this (m) off the median radius of the sectors round it is a spike (re-picked) ...
-RIM_SPIKE_M = 6e-3
-#: ... over this many sectors (odd; a median removes spikes up to half of it wide).
-RIM_SPIKE_SECTORS = 9
-#: Outer-wall points whose normal faces into the sole are turned out up to this far (m) outside the rim in plan.
-OUTER_WALL_OUT_M = 2e-3
 #: A wall point's normal decides its side only when it faces across the rim at least this much (cosine).
 WALL_FACING = 0.3
 #: A neighbourhood whose mean normal is at least this long is coherent (one smooth surface) ...
@@ -536,7 +531,7 @@ def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.nda
     missing = np.flatnonzero(np.isnan(rim[:, 0]))
     if len(missing):
         raise RegionError(f"bad sole scan: no points in {len(missing)} of {p.rim_sectors} rim sectors (a hole)")
-    _despike(rim, pts, c, rad, sec, order, bounds)
+    despike(rim, pts, c, rad, order, bounds)
     centre = pts[rad < 0.4 * np.median(np.linalg.norm(rim[:, :2] - c, axis=1))]
     wall = np.median(rim[:, 2]) - (np.median(centre[:, 2]) if len(centre) else np.inf)
     if not wall >= p.min_wall_mm * 1e-3:
@@ -553,26 +548,6 @@ def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.nda
     rad_s = np.median(np.stack([np.roll(rad_r, 1), rad_r, np.roll(rad_r, -1)]), axis=0)
     z_s = np.convolve(np.r_[rim[-2:, 2], rim[:, 2], rim[:2, 2]], k, "valid")
     return np.column_stack([c[0] + rad_s * np.cos(ang_r), c[1] + rad_s * np.sin(ang_r), z_s])
-
-
-def _despike(rim: np.ndarray, pts: np.ndarray, c: np.ndarray, rad: np.ndarray, sec: np.ndarray, order: np.ndarray,
-             bounds: np.ndarray) -> None:  # fmt: skip
-    """Re-pick, in place, each rim point whose radius is more than ``RIM_SPIKE_M`` off the median of the
-    ``RIM_SPIKE_SECTORS`` sectors round it: the highest point of its sector within that band of the median radius
-    (if any; else the median radius at the rim's height there). A few stray points far out in 1-3 sectors
-    (a perceived world-2 sole: 20-26 mm out) made the rim jump out and back, and its first ring broke."""
-    k = RIM_SPIKE_SECTORS // 2
-    r = np.linalg.norm(rim[:, :2] - c, axis=1)
-    med = np.median(np.stack([np.roll(r, s) for s in range(-k, k + 1)]), axis=0)
-    zmed = np.median(np.stack([np.roll(rim[:, 2], s) for s in range(-k, k + 1)]), axis=0)
-    for s in np.flatnonzero(np.abs(r - med) > RIM_SPIKE_M):
-        idx = order[bounds[s] : bounds[s + 1]]
-        near = idx[np.abs(rad[idx] - med[s]) <= RIM_SPIKE_M]
-        if len(near):
-            rim[s] = pts[near[np.argmax(pts[near, 2])]]
-        else:
-            a = np.arctan2(rim[s, 1] - c[1], rim[s, 0] - c[0])
-            rim[s] = [c[0] + med[s] * np.cos(a), c[1] + med[s] * np.sin(a), zmed[s]]
 
 
 def _sole_normals(v: np.ndarray, line: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -666,22 +641,7 @@ def sole_region(
     # outer wall: outside, in the zone, under the rim and not more than OUTER_WALL_OUT_M outside it in plan (farther
     # out, a point that faces in is an in-curled rim's inner face, above)
     outer = zone & ~side & (in_poly | (d_xy < OUTER_WALL_OUT_M)) & (line[j, 2] - v[:, 2] > 1e-3)
-    return _build("sole", v, _outer_wall_faces_out(vn, outer, in_xy), line, frame, side, p)
-
-
-def _outer_wall_faces_out(vn: np.ndarray, outer: np.ndarray, in_xy: np.ndarray) -> np.ndarray:
-    """``vn`` with the normals of ``outer`` (outer-wall) points that face into the sole (``in_xy``: the rim's
-    inward plan direction at each point) mirrored to face out: the wall stands between them and every nozzle inside
-    the rim. World-2 cup soles show the wall's outer face but not its inner one, and perceived normals on a thin
-    wall flip: the film model put glue 4-7 mm beyond the rim on them, the tuner moved the edge passes out to its
-    cap and the rings broke ("first ring has a 17-27 mm hole")."""
-    wrong = outer & (np.einsum("ij,ij->i", vn[:, :2], in_xy) > 0)
-    if not wrong.any():
-        return vn
-    out = vn.copy()
-    flat = out[wrong, :2]
-    out[wrong, :2] = flat - 2 * np.einsum("ij,ij->i", flat, in_xy[wrong])[:, None] * in_xy[wrong]
-    return out
+    return _build("sole", v, outer_wall_faces_out(vn, outer, in_xy), line, frame, side, p)
 
 
 @dataclass(frozen=True)
