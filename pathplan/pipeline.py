@@ -329,6 +329,7 @@ def plan_part(
             part=part, metrics=m,
         )  # fmt: skip
     best.metrics["meets_coverage"] = float(best.metrics["coverage_1mm"] >= tun.target_coverage)
+    best.metrics["bridged_mm"] = float(full_region.meta.get("bridged_length_mm", 0.0))  # unseen wall planned over
     return replace(best, timing_ms=dict(timing))
 
 

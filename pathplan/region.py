@@ -29,6 +29,7 @@ from .geom import (
     unit,
     voxel_downsample,
 )
+from .solewall import OUTER_WALL_OUT_M, despike, outer_wall_faces_out
 from .stages import Stage, register
 from .toolpath import BondRegion
 
@@ -38,6 +39,12 @@ MIXED_NORMALS = 0.15
 RIM_NEIGHBOUR_M = 1.5e-3
 #: Highest outer points per sector tried for the rim (the first with a neighbour is taken).
 RIM_TRIES = 4
+#: A wall point's normal decides its side only when it faces across the rim at least this much (cosine).
+WALL_FACING = 0.3
+#: A neighbourhood whose mean normal is at least this long is coherent (one smooth surface) ...
+COHERENT = 0.85
+#: ... and a normal more than this (deg) off its mean takes the mean (scan noise, not a feature).
+TILTED_DEG = 40.0
 
 __all__ = ["RegionParams", "upper_region", "sole_region", "detect_rim", "BandWidth", "Subsample"]
 
@@ -81,6 +88,10 @@ class RegionParams:
             decides. Outside that zone a point whose side disagrees with at least ``side_vote`` of its ``knn``
             neighbours takes theirs (a footbed point with a tilted normal was put outside and refused the
             whole sole); inside it, where both sides meet within millimetres, only one that all contradict.
+        bridge_max_mm: where the scan misses the surface beside the line (world-2 uppers: the lowest 9-17 mm of
+            the side wall at the toe and heel), the gap between a line point and the scan's edge on the bond side is
+            bridged up to this long (:mod:`gluecell.pathplan.bridge`; 0: never); bridged and hole points together
+            may make up at most ``max_hole_fraction`` of the line.
         wall_deep_mm / wall_deep_normal_xy: in that zone, a point more than ``wall_deep_mm`` below the rim
             whose normal tilts at least ``wall_deep_normal_xy`` sideways is wall too (its normal says its
             side): a cup sole's inner wall that bulges out below an in-curled rim lies outside the rim in plan
@@ -123,6 +134,7 @@ class RegionParams:
     wall_deep_mm: float = 3.0
     wall_deep_normal_xy: float = 0.3
     side_vote: float = 0.75
+    bridge_max_mm: float = 30.0
 
 
 def _check_cloud(points: np.ndarray, part: str, p: RegionParams) -> np.ndarray:
@@ -198,8 +210,55 @@ def _hole_distance(q: np.ndarray, nbr: np.ndarray, max_gap_deg: float) -> tuple[
     return float(abs(ql[2] - coef @ np.array([1.0, qx, qy, qx * qx, qx * qy, qy * qy]))), surrounded
 
 
-def _check_line(line: np.ndarray, pts: np.ndarray, pts_tree, p: RegionParams, what: str) -> dict[str, float]:
-    """Refuse a line with gaps or off the scanned surface; returns how much of it lies in scan holes."""
+def _bridged(pts: np.ndarray, normals: np.ndarray | None, line: np.ndarray, bond_dir: np.ndarray,
+             p: RegionParams) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:  # fmt: skip
+    """The cloud with the surface between ``line`` and the scan's edge bridged where the scan missed it and the
+    line does not lie in a scan hole (:func:`gluecell.pathplan.bridge.bridge_line`), its normals (when they fit)
+    and how much was bridged."""
+    from scipy.spatial import cKDTree
+
+    from .bridge import BridgeParams, bridge_line
+
+    none = {"bridged_fraction": 0.0, "bridged_length_mm": 0.0}
+    if p.bridge_max_mm <= p.on_surface_mm:
+        return pts, normals, none
+    _, bad = _not_holes(line, pts, cKDTree(pts), p)
+    if not bad:
+        return pts, normals, none
+    fits = normals is not None and np.shape(normals) == pts.shape
+    br = bridge_line(pts, normals if fits else None, line, bond_dir,
+                     BridgeParams(from_mm=p.on_surface_mm, max_len_mm=p.bridge_max_mm),
+                     near=line[[j for j, _ in bad]])  # fmt: skip
+    info = {"bridged_fraction": br.fraction, "bridged_length_mm": br.length_mm}
+    if not len(br.points):
+        return pts, normals, info
+    pts = np.concatenate([pts, br.points])
+    return pts, (np.concatenate([normals, br.normals]) if fits and br.normals is not None else None), info
+
+
+def _not_holes(line: np.ndarray, pts: np.ndarray, pts_tree, p: RegionParams) -> tuple[np.ndarray, list]:
+    """Distances (m,) of the line's points from the scan, and ``(index, why)`` of each point farther than
+    ``on_surface_mm`` that is not in a scan hole (surrounded by the scan and on the quadric fitted round it, or
+    within ``edge_mm`` of the scan's edge and on that quadric)."""
+    d, _ = pts_tree.query(line)
+    lim = p.on_surface_mm * 1e-3
+    bad = []
+    for j in np.flatnonzero(d > lim):
+        nbr = pts[pts_tree.query_ball_point(line[j], p.hole_radius_mm * 1e-3)]
+        off, surrounded = _hole_distance(line[j], nbr, p.hole_max_gap_deg)
+        if not surrounded and d[j] > p.edge_mm * 1e-3:
+            off, why = float("inf"), f"beyond the scan's edge by more than {p.edge_mm:.0f} mm"
+        else:
+            why = f"{off * 1e3:.1f} mm off the surface fitted round it"
+        if off > lim:
+            bad.append((int(j), why))
+    return d, bad
+
+
+def _check_line(line: np.ndarray, pts: np.ndarray, pts_tree, p: RegionParams, what: str,
+                bridged: dict[str, float] | None = None) -> dict[str, float]:  # fmt: skip
+    """Refuse a line with gaps or off the scanned surface; returns how much of it lies in scan holes (and, from
+    ``bridged``, how much was bridged: both count against ``max_hole_fraction``)."""
     gaps = polyline_gaps(line)
     i = int(np.argmax(gaps))
     if gaps[i] > p.max_gap_mm * 1e-3:
@@ -208,31 +267,29 @@ def _check_line(line: np.ndarray, pts: np.ndarray, pts_tree, p: RegionParams, wh
             "it must be a closed line all round the part",
             gap_index=i,
         )
-    d, _ = pts_tree.query(line)
-    lim = p.on_surface_mm * 1e-3
-    far = np.flatnonzero(d > lim)
-    for j in far:
-        nbr = pts[pts_tree.query_ball_point(line[j], p.hole_radius_mm * 1e-3)]
-        off, surrounded = _hole_distance(line[j], nbr, p.hole_max_gap_deg)
-        if not surrounded and d[j] > p.edge_mm * 1e-3:
-            off, why = float("inf"), f"beyond the scan's edge by more than {p.edge_mm:.0f} mm"
-        else:
-            why = f"{off * 1e3:.1f} mm off the surface fitted round it"
-        if off > lim:
-            raise RegionError(
-                f"{what} point {j} is {d[j] * 1e3:.1f} mm off the scanned surface (limit {p.on_surface_mm:.1f} mm; "
-                f"not a scan hole: {why}; {len(far)} of {len(line)} points are off it): rescan the part so that "
-                "the surface along the line is seen, or check that the line belongs to this scan",
-                point_index=int(j),
-            )
-    frac = len(far) / len(line)
-    if frac > p.max_hole_fraction:
+    d, bad = _not_holes(line, pts, pts_tree, p)
+    far = np.flatnonzero(d > p.on_surface_mm * 1e-3)
+    if bad:
+        j, why = bad[0]
         raise RegionError(
-            f"{frac:.0%} of the {what} lies in holes of the scan (limit {p.max_hole_fraction:.0%}); rescan the part",
-            point_index=int(far[0]),
+            f"{what} point {j} ({', '.join(f'{v * 1e3:.0f}' for v in line[j])} mm in base_link) is {d[j] * 1e3:.1f} "
+            f"mm off the scanned surface (limit {p.on_surface_mm:.1f} mm; not a scan hole: {why}; {len(far)} of "
+            f"{len(line)} points are off it, {len(bad)} of them neither in a hole nor across a gap the planner can "
+            "bridge): rescan the part so that the surface along the line there is seen, or check that the line "
+            "belongs to this scan",
+            point_index=int(j),
+        )
+    bridged = bridged or {"bridged_fraction": 0.0, "bridged_length_mm": 0.0}
+    frac = len(far) / len(line)
+    if frac + bridged["bridged_fraction"] > p.max_hole_fraction:
+        raise RegionError(
+            f"{frac + bridged['bridged_fraction']:.0%} of the {what} lies in holes of the scan or in gaps beside it "
+            f"(holes {frac:.0%}, bridged gaps {bridged['bridged_fraction']:.0%}; limit {p.max_hole_fraction:.0%}); "
+            "rescan the part so that the surface along the line is seen",
+            point_index=int(far[0]) if len(far) else -1,
         )
     seg = 0.5 * (gaps + np.roll(gaps, 1))
-    return {"hole_fraction": float(frac), "hole_length_mm": float(seg[far].sum() * 1e3)}
+    return {"hole_fraction": float(frac), "hole_length_mm": float(seg[far].sum() * 1e3), **bridged}
 
 
 def _geodesic(pts: np.ndarray, line: np.ndarray, p: RegionParams) -> tuple[np.ndarray, np.ndarray]:
@@ -336,7 +393,10 @@ def _consistent_normals(pts: np.ndarray, nrm: np.ndarray, radius: float) -> np.n
     np.add.at(cnt, pairs.ravel(), 1.0)
     mean = acc / np.maximum(cnt, 1.0)[:, None]
     length = np.linalg.norm(mean, axis=1)
-    bad = (cnt >= 3) & (length > 0.5) & (np.einsum("ij,ij->i", nrm, mean) < 0)
+    dot = np.einsum("ij,ij->i", nrm, mean) / np.maximum(length, 1e-12)
+    # against them, or tilted > TILTED_DEG off a coherent neighbourhood (a 90 deg edge's mean is <= 0.71 long): a
+    # perceived world-2 upper's side-wall point tilted up 50 deg, 12 mm below the line, took glue in the film model
+    bad = (cnt >= 3) & (((length > 0.5) & (dot < 0)) | ((length > COHERENT) & (dot < np.cos(np.radians(TILTED_DEG)))))
     out = nrm.copy()
     out[bad] = mean[bad] / length[bad, None]
     return out
@@ -396,7 +456,8 @@ def upper_region(
     except ValueError as exc:
         raise RegionError(f"bad bite line: {exc}") from exc
     _check_upper_up(pts, bite, p)
-    holes = _check_line(bite, pts, cKDTree(pts), p, "bite line")
+    pts, normals, bridged = _bridged(pts, normals, bite, np.array([0.0, 0.0, 1.0]), p)  # bond side: +z
+    holes = _check_line(bite, pts, cKDTree(pts), p, "bite line", bridged)
     keep = pts[:, 2] >= bite[:, 2].min() - p.keep_beyond_mm * 1e-3
     centroid = pts.mean(axis=0)
     nrm = _outward(pts, normals, centroid)
@@ -470,6 +531,7 @@ def detect_rim(points: np.ndarray, params: RegionParams | None = None) -> np.nda
     missing = np.flatnonzero(np.isnan(rim[:, 0]))
     if len(missing):
         raise RegionError(f"bad sole scan: no points in {len(missing)} of {p.rim_sectors} rim sectors (a hole)")
+    despike(rim, pts, c, rad, order, bounds)
     centre = pts[rad < 0.4 * np.median(np.linalg.norm(rim[:, :2] - c, axis=1))]
     wall = np.median(rim[:, 2]) - (np.median(centre[:, 2]) if len(centre) else np.inf)
     if not wall >= p.min_wall_mm * 1e-3:
@@ -537,6 +599,7 @@ def sole_region(
     v, vn = voxel_downsample(pts, p.voxel_mm * 1e-3, None if normals is None else np.asarray(normals))
     line = resample_polyline(rim_raw, p.spacing_mm * 1e-3)
     side = points_in_polygon(v[:, :2], line[:, :2])
+    in_poly = side
     if vn is None:
         vn = _sole_normals(v, line, side)
     vn = _consistent_normals(v, vn, 1.5 * p.voxel_mm * 1e-3)
@@ -558,15 +621,27 @@ def sole_region(
     zone = d_xy < p.wall_zone_mm * 1e-3
     nxy = np.linalg.norm(vn[:, :2], axis=1)
     deep = line[j, 2] - v[:, 2] > p.wall_deep_mm * 1e-3
-    wall = zone & ((nxy > p.wall_normal_xy) | (deep & (nxy > p.wall_deep_normal_xy)))
-    side = np.where(wall, np.einsum("ij,ij->i", vn[:, :2], in_xy) > 0, side)
+    # the tilted rule is for a wall that bulges out past the rim in plan (an in-curled rim); inside the rim the
+    # polygon decides (noisy footbed normals tilt 0.3-0.6 beside the wall on perceived world-2 soles)
+    tilted = zone & deep & ~side & (nxy > p.wall_deep_normal_xy) & (nxy <= p.wall_normal_xy)
+    facing = np.einsum("ij,ij->i", vn[:, :2], in_xy)
+    # a normal that runs along the rim (|cos| < WALL_FACING) says nothing about the side (a noisy inner-wall point
+    # of a perceived world-2 boot sole faced along it and was put outside): there the polygon decides
+    wall = zone & ((nxy > p.wall_normal_xy) | tilted) & (np.abs(facing) >= WALL_FACING)
+    side = np.where(wall, facing > 0, side)
     # the rim line runs along the wall's crest, whose width the max-z pick wanders across: an upward-facing
     # point within that width of it and below it is footbed/crest (inside), not the outer wall
     crest = ~wall & (d_xy < p.rim_width_mm * 1e-3) & (v[:, 2] <= line[j, 2] + 1e-3)
     side = side | crest
     # at the wall both sides meet within a few mm: there only a point that all its neighbours contradict flips
-    side = np.where(zone, _vote(v, side, p, 1.0), _vote(v, side, p, p.side_vote))
-    return _build("sole", v, vn, line, frame, side, p)
+    # a tilted wall point is only as sure as its noisy normal: a footbed point tilted 0.3-0.5 by scan noise put
+    # its little cluster outside (world 2, perceived soles: "glue would land 14 mm beyond the boundary"), so
+    # those follow the wider vote like points away from the wall
+    side = np.where(zone & ~tilted, _vote(v, side, p, 1.0), _vote(v, side, p, p.side_vote))
+    # outer wall: outside, in the zone, under the rim and not more than OUTER_WALL_OUT_M outside it in plan (farther
+    # out, a point that faces in is an in-curled rim's inner face, above)
+    outer = zone & ~side & (in_poly | (d_xy < OUTER_WALL_OUT_M)) & (line[j, 2] - v[:, 2] > 1e-3)
+    return _build("sole", v, outer_wall_faces_out(vn, outer, in_xy), line, frame, side, p)
 
 
 @dataclass(frozen=True)
