@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["TrainConfig", "load_outcomes", "train", "train_from_outcomes", "save_checkpoint", "record_heldout",
            "beats_baseline", "constant_model", "OUTCOMES_FORMAT",
-           "ABOVE_GOAL_MM", "MIN_BAND_GAIN"]  # fmt: skip
+           "ABOVE_GOAL_MM", "MIN_BAND_GAIN", "TRUE_POOL", "beats_baseline_true", "summarise_true",
+           "worlds_verdict", "record_world"]  # fmt: skip
 
 #: Format of an outcomes folder's meta.json (written by ``cell/sim/outcomes.py``).
 OUTCOMES_FORMAT = "gluecell.correction_outcomes/1.0"
@@ -97,7 +98,9 @@ def load_outcomes(
     if margin_mm is not None:
         meta = {**meta, "margin_mm": float(margin_mm)}
     xs, ys, gs = [], [], []
-    for k, sid in enumerate(meta.get("ids", [])):
+    pairs: dict[str, int] = {}  # "<pair>_<line kind>" files of one pair share a group (held out together)
+    for sid in meta.get("ids", []):
+        k = pairs.setdefault(str(sid).split("_")[0], len(pairs))
         d = load_npz(folder / f"{sid}.npz", required=("features", "label_mm"))
         x, y = np.asarray(d["features"], np.float64), np.asarray(d["label_mm"], np.float64)
         if per_run and "edge_mm" in d and "margin_mm" in meta:  # one sample per spray run: run noise is in the data
@@ -266,3 +269,92 @@ def constant_model(model: Any) -> Any:
         net[-1].bias.fill_(c)
     net.eval()
     return CorrectionModel(net, model.mean, model.std, model.lo, model.hi, {**model.record, "ablation": "constant"})
+
+
+#: Figures of a held-out row judged on the true mesh (``cell.bench.pathplan.judge_true``) and how rows pool:
+#: the worst pair for glue above the line and the dry strip, the mean for coverages and the gap area.
+TRUE_POOL: dict[str, str] = {"true_above_max_mm": "max", "true_above_p99_mm": "max", "true_dry_strip_p95_mm": "max",
+                             "true_band2mm_coverage": "mean", "true_coverage": "mean", "true_coverage_1mm": "mean",
+                             "true_gap_mm2": "mean"}  # fmt: skip
+
+
+def _pool(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for m, how in TRUE_POOL.items():
+        v = np.array([r[key][m] for r in rows if m in r[key]], dtype=np.float64)
+        if len(v):
+            out[m] = float(v.max() if how == "max" else v.mean())
+    if "true_dry_strip_p95_mm" in rows[0][key]:
+        out["true_dry_strip_p95_mm_median"] = float(np.median([r[key]["true_dry_strip_p95_mm"] for r in rows]))
+    out["pairs_with_glue_above"] = float(np.mean([r[key]["true_above_max_mm"] > 0 for r in rows]))
+    return out
+
+
+def beats_baseline_true(base: dict[str, float], corr: dict[str, float]) -> tuple[bool, str]:
+    """The switch-on rule on pooled held-out figures judged on the true mesh (as :func:`beats_baseline`):
+    no more glue above the true line than the uncorrected plan (max and p99, or at most :data:`ABOVE_GOAL_MM`)
+    and the 2 mm band better covered by >= :data:`MIN_BAND_GAIN` without losing coverage of the region; or
+    strictly less glue above the line (max lower by >= 0.1 mm) with the band no worse than -:data:`MIN_BAND_GAIN`."""
+    keys = ("true_above_max_mm", "true_above_p99_mm")
+    safe = all(corr[k] <= max(base[k], ABOVE_GOAL_MM) + 1e-9 for k in keys)
+    gain = corr["true_band2mm_coverage"] - base["true_band2mm_coverage"]
+    cov_ok = corr["true_coverage"] >= base["true_coverage"] - 0.005
+    safer = corr["true_above_max_mm"] <= base["true_above_max_mm"] - 0.1
+    ok = (safe and cov_ok and gain >= MIN_BAND_GAIN) or (safer and gain >= -MIN_BAND_GAIN)
+    why = (f"safe={safe} (above max {corr[keys[0]]:.2f} vs {base[keys[0]]:.2f} mm, p99 {corr[keys[1]]:.2f} vs "
+           f"{base[keys[1]]:.2f}, allowed up to {ABOVE_GOAL_MM} mm), 2 mm band gain {gain:+.3f} (need >= "
+           f"{MIN_BAND_GAIN}), coverage {corr['true_coverage']:.3f} vs {base['true_coverage']:.3f}, "
+           f"safer={safer}")  # fmt: skip
+    return bool(ok), why
+
+
+def summarise_true(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Held-out rows (``{"id", "kind", "applied", "reason", "base": figures, "corr": figures}``) pooled, per line
+    kind and over all: uncorrected vs corrected figures, applied fraction, the reasons it was not applied, and
+    the verdict: ``"wins"`` (:func:`beats_baseline_true`), ``"off"`` (never applied: the gate kept the planner's
+    path, identical to the uncorrected one) or ``"loses"``."""
+
+    def one(rs: list[dict[str, Any]]) -> dict[str, Any]:
+        if not rs:
+            return {"n": 0, "verdict": "off"}
+        base, corr = _pool(rs, "base"), _pool(rs, "corr")
+        applied = float(np.mean([r["applied"] for r in rs]))
+        ok, why = beats_baseline_true(base, corr)
+        verdict = "off" if applied == 0 else ("wins" if ok else "loses")
+        return {"n": len(rs), "applied_fraction": applied, "verdict": verdict, "rule": why,
+                "not_applied": sorted({r["reason"] for r in rs if not r["applied"]}),
+                "uncorrected": base, "corrected": corr}  # fmt: skip
+
+    out = {"all": one(rows)}
+    for kind in sorted({r.get("kind", "") for r in rows}):
+        out[kind or "rows"] = one([r for r in rows if r.get("kind", "") == kind])
+    out["per_pair"] = [{"id": r["id"], "kind": r.get("kind", ""), "applied": r["applied"],
+                        **{f"{k}_{m}": round(float(r[k][m]), 4) for k in ("base", "corr")
+                           for m in ("true_above_max_mm", "true_band2mm_coverage", "true_dry_strip_p95_mm",
+                                     "true_coverage") if m in r[k]}} for r in rows]  # fmt: skip
+    return out
+
+
+def worlds_verdict(worlds: dict[str, dict[str, Any]]) -> tuple[bool, str]:
+    """``beats_baseline`` over held-out summaries of several worlds (:func:`summarise_true` each): the correction
+    may be switched on when it wins on at least one world and loses on none (a world where the gate kept it off
+    on every pair is not a loss: the cell plans there exactly as without it)."""
+    verdicts = {w: s["all"]["verdict"] for w, s in worlds.items()}
+    ok = any(v == "wins" for v in verdicts.values()) and not any(v == "loses" for v in verdicts.values())
+    return ok, ", ".join(f"{w}: {v}" for w, v in verdicts.items())
+
+
+def record_world(path: str | Path, world: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """Write the held-out ``summary`` (:func:`summarise_true`) of ``world`` into the checkpoint at ``path`` and
+    set ``beats_baseline`` from every world recorded so far (:func:`worlds_verdict`). Returns the new record."""
+    import torch
+
+    from gluecell.core.fileio import atomic_open
+
+    blob = read_checkpoint(path)
+    worlds = {**(blob.get("heldout_worlds") or {}), world: summary}
+    ok, why = worlds_verdict(worlds)
+    blob.update(heldout_worlds=worlds, beats_baseline=ok, heldout_rule=why)
+    with atomic_open(path, "wb") as fh:
+        torch.save(blob, fh)
+    return {k: v for k, v in blob.items() if k not in ("state_dict", "stats")}
