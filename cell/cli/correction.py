@@ -48,6 +48,9 @@ def _train(args: argparse.Namespace) -> int:
     kw: dict[str, Any] = {} if args.quantile is None else {"quantile": args.quantile}
     if args.margin_mm is not None:
         kw["margin_mm"] = args.margin_mm
+    if args.max_toward_mm is not None:
+        kw["max_toward_mm"] = args.max_toward_mm
+    kw["margin_use"] = args.margin_use
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, **kw)
     rec = train_from_outcomes(args.outcomes, args.out, cfg)
     m = rec["train_metrics"]
@@ -146,6 +149,11 @@ def register(sub: Any) -> None:
         help="fit this quantile of the needed shift (0: the mean; default: TrainConfig's, 0.99)",
     )
     t.add_argument("--margin-mm", type=float, default=None, help="target glue edge below the line (default: collect's)")
+    t.add_argument("--max-toward-mm", type=float, default=None,
+                   help="clamp of shifts towards the line, recorded in the checkpoint (0: only away from the line)")
+    t.add_argument("--margin-use", type=float, default=0.0,
+                   help="share (0-1) of each point's line margin the corrected film may use, recorded in the "
+                        "checkpoint (0: the planner's own film limit)")  # fmt: skip
     t.set_defaults(func=_train)
     e = cs.add_parser("eval", help="held-out comparison with the uncorrected planner (world spray)")
     e.add_argument("--dataset", required=True, help="dataset of ANOTHER seed than the training one")

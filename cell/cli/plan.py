@@ -240,14 +240,15 @@ def _load_correction(path: Path | str | None) -> Any:
 
     ``"default"``: the shipped checkpoint when it is marked on (``beats_baseline``), else None with a note;
     ``"off"`` / None: none; a path: that checkpoint (a refused one is an error)."""
-    from gluecell.pathplan.correction import DEFAULT_MODEL, CorrectionRefusedError, load_model
+    from gluecell.core.errors import VersionError
+    from gluecell.pathplan.correction import DEFAULT_MODEL, CorrectionError, load_model
 
     if path is None or str(path) == "off":
         return None
     if str(path) == "default":
         try:
             return load_model(DEFAULT_MODEL)
-        except CorrectionRefusedError as exc:
+        except (CorrectionError, VersionError) as exc:  # not switched on, or not usable: plan uncorrected
             print(f"learned correction off: {exc.message}", file=sys.stderr)
             return None
     return load_model(Path(path))
