@@ -66,7 +66,8 @@ class TrainConfig:
     ``margin_mm`` overrides the collection's target margin of the glue edge below the line (None: keep it);
     ``max_toward_mm`` (recorded in the checkpoint) clamps the shifts towards the line at run time (None: the
     symmetric ``max_offset_mm`` clamp); ``margin_use`` (recorded) lets the corrected path's film re-check hold at
-    that share of each point's margin inside the given line instead of at the margin (0: the planner's limit).
+    that share of each point's margin inside the given line instead of at the margin (0: the planner's limit);
+    ``line_kinds``: train on the plans of these line kinds only (empty: all).
     """
 
     hidden: tuple[int, ...] = (16,)
@@ -78,6 +79,7 @@ class TrainConfig:
     margin_mm: float | None = None
     max_toward_mm: float | None = None
     margin_use: float = 0.0
+    line_kinds: tuple[str, ...] = ()
     val_fraction: float = 0.2
     seed: int = 0
 
@@ -89,12 +91,13 @@ class TrainConfig:
 
 
 def load_outcomes(
-    folder: str | Path, per_run: bool = True, margin_mm: float | None = None
+    folder: str | Path, per_run: bool = True, margin_mm: float | None = None, kinds: tuple[str, ...] = ()
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Features (n, F), labels (n,) mm and pair index (n,) of every labelled waypoint in ``folder``, and its meta.
 
     ``per_run``: one sample per waypoint and spray run (``margin - edge`` of that run) instead of the run mean;
-    ``margin_mm`` replaces the collection's margin (labels are ``margin - edge``).
+    ``margin_mm`` replaces the collection's margin (labels are ``margin - edge``); ``kinds``: only the plans of
+    these line kinds (files ``<pair>_<kind>.npz`` of a perceived collection; empty: all).
 
     Raises:
         CorrectionError: no meta.json, other features, or no labelled waypoint.
@@ -108,6 +111,8 @@ def load_outcomes(
     xs, ys, gs = [], [], []
     pairs: dict[str, int] = {}  # "<pair>_<line kind>" files of one pair share a group (held out together)
     for sid in meta.get("ids", []):
+        if kinds and str(sid).rsplit("_", 1)[-1] not in kinds:
+            continue
         k = pairs.setdefault(str(sid).split("_")[0], len(pairs))
         d = load_npz(folder / f"{sid}.npz", required=("features", "label_mm"))
         x, y = np.asarray(d["features"], np.float64), np.asarray(d["label_mm"], np.float64)
@@ -207,9 +212,9 @@ def train(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
 def train_from_outcomes(outcomes: str | Path, out: str | Path, cfg: TrainConfig | None = None) -> dict[str, Any]:
     """Train on an outcomes folder and write the checkpoint ``out`` (not enabled until evaluated)."""
     cfg = cfg or TrainConfig()
-    x, y, g, meta = load_outcomes(outcomes, margin_mm=cfg.margin_mm)
+    x, y, g, meta = load_outcomes(outcomes, margin_mm=cfg.margin_mm, kinds=cfg.line_kinds)
     net, stats, metrics = train(x, y, g, cfg)
-    record = {"config": {**asdict(cfg), "hidden": list(cfg.hidden)},
+    record = {"config": {**asdict(cfg), "hidden": list(cfg.hidden), "line_kinds": list(cfg.line_kinds)},
               "outcomes": {k: meta.get(k) for k in ("dataset", "split", "runs", "seed", "margin_mm", "bite_line")},
               "feature_ranges": {n: [float(a), float(b)] for n, a, b in zip(FEATURE_NAMES, stats["lo"], stats["hi"])},
               "planner_fingerprint": meta.get("planner_fingerprint"),

@@ -51,6 +51,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.max_toward_mm is not None:
         kw["max_toward_mm"] = args.max_toward_mm
     kw["margin_use"] = args.margin_use
+    if args.lines:
+        kw["line_kinds"] = tuple(k.strip() for k in args.lines.split(","))
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, **kw)
     rec = train_from_outcomes(args.outcomes, args.out, cfg)
     m = rec["train_metrics"]
@@ -154,6 +156,7 @@ def register(sub: Any) -> None:
     t.add_argument("--margin-use", type=float, default=0.0,
                    help="share (0-1) of each point's line margin the corrected film may use, recorded in the "
                         "checkpoint (0: the planner's own film limit)")  # fmt: skip
+    t.add_argument("--lines", default="", help="train on these line kinds only (e.g. predicted; default: all)")
     t.set_defaults(func=_train)
     e = cs.add_parser("eval", help="held-out comparison with the uncorrected planner (world spray)")
     e.add_argument("--dataset", required=True, help="dataset of ANOTHER seed than the training one")

@@ -162,3 +162,19 @@ def test_gluecell_plan_uses_the_shipped_correction_by_default(clouds, tmp_path):
         c = on["correction"]
         assert c["applied"] or c["reason"]  # applied, or it says why not (in the plan, for the operator)
         assert not any(r.startswith("correction refused") for r in on["verdict_reasons"])
+
+
+def test_outcomes_of_one_pair_share_a_group_and_filter_by_line_kind(tmp_path):
+    from gluecell.core.arrays import save_npz
+    from gluecell.core.fileio import atomic_write_json
+    from gluecell.pathplan.correction_train import OUTCOMES_FORMAT, load_outcomes
+
+    ids = ["p1_predicted", "p1_marked", "p2_predicted"]
+    for k, sid in enumerate(ids):
+        feats = np.full((4, N_FEATURES), float(k))
+        save_npz(tmp_path / f"{sid}.npz", {"features": feats, "label_mm": np.full(4, float(k))})
+    atomic_write_json(tmp_path / "meta.json", {"format": OUTCOMES_FORMAT, "ids": ids, "margin_mm": 0.5})
+    _, y, g, _ = load_outcomes(tmp_path)
+    assert len(y) == 12 and np.array_equal(np.unique(g[:8]), [0]) and np.all(g[8:] == 1)  # p1's two lines: group 0
+    _, yp, gp, _ = load_outcomes(tmp_path, kinds=("predicted",))
+    assert np.array_equal(np.unique(yp), [0.0, 2.0]) and np.array_equal(np.unique(gp), [0, 1])
