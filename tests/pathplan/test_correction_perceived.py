@@ -77,6 +77,9 @@ def test_fewer_rejects_branch():
     assert beats_baseline_true(base, fixed)[0] and "fewer_rejects=True" in beats_baseline_true(base, fixed)[1]
     wider = {**fixed, "true_dry_strip_p95_mm": BASE["true_dry_strip_p95_mm"] + 0.5}  # strip cost too high
     assert not beats_baseline_true(base, wider)[0]
+    new_reject = {**BASE, "true_above_max_mm": 1.2, "true_above_p99_mm": 1.1, "plans_over_goal": 0.25}
+    worse = {**new_reject, "true_above_max_mm": 1.1, "true_band2mm_coverage": 0.8, "plans_over_goal": 0.5}
+    assert not beats_baseline_true(new_reject, worse)[0]  # better band, lower worst pair, but a new reject
     none_over = {**base, "true_above_max_mm": 0.3, "true_above_p99_mm": 0.2, "plans_over_goal": 0.0}
     assert not beats_baseline_true(none_over, {**fixed, "true_above_max_mm": 0.1})[0]  # nothing to fix: band lost
 
