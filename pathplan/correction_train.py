@@ -358,8 +358,8 @@ def summarise_true(rows: list[dict[str, Any]]) -> dict[str, Any]:
     path, identical to the uncorrected one) or ``"loses"``."""
 
     def one(rs: list[dict[str, Any]]) -> dict[str, Any]:
-        if not rs:
-            return {"n": 0, "verdict": "off"}
+        if not rs:  # nothing was planned: there is no plan to correct (not a loss, not a win)
+            return {"n": 0, "applied_fraction": 0.0, "verdict": "off", "not_applied": ["no plan to correct"]}
         base, corr = _pool(rs, "base"), _pool(rs, "corr")
         applied = float(np.mean([r["applied"] for r in rs]))
         ok, why = beats_baseline_true(base, corr)

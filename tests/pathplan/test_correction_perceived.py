@@ -141,30 +141,37 @@ def test_gate_refusal_of_the_default_keeps_the_plan_without_a_reason_for_a_human
     assert np.allclose(default.pair.paths["upper"].xyz, named.pair.paths["upper"].xyz)  # the uncorrected path
 
 
-def test_gluecell_plan_uses_the_shipped_correction_by_default(clouds, tmp_path):
-    from gluecell.cell.cli.plan import _load_correction, run_plan
+def test_gluecell_plan_uses_the_shipped_correction_by_default(clouds, tmp_path, monkeypatch):
+    """``--correction default`` is the shipped checkpoint where it is switched on (its record), ``off`` none; a
+    switched-on default refused by its gate keeps the plan without a reason for a human, a named one does not."""
+    from gluecell.cell.cli import plan as cmd_plan
+    from gluecell.pathplan import correction as corr_mod
+    from gluecell.pathplan.correction_train import save_checkpoint
 
-    d, _ = clouds
     try:
         shipped = load_model(DEFAULT_MODEL)
-    except CorrectionRefusedError:
+    except CorrectionRefusedError:  # switched off by its held-out record: the default plans uncorrected
         shipped = None
-    got = _load_correction("default")
+    got = cmd_plan._load_correction("default")
     assert (got is None) == (shipped is None)
     if shipped is not None:  # the default is the shipped checkpoint itself
         assert got.record["heldout_worlds"] == shipped.record["heldout_worlds"]
-        assert np.allclose(got.lo, shipped.lo) and np.allclose(got.hi, shipped.hi)
-    assert _load_correction("off") is None
+    assert cmd_plan._load_correction("off") is None
+    m = _refusing_model()  # a switched-on checkpoint whose gate refuses every path
+    ck = tmp_path / "on.pt"
+    save_checkpoint(ck, m.net, {"mean": m.mean, "std": m.std, "lo": m.lo, "hi": m.hi},
+                    {"config": {"hidden": [4]}, "beats_baseline": True})  # fmt: skip
+    monkeypatch.setattr(corr_mod, "DEFAULT_MODEL", ck)  # as if it were the shipped one
+    d, _ = clouds
     kw = {"bite_line": d / "line.json", "calibration": None}
-    run_plan(d / "upper.ply", d / "sole.ply", tmp_path / "on.json", **kw)
-    run_plan(d / "upper.ply", d / "sole.ply", tmp_path / "off.json", correction="off", **kw)
-    on, off = (json.loads((tmp_path / f).read_text()) for f in ("on.json", "off.json"))
+    for name, corr in (("default", "default"), ("off", "off"), ("named", ck)):
+        cmd_plan.run_plan(d / "upper.ply", d / "sole.ply", tmp_path / f"{name}.json", correction=corr, **kw)
+    on, off, named = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("default", "off", "named"))
     assert "correction" not in off
-    assert ("correction" in on) == (shipped is not None)
-    if shipped is not None:
-        c = on["correction"]
-        assert c["applied"] or c["reason"]  # applied, or it says why not (in the plan, for the operator)
-        assert not any(r.startswith("correction refused") for r in on["verdict_reasons"])
+    assert on["correction"]["applied"] is False and "outside the training ranges" in on["correction"]["reason"]
+    assert on["correction"]["diagnostics"]["out_of_range_fraction"] > 0.9
+    assert not any(r.startswith("correction refused") for r in on["verdict_reasons"])
+    assert any(r.startswith("correction refused") for r in named["verdict_reasons"])
 
 
 def test_outcomes_of_one_pair_share_a_group_and_filter_by_line_kind(tmp_path):
