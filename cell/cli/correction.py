@@ -152,7 +152,7 @@ def register(sub: Any) -> None:
     )
     t.add_argument("--margin-mm", type=float, default=None, help="target glue edge below the line (default: collect's)")
     t.add_argument("--max-toward-mm", type=float, default=None,
-                   help="clamp of shifts towards the line, recorded in the checkpoint (0: only away from the line)")
+                   help="clamp of moves towards the line, kept in the checkpoint (0: only away from it)")  # fmt: skip
     t.add_argument("--margin-use", type=float, default=0.0,
                    help="share (0-1) of each point's line margin the corrected film may use, recorded in the "
                         "checkpoint (0: the planner's own film limit)")  # fmt: skip
