@@ -82,7 +82,6 @@ def cell_line(kind: str, scans: dict[str, Any], truth: dict[str, Any], item: Any
     Raises:
         GlueCellError: the prediction failed (bad scans, or too uncertain: the cell hands it to the operator).
     """
-    from gluecell.cell.bench.worlds import shipped_calibration, style_references
     from gluecell.cell.control.pipeline import MARKED_SIGMA_M
     from gluecell.cell.sim.outcome import marked_bite_line
     from gluecell.deformation.line import predict_bite_line
@@ -90,13 +89,28 @@ def cell_line(kind: str, scans: dict[str, Any], truth: dict[str, Any], item: Any
     if kind == "marked":
         line = marked_bite_line(truth, seed=seed)
         return line, np.full(len(line), MARKED_SIGMA_M), []
-    if "calibration" not in cache:
-        cache["calibration"] = shipped_calibration()
-    ref, sref, cal = style_references(cache, item, cache["calibration"])
+    ref, sref, cal = _style_library(cache, item)
     pl = predict_bite_line(scans["upper"], scans["sole"], reference=ref, sole_reference=sref, style=item.style,
                            calibration=cal, check_confidence=False)  # fmt: skip
     why = list(pl.reasons) + (["line uncertain: low confidence"] if pl.sigma_p95_m > LOW_CONFIDENCE_M else [])
     return np.asarray(pl.line), np.asarray(pl.sigma), why
+
+
+def _style_library(cache: dict, item: Any) -> tuple[Any, Any, Any]:
+    """(upper reference, sole reference, calibration) as the cell has them: the style library's CAD nominals and
+    the shipped calibration learnt with them; for a style the library does not hold (world 2's), none of the
+    three (the calibration was learnt with references), as the benches do (``cell.bench.worlds``)."""
+    from gluecell.cell.sim.references import nominal_sole, nominal_upper
+    from gluecell.core.errors import GlueCellError
+    from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
+
+    if "calibration" not in cache:
+        cache["calibration"] = load_calibration(DEFAULT_CALIBRATION)
+    try:
+        return nominal_upper(cache, item)[:2], nominal_sole(cache, item), cache["calibration"]
+    except (GlueCellError, KeyError, ValueError) as exc:
+        log.info("style %r not in the style library (%s): no reference, no calibration", item.style, exc)
+        return None, None, None
 
 
 def plan_cell(scans: dict[str, Any], line: np.ndarray, sigma: np.ndarray, reasons: list[str],
