@@ -80,6 +80,8 @@ def test_fewer_rejects_branch():
     new_reject = {**BASE, "true_above_max_mm": 1.2, "true_above_p99_mm": 1.1, "plans_over_goal": 0.25}
     worse = {**new_reject, "true_above_max_mm": 1.1, "true_band2mm_coverage": 0.8, "plans_over_goal": 0.5}
     assert not beats_baseline_true(new_reject, worse)[0]  # better band, lower worst pair, but a new reject
+    stripped = {**BASE, "true_band2mm_coverage": 0.8, "true_dry_strip_p95_mm": BASE["true_dry_strip_p95_mm"] + 1.4}
+    assert not beats_baseline_true(BASE, stripped)[0]  # better band on average, a much wider worst dry strip
     none_over = {**base, "true_above_max_mm": 0.3, "true_above_p99_mm": 0.2, "plans_over_goal": 0.0}
     assert not beats_baseline_true(none_over, {**fixed, "true_above_max_mm": 0.1})[0]  # nothing to fix: band lost
 
