@@ -49,8 +49,10 @@ __all__ = ["DEFAULT_MODEL", "FORMAT", "FEATURE_NAMES", "N_FEATURES", "Correction
 
 #: The shipped model (trained and evaluated as ``pathplan/models/correction.json`` records).
 DEFAULT_MODEL = Path(__file__).parent / "models" / "correction.pt"
-#: Checkpoint format (major/minor); a major mismatch raises VersionError.
-FORMAT = "gluecell.correction/1.0"
+#: Checkpoint format (major/minor); a major mismatch raises VersionError. 2.0: the ``margin_mm`` feature (the
+#: region's per-point margin inside the given line: on perceived pairs the glue edge's distance from the true line
+#: depends on it, and 1.x checkpoints never saw a margin).
+FORMAT = "gluecell.correction/2.0"
 #: Per-waypoint features, in column order (units in the names).
 FEATURE_NAMES: tuple[str, ...] = (
     "offset_mm",  # planned surface distance of the waypoint from the bite line
@@ -65,6 +67,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "curv_up_1_m",  # normal curvature of the side across the pass (up/down the side)
     "bulge_mm",  # how far the surface beyond the line stands out towards the nozzle (side bulge)
     "incidence_beyond_deg",  # nozzle axis vs the surface 2 mm beyond the line (grazing spray creeps there)
+    "margin_mm",  # the line's safety margin at the waypoint (2 sigma of a predicted or marked line; 0: exact)
 )
 N_FEATURES = len(FEATURE_NAMES)
 #: Surface stencil for curvature / beyond-line probes (metres).
@@ -136,6 +139,17 @@ def _pass_curvatures(c: np.ndarray, n: np.ndarray, g: np.ndarray) -> tuple[np.nd
     return -np.einsum("ij,ij->i", dt, n), np.einsum("ij,ij->i", dt, g)
 
 
+def _margins(region: BondRegion, c: np.ndarray) -> np.ndarray:
+    """The region's margin inside its line (k,) metres at the boundary vertex nearest each point ``c`` (k, 3):
+    its per-vertex ``meta["margin_m"]``, else its one ``meta["bite_margin_mm"]``, else 0 (an exact line)."""
+    from scipy.spatial import cKDTree
+
+    per = np.asarray(region.meta.get("margin_m", ()), dtype=np.float64).ravel()
+    if len(per) == len(region.boundary) and len(per):
+        return per[cKDTree(region.boundary).query(c)[1]]
+    return np.full(len(c), float(region.meta.get("bite_margin_mm", 0.0)) * 1e-3)
+
+
 def edge_features(tp: ToolPath, region: BondRegion, idx: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
     """Features (k, N_FEATURES) float64 of waypoints ``idx`` of ``tp`` (see :data:`FEATURE_NAMES`).
 
@@ -173,6 +187,7 @@ def edge_features(tp: ToolPath, region: BondRegion, idx: np.ndarray, t: np.ndarr
         if len(nb):
             bulge[k] = float(np.max((region.points[nb] - c[k]) @ nrm[k]))
     k_around, k_geo = _pass_curvatures(c, nrm, g)
+    margin = _margins(region, c)
     feats = np.column_stack([
         tp.offset[idx] * 1e3,
         np.linalg.norm(tp.tip[idx] - c, axis=1) * 1e3,
@@ -181,7 +196,7 @@ def edge_features(tp: ToolPath, region: BondRegion, idx: np.ndarray, t: np.ndarr
         -d[:, 2],
         nrm[:, 2],
         np.clip(_speeds(tp, idx, t), 0.0, 2.0) * 1e3,
-        k_around, k_geo, curv_up, bulge * 1e3, inc_beyond,
+        k_around, k_geo, curv_up, bulge * 1e3, inc_beyond, margin * 1e3,
     ])  # fmt: skip
     bad = ~np.isfinite(feats)
     if np.any(bad):  # a NaN read as 0 would pass the range gate and move the pass on made-up input
@@ -332,7 +347,10 @@ def correct_toolpath(
     Args:
         tp, region, t: as for :func:`edge_features`.
         model: None -> nothing applied (reason "no model").
-        max_offset_mm: clamp of every offset (safety limit, see the module docstring).
+        max_offset_mm: clamp of every offset (safety limit, see the module docstring); a checkpoint's
+            ``max_toward_mm`` (record) clamps moves towards the line further (0: it only moves glue away from the
+            line, where the true spray put it over the line: the film re-check refuses any move into the margin
+            the planner already filled, see :mod:`.correction_train`).
         range_tolerance, max_out_of_range: a sprayed waypoint is out of range when a feature lies outside the
             training range widened by ``range_tolerance`` x its width; more than ``max_out_of_range`` (fraction)
             of them switches the correction off for the whole path (fewer get no correction of their own).
@@ -360,7 +378,8 @@ def correct_toolpath(
         return off(f"inputs outside the training ranges ({frac:.1%} of edge waypoints; features {names})",
                    out_of_range_fraction=frac, out_of_range_features=names)  # fmt: skip
     raw = np.where(np.any(bad, axis=1), 0.0, model.predict_mm(feats))  # no correction at out-of-range spots
-    mm = np.clip(_smooth(raw, smooth_window), -max_offset_mm, max_offset_mm)
+    toward = min(max_offset_mm, float(model.record.get("max_toward_mm", max_offset_mm)))
+    mm = np.clip(_smooth(raw, smooth_window), -toward, max_offset_mm)
     delta = mm * 1e-3
     moved, shift = _followers(tp, idx, delta, follow_within_mm * 1e-3) if follow_within_mm > 0 else (idx, delta)
     g = unit(tp.inward[moved], what="inward direction of the corrected passes", allow_zero=False)
@@ -420,6 +439,10 @@ def correct_plan(
     # the film of the corrected path, at the robot's real timing, judged as the uncorrected plan was
     film = recheck_film(part_plan, sp2, cfg)
     key, allow_mm, _ = film_limit(cfg)
+    use = float(model.record.get("margin_use", 0.0)) if model is not None else 0.0
+    if use > 0:  # the limit holds at ``use`` x each point's margin inside the given line (see margin_use)
+        eaten = recheck_film(replace(part_plan, eval_region=_into_margin(part_plan, use)), sp2, cfg)
+        film = {**film, "film_ok": eaten["film_ok"], f"{key}_into_margin": eaten[key], "margin_use": use}
     diag = {**res.diagnostics, "recheck": film}
     if not film["film_ok"]:
         reason = (f"rolled back: the corrected path's predicted film lands {film[key]:.2f} mm beyond the line "
@@ -430,6 +453,16 @@ def correct_plan(
     metrics = {**part_plan.metrics, **film, **rm, "correction_offset_mean_mm": res.diagnostics["offset_mean_mm"]}
     return replace(part_plan, path=sp2, toolpath=res.toolpath, program=prog, metrics=metrics), replace(
         res, diagnostics=diag)
+
+
+def _into_margin(part_plan: Any, use: float) -> BondRegion:
+    """The plan's evaluation region with its line moved ``use`` x the per-point margin back towards the given
+    line (the region's ``meta["margin_m"]``): the film check of a correction that may use that share of the
+    margin. ``margin_use`` is part of a checkpoint's record, fixed before its held-out evaluation: a correction
+    learnt from the true spray on the cell's own lines (predicted, marked) knows how much of the 2-sigma margin
+    the true glue edge never needs; the held-out worlds decide whether it may be switched on."""
+    reg = part_plan.eval_region
+    return replace(reg, signed=reg.signed + use * _margins(part_plan.region, reg.points))
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,8 @@ class CheckedPlan:
 def plan_checked(upper: tuple[np.ndarray, np.ndarray | None], sole: tuple[np.ndarray, np.ndarray | None],
                  bite_line: np.ndarray, cfg: Any = None, *, sigma_p95_m: float | None = None,
                  margin_sigmas: float = MARGIN_SIGMAS, line_reasons: tuple[str, ...] | list[str] = (),
-                 correction: Any = None, sigma_m: np.ndarray | None = None) -> CheckedPlan:  # fmt: skip
+                 correction: Any = None, sigma_m: np.ndarray | None = None,
+                 correction_required: bool = True) -> CheckedPlan:  # fmt: skip
     """The per-pair planning policy: margin from the line's sigma, plan, re-checked correction, verdict.
 
     Args:
@@ -162,6 +163,9 @@ def plan_checked(upper: tuple[np.ndarray, np.ndarray | None], sole: tuple[np.nda
         correction: a loaded :class:`~gluecell.pathplan.correction.CorrectionModel` for the upper, or None.
         sigma_m: (m,) per-point sigma of a predicted line, metres, one per ``bite_line`` point: each point gets
             its own margin (:func:`point_margins`) instead of the one p95 margin of ``sigma_p95_m``.
+        correction_required: True (a correction asked for by name): not applying it is a reason for a human;
+            False (the shipped correction on by default): its gate may keep it off, the uncorrected plan stands
+            and the reason stays in ``CheckedPlan.correction`` (its diagnostics) only.
 
     Raises:
         GlueCellError: the pair cannot be planned at all (unreachable, bad region, no safe tuning, NaN).
@@ -185,7 +189,7 @@ def plan_checked(upper: tuple[np.ndarray, np.ndarray | None], sole: tuple[np.nda
     res = None
     if correction is not None:
         pair, res, why = _corrected(pair, correction, cfg)
-        reasons += why
+        reasons += why if correction_required else []
     verdict, reasons = plan_verdict(pair.metrics, cfg, reasons)
     extra: dict[str, Any] = {"margin_mm": cfg.region.bite_margin_mm}
     if per_point is not None:

@@ -39,6 +39,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "gluecell.cell.bench.budget",
     "gluecell.cell.bench.motion",
     "gluecell.cell.bench.deform_latency",
+    "gluecell.cell.bench.correction",
 )
 #: Seed of the held-out bench world; training commands must not use it.
 BENCH_SEED = 9001

@@ -47,9 +47,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--style", help="the work item's style (selects the calibration's learnt style offset)")
     p.add_argument("--residual", default="default", help="learnt residual on top of the physics: on (the shipped "
                    "checkpoint), off, a checkpoint file, or default (the shipped one if it is marked on)")  # fmt: skip
-    p.add_argument("--correction", type=Path,
-                   help="learned path correction (gluecell correction train/eval); used only if it beat the "
-                        "uncorrected planner on held-out pairs")  # fmt: skip
+    p.add_argument("--correction", default="default",
+                   help="learned path correction: default (the shipped checkpoint, where its gate lets it: a "
+                        "refusal keeps the uncorrected plan and is noted in the plan), off, or a checkpoint file "
+                        "(used only if it beat the uncorrected planner on held-out pairs; not applied -> a "
+                        "reason for a human)")  # fmt: skip
     p.add_argument("--margin-sigmas", type=float, default=MARGIN_SIGMAS,
                    help="keep the glue this many sigma (p95 of the predicted line's uncertainty) inside the line "
                         f"(default {MARGIN_SIGMAS:g}; a --bite-line file without a sigma: the config's "
@@ -163,7 +165,7 @@ def predict_line(upper: tuple[Any, Any], sole: tuple[Any, Any], *, material: str
 
 def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Path | None = None,
              config: Path | None = None, material: str | None = None,
-             calibration: Path | None = None, correction: Path | None = None,
+             calibration: Path | None = None, correction: Path | str | None = "default",
              margin_sigmas: float = MARGIN_SIGMAS, references: dict[str, Any] | None = None,
              per_point: bool = True) -> int:  # fmt: skip
     """Plan both parts and write ``out`` with its verdict; raises GlueCellError (exit 2 through the CLI) when it
@@ -191,7 +193,8 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
         prog.add_task("planning the upper and the sole")
         checked = plan_checked(clouds["upper"], clouds["sole"], line, cfg, sigma_p95_m=sigma,
                                margin_sigmas=margin_sigmas, line_reasons=why, correction=model,
-                               sigma_m=sig_pts if per_point else None)  # fmt: skip
+                               sigma_m=sig_pts if per_point else None,
+                               correction_required=str(correction) != "default")  # fmt: skip
     parts = checked.pair.parts
     total = (time.perf_counter() - t0) * 1e3
     timing = {"deformation": pl.deform_ms if pl else 0.0,
@@ -207,7 +210,8 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
     if sigma is not None:
         extra["bite_line_sigma_p95_mm"] = sigma * 1e3
     if checked.correction is not None:
-        extra["correction"] = {"applied": bool(checked.correction.applied), "reason": checked.correction.reason}
+        extra["correction"] = {"applied": bool(checked.correction.applied), "reason": checked.correction.reason,
+                               "diagnostics": _jsonable(checked.correction.diagnostics)}  # fmt: skip
     write_plan(out, Plan(bite_line=line, paths=tuple(p.path for p in parts.values()), timing_ms=timing, extra=extra))
     _print_summary(parts, checked)
     print(f"wrote {out} in {total:.0f} ms")
@@ -231,13 +235,34 @@ def _print_summary(parts: dict[str, Any], checked: Any) -> None:
     print(f"verdict: {checked.verdict}" + "".join(f"\n  - {r}" for r in checked.reasons))
 
 
-def _load_correction(path: Path | None) -> Any:
-    """The learned correction model, or None (refuses a model that did not beat the uncorrected planner)."""
-    if path is None:
-        return None
-    from gluecell.pathplan.correction import load_model
+def _load_correction(path: Path | str | None) -> Any:
+    """The learned correction model, or None (refuses a model that did not beat the uncorrected planner).
 
-    return load_model(path)
+    ``"default"``: the shipped checkpoint when it is marked on (``beats_baseline``), else None with a note;
+    ``"off"`` / None: none; a path: that checkpoint (a refused one is an error)."""
+    from gluecell.core.errors import VersionError
+    from gluecell.pathplan.correction import DEFAULT_MODEL, CorrectionError, load_model
+
+    if path is None or str(path) == "off":
+        return None
+    if str(path) == "default":
+        try:
+            return load_model(DEFAULT_MODEL)
+        except (CorrectionError, VersionError) as exc:  # not switched on, or not usable: plan uncorrected
+            print(f"learned correction off: {exc.message}", file=sys.stderr)
+            return None
+    return load_model(Path(path))
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    """The correction's diagnostics with plain JSON values only (numbers, strings, lists, flags)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, (bool, int, float, str)):
+            out[k] = v
+        elif isinstance(v, (list, tuple)) and all(isinstance(x, (bool, int, float, str)) for x in v):
+            out[k] = list(v)
+    return out
 
 
 def _program_dict(prog) -> dict[str, Any] | None:

@@ -190,7 +190,7 @@ def test_checkpoint_round_trip_version_and_refusal(tmp_path, planned):
     record_heldout(path, {"beats_baseline": True, "baseline": base})
     assert load_model(path).record["heldout"]["baseline"] == base
     blob = read_checkpoint(path)
-    blob["format"] = "gluecell.correction/2.0"
+    blob["format"] = "gluecell.correction/3.0"
     torch.save(blob, path)
     with pytest.raises(VersionError):
         load_model(path, require_beats_baseline=False)

@@ -16,7 +16,6 @@ from gluecell.pathplan.correction import (
     correct_toolpath,
     load_model,
 )
-from gluecell.pathplan.correction_train import beats_baseline
 
 #: Shifts of the passes beside the line in the semantic test (mm, - = towards the line) and how closely the
 #: measured glue edge must follow them (slope 1; faces are ~1.25 mm tall, so the edge moves in steps).
@@ -87,7 +86,10 @@ def test_labels_mean_the_shift_that_moves_the_true_glue_edge(dataset):
 
 @pytest.mark.slow
 def test_collect_train_eval_records_the_verdict(dataset, tmp_path):
+    """Perceived scans (the pair's frames through perception), the operator-marked line: collect -> train ->
+    eval --write records the world's verdict and beats_baseline follows the per-world rule."""
     from gluecell.cell.cli import correction as cmd_correction
+    from gluecell.pathplan.correction_train import beats_baseline_true, worlds_verdict
 
     parser = argparse.ArgumentParser()
     cmd_correction.register(parser.add_subparsers(dest="command"))
@@ -97,20 +99,21 @@ def test_collect_train_eval_records_the_verdict(dataset, tmp_path):
         return args.func(args)
 
     out, model = tmp_path / "outcomes", tmp_path / "model.pt"
-    assert run("collect", "--dataset", str(dataset), "--out", str(out), "--split", "train", "--runs", "1") == 0
+    assert run("collect", "--dataset", str(dataset), "--out", str(out), "--split", "train", "--runs", "1",
+               "--n", "1", "--lines", "marked") == 0  # fmt: skip
     assert run("train", "--outcomes", str(out), "--out", str(model), "--epochs", "60") == 0
     with pytest.raises(CorrectionRefusedError):
         load_model(model)  # not evaluated yet: off
-    assert run("eval", "--dataset", str(dataset), "--model", str(model), "--split", "test", "--write") == 0
+    assert run("eval", "--dataset", str(dataset), "--model", str(model), "--split", "test", "--lines", "marked",
+               "--world", "world1", "--write") == 0  # fmt: skip
     rec = load_model(model, require_beats_baseline=False).record
-    held = rec["heldout"]
-    assert held["n_pairs"] == 1 and set(held["baseline"]) == set(held["corrected"])
-    assert rec["beats_baseline"] is held["beats_baseline"]
-    # the recorded verdict is the switch-on rule applied to the recorded held-out figures (not just any verdict)
-    assert rec["beats_baseline"] is beats_baseline(held["baseline"], held["corrected"])[0]
+    held = rec["heldout_worlds"]["world1"]["all"]
+    assert held["n"] == 1 and set(held["uncorrected"]) == set(held["corrected"])
+    ok, _ = beats_baseline_true(held["uncorrected"], held["corrected"])
+    assert held["verdict"] == ("off" if held["applied_fraction"] == 0 else ("wins" if ok else "loses"))
+    assert rec["beats_baseline"] is worlds_verdict(rec["heldout_worlds"])[0]
     if rec["beats_baseline"]:
         assert load_model(model).record["beats_baseline"] is True
     else:
         with pytest.raises(CorrectionRefusedError):
             load_model(model)
-    assert held["rule"] == beats_baseline(held["baseline"], held["corrected"])[1]
