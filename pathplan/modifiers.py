@@ -264,7 +264,7 @@ class LeadInOut(Stage):
     Params = LeadInOutParams
 
     def modify(self, path: ToolPath) -> ToolPath:
-        return replace(_map_passes(path, self._one), closed=False)
+        return replace(_map_passes(path, self._one), closed=False, ring=None)
 
     def _one(self, p: ToolPath) -> ToolPath:
         if p.closed and self.params.overlap_mm > 0:
