@@ -67,8 +67,9 @@ def refine_near_line(truth: dict[str, Any], within_m: float = REFINE_WITHIN_M, m
         keep[idx] = False
         new_bond = np.zeros(len(f), dtype=bool)
         new_bond[: int(keep.sum())] = bond[keep]  # untouched faces come first, in their order
-        for old, new in children.items():
-            new_bond[np.atleast_1d(new)] = bond[old]
+        olds = np.fromiter(children.keys(), dtype=np.int64, count=len(children))
+        news = np.asarray(list(children.values()), dtype=np.int64).reshape(len(olds), -1)
+        new_bond[news] = bond[olds][:, None]
         bond = new_bond
     out = dict(truth)
     out["upper_mesh"] = trimesh.Trimesh(v, f, process=False)
