@@ -206,8 +206,9 @@ class SimCell:
         from .inspection import capture_item
 
         ids = [g for g in rec.goals if self.parts.get(g) == "upper" and g in self.goals]
-        goals = [SimpleNamespace(gun_on_tau=list(self.goals[g].gun_on_tau), gun_on_q=list(self.goals[g].gun_on_q))
-                 for g in ids]  # fmt: skip
+        goals = [SimpleNamespace(gun_on_tau=list(self.goals[g].gun_on_tau), gun_on_q=list(self.goals[g].gun_on_q),
+                                 gun_after_tau=list(self.goals[g].gun_after_tau),
+                                 gun_after_q=list(self.goals[g].gun_after_q)) for g in ids]  # fmt: skip
 
         if self._capture_pool is None:  # its own process: rendering must not starve this loop's 500 Hz tick
             import multiprocessing
@@ -228,7 +229,7 @@ class SimCell:
             gid, _ = self.goals.popitem(last=False)
             self.parts.pop(gid, None)
         for g in list(self.goals.values())[:-KEEP_SAMPLES]:
-            g.gun_on_tau, g.gun_on_q = [], []
+            g.gun_on_tau, g.gun_on_q, g.gun_after_tau, g.gun_after_q = [], [], [], []
 
     # --- the controller loop -------------------------------------------------------------------------------
     async def _loop(self) -> None:

@@ -44,7 +44,8 @@ def executed_upper_paths(goals: list[Any], tick_s: float) -> list[Any]:
 
     out = []
     for g in goals:
-        for p in gun_on_paths(g.gun_on_tau, g.gun_on_q, tick_s):
+        for p in gun_on_paths(g.gun_on_tau, g.gun_on_q, tick_s, getattr(g, "gun_after_tau", None),
+                              getattr(g, "gun_after_q", None)):  # fmt: skip
             if p["part"] == "upper":
                 out.append(SprayPath(part="upper", t=p["t"], xyz=p["xyz"], quat_xyzw=p["quat_xyzw"], spray=p["spray"]))
     return out
