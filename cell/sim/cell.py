@@ -214,7 +214,8 @@ class SimCell:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self._capture_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._capture_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_background_priority)  # fmt: skip
         fut = self._capture_pool.submit(capture_item, self.line.world, self.line.camera_root, item_id, ids, goals,
                                         self.cfg.robot.tick_s, rec.flow_factor, rec.offset_m)  # fmt: skip
 
@@ -370,3 +371,14 @@ class SimCell:
             else:
                 continue
             self.faults.remove(spec)
+
+
+def _background_priority() -> None:
+    """The inspection capture's process yields the CPU to the arm's 500 Hz loop and the controller (on a loaded
+    2-core machine a full-priority capture starved /joint_states past the controller's 0.5 s heartbeat)."""
+    import os
+
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # no nice() here, or not allowed: run at the caller's priority
+        pass
