@@ -64,8 +64,11 @@ def _fresh(out: Path) -> None:
 
 
 def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
-             timeout_s: float = 1800.0, serve: Any = None, factory: int = 0) -> dict[str, Any]:  # fmt: skip
+             timeout_s: float = 1800.0, serve: Any = None, factory: int = 0,
+             heartbeat_s: float | None = None) -> dict[str, Any]:  # fmt: skip
     """Run the line on ``pairs`` synthetic pairs; returns :func:`summarise`'s summary.
+
+    ``heartbeat_s``: the robot link's ``heartbeat_timeout_s`` (None: the link's default, 0.5 s; at most 0.9).
 
     ``factory`` > 0: the cell is one node of a factory of that many cells (:mod:`gluecell.cell.factory.celldemo`);
     it sprays the pairs it wins at auction; the factory's summary is under ``"factory"``.
@@ -91,7 +94,7 @@ def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
     t0 = time.monotonic()
     proc, port = start_sim_process(out, out / "world", speed)
     try:
-        with Store(out / "cell.db") as store, RosbridgeLink(RobotLinkConfig(port=port)) as link:
+        with Store(out / "cell.db") as store, RosbridgeLink(_link_config(RobotLinkConfig, port, heartbeat_s)) as link:
             ids = [] if factory else _order(store, out / "world")
             # a prediction refused as too uncertain goes to the operator, played by the simulated cell
             pipeline = RealPipeline(sim_style_library(), out=out / "pairs", pictures=True,
@@ -263,6 +266,11 @@ def _print(summary: dict[str, Any]) -> None:
               f"them; the cell database {summary['out']}/cell.db (gluecell op --db ... status | rework | events)")
 
 
+def _link_config(cls: Any, port: int, heartbeat_s: float | None) -> Any:
+    """The link's config on ``port``; ``heartbeat_s`` overrides its heartbeat timeout (validated by the config)."""
+    return cls(port=port) if heartbeat_s is None else cls(port=port, heartbeat_timeout_s=float(heartbeat_s))
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gluecell.cell.api.server import DemoConsole
 
@@ -272,7 +280,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise ConfigError(f"--factory takes 1-50 cells (0: no factory), got {args.factory}")
     console = None if args.no_api else DemoConsole(args)
     try:
-        summary = run_demo(Path(args.out), args.pairs, args.speed, args.seed, serve=console, factory=args.factory)
+        summary = run_demo(Path(args.out), args.pairs, args.speed, args.seed, serve=console, factory=args.factory,
+                           heartbeat_s=args.heartbeat_s)  # fmt: skip
         _print(summary)
         rc = 0 if summary["state"] == "Complete" else 1
         if args.factory:
@@ -295,6 +304,9 @@ def register(sub: Any) -> None:
     p.add_argument("--speed", type=float, default=20.0, help="simulated robot speed-up (default 20)")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--seed", type=int, default=7, help="world seed (default 7)")
+    p.add_argument("--heartbeat-s", type=float, default=None, metavar="S",
+                   help="robot link heartbeat timeout in s (default the link's 0.5; at most 0.9): a longer one keeps "
+                        "a demo on a heavily loaded machine from holding on a starved /joint_states")  # fmt: skip
     p.add_argument("--factory", type=int, default=0, metavar="N",
                    help="run the cell as one node of an in-process factory of N cells (N-1 simulated): "
                         "the pairs' smart products auction their spray; signed ledger verified at the end")

@@ -187,6 +187,7 @@ class RealPipeline:
 
             workers.start()
             workers.join_here()  # kernels loaded before the line runs, not during a spray
+        _warm_stages()
 
     def prepare(self, item: dict[str, Any], frames: Path | None) -> PreparedPair:
         """Run the stages; a stage's refusal (GlueCellError) becomes a "needs_human" pair naming the stage, and
@@ -296,6 +297,23 @@ class RealPipeline:
         draw_plan(self.out / f"{item_id}_plan.json", png, upper=self.out / f"{item_id}_upper.ply",
                   sole=self.out / f"{item_id}_sole.ply")  # fmt: skip
         return str(png)
+
+
+def _warm_stages() -> None:
+    """Import the stages' modules (torch, open3d, the predictor, the planner) before the line runs: importing
+    holds the interpreter for seconds on a loaded machine, and the first pair's prepare did it while the link's
+    thread waited for /joint_states (8-pair demos on the shared 2-core machine went to Held, "no /joint_states
+    for > 0.50 s", 3 s after the first pair arrived, before any spray)."""
+    import importlib
+
+    for name in ("gluecell.perception.scan", "gluecell.perception.camera.sim", "gluecell.deformation.line",
+                 "gluecell.deformation.predict", "gluecell.deformation.residual", "gluecell.deformation.calibration",
+                 "gluecell.pathplan.safety", "gluecell.pathplan.pipeline", "gluecell.core.plan", "gluecell.core.ply",
+                 "gluecell.quality.inspect", "torch"):  # fmt: skip
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional stage library that is not installed fails later, with its own message
+            pass
 
 
 class ReplayPipeline:
