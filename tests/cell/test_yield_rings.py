@@ -60,3 +60,20 @@ def test_every_ring_is_sprayed_all_round(rings_and_path):
         # a waypoint with the gun on sprays the segment to the next one
         misses.append(_start_miss(final.contact[np.r_[on, on[-1] + 1]]))
     assert max(misses) <= MAX_START_MISS_M, f"ring start missed by (mm): {np.round(np.array(misses) * 1e3, 2)}"
+
+
+#: Largest nozzle turn (deg) between neighbouring sprayed waypoints of a ring on the synthetic upper (3.8 deg
+#: mid-ring where the footprint's corners are; 10.4 deg at the seam when the axis smoothing treated the ring as
+#: an open line and averaged each end one-sidedly).
+MAX_TURN_DEG = 5.0
+
+
+def test_the_nozzle_turns_smoothly_across_each_ring_seam(rings_and_path):
+    """On the demo's pairs that seam jump, executed by the arm through the ring's overlap at the heel, put glue
+    0.5-1.0 mm above the true line (pairs 00007 and 00013: 0.51 / 0.97 mm on the heel view; 0 with this)."""
+    rings, _, _, final = rings_and_path
+    for pid in np.unique(rings.pass_id):
+        on = np.flatnonzero((final.pass_id == pid) & final.spray)
+        d = final.direction[on]
+        turn = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", d[1:], d[:-1]), -1.0, 1.0)))
+        assert turn.max() <= MAX_TURN_DEG, f"ring {pid}: {turn.max():.1f} deg at waypoint {turn.argmax()} of {len(d)}"
