@@ -219,7 +219,7 @@ class Orient(Stage):
                 continue
             k = np.ones(2 * h + 1)
             dd = d[idx]
-            ext = np.concatenate([dd[-h:], dd, dd[:h]]) if path.closed else np.concatenate(
+            ext = np.concatenate([dd[-h:], dd, dd[:h]]) if path.take(idx).closed else np.concatenate(
                 [np.repeat(dd[:1], h, 0), dd, np.repeat(dd[-1:], h, 0)])  # fmt: skip
             out[idx] = np.column_stack([np.convolve(ext[:, j], k, "valid") for j in range(3)])
         return out
@@ -302,7 +302,7 @@ class LeadInOut(Stage):
     Params = LeadInOutParams
 
     def modify(self, path: ToolPath) -> ToolPath:
-        return replace(_map_passes(path, self._one), closed=False)
+        return replace(_map_passes(path, self._one), closed=False, ring=None)
 
     def _one(self, p: ToolPath) -> ToolPath:
         if p.closed and self.params.overlap_mm > 0:

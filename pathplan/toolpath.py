@@ -78,6 +78,10 @@ class ToolPath:
         tip: (n, 3) nozzle tip position, or None until the standoff is applied.
         speed: (n,) float64 m/s tip speed towards the next waypoint, or None.
         closed: whether passes are closed loops (contour rings).
+        ring: (n,) bool per waypoint, or None: whether its pass is a closed ring. A path concatenated from a
+            ring planner and an open one (contour + raster) is not ``closed`` as a whole, but its rings still
+            are: :meth:`take` of a pass reads ``closed`` from here, so the modifiers close each ring (overlap,
+            wrap-around smoothing and resampling) instead of leaving a dry seam where it starts.
     """
 
     part: str
@@ -91,10 +95,13 @@ class ToolPath:
     tip: np.ndarray | None = None
     speed: np.ndarray | None = None
     closed: bool = False
+    ring: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.contact)
-        for name in ("normal", "inward", "offset", "pass_id", "spray", "direction", "tip", "speed"):
+        if self.ring is not None and len(self.ring) != n and len(self.ring) and self.ring.all() == self.ring.any():
+            object.__setattr__(self, "ring", np.full(n, bool(self.ring[0])))  # one pass re-sampled: same flag
+        for name in ("normal", "inward", "offset", "pass_id", "spray", "direction", "tip", "speed", "ring"):
             v = getattr(self, name)
             if v is not None and len(v) != n:
                 raise ValidationError(f"ToolPath.{name}: {len(v)} rows, expected {n}")
@@ -115,7 +122,10 @@ class ToolPath:
         for name in ("contact", "normal", "inward", "offset", "pass_id", "spray", "direction", "tip", "speed"):
             v = getattr(self, name)
             kw[name] = None if v is None else v[idx]
-        return replace(self, **kw)
+        if self.ring is None:
+            return replace(self, **kw)
+        ring = self.ring[idx]
+        return replace(self, ring=ring, closed=bool(len(ring)) and bool(ring.all()), **kw)
 
 
 def concat_paths(paths: list[ToolPath], renumber: bool = True) -> ToolPath:
@@ -136,4 +146,7 @@ def concat_paths(paths: list[ToolPath], renumber: bool = True) -> ToolPath:
     for name in ("direction", "tip", "speed"):
         vals = [getattr(p, name) for p in paths]
         kw[name] = None if any(v is None for v in vals) else np.concatenate(vals)
-    return replace(paths[0], closed=all(p.closed for p in paths), **kw)
+    closed = all(p.closed for p in paths)
+    rings = [p.ring if p.ring is not None else np.full(len(p), p.closed) for p in paths]
+    ring = None if closed or not any(r.any() for r in rings) else np.concatenate(rings)
+    return replace(paths[0], closed=closed, ring=ring, **kw)

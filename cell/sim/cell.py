@@ -206,14 +206,16 @@ class SimCell:
         from .inspection import capture_item
 
         ids = [g for g in rec.goals if self.parts.get(g) == "upper" and g in self.goals]
-        goals = [SimpleNamespace(gun_on_tau=list(self.goals[g].gun_on_tau), gun_on_q=list(self.goals[g].gun_on_q))
-                 for g in ids]  # fmt: skip
+        goals = [SimpleNamespace(gun_on_tau=list(self.goals[g].gun_on_tau), gun_on_q=list(self.goals[g].gun_on_q),
+                                 gun_after_tau=list(self.goals[g].gun_after_tau),
+                                 gun_after_q=list(self.goals[g].gun_after_q)) for g in ids]  # fmt: skip
 
         if self._capture_pool is None:  # its own process: rendering must not starve this loop's 500 Hz tick
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self._capture_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._capture_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_background_priority)  # fmt: skip
         fut = self._capture_pool.submit(capture_item, self.line.world, self.line.camera_root, item_id, ids, goals,
                                         self.cfg.robot.tick_s, rec.flow_factor, rec.offset_m)  # fmt: skip
 
@@ -228,7 +230,7 @@ class SimCell:
             gid, _ = self.goals.popitem(last=False)
             self.parts.pop(gid, None)
         for g in list(self.goals.values())[:-KEEP_SAMPLES]:
-            g.gun_on_tau, g.gun_on_q = [], []
+            g.gun_on_tau, g.gun_on_q, g.gun_after_tau, g.gun_after_q = [], [], [], []
 
     # --- the controller loop -------------------------------------------------------------------------------
     async def _loop(self) -> None:
@@ -369,3 +371,14 @@ class SimCell:
             else:
                 continue
             self.faults.remove(spec)
+
+
+def _background_priority() -> None:
+    """The inspection capture's process yields the CPU to the arm's 500 Hz loop and the controller (on a loaded
+    2-core machine a full-priority capture starved /joint_states past the controller's 0.5 s heartbeat)."""
+    import os
+
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # no nice() here, or not allowed: run at the caller's priority
+        pass

@@ -28,22 +28,33 @@ def station_of(xyz: np.ndarray) -> str:
     return "upper" if float(np.median(np.asarray(xyz)[:, 1])) < 0.0 else "sole"
 
 
-def gun_on_paths(tau: list[np.ndarray], q: list[np.ndarray], tick_s: float) -> list[dict[str, Any]]:
-    """Spray paths (``part``, ``t``, ``xyz``, ``quat_xyzw``, ``spray``) of contiguous gun-on stretches."""
+def gun_on_paths(tau: list[np.ndarray], q: list[np.ndarray], tick_s: float, after_tau: list[np.ndarray] | None = None,
+                 after_q: list[np.ndarray] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Spray paths (``part``, ``t``, ``xyz``, ``quat_xyzw``, ``spray``) of contiguous gun-on stretches.
+
+    ``after_tau`` / ``after_q``: the arm's samples just after each closing (gun off, still moving; the robot's
+    ``gun_after_*``): they extend each stretch with its gun flag off, so the world's valve delay closes the gun
+    on the real motion.
+    """
     from scipy.spatial.transform import Rotation
 
     if not tau:
         return []
-    t_all, q_all = np.concatenate(tau), np.concatenate(q)
+    after_tau, after_q = list(after_tau or []), list(after_q or [])
+    t_all, q_all = np.concatenate(tau + after_tau), np.concatenate(q + after_q)
+    n_on = sum(len(x) for x in tau)
+    flag_all = np.arange(len(t_all)) < n_on  # the gun-on samples come first
+    order = np.argsort(t_all, kind="stable")
+    t_all, q_all, flag_all = t_all[order], q_all[order], flag_all[order]
     gaps = np.diff(t_all)
     cuts = np.flatnonzero((gaps > 1.5 * tick_s) | (gaps <= 0)) + 1
     paths = []
-    for t, qs in zip(np.split(t_all, cuts), np.split(q_all, cuts)):
-        if len(t) < 2:
+    for t, qs, fl in zip(np.split(t_all, cuts), np.split(q_all, cuts), np.split(flag_all, cuts)):
+        if len(t) < 2 or not fl[:-1].any():
             continue
         T = nozzle_poses(qs)
         xyz = T[:, :3, 3]
-        spray = np.ones(len(t), dtype=bool)
+        spray = fl.copy()
         spray[-1] = False
         paths.append({"part": station_of(xyz), "t": t - t[0], "xyz": xyz,
                       "quat_xyzw": Rotation.from_matrix(T[:, :3, :3]).as_quat(), "spray": spray})  # fmt: skip

@@ -2,8 +2,9 @@
 
 When an upper goal of a pair finishes, :func:`capture_item` (on a worker thread) turns the gun-on samples of
 the pair's upper goals into the nozzle paths that were executed, sprays them in the world with this run's
-faults (a clogged nozzle's flow, a part off its station) and renders the UV-A views, depth before/after and
-calibration with :func:`gluecell.datasets.world.uv_capture.capture_inspection`.
+faults (a clogged nozzle's flow, a part off its station) on the true upper refined near its bite line
+(:mod:`.finemesh`: the world's 2.6 mm faces would put glue up to half a face above the line) and renders the
+UV-A views, depth before/after and calibration with :func:`gluecell.datasets.world.uv_capture.capture_inspection`.
 
 Cameras are not on ROS: the views go where the controller reads them, ``<camera_root>/../inspection/<id>/``
 (``view<k>.npz`` in the inspection dataset's view format, and ``views.json`` naming the goals they show),
@@ -43,7 +44,8 @@ def executed_upper_paths(goals: list[Any], tick_s: float) -> list[Any]:
 
     out = []
     for g in goals:
-        for p in gun_on_paths(g.gun_on_tau, g.gun_on_q, tick_s):
+        for p in gun_on_paths(g.gun_on_tau, g.gun_on_q, tick_s, getattr(g, "gun_after_tau", None),
+                              getattr(g, "gun_after_q", None)):  # fmt: skip
             if p["part"] == "upper":
                 out.append(SprayPath(part="upper", t=p["t"], xyz=p["xyz"], quat_xyzw=p["quat_xyzw"], spray=p["spray"]))
     return out
@@ -71,7 +73,10 @@ def capture_item(world: Path, camera_root: Path, item_id: str, goal_ids: list[st
     faults = SprayFaults(pressure_factor=float(min(max(flow_factor, 0.0), 2.0)),
                          part_offset=(float(offset_m[0]), float(offset_m[1]), 0.0))  # fmt: skip
     seed = int(item_id) if item_id.isdigit() else zlib.crc32(item_id.encode())
-    cap = capture_inspection(open_dataset(world).truth(item_id), paths, faults, np.random.default_rng(seed + 911))
+    from .finemesh import refine_near_line
+
+    truth_pair = refine_near_line(open_dataset(world).truth(item_id))  # the film resolved at the tolerance's scale
+    cap = capture_inspection(truth_pair, paths, faults, np.random.default_rng(seed + 911))
     root = inspection_root(camera_root)
     tmp, dst = root / f".{item_id}.tmp", root / item_id
     shutil.rmtree(tmp, ignore_errors=True)

@@ -25,6 +25,10 @@ __all__ = ["GoalRefusal", "RobotSimConfig", "Trajectory", "parse_goal", "ActiveG
 
 #: A reachable rest pose above the stations (radians): arm bent, tool pointing down.
 HOME_Q = (0.0, -1.9, 1.9, -1.57, -1.57, 0.0)
+#: The arm's motion is logged this long (s) after each gun closing: the world's valve closes 2-6 ms after the
+#: command (``SprayWorldConfig.off_delay_s``) while the arm moves on. Without it the world held the nozzle still
+#: at the last gun-on pose for that delay and laid a puddle there (demo pairs labelled "blob" at ring ends).
+EXEC_PAD_S = 0.03
 
 
 class GoalRefusal(Exception):
@@ -205,6 +209,11 @@ class ActiveGoal:
     switches: list[tuple[float, float, bool]] = field(default_factory=list)  # (planned t, actual t, on)
     gun_on_tau: list[np.ndarray] = field(default_factory=list)
     gun_on_q: list[np.ndarray] = field(default_factory=list)
+    #: The arm's samples in the :data:`EXEC_PAD_S` after each closing (gun commanded off, still moving): the
+    #: world's valve closes a few ms late, on this motion, not with the nozzle frozen at its last gun-on pose.
+    gun_after_tau: list[np.ndarray] = field(default_factory=list)
+    gun_after_q: list[np.ndarray] = field(default_factory=list)
+    last_on_tau: float = float("-inf")
     canceled: bool = False
     manual: list[tuple[float, bool]] = field(default_factory=list)  # set_io switches during the goal (tau, on)
 
@@ -340,6 +349,12 @@ class RobotSim:
             goal.next_event += 1
         on[start:] = state
         self.gun_on = state
+        last_on = np.maximum(np.maximum.accumulate(np.where(on, taus, -np.inf)), goal.last_on_tau)
+        after = ~on & (taus - last_on <= EXEC_PAD_S)
         if np.any(on):
             goal.gun_on_tau.append(taus[on])
             goal.gun_on_q.append(q_act[on])
+            goal.last_on_tau = float(taus[on][-1])
+        if np.any(after):
+            goal.gun_after_tau.append(taus[after])
+            goal.gun_after_q.append(q_act[after])

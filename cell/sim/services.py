@@ -164,7 +164,8 @@ def _outcome(cell: SimCell, item_id: str) -> dict[str, Any]:
     if rec is None or cell.line.world is None:
         return out
     goals = [cell.goals[g] for g in rec.goals if g in cell.goals]
-    paths = [p for g in goals for p in gun_on_paths(g.gun_on_tau, g.gun_on_q, cell.cfg.robot.tick_s)]
+    paths = [p for g in goals for p in gun_on_paths(g.gun_on_tau, g.gun_on_q, cell.cfg.robot.tick_s, g.gun_after_tau,
+                                                    g.gun_after_q)]  # fmt: skip
     if not paths:
         return out
     from gluecell.datasets.format import open_dataset

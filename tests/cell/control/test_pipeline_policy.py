@@ -4,7 +4,7 @@ a human (or to the operator who marks the line), and every plan carries its verd
 import numpy as np
 import pytest
 
-from gluecell.cell.control.pipeline import MARKED_SIGMA_M, RealPipeline
+from gluecell.cell.control.pipeline import MARKED_MARGIN_SIGMAS, MARKED_SIGMA_M, RealPipeline
 from gluecell.cell.control.settings import sim_style_library
 
 SEED = 8  # the demo test's world: its first pair (a sneaker) plans to a marked line
@@ -55,9 +55,10 @@ def test_the_operator_marks_the_refused_line_and_the_plan_carries_its_verdict(wo
     plan = pp.plan
     assert plan["line_source"].startswith("operator (prediction refused: bite-line uncertainty")
     assert plan["verdict"] == pp.verdict and isinstance(plan["verdict_reasons"], list)
-    # a marked line has the marking tolerance as its sigma: the glue keeps 2 sigma inside it (not 0)
+    # a marked line has the marking tolerance as its sigma: the glue keeps 3 sigma inside it along the whole line
     assert plan["bite_line_sigma"] == pytest.approx([MARKED_SIGMA_M] * len(plan["bite_line_sigma"]))
-    assert plan["margin_mm"] == pytest.approx(2.0 * MARKED_SIGMA_M * 1e3)
+    assert MARKED_MARGIN_SIGMAS == 3.0
+    assert plan["margin_mm"] == pytest.approx(MARKED_MARGIN_SIGMAS * MARKED_SIGMA_M * 1e3)
     assert (pp.verdict == "ok") == (plan["verdict_reasons"] == [])
     if pp.verdict == "ok":
         assert set(pp.programs) == {"upper", "sole"}
