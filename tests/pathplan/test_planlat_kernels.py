@@ -1,5 +1,5 @@
-"""Fast planning (issue 15): the compiled IK and roll search give the same numbers as the array versions they
-replace (the arrays stay as the fallback and the reference), so the speed-up changes no plan."""
+"""Fast planning (issue 15): the compiled IK and roll search, and the k-d trees shared within a region build, give
+the same numbers as what they replace (the array versions stay as the fallback and the reference): no plan changes."""
 
 from __future__ import annotations
 
@@ -72,3 +72,53 @@ def test_solve_path_is_the_same_with_and_without_the_compiled_kernels(monkeypatc
     assert fast.branch == ref.branch
     assert np.array_equal(fast.roll, ref.roll)
     assert np.abs(fast.q - ref.q).max() < IK_TOL
+
+
+@pytest.mark.parametrize("part", ["upper", "sole"])
+@pytest.mark.parametrize("with_normals", [True, False])
+def test_regions_with_shared_trees_are_the_regions_without(monkeypatch, part, with_normals):
+    """One k-d tree per cloud for a whole region build (cloud.shared_trees) changes no point, normal or distance;
+    flying points (the outlier check) and estimated normals (more tree users) included."""
+    import contextlib
+
+    from gluecell.pathplan import cloud, region
+    from gluecell.pathplan.synthetic import make_synthetic_pair
+
+    pair = make_synthetic_pair()
+    pts, nrm = pair.sample(part, 20000, seed=3, noise_mm=0.2)
+    rng = np.random.default_rng(4)
+    fly = rng.choice(len(pts), 60, replace=False)
+    pts = pts.copy()
+    pts[fly] += nrm[fly] * 4e-3  # 4 mm off the surface
+    nrm = nrm if with_normals else None
+
+    def build():
+        if part == "upper":
+            return region.upper_region(pts, pair.bite_line, nrm)
+        return region.sole_region(pts, nrm)
+
+    fast = build()
+    monkeypatch.setattr(region, "shared_trees", contextlib.nullcontext)
+    ref = build()
+    for key in ("points", "normals", "signed", "s", "boundary", "boundary_normals", "inward"):
+        assert np.array_equal(getattr(fast, key), getattr(ref, key)), key
+    assert len(fast.points) > 1000
+    assert getattr(cloud._shared, "entries", None) is None  # nothing kept after the build
+
+
+def test_shared_trees_tell_equal_clouds_from_different_ones():
+    from gluecell.pathplan import cloud
+
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(500, 3))
+    with cloud.shared_trees():
+        t1 = cloud.kdtree(a)
+        assert cloud.kdtree(a.copy()) is t1  # equal values: the same tree
+        b = a.copy()
+        b[7, 2] += 1e-12
+        assert cloud.kdtree(b) is not t1  # one value differs: its own tree
+        d, i = cloud.knn(b, 4)
+        assert np.all(d[:, 0] == 0.0)
+        assert np.array_equal(i[:, 0], np.arange(500))
+        assert cloud.knn(b, 4)[1] is i
+    assert cloud.kdtree(a) is not t1  # outside the block: built afresh
