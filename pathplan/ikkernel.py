@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "ik_compiled", "roll_search", "warm_up"]
+__all__ = ["available", "ik_compiled", "node_costs", "roll_search", "warm_up"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,7 +29,7 @@ def _kernel() -> Any:
     global _row, _wrap
     jit = numba.njit(nogil=True, cache=True, error_model="numpy")
     _row, _wrap = jit(_row_py), jit(_wrap_py)  # compiled globals before the loop that calls them compiles
-    return jit(_ik_py), jit(_roll_dp_py)
+    return jit(_ik_py), jit(_roll_dp_py), jit(_costs_py)
 
 
 def available() -> bool:
@@ -38,13 +38,14 @@ def available() -> bool:
 
 
 def warm_up() -> None:
-    """Load both compiled loops (from numba's disk cache; compiled the first time) on tiny inputs."""
+    """Load the compiled loops (from numba's disk cache; compiled the first time) on tiny inputs."""
     if not available():
         return
     from .kinematics import DH, RobotConfig, fk
 
     d, a, _ = DH["ur10e"]
     sol = ik_compiled(fk(np.array([[0.1, -1.0, 1.0, -1.5, -1.5, 0.2]])), d, a, np.ones(8, bool))
+    node_costs(sol[:, None], fk(np.zeros((1, 6)))[:, None], d, RobotConfig())
     roll_search(
         np.ones((2, 3, 8)),
         1,
@@ -201,3 +202,37 @@ def _roll_dp_py(cost, shifts, pen, sol, inv_v, scale, weight, use, wrap, total, 
         for i in range(n - 1, -1, -1):
             path[i, b] = k
             k = back[i, k, b]
+
+
+def node_costs(sol: np.ndarray, flange: np.ndarray, d: tuple[float, ...], cfg: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`gluecell.pathplan.kinematics._costs` in one pass: node costs (n, K, 8) (inf = infeasible) and the
+    reason per node (0 ok, 1 no IK, 2 singular) from joints ``sol`` (n, K, 8, 6) at flange poses (n, K, 4, 4)."""
+    n, K = sol.shape[:2]
+    cost = np.empty(sol.shape[:3])
+    reason = np.empty(sol.shape[:3], dtype=np.int64)
+    lim = np.array([cfg.min_sin_q5, cfg.min_sin_q3, cfg.min_shoulder_m], dtype=np.float64)
+    _kernel()[2](np.ascontiguousarray(sol, dtype=np.float64).reshape(n * K, sol.shape[2], 6),
+                 np.ascontiguousarray(flange, dtype=np.float64).reshape(n * K, 4, 4), float(d[5]), float(d[3]), lim,
+                 cost.reshape(n * K, -1), reason.reshape(n * K, -1))  # fmt: skip
+    return cost, reason
+
+
+def _costs_py(sol, flange, d5, d3, lim, cost, reason):  # fmt: skip
+    """The loop numba compiles (see :func:`node_costs`)."""
+    for i in range(sol.shape[0]):
+        p0 = flange[i, 0, 3] - d5 * flange[i, 0, 2]
+        p1 = flange[i, 1, 3] - d5 * flange[i, 1, 2]
+        shoulder = np.hypot(p0, p1) - d3
+        for b in range(sol.shape[1]):
+            bad = False
+            for j in range(6):
+                if np.isnan(sol[i, b, j]):
+                    bad = True
+            s5 = abs(np.sin(sol[i, b, 4]))
+            s3 = abs(np.sin(sol[i, b, 2]))
+            if bad:
+                cost[i, b], reason[i, b] = np.inf, 1
+            elif s5 < lim[0] or s3 < lim[1] or shoulder < lim[2]:
+                cost[i, b], reason[i, b] = np.inf, 2
+            else:
+                cost[i, b], reason[i, b] = 1.0 / s5 + 0.2 / s3, 0

@@ -240,7 +240,11 @@ class PathIK:
 
 def _costs(sol: np.ndarray, flange: np.ndarray, cfg: RobotConfig) -> tuple[np.ndarray, np.ndarray]:
     """Node costs (n, K, 8) (inf = infeasible) and a reason code per node (0 ok, 1 no IK, 2 singular)."""
+    from . import ikkernel
+
     d = DH[cfg.model][0]
+    if ikkernel.available():
+        return ikkernel.node_costs(sol, flange, d, cfg)
     bad_ik = np.isnan(sol).any(axis=-1)
     s5 = np.abs(np.sin(sol[..., 4]))
     s3 = np.abs(np.sin(sol[..., 2]))

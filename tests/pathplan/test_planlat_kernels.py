@@ -122,3 +122,22 @@ def test_shared_trees_tell_equal_clouds_from_different_ones():
         assert np.array_equal(i[:, 0], np.arange(500))
         assert cloud.knn(b, 4)[1] is i
     assert cloud.kdtree(a) is not t1  # outside the block: built afresh
+
+
+def test_compiled_node_costs_match_the_arrays(monkeypatch):
+    from gluecell.pathplan import kinematics
+
+    cfg = RobotConfig()
+    rng = np.random.default_rng(2)
+    q = rng.uniform(-np.pi, np.pi, (400, 6))
+    q[:40, 4] = rng.uniform(-0.05, 0.05, 40)  # near the wrist singularity
+    q[40:80, 2] = rng.uniform(-0.05, 0.05, 40)  # a stretched elbow
+    flange = fk(q).reshape(100, 4, 4, 4)
+    flange[:10, :, :3, 3] *= 2.5  # out of reach
+    sol = ik(flange.reshape(-1, 4, 4)).reshape(100, 4, 8, 6)
+    fast = kinematics._costs(sol, flange, cfg)
+    monkeypatch.setattr(ikkernel, "available", lambda: False)
+    ref = kinematics._costs(sol, flange, cfg)
+    assert np.array_equal(fast[1], ref[1])
+    assert set(np.unique(ref[1])) == {0, 1, 2}  # every reason occurs
+    assert np.array_equal(fast[0], ref[0])
