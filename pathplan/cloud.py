@@ -3,9 +3,71 @@ flying points and without normals)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import numpy as np
 
-__all__ = ["drop_outliers", "has_neighbour", "outer_wall_outwards"]
+__all__ = ["drop_outliers", "has_neighbour", "outer_wall_outwards", "kdtree", "knn", "shared_trees"]
+
+_shared = threading.local()  # per thread (the two parts are planned in two threads): the trees of shared_trees()
+#: Clouds whose trees :func:`shared_trees` keeps at once (a region build uses two: the scan and its voxels).
+SHARED_CLOUDS = 4
+
+
+@contextmanager
+def shared_trees() -> Iterator[None]:
+    """Within this block (in this thread), :func:`kdtree` and :func:`knn` build each cloud's k-d tree and each
+    (cloud, k) nearest-neighbour query once and hand the same one to every later call on an equal cloud (same
+    values, compared exactly). A region build asked for the tree of the same cloud up to five times (the outlier
+    check, the rim's neighbours, the scan-hole check, the normals, the geodesic graph, two side votes): the same
+    trees, so the same results, built once. Cleared when the block ends."""
+    outer = getattr(_shared, "entries", None)
+    _shared.entries = [] if outer is None else outer
+    try:
+        yield
+    finally:
+        if outer is None:
+            _shared.entries = None
+
+
+def _entry(pts: np.ndarray) -> dict[str, Any] | None:
+    """The shared entry of ``pts`` (made when missing), or None outside :func:`shared_trees`."""
+    entries = getattr(_shared, "entries", None)
+    if entries is None:
+        return None
+    for e in entries:
+        if e["pts"].shape == pts.shape and np.array_equal(e["pts"], pts):
+            return e
+    from scipy.spatial import cKDTree
+
+    e = {"pts": np.array(pts, dtype=np.float64, copy=True), "knn": {}}
+    e["tree"] = cKDTree(e["pts"])
+    entries.insert(0, e)
+    del entries[SHARED_CLOUDS:]
+    return e
+
+
+def kdtree(pts: np.ndarray) -> Any:
+    """A ``scipy.spatial.cKDTree`` of ``pts`` (n, 3) (shared within :func:`shared_trees`)."""
+    from scipy.spatial import cKDTree
+
+    pts = np.asarray(pts, dtype=np.float64)
+    e = _entry(pts)
+    return cKDTree(pts) if e is None else e["tree"]
+
+
+def knn(pts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``kdtree(pts).query(pts, k=k)``: distances and indices (n, k) (shared within :func:`shared_trees`)."""
+    pts = np.asarray(pts, dtype=np.float64)
+    e = _entry(pts)
+    if e is None:
+        return kdtree(pts).query(pts, k=k)
+    if k not in e["knn"]:
+        e["knn"][k] = e["tree"].query(e["pts"], k=k)
+    return e["knn"][k]
 
 
 def drop_outliers(pts: np.ndarray, normals: np.ndarray | None, off_mm: float = 1.0, k: int = 12,
@@ -20,11 +82,9 @@ def drop_outliers(pts: np.ndarray, normals: np.ndarray | None, off_mm: float = 1
     ``factor`` x the neighbours' own RMS thickness, so a sharp feather edge or a wall's corner stays) off the
     plane of its ``k`` neighbours. The sole's rim is found before (:func:`sole_region`).
     """
-    from scipy.spatial import cKDTree
-
     if len(pts) <= 2 * k:
         return pts, normals
-    tree = cKDTree(pts)
+    tree = kdtree(pts)
     thr = max(_median_spacing(pts, tree) + 0.5 * off_mm * 1e-3, off_mm * 1e-3)
     # a bounded query only asks whether a neighbour lies within thr (half the time of the nearest distance)
     cand = np.flatnonzero(np.isinf(tree.query(pts, k=2, distance_upper_bound=thr)[0][:, 1]))
@@ -54,9 +114,7 @@ def has_neighbour(pts: np.ndarray, radius: float, idx: np.ndarray | None = None,
     """(len(idx),) bool (every point when ``idx`` is None): another point of ``pts`` lies within ``radius`` or
     within ``spacing_factor`` x the cloud's median nearest-neighbour distance, whichever is larger (a sparse
     scan's real edge points keep their neighbours). ``tree``: a cKDTree of ``pts``, if there is one."""
-    from scipy.spatial import cKDTree
-
-    tree = tree if tree is not None else cKDTree(pts)
+    tree = tree if tree is not None else kdtree(pts)
     q = pts if idx is None else pts[idx]
     bound = max(radius, spacing_factor * _median_spacing(pts, tree))
     return np.isfinite(tree.query(q, k=2, distance_upper_bound=bound)[0][:, 1])

@@ -149,9 +149,18 @@ def ik(T: np.ndarray, model: str = "ur10e", branches: tuple[int, ...] | None = N
     Branch index b = 4 * shoulder + 2 * wrist + elbow. ``branches``: solve only these (the others stay NaN;
     one branch costs about a quarter of all eight).
     """
+    from . import ikkernel
+
     want = set(range(8) if branches is None else branches)
     d, a, _ = DH[model]
     T = np.asarray(T, dtype=np.float64).reshape(-1, 4, 4)
+    if ikkernel.available():  # the same closed form, compiled (~1e-15 rad from the arrays below)
+        return ikkernel.ik_compiled(T, d, a, np.isin(np.arange(8), list(want)))
+    return _ik_arrays(T, d, a, want)
+
+
+def _ik_arrays(T: np.ndarray, d: tuple[float, ...], a: tuple[float, ...], want: set[int]) -> np.ndarray:
+    """:func:`ik` in whole-array passes (the reference of the compiled :mod:`~gluecell.pathplan.ikkernel`)."""
     n = len(T)
     out = np.full((n, 8, 6), np.nan)
     p05 = T[:, :3, 3] - d[5] * T[:, :3, 2]
@@ -231,7 +240,11 @@ class PathIK:
 
 def _costs(sol: np.ndarray, flange: np.ndarray, cfg: RobotConfig) -> tuple[np.ndarray, np.ndarray]:
     """Node costs (n, K, 8) (inf = infeasible) and a reason code per node (0 ok, 1 no IK, 2 singular)."""
+    from . import ikkernel
+
     d = DH[cfg.model][0]
+    if ikkernel.available():
+        return ikkernel.node_costs(sol, flange, d, cfg)
     bad_ik = np.isnan(sol).any(axis=-1)
     s5 = np.abs(np.sin(sol[..., 4]))
     s3 = np.abs(np.sin(sol[..., 2]))
@@ -347,13 +360,7 @@ def _search(T: np.ndarray, xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotCon
     cost, reason = _costs(sol, flange, cfg)
     cost = cost + cfg.roll_weight * (rolls / np.pi)[None, :, None] ** 2
     max_step = max(int(np.floor(cfg.max_roll_rate_deg / cfg.roll_step_deg)), 1)
-    trans = None
-    if cfg.motion_weight > 0 and len(sel) > 1:
-        shifts = np.arange(-max_step, max_step + 1)
-        trans = motion_costs(sol[:, :, branches], xyz[sel], shifts, cfg)
-        if not full:  # shifts past the ends are not moves (the DP leaves them inf)
-            trans[:, :, :, :] = np.where(np.isfinite(trans), trans, 0.0)
-    totals, paths = roll_dp(cost[:, :, branches], max_step, 0.05, trans, wrap=full)
+    totals, paths = _roll_search(cost[:, :, branches], sol[:, :, branches], xyz[sel], max_step, cfg, full)
     for bi in np.argsort(totals):  # cheapest branch first; the first that passes every check is used
         b = branches[bi]
         roll = np.unwrap(rolls[paths[:, bi]]) if full else rolls[paths[:, bi]]
@@ -363,6 +370,24 @@ def _search(T: np.ndarray, xyz: np.ndarray, quat_xyzw: np.ndarray, cfg: RobotCon
         if found is not None:
             return (b, *found), reason, cost
     return None, reason, cost
+
+
+def _roll_search(cost: np.ndarray, sol: np.ndarray, xyz: np.ndarray, max_step: int, cfg: RobotConfig,
+                 full: bool) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The roll DP (totals (B,), indices (m, B)) over node costs (m, K, B) with the joint-motion costs of ``sol``
+    (m, K, B, 6): compiled (:func:`~gluecell.pathplan.ikkernel.roll_search`) or in arrays, the same result."""
+    from . import ikkernel
+
+    moving = cfg.motion_weight > 0 and len(xyz) > 1
+    if ikkernel.available():
+        return ikkernel.roll_search(cost, max_step, 0.05, sol if moving else None, xyz, cfg, full)
+    trans = None
+    if moving:
+        shifts = np.arange(-max_step, max_step + 1)
+        trans = motion_costs(sol, xyz, shifts, cfg)
+        if not full:  # shifts past the ends are not moves (the DP leaves them inf)
+            trans[:, :, :, :] = np.where(np.isfinite(trans), trans, 0.0)
+    return roll_dp(cost, max_step, 0.05, trans, wrap=full)
 
 
 def _check_branch(b: int, total: float, roll_dp: np.ndarray, T: np.ndarray, xyz: np.ndarray, quat_xyzw: np.ndarray,

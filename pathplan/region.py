@@ -11,13 +11,16 @@ terms is *below* it in ``base_link``. The sole lies footbed-up; its bond side is
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from gluecell.core.validate import as_points
 
-from .cloud import drop_outliers, has_neighbour, outer_wall_outwards
+from .cloud import drop_outliers, has_neighbour, kdtree, knn, outer_wall_outwards, shared_trees
 from .errors import OrientationError, RegionError
 from .geom import (
     estimate_normals,
@@ -215,14 +218,13 @@ def _bridged(pts: np.ndarray, normals: np.ndarray | None, line: np.ndarray, bond
     """The cloud with the surface between ``line`` and the scan's edge bridged where the scan missed it and the
     line does not lie in a scan hole (:func:`gluecell.pathplan.bridge.bridge_line`), its normals (when they fit)
     and how much was bridged."""
-    from scipy.spatial import cKDTree
 
     from .bridge import BridgeParams, bridge_line
 
     none = {"bridged_fraction": 0.0, "bridged_length_mm": 0.0}
     if p.bridge_max_mm <= p.on_surface_mm:
         return pts, normals, none
-    _, bad = _not_holes(line, pts, cKDTree(pts), p)
+    _, bad = _not_holes(line, pts, kdtree(pts), p)
     if not bad:
         return pts, normals, none
     fits = normals is not None and np.shape(normals) == pts.shape
@@ -296,11 +298,10 @@ def _geodesic(pts: np.ndarray, line: np.ndarray, p: RegionParams) -> tuple[np.nd
     """Graph-geodesic distance of every point from ``line`` and the index of its nearest line vertex."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import dijkstra
-    from scipy.spatial import cKDTree
 
-    tree = cKDTree(pts)
+    tree = kdtree(pts)
     k = min(p.knn, len(pts) - 1)
-    d, idx = tree.query(pts, k=k + 1)
+    d, idx = knn(pts, k + 1)
     d, idx = d[:, 1:], idx[:, 1:]
     ok = d < 4.0 * p.voxel_mm * 1e-3
     rows = np.repeat(np.arange(len(pts)), k)[ok.ravel()]
@@ -340,9 +341,8 @@ def _angular_s(pts: np.ndarray, line: np.ndarray, s_line: np.ndarray) -> np.ndar
 def _line_frame(pts: np.ndarray, nrm: np.ndarray, line: np.ndarray, towards: np.ndarray) -> tuple[np.ndarray, ...]:
     """Surface normals (m, 3) at the line's vertices (mean within 4 mm) and the unit surface tangents across the
     line, (m, 3), signed to point along ``towards`` (m, 3) (the bond side)."""
-    from scipy.spatial import cKDTree
 
-    tree = cKDTree(pts)
+    tree = kdtree(pts)
     near = tree.query_ball_point(line, r=4e-3)
     bn = unit(np.array([nrm[i].mean(axis=0) if len(i) else nrm[tree.query(b)[1]] for i, b in zip(near, line)]))
     inward = unit(np.cross(bn, polyline_tangents(line)))
@@ -380,9 +380,8 @@ def _consistent_normals(pts: np.ndarray, nrm: np.ndarray, radius: float) -> np.n
     mean, where those neighbours agree among themselves (mean length > 0.5: not across a thin wall's two faces).
     A single flipped or tilted normal (dropouts on dark leather) otherwise lets the film model put glue on a
     surface that faces away from the gun."""
-    from scipy.spatial import cKDTree
 
-    tree = cKDTree(pts)
+    tree = kdtree(pts)
     pairs = tree.query_pairs(radius, output_type="ndarray")
     if len(pairs) == 0:
         return nrm
@@ -405,12 +404,11 @@ def _consistent_normals(pts: np.ndarray, nrm: np.ndarray, radius: float) -> np.n
 def _vote(pts: np.ndarray, side: np.ndarray, p: RegionParams, share: float) -> np.ndarray:
     """``side`` (n,) bool with each point that disagrees with at least ``share`` of its ``p.knn`` neighbours
     flipped to theirs (isolated mislabels from noisy normals; a true boundary is ~50/50)."""
-    from scipy.spatial import cKDTree
 
     k = min(p.knn, len(pts) - 1)
     if k < 2:
         return side
-    _, idx = cKDTree(pts).query(pts, k=k + 1)
+    _, idx = knn(pts, k + 1)
     frac = side[idx[:, 1:]].mean(axis=1)
     return np.where(side & (frac <= 1 - share), False, np.where(~side & (frac >= share), True, side))
 
@@ -432,6 +430,18 @@ def _outward(pts: np.ndarray, normals: np.ndarray | None, centroid: np.ndarray) 
     return n
 
 
+def _sharing_trees(fn: Callable[..., BondRegion]) -> Callable[..., BondRegion]:
+    """``fn`` with one k-d tree per cloud for all of its steps (:func:`~gluecell.pathplan.cloud.shared_trees`)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> BondRegion:
+        with shared_trees():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@_sharing_trees
 def upper_region(
     points: np.ndarray, bite_line: np.ndarray, normals: np.ndarray | None = None, params: RegionParams | None = None,
     *, margin_m: np.ndarray | None = None,
@@ -457,7 +467,7 @@ def upper_region(
         raise RegionError(f"bad bite line: {exc}") from exc
     _check_upper_up(pts, bite, p)
     pts, normals, bridged = _bridged(pts, normals, bite, np.array([0.0, 0.0, 1.0]), p)  # bond side: +z
-    holes = _check_line(bite, pts, cKDTree(pts), p, "bite line", bridged)
+    holes = _check_line(bite, pts, kdtree(pts), p, "bite line", bridged)
     keep = pts[:, 2] >= bite[:, 2].min() - p.keep_beyond_mm * 1e-3
     centroid = pts.mean(axis=0)
     nrm = _outward(pts, normals, centroid)
@@ -569,9 +579,8 @@ def _face_away_from_material(v: np.ndarray, n: np.ndarray, probes_mm: tuple[floa
 
     Points where neither side (or both) finds a surface keep their normal.
     """
-    from scipy.spatial import cKDTree
 
-    tree = cKDTree(v)
+    tree = kdtree(v)
     hits = []
     for sign in (1.0, -1.0):
         q = v[:, None, :] + sign * np.asarray(probes_mm)[None, :, None] * 1e-3 * n[:, None, :]
@@ -583,6 +592,7 @@ def _face_away_from_material(v: np.ndarray, n: np.ndarray, probes_mm: tuple[floa
     return out
 
 
+@_sharing_trees
 def sole_region(
     points: np.ndarray, normals: np.ndarray | None = None, params: RegionParams | None = None
 ) -> BondRegion:

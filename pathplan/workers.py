@@ -152,6 +152,9 @@ def _warm_up(parent: int | None = None) -> bool:
     s = SpraySamples(np.array([[0.0, 0.0, 0.02]]), np.array([[0.0, 0.0, -1.0]]), np.array([[1.0, 0.0, 0.0]]),
                      np.array([1e-3]))  # fmt: skip
     film_thickness(s, pts, nrm)
+    from .ikkernel import warm_up as ik_warm_up
+
+    ik_warm_up()  # the compiled IK and roll search (~0.5 s from the disk cache)
     from .grading import warm_up
 
     warm_up()  # the ring designs' flat-plate profiles (~1.8 s the first time in a process)
