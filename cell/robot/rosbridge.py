@@ -4,7 +4,8 @@ Contract and flow: :mod:`gluecell.cell.robot.base`. roslibpy's twisted transport
 thread (one per process; it cannot be restarted, so this module never calls ``terminate``). Callbacks from
 that thread only store values and queue events; listeners run on this link's dispatcher thread, and a
 watchdog thread turns a silent ``/joint_states`` or a closed socket into LINK_LOST within
-``heartbeat_timeout_s`` (+ 50 ms). Reconnection is roslibpy's (twisted's ``ReconnectingClientFactory``:
+``heartbeat_timeout_s`` (+ 50 ms; + 100 ms when the watchdog itself woke late: a process that held the interpreter
+starved the transport thread too, which must get its turn to read what arrived before the link is judged silent). Reconnection is roslibpy's (twisted's ``ReconnectingClientFactory``:
 exponential backoff from ``reconnect_initial_s`` to ``reconnect_max_s``, topics re-subscribed); a goal in
 flight when the link drops loses its result channel, so the watchdog reconciles it through ``goal_status``
 once the link is back.
@@ -43,6 +44,8 @@ __all__ = ["RosbridgeLink"]
 
 LOG = logging.getLogger(__name__)
 _WATCH_S = 0.05
+#: the watchdog woke this much later than asked: the process was starved, not (necessarily) the link
+_LATE_S = 0.2
 #: how long ``connect`` waits for the latched conveyor state (a line without one goes on after this)
 CONVEYOR_WAIT_S = 1.0
 
@@ -243,9 +246,16 @@ class RosbridgeLink:
                     LOG.exception("link listener failed on %s", ev.kind)
 
     def _watch(self) -> None:
+        last = time.monotonic()
         while not self._stop.wait(_WATCH_S):
-            ros = self._ros
-            fresh = time.monotonic() - self._js_t <= self.cfg.heartbeat_timeout_s
+            ros, now = self._ros, time.monotonic()
+            late, last = now - last > _LATE_S, now
+            fresh = now - self._js_t <= self.cfg.heartbeat_timeout_s
+            if late and not fresh and self._up and ros is not None and ros.is_connected:
+                # this thread itself was not scheduled (the process held the interpreter, e.g. a long C call):
+                # the transport thread has not had its turn to read what arrived meanwhile either. Judge on
+                # the next tick, one _WATCH_S later (a truly silent link is still noticed, that much later)
+                continue
             up = bool(ros is not None and ros.is_connected and fresh)
             if up != self._up:
                 self._up = up
