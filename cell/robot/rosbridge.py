@@ -5,7 +5,8 @@ thread (one per process; it cannot be restarted, so this module never calls ``te
 that thread only store values and queue events; listeners run on this link's dispatcher thread, and a
 watchdog thread turns a silent ``/joint_states`` or a closed socket into LINK_LOST within
 ``heartbeat_timeout_s`` (+ 50 ms; + 100 ms when the watchdog itself woke late: a process that held the interpreter
-starved the transport thread too, which must get its turn to read what arrived before the link is judged silent). Reconnection is roslibpy's (twisted's ``ReconnectingClientFactory``:
+starved the transport thread too, which must get its turn to read what arrived before the link is judged
+silent). Reconnection is roslibpy's (twisted's ``ReconnectingClientFactory``:
 exponential backoff from ``reconnect_initial_s`` to ``reconnect_max_s``, topics re-subscribed); a goal in
 flight when the link drops loses its result channel, so the watchdog reconciles it through ``goal_status``
 once the link is back.
