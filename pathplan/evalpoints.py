@@ -26,12 +26,12 @@ __all__ = ["eval_points", "line_probes", "local_normals"]
 TOWARD_FROM = 2e-3
 #: ... in steps of this (m).
 TOWARD_STEP = 0.5e-3
-#: A probe's normal is the mean of the scan's normals within this (m) where they form one smooth surface ...
+#: A probe's normal far off the mean of the scan's normals within this (m) takes that mean (:func:`local_normals`) ...
 NORMAL_RADIUS = 3e-3
 #: ... (mean at least this long; a 90 deg crease's is <= 0.71) ...
 COHERENT = 0.85
 #: ... of at least this many points, after one trimming pass that keeps the neighbours within this (deg) of their
-#: first mean ...
+#: first mean; a normal more than this off the mean is the odd one ...
 TRIM_DEG = 40.0
 MIN_NEIGHBOURS = 4
 #: ... which must keep at least this share of them (at a crease, the mean lies between the two faces: few kept).
@@ -108,14 +108,19 @@ def line_probes(region: BondRegion, points: np.ndarray, normals: np.ndarray | No
 
 def local_normals(q: np.ndarray, own: np.ndarray, ref: np.ndarray, pts: np.ndarray, normals: np.ndarray,
                   radius: float) -> np.ndarray:  # fmt: skip
-    """``own`` (the normals at ``q``) replaced by the mean of the scan's normals within ``radius`` (m) of each
-    point (trimmed, each turned to agree with ``ref``, the region's cleaned normal there: not with ``own``, which
-    may be the one flipped or tilted normal), where that neighbourhood is one smooth surface (mean at least
-    :data:`COHERENT` long); at a crease (a boot's welt: the neighbours face two ways) the point keeps its own.
+    """``own`` (the normals at ``q``), each more than :data:`TRIM_DEG` off the mean of the scan's normals within
+    ``radius`` (m) replaced by that mean, where the neighbourhood is one smooth surface: the mean (each neighbour
+    turned to agree with ``ref``, the region's cleaned normal there, not with ``own``, which may be the odd one; one
+    trimming pass drops the neighbours more than :data:`TRIM_DEG` off the first mean) keeps at least
+    :data:`MIN_SHARE` of them and is at least :data:`COHERENT` long. At a crease (a boot's welt: the neighbours
+    face two ways) and where the scan is sparse, a point keeps its own; so does any normal within
+    :data:`TRIM_DEG` of its neighbours (a real tilt of the surface must still steer the film).
 
-    A perceived scan's single normals scatter by 10-40 deg; a probe's predicted film then comes and goes with its
-    own normal's tilt, and the tuner chased one noisy probe after the other (world 2: five uppers out of rounds,
-    "0.6-1.9 mm beyond"). The probes stay where they are, so glue that lands beyond the line is still seen.
+    A probe's predicted film comes and goes with its own normal; a perceived world-2 upper's odd normal (e.g. 110
+    deg off its neighbours, the probe carried from it towards the line) sent the tuner after one spot and then
+    another until it ran out of rounds. The probes stay where they are, so glue landing beyond the line is still
+    seen. Replacing every normal by the local mean (not only the odd ones) planned three more world-2 uppers but
+    put 1.5 mm of the true spray above the true line on one of them (pair 00002): not done.
     """
     from scipy.spatial import cKDTree
 
@@ -134,7 +139,8 @@ def local_normals(q: np.ndarray, own: np.ndarray, ref: np.ndarray, pts: np.ndarr
     kept = np.bincount(row[inlier], minlength=len(q))
     mean = _mean_by_row(n[inlier], row[inlier], len(q))
     length = np.linalg.norm(mean, axis=1)
-    use = (kept >= MIN_NEIGHBOURS) & (kept >= MIN_SHARE * count) & (length >= COHERENT)
+    off = np.einsum("ij,ij->i", own, mean) < np.cos(np.radians(TRIM_DEG)) * np.maximum(length, 1e-12)
+    use = (kept >= MIN_NEIGHBOURS) & (kept >= MIN_SHARE * count) & (length >= COHERENT) & off
     out = own.copy()
     out[use] = mean[use] / length[use, None]
     return out
