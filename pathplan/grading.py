@@ -26,7 +26,7 @@ import functools
 import numpy as np
 
 from .deposition import DepositionParams
-from .tuning import RingDesign, _largest_gap_free, cross_profile
+from .tuning import RingDesign, _largest_gap_free, cross_profile, main_step
 
 __all__ = ["design_graded", "ring_standoff", "fill_step", "warm_up", "MAIN_NEED", "FLOW_FACTOR"]
 
@@ -94,14 +94,7 @@ def design_graded(
         profs.append(best[1])
         offsets.append(best[2])
     n_edge = len(standoffs)
-    step = max_step
-    need_main = MAIN_NEED * params.covered_mm * 1e-3
-    while step > 1e-3:
-        g = np.arange(0, step, 1e-4)
-        tot = sum(np.interp(g + k * step, m.x, m.film, left=0, right=0) for k in range(-8, 9))
-        if tot.min() >= need_main:
-            break
-        step *= 0.95
+    step = main_step(m, max_step, MAIN_NEED * params.covered_mm * 1e-3)
     while offsets[-1] < min_extent:
         offsets.append(offsets[-1] + step)
     within = 0.5 * (offsets[n_edge - 1] + offsets[n_edge])

@@ -130,13 +130,7 @@ def design_rings(
             break
         offsets.append(_largest_gap_free(prev, e.x, e.film, offsets[-1], need, offsets[-1] + max_step))
         n_edge += 1
-    step = max_step
-    while step > 1e-3:
-        grid = np.arange(0, step, 1e-4)
-        tot = sum(np.interp(grid + k * step, m.x, m.film, left=0, right=0) for k in range(-8, 9))
-        if tot.min() >= need:
-            break
-        step *= 0.95
+    step = main_step(m, max_step, need)
     while offsets[-1] < min_extent:
         offsets.append(offsets[-1] + step)
     edge_within = 0.5 * (offsets[n_edge - 1] + offsets[n_edge])
@@ -245,3 +239,16 @@ def next_moves(region: BondRegion, films: np.ndarray, level: float, allow_mm: fl
         if not (np.array_equal(new_local, local) and new_bump == bump):
             return new_local, new_bump
     return None
+
+
+def main_step(m: Any, max_step: float, need: float) -> float:
+    """The widest ring step (m, from ``max_step`` down by 5 %) at which the main passes' summed flat-plate film
+    ``m`` (``.x``, ``.film``) stays >= ``need`` (m) everywhere between two rings."""
+    step = max_step
+    while step > 1e-3:
+        grid = np.arange(0, step, 1e-4)
+        tot = sum(np.interp(grid + k * step, m.x, m.film, left=0, right=0) for k in range(-8, 9))
+        if tot.min() >= need:
+            break
+        step *= 0.95
+    return step

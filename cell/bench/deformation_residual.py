@@ -49,24 +49,31 @@ def residual_pair(acc: dict, model: Any, scans: tuple[Any, Any], refs: tuple[Any
     acc.setdefault("sigma95", []).append(float(np.percentile(pred.bite_line_sigma, 95) * 1e3))
 
 
+def error_rows(prefix: str, acc: dict, max_sigma_m: float) -> dict[str, float]:
+    """The per-pair error, 2-sigma coverage and confidence rows ``<prefix>_*`` of ``acc`` (empty without pairs)."""
+    errs = acc.get("errors", [])
+    if not errs:
+        return {}
+    p95 = np.array([e[0] for e in errs])
+    mx = np.array([e[1] for e in errs])
+    return {
+        f"{prefix}_bite_p95_mm_median": float(np.median(p95)),
+        f"{prefix}_bite_p95_mm_worst": float(p95.max()),
+        f"{prefix}_bite_max_mm_median": float(np.median(mx)),
+        f"{prefix}_bite_max_mm_worst": float(mx.max()),
+        f"{prefix}_pairs_meeting_goal": float(np.mean((p95 <= 0.5) & (mx <= 1.0))),
+        f"{prefix}_within_2sigma": sum(c for c, _ in acc["cover"]) / sum(n for _, n in acc["cover"]),
+        f"{prefix}_sigma_p95_mm_median": float(np.median(acc["sigma95"])),
+        f"{prefix}_low_confidence": float(np.sum(np.array(acc["sigma95"]) > max_sigma_m * 1e3)),
+        f"{prefix}_pairs": float(len(errs)),
+    }  # fmt: skip
+
+
 def residual_summary(acc: dict, max_sigma_m: float) -> dict[str, float]:
     """The ``deform_residual_*`` rows of ``acc``."""
     out = {"deform_residual_refused": float(acc.get("refused", 0)), "deform_residual_fallbacks":
-           float(acc.get("fallbacks", 0))}  # fmt: skip
-    errs = acc.get("errors", [])
-    if errs:
-        p95 = np.array([e[0] for e in errs])
-        mx = np.array([e[1] for e in errs])
-        out.update({
-            "deform_residual_bite_p95_mm_median": float(np.median(p95)),
-            "deform_residual_bite_p95_mm_worst": float(p95.max()),
-            "deform_residual_bite_max_mm_median": float(np.median(mx)),
-            "deform_residual_bite_max_mm_worst": float(mx.max()),
-            "deform_residual_pairs_meeting_goal": float(np.mean((p95 <= 0.5) & (mx <= 1.0))),
-            "deform_residual_within_2sigma": sum(c for c, _ in acc["cover"]) / sum(n for _, n in acc["cover"]),
-            "deform_residual_sigma_p95_mm_median": float(np.median(acc["sigma95"])),
-            "deform_residual_low_confidence": float(np.sum(np.array(acc["sigma95"]) > max_sigma_m * 1e3)),
-            "deform_residual_latency_p50_ms": float(np.percentile(acc["latency"], 50)),
-            "deform_residual_latency_p95_ms": float(np.percentile(acc["latency"], 95)),
-        })  # fmt: skip
+           float(acc.get("fallbacks", 0)), **error_rows("deform_residual", acc, max_sigma_m)}  # fmt: skip
+    if acc.get("errors"):
+        out["deform_residual_latency_p50_ms"] = float(np.percentile(acc["latency"], 50))
+        out["deform_residual_latency_p95_ms"] = float(np.percentile(acc["latency"], 95))
     return out

@@ -38,22 +38,9 @@ def unref_pair(acc: dict, calibration: Any, scans: tuple[Any, Any], style: str, 
 
 def unref_summary(acc: dict, max_sigma_m: float) -> dict[str, float]:
     """The ``deform_unref_*`` rows of ``acc``."""
-    out = {"deform_unref_refused": float(acc.get("refused", 0))}
-    errs = acc.get("errors", [])
-    if errs:
-        p95 = np.array([e[0] for e in errs])
-        mx = np.array([e[1] for e in errs])
-        out.update({
-            "deform_unref_bite_p95_mm_median": float(np.median(p95)),
-            "deform_unref_bite_p95_mm_worst": float(p95.max()),
-            "deform_unref_bite_max_mm_median": float(np.median(mx)),
-            "deform_unref_bite_max_mm_worst": float(mx.max()),
-            "deform_unref_within_2sigma": sum(c for c, _ in acc["cover"]) / sum(n for _, n in acc["cover"]),
-            "deform_unref_sigma_p95_mm_median": float(np.median(acc["sigma95"])),
-            "deform_unref_low_confidence": float(np.sum(np.array(acc["sigma95"]) > max_sigma_m * 1e3)),
-            "deform_unref_pairs": float(len(errs)),
-        })  # fmt: skip
-    return out
+    from .deformation_residual import error_rows
+
+    return {"deform_unref_refused": float(acc.get("refused", 0)), **error_rows("deform_unref", acc, max_sigma_m)}
 
 
 def to_the_human(dataset_dir: str) -> tuple[dict[str, int], list[str]]:
