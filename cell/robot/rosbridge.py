@@ -4,9 +4,9 @@ Contract and flow: :mod:`gluecell.cell.robot.base`. roslibpy's twisted transport
 thread (one per process; it cannot be restarted, so this module never calls ``terminate``). Callbacks from
 that thread only store values and queue events; listeners run on this link's dispatcher thread, and a
 watchdog thread turns a silent ``/joint_states`` or a closed socket into LINK_LOST within
-``heartbeat_timeout_s`` (+ 50 ms; + 100 ms when the watchdog itself woke late: a process that held the interpreter
-starved the transport thread too, which must get its turn to read what arrived before the link is judged
-silent). Reconnection is roslibpy's (twisted's ``ReconnectingClientFactory``:
+``heartbeat_timeout_s`` (+ 50 ms) of the process's own running time: a tick that woke late (the process held the
+interpreter, starving the transport thread too, which must get its turn to read what arrived) adds at most 100 ms
+to the silence. Reconnection is roslibpy's (twisted's ``ReconnectingClientFactory``:
 exponential backoff from ``reconnect_initial_s`` to ``reconnect_max_s``, topics re-subscribed); a goal in
 flight when the link drops loses its result channel, so the watchdog reconciles it through ``goal_status``
 once the link is back.
@@ -45,8 +45,9 @@ __all__ = ["RosbridgeLink"]
 
 LOG = logging.getLogger(__name__)
 _WATCH_S = 0.05
-#: the watchdog woke this much later than asked: the process was starved, not (necessarily) the link
-_LATE_S = 0.2
+#: the most one watchdog tick adds to the link's silence (a tick woke this late: the process was starved, not
+#: necessarily the link)
+_LATE_S = 0.1
 #: how long ``connect`` waits for the latched conveyor state (a line without one goes on after this)
 CONVEYOR_WAIT_S = 1.0
 
@@ -247,16 +248,18 @@ class RosbridgeLink:
                     LOG.exception("link listener failed on %s", ev.kind)
 
     def _watch(self) -> None:
-        last = time.monotonic()
+        last, seen, silent = time.monotonic(), self._js_t, 0.0
         while not self._stop.wait(_WATCH_S):
             ros, now = self._ros, time.monotonic()
-            late, last = now - last > _LATE_S, now
-            fresh = now - self._js_t <= self.cfg.heartbeat_timeout_s
-            if late and not fresh and self._up and ros is not None and ros.is_connected:
-                # this thread itself was not scheduled (the process held the interpreter, e.g. a long C call):
-                # the transport thread has not had its turn to read what arrived meanwhile either. Judge on
-                # the next tick, one _WATCH_S later (a truly silent link is still noticed, that much later)
-                continue
+            step, last = now - last, now
+            # silence counts only while this process ran: a tick that woke late (the process held the interpreter,
+            # e.g. a long C call) starved the transport thread too, which has not yet read what arrived meanwhile,
+            # so one tick adds at most _LATE_S
+            if self._js_t != seen:  # a joint state arrived since the last tick
+                seen, silent = self._js_t, min(now - self._js_t, _LATE_S)
+            else:
+                silent += min(step, _LATE_S)
+            fresh = seen > 0.0 and silent <= self.cfg.heartbeat_timeout_s
             up = bool(ros is not None and ros.is_connected and fresh)
             if up != self._up:
                 self._up = up
