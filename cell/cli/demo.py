@@ -65,11 +65,10 @@ def _fresh(out: Path) -> None:
 
 def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
              timeout_s: float = 1800.0, serve: Any = None, factory: int = 0,
-             heartbeat_s: float | None = None, unhold_link: bool = False) -> dict[str, Any]:  # fmt: skip
+             heartbeat_s: float | None = None) -> dict[str, Any]:  # fmt: skip
     """Run the line on ``pairs`` synthetic pairs; returns :func:`summarise`'s summary.
 
     ``heartbeat_s``: the robot link's ``heartbeat_timeout_s`` (None: the link's default, 0.5 s; at most 0.9).
-    ``unhold_link``: the demo's operator releases a Hold on a lost link once it is back (:func:`_follow`).
 
     ``factory`` > 0: the cell is one node of a factory of that many cells (:mod:`gluecell.cell.factory.celldemo`);
     it sprays the pairs it wins at auction; the factory's summary is under ``"factory"``.
@@ -111,7 +110,7 @@ def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
                     fac = run_for_demo(ctl, out, factory, timeout_s)
                 else:
                     ctl.command(Command.START, who="demo", why="gluecell demo")
-                    _follow(ctl, store, len(ids), timeout_s, Progress, unhold_link=unhold_link)
+                    _follow(ctl, store, len(ids), timeout_s, Progress)
             finally:
                 ctl.close()
             return {**summarise(store, out, time.monotonic() - t0, ctl.perf), **({"factory": fac} if factory else {})}
@@ -123,39 +122,19 @@ def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
             proc.kill()
 
 
-#: At most this many Holds on a lost link are released by the demo's operator in one run.
-MAX_LINK_UNHOLDS = 5
-
-
-def _follow(ctl: Any, store: Any, n: int, timeout_s: float, progress: Any, unhold_link: bool = False) -> None:
-    """Wait for the line to finish; with ``unhold_link`` the demo's operator releases a Hold that a lost link
-    caused once the link is back (at most :data:`MAX_LINK_UNHOLDS` times; each Hold stays in the stop log)."""
-    from gluecell.cell.control import Command, State
+def _follow(ctl: Any, store: Any, n: int, timeout_s: float, progress: Any) -> None:
+    """Wait for the line to finish (or stop), with a progress bar."""
+    from gluecell.cell.control import State
 
     stop_states = {State.COMPLETE, State.HELD, State.STOPPED, State.ABORTED}
     deadline = time.monotonic() + timeout_s
-    unholds = 0
     with progress(transient=True) as bar:
         task = bar.add_task("pairs", total=n)
-        while time.monotonic() < deadline:
-            if ctl.state == State.HELD and unhold_link and unholds < MAX_LINK_UNHOLDS and _held_on_link(ctl):
-                unholds += 1
-                with contextlib.suppress(Exception):  # refused (link still down): the loop ends on Held
-                    ctl.command(Command.UNHOLD, who="demo operator", why="link back after a starved heartbeat")
-                    ctl.wait_for(State.EXECUTE, 30)
-                continue
-            if ctl.state in stop_states:
-                break
+        while time.monotonic() < deadline and ctl.state not in stop_states:
             counts = store.items.counts()
             done = sum(counts.get(s, 0) for s in ("passed", "rework", "skipped"))
             bar.update(task, completed=done, description=f"{ctl.state.name.title()}: {done}/{n} pairs")
             time.sleep(0.2)
-
-
-def _held_on_link(ctl: Any) -> bool:
-    """Held because the robot link was lost, and the link is up again."""
-    reason = str(ctl.tags.stop_reason.get("Value", ""))
-    return reason.startswith("link_lost") and bool(getattr(ctl.link, "is_connected", False))
 
 
 def _bite_error(store: Any, world: Path, sid: str) -> float | None:
@@ -303,7 +282,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     console = None if args.no_api else DemoConsole(args)
     try:
         summary = run_demo(Path(args.out), args.pairs, args.speed, args.seed, serve=console, factory=args.factory,
-                           heartbeat_s=args.heartbeat_s, unhold_link=args.unhold_link)  # fmt: skip
+                           heartbeat_s=args.heartbeat_s)  # fmt: skip
         _print(summary)
         rc = 0 if summary["state"] == "Complete" else 1
         if args.factory:
@@ -329,9 +308,6 @@ def register(sub: Any) -> None:
     p.add_argument("--heartbeat-s", type=float, default=None, metavar="S",
                    help="robot link heartbeat timeout in s (default the link's 0.5; at most 0.9): a longer one keeps "
                         "a demo on a heavily loaded machine from holding on a starved /joint_states")  # fmt: skip
-    p.add_argument("--unhold-link", action="store_true",
-                   help="the demo's operator releases a Hold caused by a lost robot link once the link is back "
-                        f"(at most {MAX_LINK_UNHOLDS} times; every Hold is still listed under stops)")  # fmt: skip
     p.add_argument("--factory", type=int, default=0, metavar="N",
                    help="run the cell as one node of an in-process factory of N cells (N-1 simulated): "
                         "the pairs' smart products auction their spray; signed ledger verified at the end")

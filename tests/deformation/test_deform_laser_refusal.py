@@ -23,32 +23,28 @@ def laser_clouds(tmp_path_factory):
     return d
 
 
-def test_a_top_down_upper_cloud_is_refused_with_what_to_do(laser_clouds, flat_pair, tmp_path, capsys) -> None:
+@pytest.mark.parametrize(("laser_part", "expected"), [
+    ("upper", ("is not a lasted upper", "straight above", "views from the side")),
+    ("sole", ("inner wall is not in the scan", "look into the cup")),
+])  # fmt: skip
+def test_a_top_down_cloud_is_refused_with_what_to_do(laser_clouds, flat_pair, tmp_path, capsys, laser_part,
+                                                     expected) -> None:  # fmt: skip
+    """A top-down laser cloud of one part (the other part a cloud the checks accept) is refused with what to do."""
     from gluecell.cell.cli import main
     from gluecell.core.ply import write_ply
 
-    _, sole, _ = flat_pair  # a sole the checks accept
-    write_ply(tmp_path / "s.ply", sole.points, sole.normals)
+    upper, sole, _ = flat_pair
+    other = sole if laser_part == "upper" else upper
+    write_ply(tmp_path / "other.ply", other.points, other.normals)
+    clouds = {laser_part: laser_clouds / f"{laser_part}.ply"}
+    clouds.setdefault("upper", tmp_path / "other.ply")
+    clouds.setdefault("sole", tmp_path / "other.ply")
     out = tmp_path / "a.json"
-    rc = main(["predict", "--upper", str(laser_clouds / "upper.ply"), "--sole", str(tmp_path / "s.ply"),
-               "--out", str(out), "--no-calibration"])  # fmt: skip
+    rc = main(["predict", "--upper", str(clouds["upper"]), "--sole", str(clouds["sole"]), "--out", str(out),
+               "--no-calibration"])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 2 and not out.exists()
-    assert "is not a lasted upper" in err and "straight above" in err and "views from the side" in err
-
-
-def test_a_top_down_sole_cloud_is_refused_with_what_to_do(laser_clouds, flat_pair, tmp_path, capsys) -> None:
-    from gluecell.cell.cli import main
-    from gluecell.core.ply import write_ply
-
-    upper, _, _ = flat_pair  # an upper the checks accept
-    write_ply(tmp_path / "u.ply", upper.points, upper.normals)
-    out = tmp_path / "a.json"
-    rc = main(["predict", "--upper", str(tmp_path / "u.ply"), "--sole", str(laser_clouds / "sole.ply"),
-               "--out", str(out), "--no-calibration"])  # fmt: skip
-    err = capsys.readouterr().err
-    assert rc == 2 and not out.exists()
-    assert "inner wall is not in the scan" in err and "look into the cup" in err
+    assert all(text in err for text in expected), err
 
 
 @pytest.mark.parametrize("upside_down", [False, True])
