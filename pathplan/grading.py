@@ -127,8 +127,9 @@ def fill_step(standoff: float, speed: float, params: DepositionParams, max_step:
 
 
 def warm_up() -> None:
-    """Compute the shipped configuration's first-round designs once (their flat-plate profiles, ~15 standoffs per
-    speed, are cached: ~1.8 s cold, then ~20-30 ms for a design with the tuner's moves)."""
+    """Compute the shipped configuration's first-round graded designs and fill steps once, for the parts that use
+    them (both opt-in; their flat-plate profiles, ~15 standoffs per speed, are cached: ~1.8 s cold, then ~20-30 ms
+    for a design with the tuner's moves)."""
     from .modifiers import SpeedProfileParams, StandoffParams
     from .pipeline import PathplanConfig
 
@@ -137,8 +138,10 @@ def warm_up() -> None:
         spec = {m["name"]: {k: v for k, v in m.items() if k != "name"} for m in pc.modifiers}
         so, sp = StandoffParams(**spec.get("standoff", {})), SpeedProfileParams(**spec.get("speed_profile", {}))
         tun = cfg.tuning
-        design_graded((so.edge_standoff_mm * 1e-3, sp.edge_mm_s * 1e-3), (so.standoff_mm * 1e-3, sp.spray_mm_s * 1e-3),
-                      cfg.deposition, tun.margin_mm * 1e-3, tun.max_step_mm * 1e-3,
-                      edge_target=tun.edge_target_mm * 1e-3 if tun.edge_by_covered else None)  # fmt: skip
+        target = tun.edge_target_mm * 1e-3 if tun.edge_by_covered else None
+        if so.graded:
+            design_graded((so.edge_standoff_mm * 1e-3, sp.edge_mm_s * 1e-3),
+                          (so.standoff_mm * 1e-3, sp.spray_mm_s * 1e-3), cfg.deposition, tun.margin_mm * 1e-3,
+                          tun.max_step_mm * 1e-3, edge_target=target)  # fmt: skip
         if so.fill_standoff_mm > 0:
             fill_step(so.fill_standoff_mm * 1e-3, sp.fill_mm_s * 1e-3, cfg.deposition)
