@@ -14,7 +14,7 @@ AREA_RTOL = 1e-9
 def _cylinder_truth() -> dict:
     import trimesh
 
-    n_a = int(round(2 * np.pi * RADIUS_M / EDGE_M))
+    n_a = round(2 * np.pi * RADIUS_M / EDGE_M)
     z = np.arange(-0.02, 0.02 + 1e-9, EDGE_M) + EDGE_M / 3  # no ring of vertices on the line itself
     a = np.linspace(0, 2 * np.pi, n_a, endpoint=False)
     aa, zz = np.meshgrid(a, z)
