@@ -20,6 +20,9 @@ __all__ = ["Segments", "upper_stations", "sole_stations", "trimmed_sole", "DOWN_
 
 #: :func:`trimmed_sole` leaves out the points whose normal's z is below this (facing down; |n_xy| < 0.49).
 DOWN_NZ = -0.87
+#: ... when at least this share of the points face down (a scan seen from above has next to none, and its few,
+#: noisy ones near the rim made the check fail: the points were then measured twice).
+DOWN_SHARE = 0.05
 
 
 class Segments:
@@ -281,8 +284,8 @@ def trimmed_sole(frame: Any, P: np.ndarray, N: np.ndarray, n_stations: int, z_tr
 
     down = N[:, 2] < DOWN_NZ
     nxy = np.hypot(N[down, 0], N[down, 1])
-    if not down.any() or nxy.max() >= 0.5 or min(cos for cos, _ in c["FOOTBED"]) < DOWN_NZ:
-        return None  # nothing to leave out, or a wall or footbed rule could take a point facing down
+    if down.mean() < DOWN_SHARE or nxy.max() >= 0.5 or min(cos for cos, _ in c["FOOTBED"]) < DOWN_NZ:
+        return None  # little to leave out (a scan seen from above), or a wall or footbed rule could take one
     theta, r = frame.polar(P)
     th_k = station_angles(n_stations)
     E1 = np.column_stack([frame.direction(th_k), np.zeros(n_stations)])
