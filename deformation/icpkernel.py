@@ -114,7 +114,7 @@ def _nearest_py(x, gp, gi, start, lo, dims, cell, src, lim, prev, rings, out_d, 
         if bj < 0 and g0 * g0 + g1 * g1 + g2 * g2 >= lim2:  # no point of the grid is within the bound
             out_d[i], out_j[i] = np.inf, n_src
             continue
-        if best > cell * cell:  # no candidate, or a far one: look round the row's own cell first
+        if bj < 0 or best > cell * cell:  # no candidate, or a far one: look round the row's own cell first
             c0 = int(np.floor((x0 - lo[0]) * inv))
             c1 = int(np.floor((x1 - lo[1]) * inv))
             c2 = int(np.floor((x2 - lo[2]) * inv))

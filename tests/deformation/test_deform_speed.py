@@ -211,3 +211,131 @@ def test_latency_tool_times_the_cells_prediction_and_compares_lines(flat_pair, r
     assert compare_lines(res["lines"], tmp_path / "lines.npz")["p"] == (0.0, 0.0)
     moved = {"p": (line + np.array([0.0, 0.0, 1e-4]), sigma)}
     assert compare_lines(moved, tmp_path / "lines.npz")["p"][0] == pytest.approx(0.1, abs=0.01)
+
+
+def _cloud(seed: int, n: int = 6000) -> np.ndarray:
+    """Points on a wavy sheet ~1 mm apart with a few strays, like a scan's surface."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform([0.4, -0.3], [0.7, -0.1], size=(n, 2))
+    z = 0.1 + 0.01 * np.sin(xy[:, 0] * 40) + 0.005 * np.cos(xy[:, 1] * 30)
+    pts = np.column_stack([xy, z])
+    pts[:20] += rng.normal(0, 0.02, size=(20, 3))
+    return pts
+
+
+@pytest.mark.parametrize("lim", [0.05, 0.01, 0.002])
+def test_grid_neighbours_are_the_kd_trees(lim) -> None:
+    """The compiled grid search finds the KD-tree's neighbour of every query, with or without a first candidate
+    (right, stale, far or none) and with the ring search cut short (rows left to the KD-tree say so)."""
+    from scipy.spatial import cKDTree
+
+    from gluecell.deformation import icpkernel
+
+    assert icpkernel.available()
+    dst = _cloud(1)
+    rng = np.random.default_rng(2)
+    x = dst[rng.integers(0, len(dst), 3000)] + rng.normal(0, 3e-3, size=(3000, 3))
+    x[:50] += rng.normal(0, 0.05, size=(50, 3))  # far from the sheet: beyond the bound or nearly
+    d0, j0 = cKDTree(dst).query(x, distance_upper_bound=lim)
+    grid = icpkernel.build_grid(dst)
+    prev = np.where(rng.uniform(size=len(x)) < 0.3, rng.integers(0, len(dst), len(x)), j0)  # some stale
+    prev[::7] = len(dst)  # none
+    for p in (None, prev):
+        d, j = icpkernel.nearest(grid, x, lim, p)
+        assert np.array_equal(j, j0)
+        assert np.array_equal(np.isinf(d), np.isinf(d0)) and np.allclose(d[np.isfinite(d)], d0[np.isfinite(d0)],
+                                                                          rtol=0, atol=1e-15)  # fmt: skip
+        d, j = icpkernel.nearest(grid, x, lim, p, rings=1)
+        asked = j < 0  # not found within one ring of cells: the caller asks the KD-tree
+        assert np.array_equal(j[~asked], j0[~asked]) and np.all(np.isinf(d[asked]))
+        assert np.all(d0[asked] > icpkernel.CELL)  # only rows whose neighbour lies beyond the first ring
+
+
+def test_normal_equations_are_the_lstsq_rows() -> None:
+    from gluecell.deformation import icpkernel
+
+    rng = np.random.default_rng(3)
+    x, dst = rng.normal(size=(500, 3)), rng.normal(size=(400, 3))
+    nrm = rng.normal(size=(400, 3))
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    j, ok = rng.integers(0, 400, 500), rng.uniform(size=500) < 0.8
+    AtA, Atb, ss = icpkernel.normal_equations(x, j, dst, nrm, ok)
+    p, q, n = x[ok], dst[j[ok]], nrm[j[ok]]
+    A, b = np.column_stack([np.cross(p, n), n]), np.sum((q - p) * n, axis=1)
+    assert np.allclose(AtA, A.T @ A, rtol=1e-12, atol=1e-12) and np.allclose(Atb, A.T @ b, rtol=1e-12, atol=1e-12)
+    assert ss == pytest.approx(float(b @ b), rel=1e-12)
+
+
+def _icp_both(monkeypatch, src, scan):
+    from gluecell.deformation import reference
+
+    out = []
+    for compiled in (False, True):
+        monkeypatch.setattr(reference, "COMPILED", compiled)
+        out.append(reference.rigid_icp(src, scan.points, scan.normals))
+    return out
+
+
+def test_compiled_icp_reaches_the_kd_tree_pose(monkeypatch, flat_pair, rough_pair, refs) -> None:
+    from gluecell.deformation.reference import apply_T, seen_sample
+
+    for (scan, ref) in ((flat_pair[0], refs[0]), (flat_pair[1], refs[1]), (rough_pair[0], refs[0])):
+        src = seen_sample(*ref)
+        (T0, rms0), (T1, rms1) = _icp_both(monkeypatch, src, scan)
+        assert rms0 < 2e-3  # registered
+        assert np.abs(apply_T(T0, src) - apply_T(T1, src)).max() < 1e-12  # the same steps to the same pose
+        assert rms1 == pytest.approx(rms0, rel=1e-9)
+
+
+def test_trimmed_sole_sections_are_those_of_all_points(monkeypatch, refs, flat_pair) -> None:
+    from gluecell.deformation import profiles_vec
+
+    pts, nrm = refs[1]  # a reference sampled all round: its tread faces down
+    frame = profiles.outline_frame(flat_pair[1].points)
+    z_tray = float(np.percentile(pts[:, 2], 0.5))
+    assert profiles_vec.trimmed_sole(frame, pts, nrm, 128, z_tray, profiles._constants()) is not None  # taken
+    out = []
+    for trim in (False, True):
+        monkeypatch.setattr(profiles, "TRIM", trim)
+        out.append(profiles.sole_sections(pts, nrm, 128, frame=frame))
+    assert out[0].valid.sum() > 100
+    _same_sections(out[0], out[1])
+    for name in ("height", "rim", "corner"):
+        assert np.array_equal(getattr(out[0], name), getattr(out[1], name), equal_nan=True), name
+
+
+def test_trimmed_sole_measures_all_points_when_a_dropped_one_would_count(monkeypatch, refs) -> None:
+    """Rim points given normals facing down would still enter the rim rule: the trimmed path must refuse and
+    the sections stay those of all the points."""
+    from gluecell.deformation import profiles_vec
+
+    pts, nrm = refs[1]
+    nrm = nrm.copy()
+    z_tray = float(np.percentile(pts[:, 2], 0.5))
+    top = pts[:, 2] > pts[:, 2].max() - 1e-3  # the rim's top
+    assert top.sum() > 500
+    nrm[top] = [0.0, 0.0, -1.0]
+    frame = profiles.outline_frame(pts)
+    assert profiles_vec.trimmed_sole(frame, pts, nrm, 128, z_tray, profiles._constants()) is None
+    out = []
+    for trim in (False, True):
+        monkeypatch.setattr(profiles, "TRIM", trim)
+        out.append(profiles.sole_sections(pts, nrm, 128, frame=frame))
+    _same_sections(out[0], out[1])
+
+
+def test_fast_paths_give_the_plain_prediction(monkeypatch, flat_pair, refs) -> None:
+    from gluecell.deformation import reference
+    from gluecell.deformation.predict import predict_attach
+
+    out = []
+    for fast in (False, True):
+        monkeypatch.setattr(reference, "COMPILED", fast)
+        monkeypatch.setattr(profiles, "TRIM", fast)
+        out.append(predict_attach(flat_pair[0], flat_pair[1], reference=refs[0], sole_reference=refs[1],
+                                  check_confidence=False))  # fmt: skip
+    # the ICP's 6x6 solve rounds differently from lstsq (poses within ~1e-15 m): lines equal to far below a um
+    print("line moved", np.abs(out[0].bite_line - out[1].bite_line).max())
+    assert out[0].bite_line.shape == out[1].bite_line.shape
+    assert np.allclose(out[0].bite_line, out[1].bite_line, rtol=0, atol=1e-9)
+    assert np.allclose(out[0].bite_line_sigma, out[1].bite_line_sigma, rtol=0, atol=1e-9)
