@@ -325,13 +325,14 @@ def test_trimmed_sole_measures_all_points_when_a_dropped_one_would_count(monkeyp
 
 
 def test_fast_paths_give_the_plain_prediction(monkeypatch, flat_pair, refs) -> None:
-    from gluecell.deformation import reference
+    from gluecell.deformation import reference, solver
     from gluecell.deformation.predict import predict_attach
 
     out = []
     for fast in (False, True):
         monkeypatch.setattr(reference, "COMPILED", fast)
         monkeypatch.setattr(profiles, "TRIM", fast)
+        monkeypatch.setattr(solver, "BATCHED", fast)
         out.append(predict_attach(flat_pair[0], flat_pair[1], reference=refs[0], sole_reference=refs[1],
                                   check_confidence=False))  # fmt: skip
     # the ICP's 6x6 solve rounds differently from lstsq (poses within ~1e-15 m): lines equal to far below a um
@@ -339,3 +340,25 @@ def test_fast_paths_give_the_plain_prediction(monkeypatch, flat_pair, refs) -> N
     assert out[0].bite_line.shape == out[1].bite_line.shape
     assert np.allclose(out[0].bite_line, out[1].bite_line, rtol=0, atol=1e-9)
     assert np.allclose(out[0].bite_line_sigma, out[1].bite_line_sigma, rtol=0, atol=1e-9)
+
+
+def test_batched_side_fits_are_the_per_station_fits(monkeypatch) -> None:
+    """Sides of varied shape, with gaps, short and missing profiles: the same offsets (or NaN where the per-station
+    fit raises) whatever the depth asked."""
+    from gluecell.deformation import solver
+
+    rng = np.random.default_rng(4)
+    d = (np.arange(profiles.N_DEPTH_BINS) + 0.5) * profiles.DEPTH_BIN
+    prof = 0.002 + 0.1 * d[None, :] * rng.uniform(0.5, 2, (200, 1)) - 3 * d[None, :] ** 2 * rng.uniform(0, 1, (200, 1))
+    prof += rng.normal(0, 1e-4, prof.shape)
+    prof[rng.uniform(size=prof.shape) < 0.2] = np.nan  # gaps
+    prof[::9, 20:] = np.nan  # sides seen only 20 mm deep
+    prof[::13] = np.nan  # nothing
+    depths = rng.uniform(0.0, 0.075, 200)
+    out = []
+    for batched in (False, True):
+        monkeypatch.setattr(solver, "BATCHED", batched)
+        out.append(solver.station_sides(prof, depths))
+    assert 20 < np.isnan(out[0]).sum() < 150  # both kinds of station are in
+    assert np.array_equal(np.isnan(out[0]), np.isnan(out[1]))
+    assert np.allclose(out[0], out[1], rtol=0, atol=1e-14, equal_nan=True)
