@@ -26,10 +26,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "ScanGrid", "build_grid", "nearest", "normal_equations", "warm_up", "spatial_order", "CELL"]
+__all__ = ["available", "ScanGrid", "build_grid", "nearest", "normal_equations", "warm_up", "spatial_order", "CELL",
+           "MAX_CELLS", "MAX_CELL"]
 
 #: Grid cell edge, metres (the scans' points are ~1 mm apart; of 1.5, 2.5 and 4 mm, 4 mm answered fastest).
 CELL = 4.0e-3
+#: Most cells a grid has (its index is 8 bytes a cell): a scan with a stray point metres away gets coarser cells
+#: (the same neighbours, found slower; :func:`~.reference.rigid_icp` then uses the KD-tree, :data:`MAX_CELL`).
+MAX_CELLS = 2_000_000
+#: Coarsest cell the ICP uses the grid with, metres.
+MAX_CELL = 4 * CELL
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,11 @@ class ScanGrid:
 def build_grid(points: np.ndarray, cell: float = CELL) -> ScanGrid:
     """Bin (n, 3) float64 ``points`` into cubes of edge ``cell`` metres."""
     pts = np.ascontiguousarray(points, dtype=np.float64)
+    if not np.all(np.isfinite(pts)):
+        raise ValueError("build_grid: points must be finite")
     lo = pts.min(axis=0)
+    span = pts.max(axis=0) - lo
+    cell = max(cell, float(np.prod(span + cell)) ** (1 / 3) / MAX_CELLS ** (1 / 3))  # a stray point far off
     ijk = np.floor((pts - lo) / cell).astype(np.int64)
     dims = ijk.max(axis=0) + 1
     flat = (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2]

@@ -120,9 +120,12 @@ class _Neighbours:
         if not self.fast:
             d, j = self._tree().query(x, distance_upper_bound=lim, workers=ICP_WORKERS)
         else:
-            from .icpkernel import build_grid, nearest
+            from .icpkernel import MAX_CELL, build_grid, nearest
 
             self.grid = build_grid(self.dst) if self.grid is None else self.grid
+            if self.grid.cell > MAX_CELL:  # a scan metres wide (stray points): the grid's cells hold too much
+                self.fast = False
+                return self.query(x, lim)
             d, j = nearest(self.grid, x, lim, self.prev, rings=GRID_RINGS)
             miss = np.flatnonzero(j < 0)
             if len(miss):

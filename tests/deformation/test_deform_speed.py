@@ -362,3 +362,26 @@ def test_batched_side_fits_are_the_per_station_fits(monkeypatch) -> None:
     assert 20 < np.isnan(out[0]).sum() < 150  # both kinds of station are in
     assert np.array_equal(np.isnan(out[0]), np.isnan(out[1]))
     assert np.allclose(out[0], out[1], rtol=0, atol=1e-14, equal_nan=True)
+
+
+def test_grid_of_a_scan_with_a_stray_point_stays_small(monkeypatch, flat_pair, refs) -> None:
+    """A point metres off the scan coarsens the grid instead of allocating billions of cells; the neighbours and
+    the ICP's pose are still the KD-tree's."""
+    from scipy.spatial import cKDTree
+
+    from gluecell.deformation import icpkernel
+    from gluecell.deformation.reference import apply_T, seen_sample
+
+    scan = flat_pair[0]
+    stray = scan.__class__(part="upper", points=np.vstack([scan.points, [[5.0, 3.0, -2.0]]]),
+                           normals=np.vstack([scan.normals, [[0.0, 0.0, 1.0]]]))  # fmt: skip
+    grid = icpkernel.build_grid(stray.points)
+    assert len(grid.start) <= 1.1 * icpkernel.MAX_CELLS and grid.cell > icpkernel.MAX_CELL
+    x = scan.points[::50] + 1e-3
+    _, j0 = cKDTree(stray.points).query(x, distance_upper_bound=0.01)
+    assert np.array_equal(icpkernel.nearest(grid, x, 0.01)[1], j0)
+    src = seen_sample(*refs[0])
+    (T0, _), (T1, _) = _icp_both(monkeypatch, src, stray)
+    assert np.abs(apply_T(T0, src) - apply_T(T1, src)).max() < 1e-12
+    with pytest.raises(ValueError):
+        icpkernel.build_grid(np.array([[0.0, 0.0, np.nan], [1.0, 0.0, 0.0]]))
