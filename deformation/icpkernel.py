@@ -60,14 +60,32 @@ def build_grid(points: np.ndarray, cell: float = CELL) -> ScanGrid:
     lo = pts.min(axis=0)
     span = pts.max(axis=0) - lo
     cell = max(cell, float(np.prod(span + cell)) ** (1 / 3) / MAX_CELLS ** (1 / 3))  # a stray point far off
-    ijk = np.floor((pts - lo) / cell).astype(np.int64)
-    dims = ijk.max(axis=0) + 1
-    flat = (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2]
-    order = np.argsort(flat, kind="stable")
+    dims = (np.floor(span / cell).astype(np.int64) + 1).astype(np.int64)
     start = np.zeros(int(np.prod(dims)) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(flat, minlength=int(np.prod(dims))), out=start[1:])
-    return ScanGrid(points=np.ascontiguousarray(pts[order]), index=order.astype(np.int64), start=start, lo=lo,
-                    dims=dims.astype(np.int64), cell=float(cell), source=pts)  # fmt: skip
+    gp, gi = np.empty_like(pts), np.empty(len(pts), dtype=np.int64)
+    _kernel()[2](pts, lo, float(cell), dims, start, gp, gi)
+    return ScanGrid(points=gp, index=gi, start=start, lo=lo, dims=dims, cell=float(cell), source=pts)
+
+
+def _bin_py(pts, lo, cell, dims, start, gp, gi):  # fmt: skip
+    """Counting sort of the points into the cells (ascending index within a cell): fills ``start`` (cells + 1,
+    zeros in), ``gp`` the points cell by cell and ``gi`` their indices."""
+    n = pts.shape[0]
+    flat = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        c0 = min(int(np.floor((pts[i, 0] - lo[0]) / cell)), dims[0] - 1)
+        c1 = min(int(np.floor((pts[i, 1] - lo[1]) / cell)), dims[1] - 1)
+        c2 = min(int(np.floor((pts[i, 2] - lo[2]) / cell)), dims[2] - 1)
+        flat[i] = (c0 * dims[1] + c1) * dims[2] + c2
+        start[flat[i] + 1] += 1
+    for c in range(len(start) - 1):
+        start[c + 1] += start[c]
+    fill = start[:-1].copy()
+    for i in range(n):
+        k = fill[flat[i]]
+        fill[flat[i]] += 1
+        gp[k, 0], gp[k, 1], gp[k, 2] = pts[i, 0], pts[i, 1], pts[i, 2]
+        gi[k] = i
 
 
 def _scan_cells_py(x0, x1, x2, a0, b0, a1, b1, a2, b2, gp, gi, start, dims, best, bj):  # fmt: skip
@@ -112,6 +130,7 @@ def _nearest_py(x, gp, gi, start, lo, dims, cell, src, lim, prev, rings, out_d, 
     for i in range(x.shape[0]):
         x0, x1, x2 = x[i, 0], x[i, 1], x[i, 2]
         best, bj = lim2, -1
+        final = False
         pj = prev[i]
         if pj >= 0:
             d0, d1, d2 = x0 - src[pj, 0], x1 - src[pj, 1], x2 - src[pj, 2]
@@ -130,10 +149,14 @@ def _nearest_py(x, gp, gi, start, lo, dims, cell, src, lim, prev, rings, out_d, 
             c2 = int(np.floor((x2 - lo[2]) * inv))
             for s in range(last + 1):
                 best, bj = _ring_py(x0, x1, x2, c0, c1, c2, s, gp, gi, start, dims, best, bj)
-                if bj >= 0 and best <= (s * cell) ** 2:  # the next rings are at least s cells away
+                if bj >= 0 and best <= (s * cell) ** 2:  # the next rings are at least s cells away: found
+                    final = True
                     break
         if bj < 0:
             out_d[i], out_j[i] = np.inf, (n_src if rings < 0 else -1)
+            continue
+        if final:
+            out_d[i], out_j[i] = np.sqrt(best), bj
             continue
         r = np.sqrt(best) * (1.0 + 1e-12) + 1e-12  # every point within the candidate's distance is in these cells
         a0 = max(int(np.floor((x0 - r - lo[0]) * inv)), 0)
@@ -193,7 +216,7 @@ def _compile() -> Any:
     jit = numba.njit(nogil=True, cache=True, error_model="numpy")
     _scan_cells_py = jit(_scan_cells_py)  # compiled globals before the loops that call them compile
     _ring_py = jit(_ring_py)
-    return jit(_nearest_py), jit(_normal_eq_py)
+    return jit(_nearest_py), jit(_normal_eq_py), jit(_bin_py)
 
 
 def available() -> bool:
