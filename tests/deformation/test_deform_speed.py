@@ -385,3 +385,22 @@ def test_grid_of_a_scan_with_a_stray_point_stays_small(monkeypatch, flat_pair, r
     assert np.abs(apply_T(T0, src) - apply_T(T1, src)).max() < 1e-12
     with pytest.raises(ValueError):
         icpkernel.build_grid(np.array([[0.0, 0.0, np.nan], [1.0, 0.0, 0.0]]))
+
+
+def test_stage_summary_splits_the_profiled_prediction(flat_pair, refs) -> None:
+    import cProfile
+    import pstats
+    import time
+
+    from gluecell.cell.bench.deform_latency import STAGES, predict_cell, stage_summary
+
+    pair = {"id": "p", "style": "sneaker", "upper": flat_pair[0], "sole": flat_pair[1], "reference": refs[0],
+            "sole_reference": refs[1]}  # fmt: skip
+    prof = cProfile.Profile(time.process_time)
+    prof.enable()
+    predict_cell(pair, None)
+    prof.disable()
+    got = stage_summary(pstats.Stats(prof), 1)
+    assert set(got) == {"total", "rest", *STAGES} - {"predict_attach"}
+    assert got["total"] > 0 and got["rigid_icp"] > 0 and got["upper_sections"] > 0 and got["sole_sections"] > 0
+    assert sum(v for k, v in got.items() if k != "total") == pytest.approx(got["total"], abs=0.1 * len(got))
