@@ -73,7 +73,7 @@ def rigid_icp(
     T[:2, 3] = dst[:, :2].mean(axis=0) - src[:, :2].mean(axis=0)
     T[2, 3] = np.percentile(dst[:, 2], 99.5) - np.percentile(src[:, 2], 99.5)
     fast = COMPILED and icpkernel.available()
-    if fast:  # the source in grid order (the pose is the same for any order; sums round differently, ~1e-16)
+    if fast and len(src):  # the source in grid order (the same pose in any order; sums round differently, ~1e-16)
         src = src[icpkernel.spatial_order(src)]
     trees = _Neighbours(dst, tree, fast)
     rms = np.inf
