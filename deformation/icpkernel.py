@@ -6,14 +6,16 @@ step's time. Here the scan is binned once into a uniform grid of cubes (:class:`
 the scan's points ~1 mm apart) and each query is answered exactly:
 
 - a first candidate: the previous iteration's neighbour of the same source point (the pose moves points by
-  micrometres once the ICP has settled, so it is nearly always the neighbour again), else the first point met
-  searching rings of cells outward from the query's cell, up to the distance bound;
+  micrometres once the ICP has settled, so it is nearly always the neighbour again), else (none, or one further
+  than a cell) the nearest point met searching rings of cells outward from the query's cell; a row whose rings
+  (up to ``rings``) hold no point is left to the caller (:func:`~.reference.rigid_icp` asks its KD-tree);
 - then every point in the cells that the ball through that candidate overlaps: the nearest of them is the nearest
-  of all (a point nearer than the candidate lies in that ball). Ties go to the lower index.
+  of all (a point nearer than the candidate lies in that ball). Ties go to the lower index. A ring search that
+  stopped with the next rings no nearer than its best needs no such pass.
 
 So the neighbours (and the points dropped beyond the bound) are those of the KD-tree, and the ICP takes the same
 steps to the same pose (``tests/deformation/test_deform_speed.py`` compares both on values). The normal
-equations of the point-to-plane step are summed in the same loop (no (n, 6) matrix is built), and solved by
+equations of the point-to-plane step are summed in one compiled loop (no (n, 6) matrix is built), and solved by
 :func:`numpy.linalg.solve` instead of ``lstsq`` on the (n, 6) matrix: the same least-squares step to ~1e-12
 relative. Where numba is missing :func:`available` is False and the KD-tree path is used.
 """
