@@ -23,7 +23,7 @@ from .profiles import SoleSections, UpperSections
 from .reference import augment_with_reference
 from .sections import fill_invalid, periodic_interp, smooth_closed
 from .sigma_terms import line_sigma, term_matrix
-from .solver import RingResult, outline_normals, side_at_depth, solve_ring
+from .solver import RingResult, outline_normals, solve_ring, station_sides
 from .surrogate import RingProblem, Surrogate, SurrogateOutOfDistribution
 from .taught import TaughtPair, moved_line, register_taught_line
 
@@ -179,12 +179,9 @@ def solve_stations(
     n_b = fill_invalid(upper.theta, upper.n_b, upper.valid)
     e1 = fill_invalid(upper.theta, upper.e1, upper.valid)
     s_side = np.full(len(cu), np.nan)
-    failed = 0
-    for k in np.flatnonzero(upper.full):
-        try:
-            s_side[k] = side_at_depth(upper.profile[k], depth[k])
-        except SolverError:  # this station's side does not reach the bite depth: interpolated, sigma widened
-            failed += 1
+    full = np.flatnonzero(upper.full)
+    s_side[full] = station_sides(upper.profile[full], depth[full])  # NaN: the side does not reach the depth
+    failed = int(np.isnan(s_side[full]).sum())  # those are interpolated, sigma widened
     placed = np.isfinite(s_side)
     fallbacks.update(side_seen_fraction=float(placed.mean()), side_solver_failures=failed,
                      side_interpolated_stations=int((~placed).sum()))  # fmt: skip

