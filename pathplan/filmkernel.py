@@ -23,12 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from . import kernelsplit
+
 __all__ = ["available", "film_sum", "standoffs", "CellGrid", "cell_grid"]
 
 _nearest: Any = None  # the compiled _nearest_py, set by _kernel
 
 #: Most cells of a grid; a larger bounding box (a stray far point) gets coarser cells instead.
 MAX_CELLS = 2_000_000
+#: Smallest film sum (points) and ray cast (rays) split over two threads (:mod:`~gluecell.pathplan.kernelsplit`).
+SPLIT_MIN_POINTS, SPLIT_MIN_RAYS = 2000, 400
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,24 +103,37 @@ def film_sum(grid: CellGrid, points: np.ndarray, normals: np.ndarray, aim: np.nd
     k = _compiled(0)
     out = np.zeros((n_labels, len(points)), dtype=np.float64)
     f32 = np.float32
-    k(grid.order, grid.start, np.asarray(grid.lo, np.float64), float(grid.cell), np.asarray(grid.dims, np.int64),
-      np.ascontiguousarray(points, np.float64), np.ascontiguousarray(points, f32), np.ascontiguousarray(normals, f32),
-      np.ascontiguousarray(aim, np.float64), np.ascontiguousarray(radius, np.float64),
-      np.ascontiguousarray(tip, f32), np.ascontiguousarray(frame, f32), np.ascontiguousarray(dwell, np.float64),
-      np.ascontiguousarray(label, np.int64), np.ascontiguousarray(gauss, f32), float(flow), out)  # fmt: skip
+    args = (grid.order, grid.start, np.asarray(grid.lo, np.float64), float(grid.cell), np.asarray(grid.dims, np.int64),
+            np.ascontiguousarray(points, np.float64), np.ascontiguousarray(points, f32),
+            np.ascontiguousarray(normals, f32), np.ascontiguousarray(aim, np.float64),
+            np.ascontiguousarray(radius, np.float64), np.ascontiguousarray(tip, f32), np.ascontiguousarray(frame, f32),
+            np.ascontiguousarray(dwell, np.float64), np.ascontiguousarray(label, np.int64),
+            np.ascontiguousarray(gauss, f32), float(flow), out)  # fmt: skip
+    dims = np.asarray(grid.dims, np.int64)
+    if kernelsplit.enabled(len(points), SPLIT_MIN_POINTS) and dims[0] > 1:
+        # two slabs of the grid along x with about half the points each: a point's terms come from one half only,
+        # in sample order as in the whole loop (the same sums, bit for bit)
+        per_x = np.diff(grid.start)[: int(np.prod(dims))].reshape(dims[0], -1).sum(axis=1)
+        mid = int(np.clip(np.searchsorted(np.cumsum(per_x), len(points) / 2), 1, dims[0] - 1))
+        kernelsplit.run_halves(lambda c0, c1: k(*args, c0, c1), int(dims[0]), mid)
+    else:
+        k(*args, 0, int(dims[0]))
     return out
 
 
 def _film_sum_py(order, start, lo, cell, dims, p64, p32, n32, aim, radius, tip, frame, dwell, label, gauss, flow,
-                 out):  # fmt: skip
-    """The loop numba compiles (see :func:`film_sum`); float32 steps as in the array version."""
+                 out, cx_lo, cx_hi):  # fmt: skip
+    """The loop numba compiles (see :func:`film_sum`); float32 steps as in the array version. Only the grid's
+    x slabs ``cx_lo`` <= cx < ``cx_hi`` (all: 0, dims[0]), so two threads can sum disjoint halves."""
     ny, nz = dims[1], dims[2]
     one, half, hmin = np.float32(1.0), np.float32(-0.5), np.float32(1e-3)
     for i in range(aim.shape[0]):
         r = radius[i]
         r2 = r * r
-        x0 = max(int(np.floor((aim[i, 0] - r - lo[0]) / cell)), 0)
-        x1 = min(int(np.floor((aim[i, 0] + r - lo[0]) / cell)), dims[0] - 1)
+        x0 = max(int(np.floor((aim[i, 0] - r - lo[0]) / cell)), cx_lo)
+        x1 = min(int(np.floor((aim[i, 0] + r - lo[0]) / cell)), cx_hi - 1)
+        if x0 > x1:
+            continue
         y0 = max(int(np.floor((aim[i, 1] - r - lo[1]) / cell)), 0)
         y1 = min(int(np.floor((aim[i, 1] + r - lo[1]) / cell)), dims[1] - 1)
         z0 = max(int(np.floor((aim[i, 2] - r - lo[2]) / cell)), 0)
@@ -160,10 +177,18 @@ def standoffs(grid: CellGrid, surface: np.ndarray, tip: np.ndarray, axis: np.nda
     """:func:`gluecell.pathplan.deposition.standoffs` (the same sphere tracing, step for step) with the nearest
     surface point found in ``grid`` (:func:`cell_grid` of ``surface`` (n, 3)) instead of a k-d tree: (k,) metres."""
     out = np.full(len(tip), float(max_standoff))
-    _compiled(1)(grid.order, grid.start, np.asarray(grid.lo, np.float64), float(grid.cell),
-                 np.asarray(grid.dims, np.int64), np.ascontiguousarray(surface, np.float64),
-                 np.ascontiguousarray(tip, np.float64), np.ascontiguousarray(axis, np.float64), float(max_standoff),
-                 float(radius), out)  # fmt: skip
+    k = _compiled(1)
+    head = (grid.order, grid.start, np.asarray(grid.lo, np.float64), float(grid.cell), np.asarray(grid.dims, np.int64),
+            np.ascontiguousarray(surface, np.float64))  # fmt: skip
+    tip, axis = np.ascontiguousarray(tip, np.float64), np.ascontiguousarray(axis, np.float64)
+
+    def rows(a: int, b: int) -> None:  # each ray is cast on its own: rows a..b of the output, the same values
+        k(*head, tip[a:b], axis[a:b], float(max_standoff), float(radius), out[a:b])
+
+    if kernelsplit.enabled(len(tip), SPLIT_MIN_RAYS):
+        kernelsplit.run_halves(rows, len(tip))
+    else:
+        rows(0, len(tip))
     return out
 
 
