@@ -108,7 +108,7 @@ def film_sum(grid: CellGrid, points: np.ndarray, normals: np.ndarray, aim: np.nd
             np.ascontiguousarray(normals, f32), np.ascontiguousarray(aim, np.float64),
             np.ascontiguousarray(radius, np.float64), np.ascontiguousarray(tip, f32), np.ascontiguousarray(frame, f32),
             np.ascontiguousarray(dwell, np.float64), np.ascontiguousarray(label, np.int64),
-            np.ascontiguousarray(gauss, f32), float(flow), out)  # fmt: skip
+            np.ascontiguousarray(gauss, f32), float(flow), out, cell_boxes(grid, points))  # fmt: skip
     dims = np.asarray(grid.dims, np.int64)
     if kernelsplit.enabled(len(points), SPLIT_MIN_POINTS) and dims[0] > 1:
         # two slabs of the grid along x with about half the points each: a point's terms come from one half only,
@@ -122,7 +122,7 @@ def film_sum(grid: CellGrid, points: np.ndarray, normals: np.ndarray, aim: np.nd
 
 
 def _film_sum_py(order, start, lo, cell, dims, p64, p32, n32, aim, radius, tip, frame, dwell, label, gauss, flow,
-                 out, cx_lo, cx_hi):  # fmt: skip
+                 out, box, cx_lo, cx_hi):  # fmt: skip
     """The loop numba compiles (see :func:`film_sum`); float32 steps as in the array version. Only the grid's
     x slabs ``cx_lo`` <= cx < ``cx_hi`` (all: 0, dims[0]), so two threads can sum disjoint halves."""
     ny, nz = dims[1], dims[2]
@@ -146,6 +146,11 @@ def _film_sum_py(order, start, lo, cell, dims, p64, p32, n32, aim, radius, tip, 
                 base = (cx * ny + cy) * nz
                 for cz in range(z0, z1 + 1):
                     c = base + cz
+                    g0 = max(box[c, 0] - aim[i, 0], aim[i, 0] - box[c, 3], 0.0)
+                    g1 = max(box[c, 1] - aim[i, 1], aim[i, 1] - box[c, 4], 0.0)
+                    g2 = max(box[c, 2] - aim[i, 2], aim[i, 2] - box[c, 5], 0.0)
+                    if g0 * g0 + g1 * g1 + g2 * g2 > r2:
+                        continue  # every point of the cell lies outside the ball (the box bounds them, as above)
                     for q in range(start[c], start[c + 1]):
                         j = order[q]
                         dx = p64[j, 0] - aim[i, 0]
