@@ -23,6 +23,7 @@ __all__ = ["enabled", "run_halves", "plain"]
 
 _lock = threading.Lock()
 _pool: Any = None
+_pool_pid = 0
 _off = threading.local()  # per thread: plain() blocks
 _ENV_OFF = os.environ.get("GLUECELL_PLAN_SPLIT", "1").strip() == "0"
 
@@ -54,12 +55,13 @@ def plain() -> Iterator[None]:
 
 
 def _executor() -> Any:
-    global _pool
+    """The helper threads of this process (a forked child does not inherit running threads: it makes its own)."""
+    global _pool, _pool_pid
     with _lock:
-        if _pool is None:
+        if _pool is None or _pool_pid != os.getpid():
             from concurrent.futures import ThreadPoolExecutor
 
-            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="plan-kernel-half")
+            _pool, _pool_pid = ThreadPoolExecutor(max_workers=2, thread_name_prefix="plan-kernel-half"), os.getpid()
         return _pool
 
 

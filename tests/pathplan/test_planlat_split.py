@@ -100,3 +100,23 @@ def test_kept_stage_parameters_still_check_types():
         build_stage({"name": "resample", "spacing_mm": True}, kind="modifier")  # a bool is no number
     with pytest.raises(ConfigError):
         build_stage({"name": "resample", "spacing_mm": -1.0}, kind="modifier")
+
+
+def test_a_forked_child_gets_its_own_helper_threads(two_cpus):
+    import multiprocessing
+
+    kernelsplit.run_halves(lambda a, b: None, 10)  # the parent's pool exists before the fork
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:  # a child whose inherited pool has no threads would wait forever here
+        res = pool.apply_async(_halves_in_child)
+        assert res.get(timeout=30) == list(range(4000))
+
+
+def _halves_in_child() -> list[int]:
+    out = np.zeros(4000, dtype=np.int64)
+
+    def fill(a: int, b: int) -> None:
+        out[a:b] = np.arange(a, b)
+
+    kernelsplit.run_halves(fill, len(out))
+    return out.tolist()
