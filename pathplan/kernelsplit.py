@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["enabled", "run_halves", "plain"]
+__all__ = ["enabled", "run_halves", "plain", "off_in_this_process"]
 
 _lock = threading.Lock()
 _pool: Any = None
@@ -38,9 +38,19 @@ def _cpus() -> int:
 _CPUS = _cpus()
 
 
+_process_off = False
+
+
+def off_in_this_process() -> None:
+    """Run every kernel whole in this process: the warm worker's (it plans the sole, the shorter part; a helper
+    thread of its own could only take CPU from the caller's upper, the critical path)."""
+    global _process_off
+    _process_off = True
+
+
 def enabled(n: int, min_n: int) -> bool:
     """Whether a loop over ``n`` items is worth splitting (``min_n``: the smallest worth it) here and now."""
-    return n >= min_n and _CPUS >= 2 and not _ENV_OFF and not getattr(_off, "on", False)
+    return n >= min_n and _CPUS >= 2 and not (_ENV_OFF or _process_off) and not getattr(_off, "on", False)
 
 
 @contextmanager

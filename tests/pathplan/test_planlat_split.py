@@ -120,3 +120,17 @@ def _halves_in_child() -> list[int]:
 
     kernelsplit.run_halves(fill, len(out))
     return out.tolist()
+
+
+@pytest.mark.skipif(kernelsplit._CPUS < 2, reason="the split is for 2+ CPUs; with one nothing is split anywhere")
+def test_the_warm_worker_runs_its_kernels_whole():
+    from gluecell.pathplan import workers
+
+    workers.start()
+    try:
+        assert workers.wait_ready(90.0), "the plan worker did not warm up"
+        fut = workers.submit(kernelsplit.enabled, 10**6, 1)
+        assert fut is not None and fut.result(timeout=30) is False  # the sole's kernels: whole
+        assert kernelsplit.enabled(10**6, 1)  # the caller's (the upper's): split
+    finally:
+        workers.stop()
