@@ -13,8 +13,10 @@ import numpy as np
 __all__ = ["drop_outliers", "has_neighbour", "outer_wall_outwards", "kdtree", "knn", "shared_trees"]
 
 _shared = threading.local()  # per thread (the two parts are planned in two threads): the trees of shared_trees()
-#: Clouds whose trees :func:`shared_trees` keeps at once (a region build uses two: the scan and its voxels).
-SHARED_CLOUDS = 4
+#: Clouds whose trees :func:`shared_trees` keeps at once (a region build uses three: the scan as given, the scan
+#: without its flying points, its voxels; the upper's line probes then ask for the line, its vertices, the region
+#: points and the scan as given again: pipeline.plan_part shares them all).
+SHARED_CLOUDS = 8
 
 
 @contextmanager

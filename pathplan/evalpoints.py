@@ -17,6 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .cloud import kdtree  # shared trees within plan_part (pipeline): the same trees, built once
 from .geom import resample_polyline, row_keys, unit
 from .toolpath import BondRegion
 
@@ -72,8 +73,6 @@ def line_probes(region: BondRegion, points: np.ndarray, normals: np.ndarray | No
     Returns:
         A region with only the probes (possibly none); they carry no area and belong to no band.
     """
-    from scipy.spatial import cKDTree
-
     pts = np.asarray(points, dtype=np.float64)
     nrm_in = None if normals is None or np.shape(normals) != pts.shape else unit(np.asarray(normals, np.float64))
     scan_pts, scan_nrm = pts, nrm_in
@@ -83,9 +82,9 @@ def line_probes(region: BondRegion, points: np.ndarray, normals: np.ndarray | No
     if per_vertex is None or len(per_vertex) != len(region.boundary):
         per_vertex = np.full(len(region.boundary), float(region.meta.get("bite_margin_mm", 0.0)) * 1e-3)
     fine = resample_polyline(region.boundary, 0.25e-3)
-    d, _ = cKDTree(fine).query(pts, distance_upper_bound=band[1] + float(np.max(per_vertex)))
+    d, _ = kdtree(fine).query(pts, distance_upper_bound=band[1] + float(np.max(per_vertex)))
     cand = np.flatnonzero(np.isfinite(d))
-    j = cKDTree(region.boundary).query(pts[cand])[1]
+    j = kdtree(region.boundary).query(pts[cand])[1]
     side = np.where(np.einsum("ij,ij->i", pts[cand] - region.boundary[j], region.inward[j]) < 0, -1.0, 1.0)
     signed = side * d[cand] - per_vertex[j]
     keep = (signed <= -band[0]) & (signed >= -band[1])
@@ -95,7 +94,7 @@ def line_probes(region: BondRegion, points: np.ndarray, normals: np.ndarray | No
     _, first = np.unique(row_keys(np.floor(pts[cand] / probe_voxel).astype(np.int64)), return_index=True)
     first = np.sort(first)
     cand, signed = cand[first], signed[first]
-    k = cKDTree(region.points).query(pts[cand])[1]
+    k = kdtree(region.points).query(pts[cand])[1]
     nrm = region.normals[k]
     if normals is not None:
         own = normals[cand]
@@ -122,11 +121,9 @@ def local_normals(q: np.ndarray, own: np.ndarray, ref: np.ndarray, pts: np.ndarr
     seen. Replacing every normal by the local mean (not only the odd ones) planned three more world-2 uppers but
     put 1.5 mm of the true spray above the true line on one of them (pair 00002): not done.
     """
-    from scipy.spatial import cKDTree
-
     if len(q) == 0:
         return own
-    nbrs = cKDTree(pts).query_ball_point(q, radius)
+    nbrs = kdtree(pts).query_ball_point(q, radius)
     count = np.fromiter((len(i) for i in nbrs), dtype=np.int64, count=len(q))
     if count.sum() == 0:
         return own
@@ -165,12 +162,10 @@ def _toward_line(points: np.ndarray, normals: np.ndarray | None, boundary: np.nd
     were 1.5-2 mm beyond the line and got no visible glue, so the tuner never saw it. Carried towards the line in
     their plane they reach that spot. Without normals the points are returned as they are.
     """
-    from scipy.spatial import cKDTree
-
     if normals is None:
         return points, normals
     fine = resample_polyline(boundary, 0.25e-3)
-    d, j = cKDTree(fine).query(points, distance_upper_bound=reach)
+    d, j = kdtree(fine).query(points, distance_upper_bound=reach)
     near = np.flatnonzero(d <= reach)
     if near.size == 0:
         return points, normals

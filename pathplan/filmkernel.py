@@ -23,12 +23,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "film_sum", "standoffs", "CellGrid", "cell_grid"]
+from . import kernelsplit
+
+__all__ = ["available", "film_sum", "standoffs", "CellGrid", "cell_grid", "cell_boxes"]
 
 _nearest: Any = None  # the compiled _nearest_py, set by _kernel
 
 #: Most cells of a grid; a larger bounding box (a stray far point) gets coarser cells instead.
 MAX_CELLS = 2_000_000
+#: Smallest film sum (points) and ray cast (rays) split over two threads (:mod:`~gluecell.pathplan.kernelsplit`).
+SPLIT_MIN_POINTS, SPLIT_MIN_RAYS = 2000, 400
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,24 +103,37 @@ def film_sum(grid: CellGrid, points: np.ndarray, normals: np.ndarray, aim: np.nd
     k = _compiled(0)
     out = np.zeros((n_labels, len(points)), dtype=np.float64)
     f32 = np.float32
-    k(grid.order, grid.start, np.asarray(grid.lo, np.float64), float(grid.cell), np.asarray(grid.dims, np.int64),
-      np.ascontiguousarray(points, np.float64), np.ascontiguousarray(points, f32), np.ascontiguousarray(normals, f32),
-      np.ascontiguousarray(aim, np.float64), np.ascontiguousarray(radius, np.float64),
-      np.ascontiguousarray(tip, f32), np.ascontiguousarray(frame, f32), np.ascontiguousarray(dwell, np.float64),
-      np.ascontiguousarray(label, np.int64), np.ascontiguousarray(gauss, f32), float(flow), out)  # fmt: skip
+    args = (grid.order, grid.start, np.asarray(grid.lo, np.float64), float(grid.cell), np.asarray(grid.dims, np.int64),
+            np.ascontiguousarray(points, np.float64), np.ascontiguousarray(points, f32),
+            np.ascontiguousarray(normals, f32), np.ascontiguousarray(aim, np.float64),
+            np.ascontiguousarray(radius, np.float64), np.ascontiguousarray(tip, f32), np.ascontiguousarray(frame, f32),
+            np.ascontiguousarray(dwell, np.float64), np.ascontiguousarray(label, np.int64),
+            np.ascontiguousarray(gauss, f32), float(flow), out, cell_boxes(grid, points))  # fmt: skip
+    dims = np.asarray(grid.dims, np.int64)
+    if kernelsplit.enabled(len(points), SPLIT_MIN_POINTS) and dims[0] > 1:
+        # two slabs of the grid along x with about half the points each: a point's terms come from one half only,
+        # in sample order as in the whole loop (the same sums, bit for bit)
+        per_x = np.diff(grid.start)[: int(np.prod(dims))].reshape(dims[0], -1).sum(axis=1)
+        mid = int(np.clip(np.searchsorted(np.cumsum(per_x), len(points) / 2), 1, dims[0] - 1))
+        kernelsplit.run_halves(lambda c0, c1: k(*args, c0, c1), int(dims[0]), mid)
+    else:
+        k(*args, 0, int(dims[0]))
     return out
 
 
 def _film_sum_py(order, start, lo, cell, dims, p64, p32, n32, aim, radius, tip, frame, dwell, label, gauss, flow,
-                 out):  # fmt: skip
-    """The loop numba compiles (see :func:`film_sum`); float32 steps as in the array version."""
+                 out, box, cx_lo, cx_hi):  # fmt: skip
+    """The loop numba compiles (see :func:`film_sum`); float32 steps as in the array version. Only the grid's
+    x slabs ``cx_lo`` <= cx < ``cx_hi`` (all: 0, dims[0]), so two threads can sum disjoint halves."""
     ny, nz = dims[1], dims[2]
     one, half, hmin = np.float32(1.0), np.float32(-0.5), np.float32(1e-3)
     for i in range(aim.shape[0]):
         r = radius[i]
         r2 = r * r
-        x0 = max(int(np.floor((aim[i, 0] - r - lo[0]) / cell)), 0)
-        x1 = min(int(np.floor((aim[i, 0] + r - lo[0]) / cell)), dims[0] - 1)
+        x0 = max(int(np.floor((aim[i, 0] - r - lo[0]) / cell)), cx_lo)
+        x1 = min(int(np.floor((aim[i, 0] + r - lo[0]) / cell)), cx_hi - 1)
+        if x0 > x1:
+            continue
         y0 = max(int(np.floor((aim[i, 1] - r - lo[1]) / cell)), 0)
         y1 = min(int(np.floor((aim[i, 1] + r - lo[1]) / cell)), dims[1] - 1)
         z0 = max(int(np.floor((aim[i, 2] - r - lo[2]) / cell)), 0)
@@ -129,6 +146,11 @@ def _film_sum_py(order, start, lo, cell, dims, p64, p32, n32, aim, radius, tip, 
                 base = (cx * ny + cy) * nz
                 for cz in range(z0, z1 + 1):
                     c = base + cz
+                    g0 = max(box[c, 0] - aim[i, 0], aim[i, 0] - box[c, 3], 0.0)
+                    g1 = max(box[c, 1] - aim[i, 1], aim[i, 1] - box[c, 4], 0.0)
+                    g2 = max(box[c, 2] - aim[i, 2], aim[i, 2] - box[c, 5], 0.0)
+                    if g0 * g0 + g1 * g1 + g2 * g2 > r2:
+                        continue  # every point of the cell lies outside the ball (the box bounds them, as above)
                     for q in range(start[c], start[c + 1]):
                         j = order[q]
                         dx = p64[j, 0] - aim[i, 0]
@@ -155,21 +177,47 @@ def _film_sum_py(order, start, lo, cell, dims, p64, p32, n32, aim, radius, tip, 
                         out[lab, j] += rate * wt
 
 
+def cell_boxes(grid: CellGrid, points: np.ndarray) -> np.ndarray:
+    """(cells, 6) float64: per cell of ``grid`` the bounding box of its ``points`` (lows, highs; an empty cell
+    +inf / -inf, so it is never searched)."""
+    n_cells = len(grid.start) - 1
+    box = np.empty((n_cells, 6))
+    box[:, :3], box[:, 3:] = np.inf, -np.inf
+    full = np.flatnonzero(np.diff(grid.start) > 0)
+    if len(full):
+        srt = np.asarray(points, np.float64)[grid.order]
+        box[full, :3] = np.minimum.reduceat(srt, grid.start[full], axis=0)
+        box[full, 3:] = np.maximum.reduceat(srt, grid.start[full], axis=0)
+    return box
+
+
 def standoffs(grid: CellGrid, surface: np.ndarray, tip: np.ndarray, axis: np.ndarray, max_standoff: float,
               radius: float) -> np.ndarray:  # fmt: skip
     """:func:`gluecell.pathplan.deposition.standoffs` (the same sphere tracing, step for step) with the nearest
     surface point found in ``grid`` (:func:`cell_grid` of ``surface`` (n, 3)) instead of a k-d tree: (k,) metres."""
     out = np.full(len(tip), float(max_standoff))
-    _compiled(1)(grid.order, grid.start, np.asarray(grid.lo, np.float64), float(grid.cell),
-                 np.asarray(grid.dims, np.int64), np.ascontiguousarray(surface, np.float64),
-                 np.ascontiguousarray(tip, np.float64), np.ascontiguousarray(axis, np.float64), float(max_standoff),
-                 float(radius), out)  # fmt: skip
+    k = _compiled(1)
+    surface = np.ascontiguousarray(surface, np.float64)
+    head = (grid.order, grid.start, np.asarray(grid.lo, np.float64), float(grid.cell), np.asarray(grid.dims, np.int64),
+            surface, cell_boxes(grid, surface))  # fmt: skip
+    tip, axis = np.ascontiguousarray(tip, np.float64), np.ascontiguousarray(axis, np.float64)
+
+    def rows(a: int, b: int) -> None:  # each ray is cast on its own: rows a..b of the output, the same values
+        k(*head, tip[a:b], axis[a:b], float(max_standoff), float(radius), out[a:b])
+
+    if kernelsplit.enabled(len(tip), SPLIT_MIN_RAYS):
+        kernelsplit.run_halves(rows, len(tip))
+    else:
+        rows(0, len(tip))
     return out
 
 
-def _nearest_py(order, start, lo, cell, dims, pts, x0, x1, x2, bound):  # fmt: skip
+def _nearest_py(order, start, lo, cell, dims, pts, box, x0, x1, x2, bound):  # fmt: skip
     """Distance from (x0, x1, x2) to the nearest point of the grid, inf when none is within ``bound`` (cells
-    searched in growing shells until no unvisited cell can hold a nearer point)."""
+    searched in growing shells until no unvisited cell can hold a nearer point). A cell whose points' bounding
+    ``box`` (cells, 6: lows, highs) lies no nearer than the best point so far is skipped: in floating point its
+    distance is a lower bound of each of its points' (rounding is monotone), so the search finds the same point
+    and the same distance, shell for shell, reading a fraction of the points."""
     c0 = int(np.floor((x0 - lo[0]) / cell))
     c1 = int(np.floor((x1 - lo[1]) / cell))
     c2 = int(np.floor((x2 - lo[2]) / cell))
@@ -184,6 +232,12 @@ def _nearest_py(order, start, lo, cell, dims, pts, x0, x1, x2, bound):  # fmt: s
                 while k <= k1:
                     if side or abs(k - c2) == s:
                         c = (i * dims[1] + j) * dims[2] + k
+                        g0 = max(box[c, 0] - x0, x0 - box[c, 3], 0.0)
+                        g1 = max(box[c, 1] - x1, x1 - box[c, 4], 0.0)
+                        g2 = max(box[c, 2] - x2, x2 - box[c, 5], 0.0)
+                        if g0 * g0 + g1 * g1 + g2 * g2 >= best2:
+                            k += 1
+                            continue
                         for q in range(start[c], start[c + 1]):
                             p = order[q]
                             d0 = x0 - pts[p, 0]
@@ -203,7 +257,7 @@ def _nearest_py(order, start, lo, cell, dims, pts, x0, x1, x2, bound):  # fmt: s
     return d if d <= bound else np.inf
 
 
-def _standoffs_py(order, start, lo, cell, dims, pts, tip, axis, max_standoff, radius, out):  # fmt: skip
+def _standoffs_py(order, start, lo, cell, dims, pts, box, tip, axis, max_standoff, radius, out):  # fmt: skip
     """The loop numba compiles (see :func:`standoffs`)."""
     for n in range(tip.shape[0]):
         t = 1e-3
@@ -211,7 +265,7 @@ def _standoffs_py(order, start, lo, cell, dims, pts, tip, axis, max_standoff, ra
             x0 = tip[n, 0] + t * axis[n, 0]
             x1 = tip[n, 1] + t * axis[n, 1]
             x2 = tip[n, 2] + t * axis[n, 2]
-            d = _nearest(order, start, lo, cell, dims, pts, x0, x1, x2, max_standoff)
+            d = _nearest(order, start, lo, cell, dims, pts, box, x0, x1, x2, max_standoff)
             if d <= radius:
                 out[n] = t
                 break

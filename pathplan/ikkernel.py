@@ -18,6 +18,9 @@ import numpy as np
 
 __all__ = ["available", "ik_compiled", "node_costs", "roll_search", "warm_up"]
 
+#: Smallest pose batch split over two threads (:mod:`~gluecell.pathplan.kernelsplit`).
+SPLIT_MIN_POSES = 2000
+
 
 @functools.lru_cache(maxsize=1)
 def _kernel() -> Any:
@@ -60,9 +63,19 @@ def warm_up() -> None:
 def ik_compiled(T: np.ndarray, d: tuple[float, ...], a: tuple[float, ...], want: np.ndarray) -> np.ndarray:
     """(n, 8, 6) radians for flange poses ``T`` (n, 4, 4) float64, branches where ``want`` (8,) bool is set
     (the others NaN), wrapped into [-pi, pi) as :func:`gluecell.pathplan.kinematics.ik` does."""
+    from . import kernelsplit
+
     T = np.ascontiguousarray(T, dtype=np.float64)
     out = np.full((len(T), 8, 6), np.nan)
-    _kernel()[0](T, np.asarray(d, np.float64), np.asarray(a, np.float64), np.asarray(want, np.bool_), out)
+    k, dd, aa, ww = _kernel()[0], np.asarray(d, np.float64), np.asarray(a, np.float64), np.asarray(want, np.bool_)
+
+    def rows(lo: int, hi: int) -> None:  # each pose on its own: rows lo..hi, the same values as the whole loop
+        k(T[lo:hi], dd, aa, ww, out[lo:hi])
+
+    if kernelsplit.enabled(len(T), SPLIT_MIN_POSES):
+        kernelsplit.run_halves(rows, len(T))
+    else:
+        rows(0, len(T))
     return out
 
 

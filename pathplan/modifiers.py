@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .geom import unit
+from .geom import interp_rows, unit
 from .grading import ring_standoff
 from .stages import Stage, register
 from .toolpath import ToolPath, concat_paths
@@ -89,15 +89,13 @@ class Resample(Stage):
         if n == 0 or (np.ptp(seg) <= 0.1 * sp and abs(seg.mean() - sp) <= 0.05 * sp):
             return p  # already uniform at (within 5 % of) this spacing: nothing to do (idempotent)
         si = np.linspace(0, s[-1], n + (0 if p.closed else 1), endpoint=not p.closed)
-        kw = {}
-        for name in _FIELDS:
-            v = getattr(p, name)
-            if v is None:
-                continue
-            vv = np.concatenate([v, v[:1]]) if p.closed else v
-            vv2 = vv.reshape(len(vv), -1)
-            r = np.column_stack([np.interp(si, s, vv2[:, j]) for j in range(vv2.shape[1])])
-            r = r.reshape((len(si), *v.shape[1:]))
+        kw, names = {}, [name for name in _FIELDS if getattr(p, name) is not None]
+        cols = [getattr(p, name).reshape(len(p), -1) for name in names]
+        vv = np.hstack(cols)  # every field's columns interpolated at once (geom.interp_rows: np.interp's numbers)
+        r_all = interp_rows(si, s, np.vstack([vv, vv[:1]]) if p.closed else vv)
+        at = np.cumsum([0] + [c.shape[1] for c in cols])
+        for name, a, b in zip(names, at[:-1], at[1:]):
+            r = np.ascontiguousarray(r_all[:, a:b]).reshape((len(si), *getattr(p, name).shape[1:]))
             kw[name] = unit(r) if name in ("normal", "inward", "direction") else r
         m = len(si)
         return replace(p, pass_id=np.full(m, p.pass_id[0]), spray=np.full(m, bool(p.spray[0])), **kw)

@@ -277,17 +277,8 @@ def plan_part(
     """
     pc = cfg.upper if part == "upper" else cfg.sole
     timing: dict[str, float] = {}
-    full_region = _build_region(part, points, bite_line, normals, cfg, timing, margin_m)
     dep, tun = cfg.deposition, cfg.tuning
-    region, area = eval_points(full_region, tun.fine_within_mm * 1e-3, tun.coarse_voxel_mm * 1e-3,
-                               cfg.region.voxel_mm * 1e-3)  # fmt: skip
-    n_eval = len(area)  # the plan keeps these; the line probes after them only inform the tuning
-    if part == "upper" and tun.probe_beyond_mm[1] > tun.probe_beyond_mm[0]:
-        probes = line_probes(full_region, points, normals, (tun.probe_beyond_mm[0] * 1e-3,
-                             tun.probe_beyond_mm[1] * 1e-3), tun.probe_voxel_mm * 1e-3)  # fmt: skip
-        region = replace(region, **{k: np.concatenate([getattr(region, k), getattr(probes, k)])
-                                    for k in ("points", "normals", "signed", "s")})  # fmt: skip
-        area = np.r_[area, np.zeros(len(probes.points))]
+    full_region, region, area, n_eval = _regions(part, points, bite_line, normals, cfg, timing, margin_m)
     band = region.band_mask
     bump, scale, best, last_cov, n_closer = (0.0, pc.main_min_mm * 1e-3), 1.0, None, 0.0, 0
     prefer: int | None = None
@@ -331,6 +322,29 @@ def plan_part(
     best.metrics["meets_coverage"] = float(best.metrics["coverage_1mm"] >= tun.target_coverage)
     best.metrics["bridged_mm"] = float(full_region.meta.get("bridged_length_mm", 0.0))  # unseen wall planned over
     return replace(best, timing_ms=dict(timing))
+
+
+def _regions(part: str, points: np.ndarray, bite_line: np.ndarray | None, normals: np.ndarray | None,
+             cfg: PathplanConfig, timing: dict[str, float], margin_m: np.ndarray | None = None,
+             ) -> tuple[BondRegion, BondRegion, np.ndarray, int]:  # fmt: skip
+    """The part's bond region, the points the tuner predicts the film on (the first ``n_eval`` are the plan's;
+    on the upper the line probes beyond the line follow) and their areas. One k-d tree per cloud for all of it
+    (:func:`~gluecell.pathplan.cloud.shared_trees`: the line probes ask again for the scan's tree)."""
+    from .cloud import shared_trees
+
+    tun = cfg.tuning
+    with shared_trees():
+        full_region = _build_region(part, points, bite_line, normals, cfg, timing, margin_m)
+        region, area = eval_points(full_region, tun.fine_within_mm * 1e-3, tun.coarse_voxel_mm * 1e-3,
+                                   cfg.region.voxel_mm * 1e-3)  # fmt: skip
+        n_eval = len(area)  # the plan keeps these; the line probes after them only inform the tuning
+        if part == "upper" and tun.probe_beyond_mm[1] > tun.probe_beyond_mm[0]:
+            probes = line_probes(full_region, points, normals, (tun.probe_beyond_mm[0] * 1e-3,
+                                 tun.probe_beyond_mm[1] * 1e-3), tun.probe_voxel_mm * 1e-3)  # fmt: skip
+            region = replace(region, **{k: np.concatenate([getattr(region, k), getattr(probes, k)])
+                                        for k in ("points", "normals", "signed", "s")})  # fmt: skip
+            area = np.r_[area, np.zeros(len(probes.points))]
+    return full_region, region, area, n_eval
 
 
 def _build_region(part: str, points: np.ndarray, bite_line: np.ndarray | None, normals: np.ndarray | None,

@@ -143,6 +143,9 @@ def _warm_up(parent: int | None = None) -> bool:
 
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent,), name="plan-worker-watch", daemon=True).start()
+        from .kernelsplit import off_in_this_process
+
+        off_in_this_process()  # the sole's kernels run whole: the second core is for the caller's upper
 
     from . import pipeline  # noqa: F401  (the imports the first plan would pay for)
     from .deposition import SpraySamples, film_thickness
