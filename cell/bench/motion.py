@@ -15,7 +15,8 @@ Metrics: ``motion_<key>_<pair>`` per pair and ``motion_<key>_mean`` / ``_max`` o
 ``<part>_spray_stretch_s`` (extra spraying time where a joint limit slowed the nozzle), ``<part>_gun_off_s``
 (leads, links, retracts), ``<part>_passes``, ``joint_step_max_deg``, ``at_limit_share``, ``speed_peak_fraction``,
 ``accel_peak_fraction``, ``upper_coverage``, ``upper_coverage_1mm``, ``sole_coverage``, ``above_p99_mm``,
-``above_max_mm``, ``true_coverage``, ``true_above_max_mm``, ``true_dry_strip_p95_mm``, ``kinematics_ms`` (IK and
+``above_max_mm``, ``true_coverage``, ``true_coverage_1mm``, ``true_above_max_mm``, ``true_above_p99_mm``,
+``true_dry_strip_p95_mm``, ``kinematics_ms`` (IK and
 time parametrisation of every tuning round, both parts); plus ``motion_pairs`` and ``motion_refused``.
 """
 
@@ -28,12 +29,13 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["bench", "pair_motion"]
+__all__ = ["bench", "pair_motion", "planner_config"]
 
 #: Pairs evaluated (quick / full) from the test split.
 N_QUICK, N_FULL = 2, 4
 #: Keys summarised by their worst value (the rest by the mean as well).
 WORST = ("joint_step_max_deg", "speed_peak_fraction", "accel_peak_fraction", "above_max_mm", "true_above_max_mm",
+         "true_above_p99_mm",
          "shoe_s", "at_limit_share", "true_dry_strip_p95_mm", "above_p99_mm")  # fmt: skip
 
 
@@ -63,7 +65,19 @@ def pair_motion(plan: Any, cfg: Any) -> dict[str, float]:
     }  # fmt: skip
 
 
-def _one(ds: Any, sid: str, seed: int) -> dict[str, float] | None:
+def planner_config(ctx: Any) -> Any:
+    """The ``PathplanConfig`` the planner benches use: the shipped defaults, or ``ctx.config``'s ``[pathplan]`` table,
+    with ``ctx.gun``'s calibrated deposition values (``gluecell bench --config cell.toml --gun gun.json``)."""
+    from gluecell.core.config import load_config
+    from gluecell.pathplan.gun_calibration import with_gun
+    from gluecell.pathplan.pipeline import PathplanConfig
+
+    path = getattr(ctx, "config", None)
+    cfg = load_config(PathplanConfig, path, section="pathplan") if path else PathplanConfig()
+    return with_gun(cfg, getattr(ctx, "gun", None))
+
+
+def _one(ds: Any, sid: str, seed: int, cfg: Any = None) -> dict[str, float] | None:
     from gluecell.cell.bench.pathplan import judge_sole, judge_true, judge_upper, sample_scan
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.pipeline import PathplanConfig, plan_pair
@@ -71,7 +85,7 @@ def _one(ds: Any, sid: str, seed: int) -> dict[str, float] | None:
     truth = ds.truth(sid)
     u, un = sample_scan(truth["upper_mesh"], 60_000, seed, drop_below=-1.1)
     s, sn = sample_scan(truth["sole_mesh"], 40_000, seed + 1)
-    cfg = PathplanConfig()
+    cfg = cfg or PathplanConfig()
     try:
         plan = plan_pair(u, s, truth["bite_line"], cfg, upper_normals=un, sole_normals=sn)
     except GlueCellError as exc:
@@ -86,6 +100,7 @@ def _one(ds: Any, sid: str, seed: int) -> dict[str, float] | None:
     row.update(upper_coverage=up["coverage"], upper_coverage_1mm=up["coverage_1mm"], sole_coverage=so["coverage"],
                above_p99_mm=up["above_visible_p99_mm"], above_max_mm=up["above_visible_mm"],
                true_coverage=tr["true_coverage"], true_above_max_mm=tr["true_above_max_mm"],
+               true_above_p99_mm=tr["true_above_p99_mm"], true_coverage_1mm=tr["true_coverage_1mm"],
                true_dry_strip_p95_mm=tr["true_dry_strip_p95_mm"])  # fmt: skip
     log.info("motion bench: pair %s: %s", sid, {k: round(v, 3) for k, v in row.items()})
     return row
@@ -99,8 +114,9 @@ def bench(ctx: Any) -> dict[str, float]:
     ids = ds.ids("test")[: N_QUICK if ctx.quick else N_FULL]
     out: dict[str, float] = {"motion_pairs": float(len(ids))}
     rows = {}
+    cfg = planner_config(ctx)
     for k, sid in enumerate(ids):
-        row = _one(ds, sid, int(ctx.seed) + 17 * k)  # the pathplan section's seeds: the same scans
+        row = _one(ds, sid, int(ctx.seed) + 17 * k, cfg)  # the pathplan section's seeds: the same scans
         if row is not None:
             rows[sid] = row
     out["motion_refused"] = float(len(ids) - len(rows))

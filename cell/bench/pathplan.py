@@ -294,7 +294,7 @@ def _side_rows(ds: Any, sid: str, seed: int, scan: tuple[np.ndarray, np.ndarray]
     return out
 
 
-def _one(ds: Any, sid: str, seed: int, side: dict | None = None) -> dict[str, float]:
+def _one(ds: Any, sid: str, seed: int, side: dict | None = None, cfg: Any = None) -> dict[str, float]:
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.errors import CoverageError, KinematicsError
     from gluecell.pathplan.pipeline import PathplanConfig, plan_pair
@@ -305,7 +305,7 @@ def _one(ds: Any, sid: str, seed: int, side: dict | None = None) -> dict[str, fl
     s, sn = sample_scan(truth["sole_mesh"], 40_000, seed + 1)
     t0 = time.perf_counter()
     try:
-        plan = plan_pair(u, s, truth["bite_line"], upper_normals=un, sole_normals=sn)
+        plan = plan_pair(u, s, truth["bite_line"], cfg, upper_normals=un, sole_normals=sn)
     except KinematicsError as exc:
         log.warning("pathplan bench: pair %s is kinematically infeasible: %s", sid, exc)
         return {"planned": 0.0, "feasible": 0.0, "refused_kinematics": 1.0}
@@ -343,7 +343,10 @@ def bench(ctx: Any) -> dict[str, float]:
     side = None if ctx.quick else {}
     workers.start()  # latency as in the cell: the sole in the warm worker, the compiled kernels loaded (untimed)
     workers.wait_ready()
-    rows = [_one(ds, sid, int(ctx.seed) + 17 * k, side) for k, sid in enumerate(ids)]
+    from gluecell.cell.bench.motion import planner_config
+
+    cfg = planner_config(ctx)  # the shipped defaults unless `gluecell bench --gun / --config`
+    rows = [_one(ds, sid, int(ctx.seed) + 17 * k, side, cfg) for k, sid in enumerate(ids)]
     ok = [r for r in rows if r["planned"]]
     n = max(len(rows), 1)
 
