@@ -6,8 +6,9 @@ the sprayed tip path (m), the median tip speed while spraying (mm/s), the larges
 neighbouring spraying waypoints (deg), the share of spraying time some joint runs at >= 98 % of its speed
 limit, and the peak joint speed and acceleration as fractions of the UR10e's limits
 (:func:`gluecell.pathplan.timing.program_report`). Coverage and glue above the line are judged by the
-``pathplan`` section's own code (:func:`judge_upper`, :func:`judge_sole`: the planner's deposition model on
-the true meshes) and by the world's true spray simulator (:func:`judge_true`, one run per pair).
+``pathplan`` section's own code (:func:`judge_upper`, :func:`judge_sole`: the planner's deposition model, the one it
+planned with, on the true meshes) and by the world's true spray simulator (:func:`judge_true`, one run per pair,
+and :func:`true_sole`).
 
 Metrics: ``motion_<key>_<pair>`` per pair and ``motion_<key>_mean`` / ``_max`` over pairs, keys
 ``shoe_s``, ``upper_s``, ``sole_s``, ``upper_path_m``, ``sole_path_m``, ``upper_speed_mm_s``,
@@ -16,7 +17,8 @@ Metrics: ``motion_<key>_<pair>`` per pair and ``motion_<key>_mean`` / ``_max`` o
 (leads, links, retracts), ``<part>_passes``, ``joint_step_max_deg``, ``at_limit_share``, ``speed_peak_fraction``,
 ``accel_peak_fraction``, ``upper_coverage``, ``upper_coverage_1mm``, ``sole_coverage``, ``above_p99_mm``,
 ``above_max_mm``, ``true_coverage``, ``true_coverage_1mm``, ``true_above_max_mm``, ``true_above_p99_mm``,
-``true_dry_strip_p95_mm``, ``kinematics_ms`` (IK and
+``true_dry_strip_p95_mm``, ``true_sole_coverage``, ``true_sole_outside_max_mm`` (the sole sprayed once by the true
+spray, :func:`true_sole`), ``kinematics_ms`` (IK and
 time parametrisation of every tuning round, both parts); plus ``motion_pairs`` and ``motion_refused``.
 """
 
@@ -29,13 +31,13 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["bench", "pair_motion", "planner_config"]
+__all__ = ["bench", "pair_motion", "planner_config", "true_sole"]
 
 #: Pairs evaluated (quick / full) from the test split.
 N_QUICK, N_FULL = 2, 4
 #: Keys summarised by their worst value (the rest by the mean as well).
 WORST = ("joint_step_max_deg", "speed_peak_fraction", "accel_peak_fraction", "above_max_mm", "true_above_max_mm",
-         "true_above_p99_mm",
+         "true_above_p99_mm", "true_sole_outside_max_mm",
          "shoe_s", "at_limit_share", "true_dry_strip_p95_mm", "above_p99_mm")  # fmt: skip
 
 
@@ -77,6 +79,15 @@ def planner_config(ctx: Any) -> Any:
     return with_gun(cfg, getattr(ctx, "gun", None))
 
 
+def true_sole(path: Any, truth: dict[str, Any], seed: int) -> dict[str, float]:
+    """The sole ``path`` sprayed once by the world's true spray simulator on the true sole as placed, scored on its
+    bond faces (``coverage``, ``outside_max_mm``: visible glue outside the bond region, surface distance)."""
+    from gluecell.cell.sim.world import simulate_spray
+    from gluecell.datasets.world.spray import score_sole
+
+    return score_sole(truth, simulate_spray(truth["sole_mesh"], path, seed * 100, part="sole"))
+
+
 def _one(ds: Any, sid: str, seed: int, cfg: Any = None) -> dict[str, float] | None:
     from gluecell.cell.bench.pathplan import judge_sole, judge_true, judge_upper, sample_scan
     from gluecell.core.errors import GlueCellError
@@ -94,14 +105,16 @@ def _one(ds: Any, sid: str, seed: int, cfg: Any = None) -> dict[str, float] | No
     row = pair_motion(plan, cfg)
     # IK + time parametrisation inside the tuning loop, both parts (ms of CPU on this machine)
     row["kinematics_ms"] = sum(plan.timing_ms.get(f"{p}_kinematics", 0.0) for p in ("upper", "sole"))
-    up = judge_upper(plan.paths["upper"], truth, seed + 2)
-    so = judge_sole(plan.paths["sole"], truth, seed + 3)
+    up = judge_upper(plan.paths["upper"], truth, seed + 2, params=cfg.deposition)
+    so = judge_sole(plan.paths["sole"], truth, seed + 3, params=cfg.deposition)
     tr = judge_true(plan.paths["upper"], truth, seed + 5, runs=1)
+    ts = true_sole(plan.paths["sole"], truth, seed + 7)
     row.update(upper_coverage=up["coverage"], upper_coverage_1mm=up["coverage_1mm"], sole_coverage=so["coverage"],
                above_p99_mm=up["above_visible_p99_mm"], above_max_mm=up["above_visible_mm"],
                true_coverage=tr["true_coverage"], true_above_max_mm=tr["true_above_max_mm"],
                true_above_p99_mm=tr["true_above_p99_mm"], true_coverage_1mm=tr["true_coverage_1mm"],
-               true_dry_strip_p95_mm=tr["true_dry_strip_p95_mm"])  # fmt: skip
+               true_dry_strip_p95_mm=tr["true_dry_strip_p95_mm"], true_sole_coverage=ts["coverage"],
+               true_sole_outside_max_mm=ts["outside_max_mm"])  # fmt: skip
     log.info("motion bench: pair %s: %s", sid, {k: round(v, 3) for k, v in row.items()})
     return row
 

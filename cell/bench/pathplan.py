@@ -79,9 +79,9 @@ def _truth_points(mesh: Any, mask: np.ndarray, n: int, seed: int) -> tuple[np.nd
     return pts, np.asarray(mesh.face_normals[fi]), np.asarray(mask, bool)[fi], float(mesh.area) / n
 
 
-def judge_upper(path: Any, truth: dict[str, Any], seed: int, n: int = 150_000) -> dict[str, float]:
+def judge_upper(path: Any, truth: dict[str, Any], seed: int, n: int = 150_000, params: Any = None) -> dict[str, float]:
     """Film of ``path`` on ``n`` fresh samples of the true upper: coverage of the true bond faces, glue beyond
-    the true bite line (mm)."""
+    the true bite line (mm); ``params``: the deposition model (default: the shipped one)."""
     from scipy.spatial import cKDTree
 
     from gluecell.core.geometry import polyline_distance
@@ -91,7 +91,7 @@ def judge_upper(path: Any, truth: dict[str, Any], seed: int, n: int = 150_000) -
     pts, nrm, bond, area = _truth_points(truth["upper_mesh"], truth["upper_bond_faces"], n, seed)
     near = pts[:, 2] > truth["bite_line"][:, 2].min() - 0.03
     pts, nrm, bond = pts[near], nrm[near], bond[near]
-    film = film_thickness(path_samples(path), pts, nrm, surface=pts)
+    film = film_thickness(path_samples(path), pts, nrm, params, surface=pts)
     line = resample_polyline(truth["bite_line"], 2e-4)
     _, i = cKDTree(line).query(pts)  # the nearest stretch of the line: its tangent says which side is beyond
     d = polyline_distance(pts, truth["bite_line"])  # the one point-to-line distance (core.geometry)
@@ -123,12 +123,13 @@ def _beyond(pts: np.ndarray, nrm: np.ndarray, line: np.ndarray, i: np.ndarray) -
     return by_z & by_normal
 
 
-def judge_sole(path: Any, truth: dict[str, Any], seed: int, n: int = 100_000) -> dict[str, float]:
-    """Coverage of the true sole bond faces by ``path`` (``n`` fresh samples of the true sole)."""
+def judge_sole(path: Any, truth: dict[str, Any], seed: int, n: int = 100_000, params: Any = None) -> dict[str, float]:
+    """Coverage of the true sole bond faces by ``path`` (``n`` fresh samples of the true sole; ``params``: the
+    deposition model, default the shipped one)."""
     from gluecell.pathplan.deposition import film_thickness, path_samples, spray_metrics
 
     pts, nrm, bond, area = _truth_points(truth["sole_mesh"], truth["sole_bond_faces"], n, seed)
-    film = film_thickness(path_samples(path), pts, nrm, surface=pts)
+    film = film_thickness(path_samples(path), pts, nrm, params, surface=pts)
     return spray_metrics(film, np.where(bond, 1.0, -1.0), bond, area)
 
 

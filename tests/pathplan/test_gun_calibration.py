@@ -26,7 +26,7 @@ from gluecell.pathplan.gun_calibration import (
 from gluecell.pathplan.pipeline import PathplanConfig
 
 #: A known gun, unlike the shipped defaults in every fitted value.
-KNOWN = replace(DepositionParams(), flow_ml_s=0.52, core_sigma_deg=(3.3, 4.6), halo_sigma_deg=(7.0, 9.5),
+KNOWN = replace(DepositionParams(), flow_ml_s=0.52, core_sigma_deg=(3.3, 4.6), halo_sigma_deg=(6.0, 8.5),
                 halo_weight=0.06)  # fmt: skip
 NOISE_M = 1.5e-6
 FLOW_TOL = 0.02  # relative
@@ -51,7 +51,7 @@ def _synthetic_coupon(params: DepositionParams, seed: int) -> list[CouponMeasure
 
 
 def test_fit_recovers_a_known_gun_from_a_noisy_coupon():
-    gun = fit_gun(_synthetic_coupon(KNOWN, seed=3))
+    gun = fit_gun(_synthetic_coupon(KNOWN, seed=3), edge_asym=1.0)  # plain least squares
     p = gun.params
     assert abs(p.flow_ml_s / KNOWN.flow_ml_s - 1) < FLOW_TOL
     np.testing.assert_allclose(p.core_sigma_deg, KNOWN.core_sigma_deg, rtol=SIGMA_TOL)
@@ -62,9 +62,18 @@ def test_fit_recovers_a_known_gun_from_a_noisy_coupon():
     assert max(edges) < 0.1
     # another start (a wide, misty cone) ends at the same gun
     other = replace(DepositionParams(), core_sigma_deg=(6.0, 6.0), halo_sigma_deg=(15.0, 15.0), halo_weight=0.2)
-    again = fit_gun(_synthetic_coupon(KNOWN, seed=3), start=other).params
+    again = fit_gun(_synthetic_coupon(KNOWN, seed=3), start=other, edge_asym=1.0).params
     np.testing.assert_allclose(again.core_sigma_deg, p.core_sigma_deg, rtol=0.01)
     assert abs(again.halo_weight - p.halo_weight) < 0.005
+
+
+def test_shipped_fit_errs_wide_at_the_trace_and_visible_levels():
+    """The calibration the CLI writes (``EDGE_ASYM``) keeps its stripes' trace and visible edges at or outside the
+    measured ones (the planner must not think its glue stops short), at the measured flow."""
+    gun = fit_gun(_synthetic_coupon(KNOWN, seed=3))
+    assert abs(gun.params.flow_ml_s / KNOWN.flow_ml_s - 1) < FLOW_TOL
+    edges = [r[f"reach_{lv}um_err_mm"] for r in gun.metrics["passes"] for lv in ("5", "10")]
+    assert min(edges) > -0.03 and max(edges) < 0.4
 
 
 def test_fit_refuses_unusable_coupons():
@@ -81,7 +90,9 @@ def test_fit_refuses_unusable_coupons():
 
 def test_simulated_coupon_gives_the_worlds_deposited_flow():
     """The simulated cell's coupon (the world's true gun, measured) fitted: the flow is the world's nominal flow x
-    transfer efficiency within the per-run variation, and the edges of the 5-35 mm stripes within 0.5 mm."""
+    transfer efficiency within the per-run variation; the fit's visible edge (10 um) no more than 0.3 mm inside the
+    measured one on any stripe, within 0.3 mm of it on the 5 mm edge pass (a blur in mm the cone model cannot follow
+    at every standoff: it errs wide elsewhere)."""
     from gluecell.cell.sim.coupon import spray_coupon, true_gun
 
     meas = spray_coupon(world=1, seed=5)
@@ -91,8 +102,9 @@ def test_simulated_coupon_gives_the_worlds_deposited_flow():
     assert gun.params.flow_ml_s > 1.2 * DepositionParams().flow_ml_s  # the shipped 0.3 ml/s under-reads this gun
     assert 3.0 < gun.params.core_sigma_deg[0] < 5.0
     for r in gun.metrics["passes"]:
-        if r["standoff_mm"] <= 35:
-            assert abs(r["reach_10um_err_mm"]) < 0.5, r
+        assert r["reach_10um_err_mm"] > -0.3, r
+        if r["standoff_mm"] == 5.0:
+            assert abs(r["reach_10um_err_mm"]) < 0.3, r
     # the measurement is a measurement: noisy, finite, no config inside
     assert all(np.isfinite(m.film_m).all() and (m.film_m < 0).any() for m in meas)
 
