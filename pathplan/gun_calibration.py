@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,9 +37,14 @@ from .deposition import DepositionParams
 from .errors import PathplanError
 
 __all__ = ["CouponPass", "CouponMeasurement", "GunCalibration", "GunFitError", "DEFAULT_PROGRAM", "GUN_FORMAT",
-           "model_profile", "weighed_flow", "fit_gun", "save_gun", "load_gun", "with_gun", "stripe_reach"]  # fmt: skip
+           "model_profile", "weighed_flow", "fit_gun", "save_gun", "load_gun", "with_gun", "stripe_reach",
+           "WORLD1_GUN"]  # fmt: skip
 
 GUN_FORMAT = "gluecell.gun_calibration/1"
+#: The coupon calibration of the embedded simulated cell's gun (``gluecell gun calibrate --world 1 --seed 0``),
+#: shipped beside the planner; ``--gun world1`` names it. NOT the planner's default (``DepositionParams()`` stays as it
+#: was; pathplan/README.md "Gun calibration" says why).
+WORLD1_GUN = Path(__file__).parent / "models" / "gun_world1.json"
 #: Relative error allowed per profile point in the fit's weights (chosen: the model's Gaussian tails cannot follow a
 #: bounded fan exactly; 10 % of the local film keeps the crest from outweighing the edges 100:1).
 REL = 0.10
@@ -337,10 +343,11 @@ def load_gun(path: str | os.PathLike[str], base: DepositionParams | None = None)
 
 
 def with_gun(cfg: Any, gun: GunCalibration | str | os.PathLike[str] | None) -> Any:
-    """``cfg`` (a ``PathplanConfig``) planning with the calibrated gun (a calibration or its file; None: as is)."""
+    """``cfg`` (a ``PathplanConfig``) planning with the calibrated gun (a calibration, its file, or ``"world1"``: the
+    shipped :data:`WORLD1_GUN`; None: as is)."""
     if gun is None:
         return cfg
     if not isinstance(gun, GunCalibration):
-        gun = load_gun(gun, cfg.deposition)
+        gun = load_gun(WORLD1_GUN if str(gun) == "world1" else gun, cfg.deposition)
     return replace(cfg, deposition=replace(cfg.deposition, **{k: (tuple(v) if isinstance(v, list) else v)
                                                                for k, v in _params_dict(gun.params).items()}))

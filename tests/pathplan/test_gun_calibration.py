@@ -143,3 +143,23 @@ def test_planner_film_follows_the_calibration():
         nrm = np.tile([0.0, 0.0, 1.0], (len(x), 1))
         film = film_thickness(samples, pts, nrm, KNOWN, max_standoff=h * 1.5 + 0.01)
         np.testing.assert_allclose(film, model_profile(KNOWN, spec, x), rtol=0.03, atol=0.3e-6)
+
+
+def test_planner_plans_with_the_shipped_world1_gun():
+    """``--gun world1`` is the shipped coupon calibration of the embedded cell's gun; the planner's tuner designs
+    with it: at its ~1.3x larger deposited flow the sole's passes are spaced wider and the film
+    it predicts for its own plan is thicker; the plan is shorter and still meets the tuner's goals."""
+    from gluecell.pathplan.gun_calibration import WORLD1_GUN
+    from gluecell.pathplan.pipeline import plan_part
+    from gluecell.pathplan.synthetic import make_synthetic_pair
+
+    cal = with_gun(PathplanConfig(), "world1")
+    assert cal.deposition == load_gun(WORLD1_GUN).params
+    assert 1.2 < cal.deposition.flow_ml_s / DepositionParams().flow_ml_s < 1.45
+    pair = make_synthetic_pair()
+    s, sn = pair.sample("sole", 30000, seed=12, noise_mm=0.2)
+    plans = {k: plan_part("sole", s, c, normals=sn) for k, c in (("shipped", PathplanConfig()), ("world1", cal))}
+    m = {k: p.metrics for k, p in plans.items()}
+    assert m["world1"]["robot_time_s"] < 0.95 * m["shipped"]["robot_time_s"], m  # measured 20.9 vs 23.8 s
+    assert m["world1"]["film_mean_mm"] > m["shipped"]["film_mean_mm"]
+    assert m["world1"]["coverage_1mm"] >= 0.98 and m["world1"]["above_visible_mm"] == 0.0
