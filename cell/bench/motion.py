@@ -82,8 +82,7 @@ def planner_config(ctx: Any) -> Any:
 def true_sole(path: Any, truth: dict[str, Any], seed: int) -> dict[str, float]:
     """The sole ``path`` sprayed once by the world's true spray simulator on the true sole as placed, scored on its
     bond faces (``coverage``, ``outside_max_mm``: visible glue outside the bond region, surface distance)."""
-    from gluecell.cell.sim.world import simulate_spray
-    from gluecell.datasets.world.spray import score_sole
+    from gluecell.cell.sim.world import score_sole, simulate_spray
 
     return score_sole(truth, simulate_spray(truth["sole_mesh"], path, seed * 100, part="sole"))
 
