@@ -48,6 +48,14 @@ class ProfilerSensor:
     balance_kg: float = 1e-6
 
 
+@dataclass(frozen=True)
+class _Mesh:
+    """A triangle mesh as the spray simulator takes it: vertices (V, 3) m, faces (F, 3)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+
+
 def true_gun(world: int) -> Any:
     """The world's true gun config (the same for world 1 and world 2: see the module docstring)."""
     from gluecell.datasets.world.spray_config import SprayWorldConfig
@@ -69,12 +77,6 @@ def _plate(half_w: float, length: float, pitch: float) -> tuple[Any, int, int]:
     idx = np.arange((ny + 1) * (nx + 1)).reshape(ny + 1, nx + 1)
     a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, 1:].ravel(), idx[1:, :-1].ravel()
     f = np.stack([np.column_stack([a, b, c]), np.column_stack([a, c, d])], axis=1).reshape(-1, 3)  # up-facing
-
-    @dataclass(frozen=True)
-    class _Mesh:
-        vertices: np.ndarray
-        faces: np.ndarray
-
     return _Mesh(v, f), nx, ny
 
 
