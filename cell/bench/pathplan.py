@@ -316,8 +316,9 @@ def _one(ds: Any, sid: str, seed: int, side: dict | None = None, cfg: Any = None
         return {"planned": 0.0, "feasible": 1.0, kind: 1.0}
     ms = (time.perf_counter() - t0) * 1e3
     mot = [motion_metrics(plan.programs[p], plan.paths[p].spray, PathplanConfig().robot) for p in ("upper", "sole")]
-    up = judge_upper(plan.paths["upper"], truth, seed + 2)
-    so = judge_sole(plan.paths["sole"], truth, seed + 3)
+    dep = (cfg or PathplanConfig()).deposition  # the model judges with the film model it planned with
+    up = judge_upper(plan.paths["upper"], truth, seed + 2, params=dep)
+    so = judge_sole(plan.paths["sole"], truth, seed + 3, params=dep)
     extra = {f"truebite_{k}": v for k, v in judge_true(plan.paths["upper"], truth, seed + 5).items()}
     if side is not None:
         extra.update(_side_rows(ds, sid, seed, (u, un), side))
