@@ -18,7 +18,8 @@ Metrics: ``motion_<key>_<pair>`` per pair and ``motion_<key>_mean`` / ``_max`` o
 ``accel_peak_fraction``, ``upper_coverage``, ``upper_coverage_1mm``, ``sole_coverage``, ``above_p99_mm``,
 ``above_max_mm``, ``true_coverage``, ``true_coverage_1mm``, ``true_above_max_mm``, ``true_above_p99_mm``,
 ``true_dry_strip_p95_mm``, ``true_sole_coverage``, ``true_sole_outside_max_mm`` (the sole sprayed once by the true
-spray, :func:`true_sole`), ``kinematics_ms`` (IK and
+spray, :func:`true_sole`), ``true_above_film_max_mm``, ``true_spot_max_mm``, ``true_spot_area_mm2`` (the glue above
+the line split into continuous film and isolated mist spots, :func:`true_above_film`), ``kinematics_ms`` (IK and
 time parametrisation of every tuning round, both parts); plus ``motion_pairs`` and ``motion_refused``.
 """
 
@@ -31,13 +32,13 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["bench", "pair_motion", "planner_config", "true_sole"]
+__all__ = ["bench", "pair_motion", "planner_config", "true_sole", "true_above_film"]
 
 #: Pairs evaluated (quick / full) from the test split.
 N_QUICK, N_FULL = 2, 4
 #: Keys summarised by their worst value (the rest by the mean as well).
 WORST = ("joint_step_max_deg", "speed_peak_fraction", "accel_peak_fraction", "above_max_mm", "true_above_max_mm",
-         "true_above_p99_mm", "true_sole_outside_max_mm",
+         "true_above_p99_mm", "true_sole_outside_max_mm", "true_above_film_max_mm", "true_spot_max_mm",
          "shoe_s", "at_limit_share", "true_dry_strip_p95_mm", "above_p99_mm")  # fmt: skip
 
 
@@ -87,6 +88,38 @@ def true_sole(path: Any, truth: dict[str, Any], seed: int) -> dict[str, float]:
     return score_sole(truth, simulate_spray(truth["sole_mesh"], path, seed * 100, part="sole"))
 
 
+#: Radius (m) over which the film is averaged to tell a continuous film from an isolated mist spot.
+SPOT_RADIUS = 1e-3
+
+
+def true_above_film(path: Any, truth: dict[str, Any], seed: int) -> dict[str, float]:
+    """Glue above the true line, continuous film vs isolated mist spots: the upper ``path`` sprayed by the true spray
+    with :func:`~gluecell.cell.bench.pathplan.judge_true`'s first run (same seed, same film) on the refined true
+    upper; faces off the bond region with film >= visible are *continuous* where the area-weighted film within
+    :data:`SPOT_RADIUS` is >= visible too, else *spots* (a single mist droplet's ray left on a small face).
+    Returns ``true_above_film_max_mm`` (continuous, straight distance from the line), ``true_spot_max_mm`` and
+    ``true_spot_area_mm2``."""
+    from scipy.spatial import cKDTree
+
+    from gluecell.cell.bench.pathplan import refine_truth
+    from gluecell.cell.sim.world import simulate_spray
+
+    fine = refine_truth(truth)
+    mesh = fine["upper_mesh"]
+    out = simulate_spray(mesh, path, seed * 100, part="upper")
+    area, d = np.asarray(mesh.area_faces), np.asarray(fine["upper_line_d"])
+    above = np.flatnonzero(~fine["upper_bond_faces"] & (out.film_m >= out.visible_m))
+    if above.size == 0:
+        return {"true_above_film_max_mm": 0.0, "true_spot_max_mm": 0.0, "true_spot_area_mm2": 0.0}
+    c = np.asarray(mesh.triangles_center)
+    near = cKDTree(c).query_ball_point(c[above], SPOT_RADIUS)
+    film = np.array([np.average(out.film_m[k], weights=area[k]) for k in near])
+    spot = film < out.visible_m
+    return {"true_above_film_max_mm": float(d[above][~spot].max() * 1e3) if (~spot).any() else 0.0,
+            "true_spot_max_mm": float(d[above][spot].max() * 1e3) if spot.any() else 0.0,
+            "true_spot_area_mm2": float(area[above][spot].sum() * 1e6)}  # fmt: skip
+
+
 def _one(ds: Any, sid: str, seed: int, cfg: Any = None) -> dict[str, float] | None:
     from gluecell.cell.bench.pathplan import judge_sole, judge_true, judge_upper, sample_scan
     from gluecell.core.errors import GlueCellError
@@ -108,6 +141,7 @@ def _one(ds: Any, sid: str, seed: int, cfg: Any = None) -> dict[str, float] | No
     so = judge_sole(plan.paths["sole"], truth, seed + 3, params=cfg.deposition)
     tr = judge_true(plan.paths["upper"], truth, seed + 5, runs=1)
     ts = true_sole(plan.paths["sole"], truth, seed + 7)
+    row.update(true_above_film(plan.paths["upper"], truth, seed + 5))
     row.update(upper_coverage=up["coverage"], upper_coverage_1mm=up["coverage_1mm"], sole_coverage=so["coverage"],
                above_p99_mm=up["above_visible_p99_mm"], above_max_mm=up["above_visible_mm"],
                true_coverage=tr["true_coverage"], true_above_max_mm=tr["true_above_max_mm"],
