@@ -52,6 +52,10 @@ class BenchContext:
     dataset: Path
     quick: bool
     seed: int
+    #: Gun calibration file (``gluecell gun calibrate``) and cell.toml whose ``[pathplan]`` table the planner
+    #: benches plan with (None: the shipped defaults).
+    gun: Path | None = None
+    config: Path | None = None
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -107,7 +111,7 @@ def _machine() -> dict[str, Any]:
 
 def run_bench(
     n: int = 12, seed: int = BENCH_SEED, quick: bool = False, only: tuple[str, ...] = (), keep: Path | None = None,
-    world: int = 1,
+    world: int = 1, gun: Path | None = None, config: Path | None = None,
 ) -> dict[str, Any]:
     """Run the bench; returns ``{"machine": ..., "sections": {name: {metric: value}}, "errors": {...}}``."""
     sections: dict[str, dict[str, float]] = {}
@@ -119,7 +123,7 @@ def run_bench(
             sections["world"] = {"world_samples": float(n)}
         else:
             sections["world"] = bench_world(root, n, seed, workers=min(2, os.cpu_count() or 1), world_id=world)
-        ctx = BenchContext(dataset=root, quick=quick, seed=seed)
+        ctx = BenchContext(dataset=root, quick=quick, seed=seed, gun=gun, config=config)
         for name in BENCH_MODULES:
             area = name.rsplit(".", 1)[-1]
             if only and area not in only:
@@ -136,4 +140,6 @@ def run_bench(
     out = {"format": "gluecell.bench/1", "machine": _machine(), "seed": seed, "sections": sections, "errors": errors}
     if world != 1:
         out["world"] = f"world{world}"
+    if gun is not None or config is not None:
+        out["planner"] = {"gun": None if gun is None else str(gun), "config": None if config is None else str(config)}
     return out

@@ -83,9 +83,9 @@ def _truth_points(mesh: Any, mask: np.ndarray, n: int, seed: int) -> tuple[np.nd
     return pts, np.asarray(mesh.face_normals[fi]), np.asarray(mask, bool)[fi], float(mesh.area) / n
 
 
-def judge_upper(path: Any, truth: dict[str, Any], seed: int, n: int = 150_000) -> dict[str, float]:
+def judge_upper(path: Any, truth: dict[str, Any], seed: int, n: int = 150_000, params: Any = None) -> dict[str, float]:
     """Film of ``path`` on ``n`` fresh samples of the true upper: coverage of the true bond faces, glue beyond
-    the true bite line (mm)."""
+    the true bite line (mm); ``params``: the deposition model (default: the shipped one)."""
     from scipy.spatial import cKDTree
 
     from gluecell.core.geometry import polyline_distance
@@ -95,7 +95,7 @@ def judge_upper(path: Any, truth: dict[str, Any], seed: int, n: int = 150_000) -
     pts, nrm, bond, area = _truth_points(truth["upper_mesh"], truth["upper_bond_faces"], n, seed)
     near = pts[:, 2] > truth["bite_line"][:, 2].min() - 0.03
     pts, nrm, bond = pts[near], nrm[near], bond[near]
-    film = film_thickness(path_samples(path), pts, nrm, surface=pts)
+    film = film_thickness(path_samples(path), pts, nrm, params, surface=pts)
     line = resample_polyline(truth["bite_line"], 2e-4)
     _, i = cKDTree(line).query(pts)  # the nearest stretch of the line: its tangent says which side is beyond
     d = polyline_distance(pts, truth["bite_line"])  # the one point-to-line distance (core.geometry)
@@ -127,12 +127,13 @@ def _beyond(pts: np.ndarray, nrm: np.ndarray, line: np.ndarray, i: np.ndarray) -
     return by_z & by_normal
 
 
-def judge_sole(path: Any, truth: dict[str, Any], seed: int, n: int = 100_000) -> dict[str, float]:
-    """Coverage of the true sole bond faces by ``path`` (``n`` fresh samples of the true sole)."""
+def judge_sole(path: Any, truth: dict[str, Any], seed: int, n: int = 100_000, params: Any = None) -> dict[str, float]:
+    """Coverage of the true sole bond faces by ``path`` (``n`` fresh samples of the true sole; ``params``: the
+    deposition model, default the shipped one)."""
     from gluecell.pathplan.deposition import film_thickness, path_samples, spray_metrics
 
     pts, nrm, bond, area = _truth_points(truth["sole_mesh"], truth["sole_bond_faces"], n, seed)
-    film = film_thickness(path_samples(path), pts, nrm, surface=pts)
+    film = film_thickness(path_samples(path), pts, nrm, params, surface=pts)
     return spray_metrics(film, np.where(bond, 1.0, -1.0), bond, area)
 
 
@@ -318,7 +319,7 @@ def _side_rows(ds: Any, sid: str, seed: int, scan: tuple[np.ndarray, np.ndarray]
     return out
 
 
-def _one(ds: Any, sid: str, seed: int, side: dict | None = None) -> dict[str, float]:
+def _one(ds: Any, sid: str, seed: int, side: dict | None = None, cfg: Any = None) -> dict[str, float]:
     from gluecell.core.errors import GlueCellError
     from gluecell.pathplan.errors import CoverageError, KinematicsError
     from gluecell.pathplan.pipeline import PathplanConfig, plan_pair
@@ -329,7 +330,7 @@ def _one(ds: Any, sid: str, seed: int, side: dict | None = None) -> dict[str, fl
     s, sn = sample_scan(truth["sole_mesh"], 40_000, seed + 1)
     t0, c0 = time.perf_counter(), time.thread_time()
     try:
-        plan = plan_pair(u, s, truth["bite_line"], upper_normals=un, sole_normals=sn)
+        plan = plan_pair(u, s, truth["bite_line"], cfg, upper_normals=un, sole_normals=sn)
     except KinematicsError as exc:
         log.warning("pathplan bench: pair %s is kinematically infeasible: %s", sid, exc)
         return {"planned": 0.0, "feasible": 0.0, "refused_kinematics": 1.0}
@@ -339,8 +340,9 @@ def _one(ds: Any, sid: str, seed: int, side: dict | None = None) -> dict[str, fl
         return {"planned": 0.0, "feasible": 1.0, kind: 1.0}
     ms, main_ms = (time.perf_counter() - t0) * 1e3, (time.thread_time() - c0) * 1e3
     mot = [motion_metrics(plan.programs[p], plan.paths[p].spray, PathplanConfig().robot) for p in ("upper", "sole")]
-    up = judge_upper(plan.paths["upper"], truth, seed + 2)
-    so = judge_sole(plan.paths["sole"], truth, seed + 3)
+    dep = (cfg or PathplanConfig()).deposition  # the model judges with the film model it planned with
+    up = judge_upper(plan.paths["upper"], truth, seed + 2, params=dep)
+    so = judge_sole(plan.paths["sole"], truth, seed + 3, params=dep)
     extra = {f"truebite_{k}": v for k, v in judge_true(plan.paths["upper"], truth, seed + 5).items()}
     if side is not None:
         extra.update(_side_rows(ds, sid, seed, (u, un), side))
@@ -367,7 +369,10 @@ def bench(ctx: Any) -> dict[str, float]:
     side = None if ctx.quick else {}
     workers.start()  # latency as in the cell: the sole in the warm worker, the compiled kernels loaded (untimed)
     workers.wait_ready()
-    rows = [_one(ds, sid, int(ctx.seed) + 17 * k, side) for k, sid in enumerate(ids)]
+    from gluecell.cell.bench.motion import planner_config
+
+    cfg = planner_config(ctx)  # the shipped defaults unless `gluecell bench --gun / --config`
+    rows = [_one(ds, sid, int(ctx.seed) + 17 * k, side, cfg) for k, sid in enumerate(ids)]
     ok = [r for r in rows if r["planned"]]
     n = max(len(rows), 1)
 

@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gluecell.cell.cli.op",
     "gluecell.cell.cli.qa",
     "gluecell.cell.cli.inspect",
+    "gluecell.cell.cli.gun",
 )
 
 

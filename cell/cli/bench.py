@@ -39,7 +39,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from gluecell.core.errors import ConfigError
 
         raise ConfigError(f"unknown --world {args.world!r}; choose 1 or 2 (world2)", key="world")
-    result = run_bench(n=args.n, seed=args.seed, quick=args.quick, only=only, keep=keep, world=world)
+    result = run_bench(n=args.n, seed=args.seed, quick=args.quick, only=only, keep=keep, world=world,
+                       gun=args.gun, config=args.config)
     _print_table(result)
     atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
@@ -56,6 +57,8 @@ def register(sub: Any) -> None:
     p.add_argument("--keep", help="generate the bench world into this folder and keep it (reused if present)")
     p.add_argument("--world", default="1",
                    help="bench world: 1 (datasets/world, default) or 2 (world2: the independent test world)")
+    p.add_argument("--gun", type=Path, help="gun calibration (`gluecell gun calibrate`) the planner benches use")
+    p.add_argument("--config", type=Path, help="cell.toml whose [pathplan] table the planner benches use")
     p.add_argument("--out", default="bench.json", help="JSON output path (default bench.json)")
     p.set_defaults(func=_cmd_bench)
 

@@ -60,6 +60,8 @@ def register(subparsers: Any) -> None:
                    help="per-point: each bite-line point keeps margin-sigmas x its own sigma (default); p95: one "
                         "margin from the line's p95 sigma all round")  # fmt: skip
     p.add_argument("--config", type=Path, help="cell.toml; its [pathplan] table is read (unknown keys are errors)")
+    p.add_argument("--gun", type=Path, help="gun calibration from `gluecell gun calibrate` (default: the deposition "
+                   "values of --config / the shipped ones)")  # fmt: skip
     p.add_argument("--show", type=Path, metavar="PLAN", help="draw PLAN (with --upper/--sole clouds if given)")
     p.add_argument("--out", type=Path, required=True, help="plan.json to write (or the PNG with --show)")
     p.set_defaults(func=_main)
@@ -71,7 +73,7 @@ def _main(args: argparse.Namespace) -> int:
     calibration = None if args.no_calibration else (args.calibration or _shipped_calibration())
     return run_plan(args.upper, args.sole, args.out, bite_line=args.bite_line, config=args.config,
                     material=args.material, calibration=calibration, correction=args.correction,
-                    margin_sigmas=args.margin_sigmas, per_point=args.margin == "per-point",
+                    margin_sigmas=args.margin_sigmas, per_point=args.margin == "per-point", gun=args.gun,
                     references={"reference": args.reference, "sole_reference": args.sole_reference,
                                 "style": args.style, "residual": args.residual})  # fmt: skip
 
@@ -167,7 +169,7 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
              config: Path | None = None, material: str | None = None,
              calibration: Path | None = None, correction: Path | str | None = "default",
              margin_sigmas: float = MARGIN_SIGMAS, references: dict[str, Any] | None = None,
-             per_point: bool = True) -> int:  # fmt: skip
+             per_point: bool = True, gun: Path | None = None) -> int:  # fmt: skip
     """Plan both parts and write ``out`` with its verdict; raises GlueCellError (exit 2 through the CLI) when it
     cannot plan at all. A plan that needs a human is written (verdict ``needs_human``) and exits 3."""
     import numpy as np
@@ -177,7 +179,9 @@ def run_plan(upper: Path | None, sole: Path | None, out: Path, *, bite_line: Pat
     from gluecell.pathplan.safety import VERDICT_OK, margin_mm, plan_checked
 
     t0 = time.perf_counter()
-    cfg = _load_config(config)  # first: a bad config stops before any work
+    from gluecell.pathplan.gun_calibration import with_gun
+
+    cfg = with_gun(_load_config(config), gun)  # first: a bad config or gun file stops before any work
     margin_mm(cfg, 0.0, margin_sigmas)  # a bad --margin-sigmas stops before any work too
     model = _load_correction(correction)
     clouds = {"upper": _cloud(upper, "upper"), "sole": _cloud(sole, "sole")}

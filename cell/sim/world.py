@@ -12,7 +12,7 @@ from gluecell.datasets.world.calibration import CalibrationSimConfig, simulate_c
 from gluecell.datasets.world.pair import make_pair_detailed, nominal_params
 from gluecell.datasets.world.params import SampleParams
 from gluecell.datasets.world.scanner import render_mesh_depth, scan_part
-from gluecell.datasets.world.spray import score_upper, simulate_spray
+from gluecell.datasets.world.spray import score_sole, score_upper, simulate_spray
 from gluecell.datasets.world.variation import BUDGET_GROUPS, neutral
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "render_mesh_depth",
     "world2_styles_and_config",
     "scan_part",
+    "score_sole",
     "score_upper",
     "simulate_calibration_run",
     "simulate_spray",
