@@ -1,4 +1,4 @@
-"""``gluecell qa train|eval|export|list|promote|rollback``: the ML engineers' workflow for the QA network."""
+"""``gluecell qa train|eval|head|export|list|promote|rollback``: the ML engineers' workflow for the QA network."""
 
 from __future__ import annotations
 
@@ -62,6 +62,34 @@ def _cmd_eval(args: argparse.Namespace) -> int:
               f"{c['recall'][t]:7.3f} {c['auroc'][t]:6.3f}")
     print(f"false-reject rate {res['false_reject_rate']:.3f} (classical {res['classical']['false_reject_rate']:.3f}),"
           f" to human {res['to_human_rate']:.3f}, overspray error {res['overspray_mae_mm']:.2f} mm; wrote {args.json}")
+    pt = res["parts"]
+    rec = ", ".join(f"{t} {r:.2f} ({pt['support'][t]})" for t, r in pt["recall"].items())
+    print(f"per part ({pt['n_parts']} parts, {pt['n_clean']} clean): recall {rec}; false-reject rate "
+          f"{pt['false_reject_rate']:.3f}, to human {pt['to_human_rate']:.3f}")
+    return 0
+
+
+def _cmd_head(args: argparse.Namespace) -> int:
+    import torch
+
+    from gluecell.quality.headfit import fit_head_model
+
+    torch.set_num_threads(args.threads)
+    tasks: dict[str, Any] = {}
+    with _progress() as bar:
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done)
+
+        rec = fit_head_model(_load(args), args.fit, args.val, args.out, fr_goal=args.fr_goal,
+                             human_goal=args.human_goal, progress=progress)  # fmt: skip
+    m = rec["head_fit"]["metrics"]["val_parts"]
+    n_fit = rec["head_fit"]["metrics"]["fit_views"]
+    print(f"wrote {args.out}: head fitted on {n_fit} views; policy {json.dumps(rec['policy'])}")
+    print(f"validation parts: recall {json.dumps(m['recall'])}, false-reject rate {m['false_reject_rate']:.3f}, "
+          f"to human {m['to_human_rate']:.3f}")
     return 0
 
 
@@ -140,6 +168,15 @@ def register(sub: Any) -> None:
     e.add_argument("--policy", help="TOML with a [policy] table overriding the model's thresholds")
     e.add_argument("--limit", type=int, help="evaluate at most this many views")
     e.set_defaults(func=_cmd_eval)
+    h = g.add_parser("head", help="fit the image-level head on a trained model and choose its per-part policy")
+    _common(h)
+    h.add_argument("--fit", nargs="+", required=True, help="inspection datasets the head is fitted on")
+    h.add_argument("--val", nargs="+", required=True, help="other inspection datasets the thresholds are chosen on")
+    h.add_argument("--out", required=True, help="new model file (.pt): the same weights, the head and the policy")
+    h.add_argument("--fr-goal", type=float, default=0.01, help="share of clean validation parts allowed to fail")
+    h.add_argument("--human-goal", type=float, default=0.04, help="further share allowed to go to the human")
+    h.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
+    h.set_defaults(func=_cmd_head)
     x = g.add_parser("export", help="export a model to TorchScript")
     _common(x)
     x.add_argument("--out", required=True, help="output .pt (TorchScript) path")
