@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bench"]
+__all__ = ["bench", "rejudge_run"]
 
 #: Pairs per dataset (quick / full); each pair gives 4 views.
 N_QUICK, N_FULL = 4, 25
@@ -82,6 +82,7 @@ def bench(ctx: Any) -> dict[str, float]:
             res = evaluate(model, root, split="all")
             out.update(_flat(f"qa_{name}", res))
             out.update(_flat(f"qa_{name}classical_", res["classical"]))
+            out.update(_flat(f"qa_{name}part_", res["parts"]))
             out[f"qa_{name}overspray_mae_mm"] = res["overspray_mae_mm"]
             out[f"qa_{name}glue_iou"] = res["glue_iou"]
             out[f"qa_{name}views"] = float(res["n_views"])
@@ -92,3 +93,39 @@ def bench(ctx: Any) -> dict[str, float]:
         out[f"qa_shift_drop_recall_{t}"] = float(a - b)
     # A metric without support (no view of that defect type) is undefined: left out (bench JSON is strict).
     return {k: v for k, v in out.items() if np.isfinite(v)}
+
+
+def rejudge_run(run: str | Path, model: Any = "champion", registry: str | None = None) -> dict[str, Any]:
+    """Inspect a finished demo run's views again with ``model`` and compare with the run's truth labels.
+
+    A demo (``gluecell demo --out RUN``) keeps what the station saw (``RUN/inspection/<id>/view*.npz``), the plan
+    it inspected against (``RUN/pairs/<id>_plan.json``) and, for evaluation only, the simulated cell's truth
+    labels (``RUN/inspection_truth/<id>.json``). Per pair: the verdict, and caught / missed / false reject /
+    correct pass as the demo's summary counts them (fail or uncertain stops the pair).
+    """
+    import json
+
+    from gluecell.core.plan import plan_from_dict
+    from gluecell.datasets.inspection.format import load_view
+    from gluecell.quality import inspect
+
+    run = Path(run)
+    rows, counts = [], dict.fromkeys(("caught", "missed", "false reject", "correct pass"), 0)
+    for folder in sorted(p for p in (run / "inspection").iterdir() if p.is_dir() and not p.name.startswith(".")):
+        truth_f, plan_f = run / "inspection_truth" / f"{folder.name}.json", run / "pairs" / f"{folder.name}_plan.json"
+        if not truth_f.is_file() or not plan_f.is_file():
+            continue
+        files = sorted(folder.glob("view*.npz"), key=lambda f: int(f.stem[4:]) if f.stem[4:].isdigit() else 0)
+        ins = inspect([load_view(f) for f in files], plan_from_dict(json.loads(plan_f.read_text())),
+                      item_id=folder.name, model=model, registry=registry)  # fmt: skip
+        truth = json.loads(truth_f.read_text())
+        bad, passed = truth["verdict"] == "fail", ins.verdict == "pass"
+        versus = ("missed" if passed else "caught") if bad else ("correct pass" if passed else "false reject")
+        counts[versus] += 1
+        rows.append({"id": folder.name, "verdict": ins.verdict, "defects": sorted({d.kind for d in ins.defects}),
+                     "truth": truth["verdict"], "truth_defects": truth["defects"], "versus": versus,
+                     "scores": ins.diagnostics["scores"]})  # fmt: skip
+    n = len(rows)
+    return {"run": str(run), "pairs": n, **counts,
+            "first_pass_yield": sum(r["verdict"] == "pass" for r in rows) / n if n else float("nan"),
+            "rows": rows}  # fmt: skip

@@ -1,4 +1,4 @@
-"""``gluecell qa train|eval|head|export|list|promote|rollback``: the ML engineers' workflow for the QA network."""
+"""``gluecell qa train|eval|head|rejudge|export|list|promote|rollback``: the QA network's ML workflow."""
 
 from __future__ import annotations
 
@@ -93,6 +93,23 @@ def _cmd_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rejudge(args: argparse.Namespace) -> int:
+    from gluecell.cell.bench.quality import rejudge_run
+    from gluecell.quality.evaluate import dumps
+
+    res = rejudge_run(args.run, _load(args))
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(dumps(res))
+    for r in res["rows"]:
+        print(f"{r['id']}  {r['verdict']:9} {','.join(r['defects']) or '-':18} truth {r['truth']:4} "
+              f"{','.join(r['truth_defects']) or '-':14} {r['versus']}")
+    print(f"{res['pairs']} pairs: QA pass {res['first_pass_yield']:.2f}; caught {res['caught']}, missed "
+          f"{res['missed']}, false reject {res['false reject']}, correct pass {res['correct pass']}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from gluecell.quality.export import export_torchscript
 
@@ -177,6 +194,11 @@ def register(sub: Any) -> None:
     h.add_argument("--human-goal", type=float, default=0.04, help="further share allowed to go to the human")
     h.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     h.set_defaults(func=_cmd_head)
+    rj = g.add_parser("rejudge", help="inspect a finished demo run's views again and compare with its truth labels")
+    _common(rj)
+    rj.add_argument("run", help="the demo's --out folder (inspection/, pairs/, inspection_truth/)")
+    rj.add_argument("--json", help="write the per-pair results here")
+    rj.set_defaults(func=_cmd_rejudge)
     x = g.add_parser("export", help="export a model to TorchScript")
     _common(x)
     x.add_argument("--out", required=True, help="output .pt (TorchScript) path")

@@ -96,10 +96,10 @@ def test_part_policy_keeps_the_false_reject_budget_on_validation_parts():
 def test_head_model_fails_a_gap_and_passes_clean_views(tmp_path):
     """End to end through quality.inspect: the shipped network + a head fitted on synthetic walls."""
     from gluecell.quality import inspect
+    from gluecell.quality.geometry import view_geometry
     from gluecell.quality.head import batch_features, fit_head
     from gluecell.quality.inspect import resolve_model
     from gluecell.quality.measure import measure_view
-    from gluecell.quality.geometry import view_geometry
     from gluecell.quality.policy import VerdictPolicy
     from gluecell.quality.train import predict
 
