@@ -104,9 +104,10 @@ def _part_metrics(scores: np.ndarray, labels: np.ndarray, ids: Sequence[str], po
 
 def fit_head_model(model: LoadedModel, fit_dirs: Sequence[str | os.PathLike[str]],
                    val_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                   fr_goal: float = 0.01, human_goal: float = 0.04,
+                   fr_goal: float = 0.01, human_goal: float = 0.04, extra_val: Sequence[dict[str, Any]] = (),
                    progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Fit the head on ``fit_dirs``, choose the part policy on ``val_dirs``, write the model file ``out``."""
+    """Fit the head on ``fit_dirs``, choose the part policy on ``val_dirs`` (plus ``extra_val``: features of
+    other validation views, e.g. a demo run's, as :func:`features_of` returns them), write the model ``out``."""
     from .model import save_model
 
     overlap = {Path(p).resolve() for p in fit_dirs} & {Path(p).resolve() for p in val_dirs}
@@ -119,7 +120,7 @@ def fit_head_model(model: LoadedModel, fit_dirs: Sequence[str | os.PathLike[str]
         return _merge([features_of(model, d, progress=(lambda a, b, n=str(d): progress(f"features {n}", a, b))
                                    if progress else None) for d in dirs])  # fmt: skip
 
-    fit, val = load(fit_dirs), load(val_dirs)
+    fit, val = load(fit_dirs), _merge([load(val_dirs), *extra_val])
     head = fit_head(fit["feats"], fit["labels"])
     vs = head.scores(val["feats"])
     policy = choose_part_policy(vs, val["labels"], val["ids"], fr_goal=fr_goal, human_goal=human_goal)
@@ -131,6 +132,7 @@ def fit_head_model(model: LoadedModel, fit_dirs: Sequence[str | os.PathLike[str]
     record = {k: v for k, v in model.record.items() if k not in ("format", "features_version", "dataset_format")}
     record.update({"head": head.to_dict(), "policy": policy.to_dict(), "head_fit": {
         "fit_data": [str(d) for d in fit_dirs], "val_data": [str(d) for d in val_dirs], "fr_goal": fr_goal,
+        "val_runs": sorted({i.split(":")[0] for e in extra_val for i in e["ids"]}),
         "human_goal": human_goal, "base_model_sha256": model.sha256, "metrics": _plain(metrics),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}})  # fmt: skip
     save_model(out, model.net, record)

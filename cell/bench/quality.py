@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bench", "rejudge_run"]
+__all__ = ["bench", "rejudge_run", "run_features"]
 
 #: Pairs per dataset (quick / full); each pair gives 4 views.
 N_QUICK, N_FULL = 4, 25
@@ -129,3 +129,41 @@ def rejudge_run(run: str | Path, model: Any = "champion", registry: str | None =
     return {"run": str(run), "pairs": n, **counts,
             "first_pass_yield": sum(r["verdict"] == "pass" for r in rows) / n if n else float("nan"),
             "rows": rows}  # fmt: skip
+
+
+def run_features(run: str | Path, model: Any) -> dict[str, Any]:
+    """Head features, network scores, truth labels and view ids ("run:pair/view") of a finished demo run's views
+    (for choosing a head's thresholds on demo-rendered validation pairs: ``gluecell qa head --val-run``)."""
+    import json
+
+    import torch
+
+    from gluecell.core.plan import plan_from_dict
+    from gluecell.core.types import DEFECT_TYPES
+    from gluecell.datasets.inspection.format import load_view
+    from gluecell.quality.geometry import view_geometry
+    from gluecell.quality.head import view_features
+    from gluecell.quality.measure import measure_view
+    from gluecell.quality.net import features, scores_from_probs
+
+    run = Path(run)
+    feats, net, labels, ids = [], [], [], []
+    for folder in sorted(p for p in (run / "inspection").iterdir() if p.is_dir() and not p.name.startswith(".")):
+        truth_f, plan_f = run / "inspection_truth" / f"{folder.name}.json", run / "pairs" / f"{folder.name}_plan.json"
+        if not truth_f.is_file() or not plan_f.is_file():
+            continue
+        truth = json.loads(truth_f.read_text())
+        plan = plan_from_dict(json.loads(plan_f.read_text()))
+        files = sorted(folder.glob("view*.npz"), key=lambda f: int(f.stem[4:]) if f.stem[4:].isdigit() else 0)
+        for k, f in enumerate(files):
+            v = load_view(f)
+            g = view_geometry(v, plan)
+            x = torch.from_numpy(features(v, g)[None])
+            with torch.no_grad():
+                p = torch.sigmoid(model.net(x))
+            cls = measure_view(v, g)
+            feats.append(view_features(x[0].numpy(), p[0].numpy(), np.array([cls.scores[t] for t in DEFECT_TYPES])))
+            net.append(scores_from_probs(p, x[:, 4:5])[0].numpy())
+            labels.append([t in truth["views"][k]["defects"] for t in DEFECT_TYPES])
+            ids.append(f"{run.name}:{folder.name}/view{k}")
+    return {"feats": np.asarray(feats), "net": np.asarray(net), "labels": np.asarray(labels, dtype=bool), "ids": ids}

@@ -83,8 +83,14 @@ def _cmd_head(args: argparse.Namespace) -> int:
                 tasks[what] = bar.add_task(what, total=total)
             bar.update(tasks[what], completed=done)
 
-        rec = fit_head_model(_load(args), args.fit, args.val, args.out, fr_goal=args.fr_goal,
-                             human_goal=args.human_goal, progress=progress)  # fmt: skip
+        model = _load(args)
+        extra = []
+        if args.val_run:
+            from gluecell.cell.bench.quality import run_features
+
+            extra = [run_features(r, model) for r in args.val_run]
+        rec = fit_head_model(model, args.fit, args.val, args.out, fr_goal=args.fr_goal, human_goal=args.human_goal,
+                             extra_val=extra, progress=progress)  # fmt: skip
     m = rec["head_fit"]["metrics"]["val_parts"]
     n_fit = rec["head_fit"]["metrics"]["fit_views"]
     print(f"wrote {args.out}: head fitted on {n_fit} views; policy {json.dumps(rec['policy'])}")
@@ -189,6 +195,8 @@ def register(sub: Any) -> None:
     _common(h)
     h.add_argument("--fit", nargs="+", required=True, help="inspection datasets the head is fitted on")
     h.add_argument("--val", nargs="+", required=True, help="other inspection datasets the thresholds are chosen on")
+    h.add_argument("--val-run", nargs="*", default=[], help="finished demo runs (--out folders) whose views join "
+                   "the validation set (demo-rendered; never the run you report)")
     h.add_argument("--out", required=True, help="new model file (.pt): the same weights, the head and the policy")
     h.add_argument("--fr-goal", type=float, default=0.01, help="share of clean validation parts allowed to fail")
     h.add_argument("--human-goal", type=float, default=0.04, help="further share allowed to go to the human")

@@ -134,3 +134,27 @@ def test_head_fit_refuses_validation_equal_to_fitting_data(tmp_path):
 
     with pytest.raises(TrainingError, match="must not be the fitting data"):
         fit_head_model(resolve_model("champion"), [tmp_path], [tmp_path], tmp_path / "m.pt")
+
+
+def test_rejudge_counts_a_demo_run_against_its_truth_labels(tmp_path):
+    """A demo run's layout (views, plan, truth) re-inspected by the classical measurement and counted."""
+    import json
+
+    from gluecell.cell.bench.quality import rejudge_run
+    from gluecell.core.plan import plan_to_dict
+    from gluecell.datasets.inspection.format import save_view
+
+    cases = {"00000": (1.5e-3, "pass"), "00001": (-3e-3, "fail"), "00002": (-3e-3, "pass"), "00003": (1.5e-3, "fail")}
+    for pid, (start, truth) in cases.items():
+        (tmp_path / "inspection" / pid).mkdir(parents=True)
+        save_view(tmp_path / "inspection" / pid / "view0.npz", wall_view(start, seed=3))
+        (tmp_path / "pairs").mkdir(exist_ok=True)
+        (tmp_path / "pairs" / f"{pid}_plan.json").write_text(json.dumps(plan_to_dict(wall_plan())))
+        (tmp_path / "inspection_truth").mkdir(exist_ok=True)
+        (tmp_path / "inspection_truth" / f"{pid}.json").write_text(json.dumps(
+            {"verdict": truth, "defects": ["above"] if truth == "fail" else [], "views": []}))
+    res = rejudge_run(tmp_path, model=None)
+    assert res["pairs"] == 4
+    assert [r["verdict"] for r in res["rows"]] == ["pass", "fail", "fail", "pass"]
+    assert (res["caught"], res["missed"], res["false reject"], res["correct pass"]) == (1, 1, 1, 1)
+    assert res["first_pass_yield"] == 0.5
