@@ -153,8 +153,11 @@ def inspect(
     defects = []
     for kind in kinds:
         k = int(np.argmax([m.scores[kind] for m in main]))
+        # where the network draws no mask of that type (its defect channels rarely pass 0.5), the classical
+        # measurement's patch locates the defect for the rework bin rather than the part's centre
+        where = main[k] if main[k].masks[kind].any() or not per_view[k][0].masks[kind].any() else per_view[k][0]
         defects.append(_defect(kind, max(scores[kind], cls_scores[kind] if net is None else 0.0), k, views[k],
-                               per_view[k][2], main[k]))  # fmt: skip
+                               per_view[k][2], where))  # fmt: skip
     return Inspection(
         item_id=item_id, part=part, verdict=verdict, defects=tuple(defects),
         coverage=float(np.mean([m.coverage for m in main])), overspray_mm=float(max(m.overspray_mm for m in main)),

@@ -123,6 +123,9 @@ def test_head_model_fails_a_gap_and_passes_clean_views(tmp_path):
         gap = inspect([wall_view(9e-3, seed=11, brightened=bright)], wall_plan(), model=model)
         clean = inspect([wall_view(1.2e-3, seed=11, brightened=bright)], wall_plan(), model=model)
         assert gap.verdict == "fail" and [d.kind for d in gap.defects] == ["gap"]
+        # located in the dry rows (3.1-9 mm above the line: image rows ~47-58), not at the part's centre
+        y0, y1 = gap.defects[0].bbox_px[1], gap.defects[0].bbox_px[3]
+        assert 44 <= y0 and y1 <= 61 and y1 - y0 >= 5, gap.defects[0].bbox_px
         assert gap.diagnostics["scores"]["gap"] > 0.5 > clean.diagnostics["scores"]["gap"]
         assert clean.verdict == "pass", clean.diagnostics["scores"]
 
