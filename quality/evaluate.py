@@ -4,7 +4,9 @@ Per view (the unit the network sees), against the dataset's truth labels: recall
 policy's operating point (a defect is caught when the verdict is not "pass": fail or uncertain both stop the
 part), false-reject rate (clean views failed), to-human rate (clean views sent to the human), precision,
 AUROC, confusion matrix, expected calibration error of the defect scores, overspray distance error (mm),
-glue IoU; the same for the classical measurement; ROC and reliability plots as PNG.
+glue IoU; the same for the classical measurement; ROC and reliability plots as PNG. ``parts``: the same
+operating-point figures per part (a part's score per type is the largest of its views', as the cell judges).
+A model with an image-level head (:mod:`.head`) is scored by its head.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from gluecell.core.types import DEFECT_TYPES
 
 from .data import SplitData, load_split, open_data
+from .headfit import head_scores, part_scores
 from .model import LoadedModel
 from .policy import VerdictPolicy, decide
 from .train import predict
@@ -158,12 +161,15 @@ def evaluate(model: LoadedModel, data_dir: str | os.PathLike[str], *, split: str
         raise ModelVersionError(f"model was trained on {hw[1]}x{hw[0]} views, the data has "
                                 f"{d.x.shape[3]}x{d.x.shape[2]}")  # fmt: skip
     probs, scores = predict(model.net, d.x)
+    scores = head_scores(model, d.x, probs, scores, d.classical)
     net = metrics_from_scores(scores, d.labels, policy, d.classical)
+    ps, py, parts = part_scores(scores, d.labels, d.ids)
     classical = metrics_from_scores(d.classical, d.labels, VerdictPolicy(cross_check=2.0))
     result = {"model": str(model.path), "model_sha256": model.sha256, "data": str(data_dir), "split": split,
               "policy": policy.to_dict(), **net, **_extras(d, probs), "classical": classical,
               "goal": {"recall": RECALL_GOAL, "false_reject_rate": FALSE_REJECT_GOAL},
-              "classical_config": MeasureConfig().score_ref}  # fmt: skip
+              "classical_config": MeasureConfig().score_ref, "head": "head" in model.record,
+              "parts": {**metrics_from_scores(ps, py, policy), "n_parts": len(parts)}}  # fmt: skip
     result["recall_shortfall"] = {t: (RECALL_GOAL - r) if r == r else None for t, r in net["recall"].items()}
     if plots:
         result["plots"] = _plots(Path(plots), d, scores, policy)

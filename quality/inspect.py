@@ -48,7 +48,8 @@ def resolve_model(model: LoadedModel | str | os.PathLike[str] | None, registry: 
     return _CACHE[key]
 
 
-def _network(model: LoadedModel, view: InspectionView, g: ViewGeometry, mcfg: MeasureConfig) -> Measurement:
+def _network(model: LoadedModel, view: InspectionView, g: ViewGeometry, mcfg: MeasureConfig,
+             classical: Measurement) -> Measurement:  # fmt: skip
     import torch
 
     from .net import OUTPUTS, features, scores_from_probs
@@ -58,6 +59,11 @@ def _network(model: LoadedModel, view: InspectionView, g: ViewGeometry, mcfg: Me
         p = torch.sigmoid(model.net(x))
         s = scores_from_probs(p, x[:, 4:5])[0].numpy()
     probs = p[0].numpy()
+    if "head" in model.record:  # the image-level head (quality/head.py) scores the view, not the raw channels
+        from .head import ImageHead, view_features
+
+        cls = np.array([classical.scores[t] for t in DEFECT_TYPES])
+        s = ImageHead.from_dict(model.record["head"]).scores(view_features(x[0].numpy(), probs, cls)[None])[0]
     masks = {name: (probs[k] > 0.5) & g.part for k, name in enumerate(OUTPUTS)}
     m = measure_from_masks(masks, g, mcfg)
     return Measurement(masks=m.masks, scores={t: float(s[k]) for k, t in enumerate(DEFECT_TYPES)},
@@ -138,7 +144,7 @@ def inspect(
         v = check_view(v, k, hw)
         g = view_geometry(v, plan)
         classical = measure_view(v, g, mcfg)
-        per_view.append((classical, _network(net, v, g, mcfg) if net is not None else None, g))
+        per_view.append((classical, _network(net, v, g, mcfg, classical) if net is not None else None, g))
     t_inf = time.perf_counter()
     main = [n if n is not None else c for c, n, _ in per_view]
     scores = {t: max(m.scores[t] for m in main) for t in DEFECT_TYPES}
@@ -147,8 +153,11 @@ def inspect(
     defects = []
     for kind in kinds:
         k = int(np.argmax([m.scores[kind] for m in main]))
+        # where the network draws no mask of that type (its defect channels rarely pass 0.5), the classical
+        # measurement's patch locates the defect for the rework bin rather than the part's centre
+        where = main[k] if main[k].masks[kind].any() or not per_view[k][0].masks[kind].any() else per_view[k][0]
         defects.append(_defect(kind, max(scores[kind], cls_scores[kind] if net is None else 0.0), k, views[k],
-                               per_view[k][2], main[k]))  # fmt: skip
+                               per_view[k][2], where))  # fmt: skip
     return Inspection(
         item_id=item_id, part=part, verdict=verdict, defects=tuple(defects),
         coverage=float(np.mean([m.coverage for m in main])), overspray_mm=float(max(m.overspray_mm for m in main)),

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bench"]
+__all__ = ["bench", "rejudge_run", "run_features"]
 
 #: Pairs per dataset (quick / full); each pair gives 4 views.
 N_QUICK, N_FULL = 4, 25
@@ -82,6 +82,7 @@ def bench(ctx: Any) -> dict[str, float]:
             res = evaluate(model, root, split="all")
             out.update(_flat(f"qa_{name}", res))
             out.update(_flat(f"qa_{name}classical_", res["classical"]))
+            out.update(_flat(f"qa_{name}part_", res["parts"]))
             out[f"qa_{name}overspray_mae_mm"] = res["overspray_mae_mm"]
             out[f"qa_{name}glue_iou"] = res["glue_iou"]
             out[f"qa_{name}views"] = float(res["n_views"])
@@ -92,3 +93,77 @@ def bench(ctx: Any) -> dict[str, float]:
         out[f"qa_shift_drop_recall_{t}"] = float(a - b)
     # A metric without support (no view of that defect type) is undefined: left out (bench JSON is strict).
     return {k: v for k, v in out.items() if np.isfinite(v)}
+
+
+def rejudge_run(run: str | Path, model: Any = "champion", registry: str | None = None) -> dict[str, Any]:
+    """Inspect a finished demo run's views again with ``model`` and compare with the run's truth labels.
+
+    A demo (``gluecell demo --out RUN``) keeps what the station saw (``RUN/inspection/<id>/view*.npz``), the plan
+    it inspected against (``RUN/pairs/<id>_plan.json``) and, for evaluation only, the simulated cell's truth
+    labels (``RUN/inspection_truth/<id>.json``). Per pair: the verdict, and caught / missed / false reject /
+    correct pass as the demo's summary counts them (fail or uncertain stops the pair).
+    """
+    import json
+
+    from gluecell.core.plan import plan_from_dict
+    from gluecell.datasets.inspection.format import load_view
+    from gluecell.quality import inspect
+
+    run = Path(run)
+    rows, counts = [], dict.fromkeys(("caught", "missed", "false reject", "correct pass"), 0)
+    for folder in sorted(p for p in (run / "inspection").iterdir() if p.is_dir() and not p.name.startswith(".")):
+        truth_f, plan_f = run / "inspection_truth" / f"{folder.name}.json", run / "pairs" / f"{folder.name}_plan.json"
+        if not truth_f.is_file() or not plan_f.is_file():
+            continue
+        files = sorted(folder.glob("view*.npz"), key=lambda f: int(f.stem[4:]) if f.stem[4:].isdigit() else 0)
+        ins = inspect([load_view(f) for f in files], plan_from_dict(json.loads(plan_f.read_text())),
+                      item_id=folder.name, model=model, registry=registry)  # fmt: skip
+        truth = json.loads(truth_f.read_text())
+        bad, passed = truth["verdict"] == "fail", ins.verdict == "pass"
+        versus = ("missed" if passed else "caught") if bad else ("correct pass" if passed else "false reject")
+        counts[versus] += 1
+        rows.append({"id": folder.name, "verdict": ins.verdict, "defects": sorted({d.kind for d in ins.defects}),
+                     "truth": truth["verdict"], "truth_defects": truth["defects"], "versus": versus,
+                     "scores": ins.diagnostics["scores"]})  # fmt: skip
+    n = len(rows)
+    return {"run": str(run), "pairs": n, **counts,
+            "first_pass_yield": sum(r["verdict"] == "pass" for r in rows) / n if n else float("nan"),
+            "rows": rows}  # fmt: skip
+
+
+def run_features(run: str | Path, model: Any) -> dict[str, Any]:
+    """Head features, network scores, truth labels and view ids ("run:pair/view") of a finished demo run's views
+    (for choosing a head's thresholds on demo-rendered validation pairs: ``gluecell qa head --val-run``)."""
+    import json
+
+    import torch
+
+    from gluecell.core.plan import plan_from_dict
+    from gluecell.core.types import DEFECT_TYPES
+    from gluecell.datasets.inspection.format import load_view
+    from gluecell.quality.geometry import view_geometry
+    from gluecell.quality.head import view_features
+    from gluecell.quality.measure import measure_view
+    from gluecell.quality.net import features, scores_from_probs
+
+    run = Path(run)
+    feats, net, labels, ids = [], [], [], []
+    for folder in sorted(p for p in (run / "inspection").iterdir() if p.is_dir() and not p.name.startswith(".")):
+        truth_f, plan_f = run / "inspection_truth" / f"{folder.name}.json", run / "pairs" / f"{folder.name}_plan.json"
+        if not truth_f.is_file() or not plan_f.is_file():
+            continue
+        truth = json.loads(truth_f.read_text())
+        plan = plan_from_dict(json.loads(plan_f.read_text()))
+        files = sorted(folder.glob("view*.npz"), key=lambda f: int(f.stem[4:]) if f.stem[4:].isdigit() else 0)
+        for k, f in enumerate(files):
+            v = load_view(f)
+            g = view_geometry(v, plan)
+            x = torch.from_numpy(features(v, g)[None])
+            with torch.no_grad():
+                p = torch.sigmoid(model.net(x))
+            cls = measure_view(v, g)
+            feats.append(view_features(x[0].numpy(), p[0].numpy(), np.array([cls.scores[t] for t in DEFECT_TYPES])))
+            net.append(scores_from_probs(p, x[:, 4:5])[0].numpy())
+            labels.append([t in truth["views"][k]["defects"] for t in DEFECT_TYPES])
+            ids.append(f"{run.name}:{folder.name}/view{k}")
+    return {"feats": np.asarray(feats), "net": np.asarray(net), "labels": np.asarray(labels, dtype=bool), "ids": ids}

@@ -1,4 +1,4 @@
-"""``gluecell qa train|eval|export|list|promote|rollback``: the ML engineers' workflow for the QA network."""
+"""``gluecell qa train|eval|head|rejudge|export|list|promote|rollback``: the QA network's ML workflow."""
 
 from __future__ import annotations
 
@@ -62,6 +62,57 @@ def _cmd_eval(args: argparse.Namespace) -> int:
               f"{c['recall'][t]:7.3f} {c['auroc'][t]:6.3f}")
     print(f"false-reject rate {res['false_reject_rate']:.3f} (classical {res['classical']['false_reject_rate']:.3f}),"
           f" to human {res['to_human_rate']:.3f}, overspray error {res['overspray_mae_mm']:.2f} mm; wrote {args.json}")
+    pt = res["parts"]
+    rec = ", ".join(f"{t} {r:.2f} ({pt['support'][t]})" for t, r in pt["recall"].items())
+    print(f"per part ({pt['n_parts']} parts, {pt['n_clean']} clean): recall {rec}; false-reject rate "
+          f"{pt['false_reject_rate']:.3f}, to human {pt['to_human_rate']:.3f}")
+    return 0
+
+
+def _cmd_head(args: argparse.Namespace) -> int:
+    import torch
+
+    from gluecell.quality.headfit import fit_head_model
+
+    torch.set_num_threads(args.threads)
+    tasks: dict[str, Any] = {}
+    with _progress() as bar:
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done)
+
+        model = _load(args)
+        extra = []
+        if args.val_run:
+            from gluecell.cell.bench.quality import run_features
+
+            extra = [run_features(r, model) for r in args.val_run]
+        rec = fit_head_model(model, args.fit, args.val, args.out, fr_goal=args.fr_goal, human_goal=args.human_goal,
+                             extra_val=extra, progress=progress)  # fmt: skip
+    m = rec["head_fit"]["metrics"]["val_parts"]
+    n_fit = rec["head_fit"]["metrics"]["fit_views"]
+    print(f"wrote {args.out}: head fitted on {n_fit} views; policy {json.dumps(rec['policy'])}")
+    print(f"validation parts: recall {json.dumps(m['recall'])}, false-reject rate {m['false_reject_rate']:.3f}, "
+          f"to human {m['to_human_rate']:.3f}")
+    return 0
+
+
+def _cmd_rejudge(args: argparse.Namespace) -> int:
+    from gluecell.cell.bench.quality import rejudge_run
+    from gluecell.quality.evaluate import dumps
+
+    res = rejudge_run(args.run, _load(args))
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(dumps(res))
+    for r in res["rows"]:
+        print(f"{r['id']}  {r['verdict']:9} {','.join(r['defects']) or '-':18} truth {r['truth']:4} "
+              f"{','.join(r['truth_defects']) or '-':14} {r['versus']}")
+    print(f"{res['pairs']} pairs: QA pass {res['first_pass_yield']:.2f}; caught {res['caught']}, missed "
+          f"{res['missed']}, false reject {res['false reject']}, correct pass {res['correct pass']}")
     return 0
 
 
@@ -140,6 +191,22 @@ def register(sub: Any) -> None:
     e.add_argument("--policy", help="TOML with a [policy] table overriding the model's thresholds")
     e.add_argument("--limit", type=int, help="evaluate at most this many views")
     e.set_defaults(func=_cmd_eval)
+    h = g.add_parser("head", help="fit the image-level head on a trained model and choose its per-part policy")
+    _common(h)
+    h.add_argument("--fit", nargs="+", required=True, help="inspection datasets the head is fitted on")
+    h.add_argument("--val", nargs="+", required=True, help="other inspection datasets the thresholds are chosen on")
+    h.add_argument("--val-run", nargs="*", default=[], help="finished demo runs (--out folders) whose views join "
+                   "the validation set (demo-rendered; never the run you report)")
+    h.add_argument("--out", required=True, help="new model file (.pt): the same weights, the head and the policy")
+    h.add_argument("--fr-goal", type=float, default=0.01, help="share of clean validation parts allowed to fail")
+    h.add_argument("--human-goal", type=float, default=0.04, help="further share allowed to go to the human")
+    h.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
+    h.set_defaults(func=_cmd_head)
+    rj = g.add_parser("rejudge", help="inspect a finished demo run's views again and compare with its truth labels")
+    _common(rj)
+    rj.add_argument("run", help="the demo's --out folder (inspection/, pairs/, inspection_truth/)")
+    rj.add_argument("--json", help="write the per-pair results here")
+    rj.set_defaults(func=_cmd_rejudge)
     x = g.add_parser("export", help="export a model to TorchScript")
     _common(x)
     x.add_argument("--out", required=True, help="output .pt (TorchScript) path")
