@@ -257,6 +257,10 @@ def test_latency_tool_times_the_cells_prediction_and_compares_lines(flat_pair, r
     assert compare_lines(res["lines"], tmp_path / "lines.npz")["p"] == (0.0, 0.0)
     moved = {"p": (line + np.array([0.0, 0.0, 1e-4]), sigma)}
     assert compare_lines(moved, tmp_path / "lines.npz")["p"][0] == pytest.approx(0.1, abs=0.01)
+    from gluecell.deformation import parallel
+
+    serial = time_pairs([pair], repeat=1, serial=True)  # without the second thread: the same line
+    assert compare_lines(serial["lines"], tmp_path / "lines.npz")["p"] == (0.0, 0.0) and parallel.ENABLED
 
 
 def _cloud(seed: int, n: int = 6000) -> np.ndarray:
