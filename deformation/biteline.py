@@ -12,6 +12,7 @@ from .profiles import SoleSections, UpperSections
 from .sections import fill_invalid
 
 __all__ = ["surface_polyline", "project_to_surface", "bond_regions", "deform_sole", "max_spacing"]
+__all__ += ["bonds_and_deformed_sole"]
 
 #: Neighbours used for the local plane when projecting onto a scan (averages sensor noise).
 PROJECT_K = 24
@@ -142,3 +143,14 @@ def deform_sole(
     out = moved.copy()
     out[:, 2] += dz[nn]
     return out
+
+
+def bonds_and_deformed_sole(
+    scan: PartScan, sole: PartScan, us: UpperSections, ss: SoleSections, bite: np.ndarray, pose: AttachPose,
+    upper: PartScan,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """:func:`bond_regions` of ``scan`` and ``sole`` and :func:`deform_sole` (onto ``upper``, the surface the
+    line lies on) in one call: (upper bond mask, sole bond mask, deformed sole points). Needs only the bite
+    points, so ``predict_attach`` runs it in the sole's thread while it lays the line (:mod:`.parallel`)."""
+    up_mask, sole_mask, footbed = bond_regions(scan, sole, us, ss, bite)
+    return up_mask, sole_mask, deform_sole(sole.points, footbed, pose, upper.points, upper.normals)

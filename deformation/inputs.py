@@ -225,7 +225,22 @@ def _covered_fraction(sub: np.ndarray, full: np.ndarray, cell: float = 0.005) ->
     return len(np.intersect1d(cs, cf)) / max(len(cf), 1)
 
 
-__all__ += ["check_sole_cavity"]
+__all__ += ["check_sole_cavity", "scan_sole_sections"]
+
+
+def scan_sole_sections(sole: PartScan, n_stations: int) -> SoleSections:
+    """``sole_sections`` of the scan, taken from :func:`~.parallel.sole_prefetch`'s worker when it runs."""
+    from .parallel import MISS, lookup_scan_sections
+
+    got = lookup_scan_sections(sole.points, sole.normals, n_stations)
+    return sole_sections(sole.points, sole.normals, n_stations) if got is MISS else got
+
+
+def _upper_sections_or_error(upper: PartScan, n_stations: int) -> tuple[UpperSections | None, Exception | None]:
+    try:
+        return upper_sections(upper.points, upper.normals, n_stations), None
+    except Exception as exc:  # raised by the caller where upper_sections was called before
+        return None, exc
 
 
 def section_pair(
@@ -238,11 +253,15 @@ def section_pair(
     """
     check_upper_scan(upper)
     check_sole_shape(sole)
-    ss = sole_sections(sole.points, sole.normals, cfg.n_stations)
+    ss = scan_sole_sections(sole, cfg.n_stations)
     check_sole_cavity(sole, float(ss.valid.mean()), cfg.min_valid)
+    # the upper's sections before the blend, which may wait on the sole's thread; its error raised after, as before
+    us, upper_error = _upper_sections_or_error(upper, cfg.n_stations)
     if sole_reference is not None:
         ss, _ = blend_with_reference(sole, ss, *sole_reference)
-    us = upper_sections(upper.points, upper.normals, cfg.n_stations)
+    if upper_error is not None:
+        raise upper_error
+    assert us is not None
     if us.valid.mean() < cfg.min_valid:
         raise TooFewPointsError(
             f"upper scan shows its bottom edge and side at only {us.valid.mean():.0%} of the outline: rescan",

@@ -12,12 +12,12 @@ import numpy as np
 from gluecell.core.types import AttachPrediction, PartScan
 
 from .attach_pose import AttachPose, find_attach_pose
-from .biteline import bond_regions, deform_sole, surface_polyline
+from .biteline import bonds_and_deformed_sole, surface_polyline
 from .calibration import DepthCalibration
 from .errors import LowConfidenceError, SolverError
 from .inputs import check_size, check_upper_scan, section_pair
 from .material import Material, UpperContact, get_material
-from .parallel import sole_prefetch
+from .parallel import beside, sole_prefetch
 from .pose_given import given_attach_pose
 from .profiles import SoleSections, UpperSections
 from .reference import augment_with_reference
@@ -369,6 +369,7 @@ def predict_attach(
     offset = calibration.offset(mat.name, style) if calibration is not None else 0.0
     ring_fn, sur_state = _ring_with_fallback(surrogate)
     sol = solve_stations(us, ss, pose, mat, contact, depth_offset=offset, ring_fn=ring_fn)
+    bonds = beside(bonds_and_deformed_sole, scan, sole, us, ss, sol.bite, pose, upper)  # on the other core
     taught_diag: dict[str, float] = {}
     if taught is not None:
         refs = (reference, sole_reference)
@@ -389,8 +390,7 @@ def predict_attach(
     if not np.all(np.isfinite(sigma)) or not np.all(np.isfinite(line)):
         raise SolverError("the predicted bite line or its sigma has NaN/inf points", stage="deformation",
                           item_id=upper.item_id)  # fmt: skip
-    up_mask, sole_mask, footbed = bond_regions(scan, sole, us, ss, sol.bite)
-    deformed = deform_sole(sole.points, footbed, pose, upper.points, upper.normals)
+    up_mask, sole_mask, deformed = bonds.result()
     diag = {
         "material": mat.name,
         "mean_hoop_strain": float(np.mean(sol.ring.strain)),

@@ -16,9 +16,10 @@ As a tool (``python -m gluecell.cell.bench.deform_latency``):
 
 - ``prepare DATASET OUT [--split test --limit N]``: perceive the pairs' scans once and keep them with their
   references (``OUT/<id>.npz``) so that timing runs do not repeat perception;
-- ``run OUT [--repeat 3 --save LINES.npz --compare LINES.npz --profile 25]``: time the predictions, keep each
-  pair's line and sigma, compare them with a saved run (largest point distance, mm) and print cProfile's top
-  functions.
+- ``run OUT [--repeat 3 --save LINES.npz --compare LINES.npz --profile 25 --serial]``: time the predictions, keep
+  each pair's line and sigma, compare them with a saved run (largest point distance, mm) and print cProfile's top
+  functions; ``--serial``: without the deformation step's second thread (runs with and without it, interleaved,
+  show what the thread gains: only where the machine has a second core free).
 """
 
 from __future__ import annotations
@@ -121,9 +122,21 @@ def predict_cell(pair: dict[str, Any], calibration: Any) -> Any:
                              check_confidence=False)  # fmt: skip
 
 
-def time_pairs(pairs: list[dict[str, Any]], repeat: int = REPEAT) -> dict[str, Any]:
+def time_pairs(pairs: list[dict[str, Any]], repeat: int = REPEAT, serial: bool = False) -> dict[str, Any]:
     """Predict every pair ``repeat`` times: {"ms": {id: [wall ms...]}, "cpu_ms": {id: [CPU ms of the process, all
-    threads...]}, "lines": {id: (line, sigma)}}. On a loaded machine the CPU time is the steadier figure."""
+    threads...]}, "lines": {id: (line, sigma)}}. On a loaded machine the CPU time is the steadier figure.
+    ``serial``: without the deformation step's second thread (``deformation.parallel.ENABLED`` off meanwhile),
+    to see what the thread gains where two cores are free."""
+    from gluecell.deformation import parallel
+
+    was, parallel.ENABLED = parallel.ENABLED, parallel.ENABLED and not serial
+    try:
+        return _time_pairs(pairs, repeat)
+    finally:
+        parallel.ENABLED = was
+
+
+def _time_pairs(pairs: list[dict[str, Any]], repeat: int) -> dict[str, Any]:
     from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
 
     cal = load_calibration(DEFAULT_CALIBRATION)
@@ -241,13 +254,14 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--save", type=Path, default=None)
     r.add_argument("--compare", type=Path, default=None)
     r.add_argument("--profile", type=int, default=0, help="print cProfile's top N functions")
+    r.add_argument("--serial", action="store_true", help="without the deformation step's second thread")
     a = ap.parse_args(argv)
     if a.cmd == "prepare":
         files = prepare(a.dataset, a.out, None if a.split == "all" else a.split, a.limit)
         print(f"{len(files)} pairs written to {a.out}")
         return
     pairs = load_pairs(a.folder)
-    res = time_pairs(pairs, a.repeat)
+    res = time_pairs(pairs, a.repeat, serial=a.serial)
     for sid, vals in res["ms"].items():
         cpu = " ".join(f"{v:.0f}" for v in res["cpu_ms"][sid])
         print(f"{sid}: " + " ".join(f"{v:.0f}" for v in vals) + f" ms (CPU {cpu} ms)")

@@ -84,13 +84,59 @@ def _predict_both_ways(monkeypatch, upper, sole, **kw):
     return out
 
 
+def _same_prediction(a, b) -> None:
+    """Line, sigma, bond regions and deformed sole bit-equal (the thread runs the same functions on the same data)."""
+    for name in ("bite_line", "bite_line_sigma", "upper_bond", "sole_bond", "deformed_sole"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
 def test_sole_in_a_second_thread_gives_the_same_prediction(monkeypatch, flat_pair, refs) -> None:
     serial, threaded = _predict_both_ways(monkeypatch, flat_pair[0], flat_pair[1], reference=refs[0],
                                           sole_reference=refs[1])  # fmt: skip
-    assert np.array_equal(serial.bite_line, threaded.bite_line)
-    assert np.array_equal(serial.bite_line_sigma, threaded.bite_line_sigma)
+    _same_prediction(serial, threaded)
+    assert len(serial.deformed_sole) == len(flat_pair[1].points) and serial.upper_bond.shape[1] == 3
     assert serial.diagnostics["reference_rms_m"] < 1e-3  # the references were used
     assert serial.diagnostics["reference_rms_m"] == threaded.diagnostics["reference_rms_m"]
+    # without references the thread sections the sole's scan alone (and lays the bonds): the same again
+    serial, threaded = _predict_both_ways(monkeypatch, flat_pair[0], flat_pair[1])
+    _same_prediction(serial, threaded)
+    assert "reference_rms_m" not in serial.diagnostics or serial.diagnostics["reference_rms_m"] is None
+
+
+def test_scan_sections_from_the_thread_are_only_used_for_the_same_arrays(flat_pair) -> None:
+    from dataclasses import replace
+
+    from gluecell.deformation import parallel
+    from gluecell.deformation.inputs import scan_sole_sections
+
+    sole = flat_pair[1]
+    fresh = profiles.sole_sections(sole.points, sole.normals, 128)
+    with parallel.sole_prefetch(sole, 128, None, enabled=True):
+        got = parallel.lookup_scan_sections(sole.points, sole.normals, 128)
+        assert got is not parallel.MISS
+        _same_sections(got, fresh)
+        assert np.array_equal(got.frame.centre, fresh.frame.centre) and np.array_equal(got.frame.u, fresh.frame.u)
+        assert scan_sole_sections(sole, 128) is got
+        assert parallel.lookup_scan_sections(sole.points.copy(), sole.normals, 128) is parallel.MISS
+        assert parallel.lookup_scan_sections(sole.points, sole.normals, 64) is parallel.MISS
+        other = replace(sole, normals=sole.normals.copy())
+        assert scan_sole_sections(other, 128) is not got  # computed here instead
+        _same_sections(scan_sole_sections(other, 128), fresh)
+    assert parallel.lookup_scan_sections(sole.points, sole.normals, 128) is parallel.MISS  # gone after the block
+
+
+def test_work_beside_returns_or_raises_as_a_plain_call() -> None:
+    from gluecell.deformation import parallel
+
+    def f(x: float) -> float:
+        if x < 0:
+            raise ValueError("negative")
+        return float(np.sqrt(x))
+
+    for enabled in (False, True):
+        assert parallel.beside(f, 4.0, enabled=enabled).result() == 2.0
+        with pytest.raises(ValueError, match="negative"):
+            parallel.beside(f, -1.0, enabled=enabled).result()
 
 
 def test_sole_in_a_second_thread_raises_the_same_errors(monkeypatch, flat_pair, geom, refs) -> None:
@@ -211,6 +257,10 @@ def test_latency_tool_times_the_cells_prediction_and_compares_lines(flat_pair, r
     assert compare_lines(res["lines"], tmp_path / "lines.npz")["p"] == (0.0, 0.0)
     moved = {"p": (line + np.array([0.0, 0.0, 1e-4]), sigma)}
     assert compare_lines(moved, tmp_path / "lines.npz")["p"][0] == pytest.approx(0.1, abs=0.01)
+    from gluecell.deformation import parallel
+
+    serial = time_pairs([pair], repeat=1, serial=True)  # without the second thread: the same line
+    assert compare_lines(serial["lines"], tmp_path / "lines.npz")["p"] == (0.0, 0.0) and parallel.ENABLED
 
 
 def _cloud(seed: int, n: int = 6000) -> np.ndarray:
@@ -387,12 +437,15 @@ def test_grid_of_a_scan_with_a_stray_point_stays_small(monkeypatch, flat_pair, r
         icpkernel.build_grid(np.array([[0.0, 0.0, np.nan], [1.0, 0.0, 0.0]]))
 
 
-def test_stage_summary_splits_the_profiled_prediction(flat_pair, refs) -> None:
+def test_stage_summary_splits_the_profiled_prediction(monkeypatch, flat_pair, refs) -> None:
     import cProfile
     import pstats
     import time
 
     from gluecell.cell.bench.deform_latency import STAGES, predict_cell, stage_summary
+    from gluecell.deformation import parallel
+
+    monkeypatch.setattr(parallel, "ENABLED", False)  # cProfile sees one thread (as the tool's --profile)
 
     pair = {"id": "p", "style": "sneaker", "upper": flat_pair[0], "sole": flat_pair[1], "reference": refs[0],
             "sole_reference": refs[1]}  # fmt: skip
