@@ -17,7 +17,7 @@ def test_demo_runs_one_pair_through_the_line(tmp_path):
     assert (s["state"], s["pairs"]) == ("Complete", 1), s["stop_reason"]
     row = s["rows"][0]
     assert row["style"] == "sneaker"  # styles cycle from the sneaker
-    assert row["state"] in ("passed", "rework") and row["verdict_source"].startswith("qa:qa-s101@")
+    assert row["state"] in ("passed", "rework") and row["verdict_source"].startswith("qa:qa-s101h@")
     assert row["verdict_source"] == row["judged_by"] and s["judges"] == {row["judged_by"]: 1}
     assert row["state"] == ("passed" if row["qa_verdict"] == "pass" else "rework")
     assert row["truth_verdict"] in ("pass", "fail")  # evaluation only, read from the sim's truth folder

@@ -71,7 +71,7 @@ def test_a_clogged_nozzle_is_judged_by_the_qa_model_and_routed_to_rework(sim, tm
                                "value": 0.2}])  # fmt: skip
     assert len(insp) == 1
     row = insp[0]
-    assert row["source"].startswith("qa:qa-s101@")  # the shipped, promoted champion judged
+    assert row["source"].startswith("qa:qa-s101h@")  # the shipped, promoted champion judged
     assert row["verdict"] in ("fail", "uncertain")
     assert item["state"] == "rework" and item["verdict"] == row["verdict"]
     kinds = {d["kind"] for d in row["data"]["defects"]}
