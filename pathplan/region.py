@@ -32,7 +32,7 @@ from .geom import (
     unit,
     voxel_downsample,
 )
-from .solewall import OUTER_WALL_OUT_M, despike, outer_wall_faces_out
+from .solewall import OUTER_WALL_OUT_M, crest_outer_slope, despike, outer_wall_faces_out
 from .stages import Stage, register
 from .toolpath import BondRegion
 
@@ -643,6 +643,8 @@ def sole_region(
     # point within that width of it and below it is footbed/crest (inside), not the outer wall
     crest = ~wall & (d_xy < p.rim_width_mm * 1e-3) & (v[:, 2] <= line[j, 2] + 1e-3)
     side = side | crest
+    # the crest's outer slope (normal leaning outwards past its apex) is not bond face, whatever the pick put inside
+    side = side & ~crest_outer_slope(vn, side, d_xy, line[j, 2] - v[:, 2], facing)
     # at the wall both sides meet within a few mm: there only a point that all its neighbours contradict flips
     # a tilted wall point is only as sure as its noisy normal: a footbed point tilted 0.3-0.5 by scan noise put
     # its little cluster outside (world 2, perceived soles: "glue would land 14 mm beyond the boundary"), so
