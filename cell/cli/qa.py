@@ -15,20 +15,26 @@ def _progress() -> Any:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
 
 
+def _bar_callback(bar: Any) -> Any:
+    """A ``progress(what, done, total)`` callback drawing one rich task per ``what`` on ``bar``."""
+    tasks: dict[str, Any] = {}
+
+    def progress(what: str, done: int, total: int) -> None:
+        if what not in tasks:
+            tasks[what] = bar.add_task(what, total=total)
+        bar.update(tasks[what], completed=done)
+
+    return progress
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from gluecell.quality.train import config_from_args, train
 
     cfg = config_from_args(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, crop=args.crop,
                            width=args.width, real_ratio=args.real_ratio, threads=args.threads,
                            limit=args.limit)  # fmt: skip
-    tasks: dict[str, Any] = {}
     with _progress() as bar:
-
-        def progress(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total)
-            bar.update(tasks[what], completed=done)
-
+        progress = _bar_callback(bar)
         record = train(args.data, args.out, cfg, real_dir=args.real, resume=args.resume,
                        progress=None if args.quiet else progress)  # fmt: skip
     last = record["history"][-1]
@@ -75,14 +81,8 @@ def _cmd_head(args: argparse.Namespace) -> int:
     from gluecell.quality.headfit import fit_head_model
 
     torch.set_num_threads(args.threads)
-    tasks: dict[str, Any] = {}
     with _progress() as bar:
-
-        def progress(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total)
-            bar.update(tasks[what], completed=done)
-
+        progress = _bar_callback(bar)
         model = _load(args)
         extra = []
         if args.val_run:
