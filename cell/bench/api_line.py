@@ -46,11 +46,13 @@ class EmbeddedLine:
         speed: simulated robot speed-up.
         pipeline: a :mod:`gluecell.cell.control.pipeline` pipeline (default: the real one, pictures on).
         api_settings: :class:`gluecell.cell.api.app.ApiSettings` overrides (db and media roots are set here).
+        faults: a ``[[fault]]`` TOML file the simulated cell plays (e.g. a clogged nozzle on one pair).
     """
 
     def __init__(self, out: Path, world: Path, speed: float = 80.0, pipeline: Any = None,
-                 api_settings: Any = None) -> None:  # fmt: skip
+                 api_settings: Any = None, faults: Path | None = None) -> None:  # fmt: skip
         self.out, self.world, self.speed = Path(out), Path(world), float(speed)
+        self.faults = Path(faults) if faults is not None else None
         self.pipeline, self.api_settings = pipeline, api_settings
         self._stack = contextlib.ExitStack()
         self._tokens: dict[str, str] = {}
@@ -74,7 +76,7 @@ class EmbeddedLine:
         from gluecell.cell.store import Store
 
         self.out.mkdir(parents=True, exist_ok=True)
-        proc, port = start_sim_process(self.out, self.world, self.speed)
+        proc, port = start_sim_process(self.out, self.world, self.speed, faults=self.faults)
         self._stack.callback(_stop_process, proc)
         self.store = self._stack.enter_context(Store(self.out / "cell.db"))
         # the longest heartbeat the link allows: a loaded CI machine can pause the sim's /joint_states for 0.5 s

@@ -27,11 +27,16 @@ __all__ = ["register", "run_demo", "summarise", "start_sim_process"]
 STYLES = ("sneaker", "court", "boot")
 
 
-def start_sim_process(out: Path, world: Path, speed: float, port: int = 0,
-                      timeout_s: float = 60.0) -> tuple[subprocess.Popen, int]:  # fmt: skip
-    """``gluecell sim`` as a child process; returns it and its port once it serves."""
+def start_sim_process(out: Path, world: Path, speed: float, port: int = 0, timeout_s: float = 60.0,
+                      faults: Path | None = None) -> tuple[subprocess.Popen, int]:  # fmt: skip
+    """``gluecell sim`` as a child process; returns it and its port once it serves.
+
+    ``faults``: a ``[[fault]]`` TOML file the simulated cell plays (``gluecell sim --faults``).
+    """
     cmd = [sys.executable, "-m", "gluecell.cell.cli", "sim", "--port", str(port), "--speed", f"{speed:g}",
            "--world", str(world), "--out", str(out)]  # fmt: skip
+    if faults is not None:
+        cmd += ["--faults", str(faults)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + timeout_s
     assert proc.stdout is not None

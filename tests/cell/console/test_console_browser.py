@@ -3,7 +3,8 @@
 One synthetic boot pair (world seed 7) runs through the simulated cell over rosbridge, the controller with the
 real pipeline, and the API. The MES sends the job order; in the console the operator signs in, resets and starts
 the cell, sees the pair complete with its 3D view and inspection image, sees it in the rework queue (the
-stand-in inspection refuses its coverage), forces it to pass with a reason, and a screenshot is saved
+simulated cell clogs the nozzle on the upper, and the QA model fails the glue), forces it to pass with a
+reason, and a screenshot is saved
 (``runs/console.png``, 1366x768, and ``runs/console-tablet.png``). Any request to a host other than the app
 fails the test.
 """
@@ -72,7 +73,10 @@ def test_operator_runs_the_line_from_the_console(world, tmp_path):
 
     from gluecell.cell.bench.api_line import EmbeddedLine, job_for, world_pairs
 
-    with EmbeddedLine(tmp_path / "line", world, speed=80.0) as line, sync_playwright() as pw:
+    faults = tmp_path / "faults.toml"  # a clogged nozzle on the upper: the pair goes to rework on its glue
+    faults.write_text(f'[[fault]]\nkind = "clogged_nozzle"\nitem = "{PAIR}"\nduring = "upper"\n'
+                      'at_fraction = 0.0\nvalue = 0.2\n')  # fmt: skip
+    with EmbeddedLine(tmp_path / "line", world, speed=80.0, faults=faults) as line, sync_playwright() as pw:
         app_host = urlparse(line.url).netloc
         mes = httpx.Client(base_url=line.url, headers={"Authorization": f"Bearer {line.token('mes')}"}, timeout=10)
         r = mes.post("/api/v1/job-orders?start=true", json=job_for("JOB-7", world_pairs(world)),
