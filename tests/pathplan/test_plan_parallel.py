@@ -15,20 +15,11 @@ import pytest
 from gluecell.pathplan import workers
 from gluecell.pathplan.errors import PathplanError
 from gluecell.pathplan.pipeline import PathplanConfig, plan_pair
-from gluecell.pathplan.synthetic import make_synthetic_pair
 
 #: Longest wait for the worker to warm up (spawn, imports, compiled kernels from numba's cache), s.
 WARM_TIMEOUT_S = 90.0
 #: Longest a worker may outlive its killed caller, s (it checks its parent every second).
 ORPHAN_EXIT_S = 10.0
-
-
-@pytest.fixture(scope="module")
-def clouds():
-    pair = make_synthetic_pair()
-    u, un = pair.sample("upper", 20_000, seed=1, noise_mm=0.1)
-    s, sn = pair.sample("sole", 12_000, seed=2, noise_mm=0.1)
-    return u, un, s, sn, pair.bite_line
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from gluecell.pathplan.geom import interp_rows
 from gluecell.pathplan.kinematics import fk, ik
 from gluecell.pathplan.pipeline import plan_pair
 from gluecell.pathplan.stages import build_stage
-from gluecell.pathplan.synthetic import make_synthetic_pair
 
 pytestmark = pytest.mark.skipif(not filmkernel.available(), reason="numba is a dependency; the split needs it")
 
@@ -23,14 +22,6 @@ pytestmark = pytest.mark.skipif(not filmkernel.available(), reason="numba is a d
 def two_cpus(monkeypatch):
     """The split path even where the test machine gives this process one CPU."""
     monkeypatch.setattr(kernelsplit, "_CPUS", 2)
-
-
-@pytest.fixture(scope="module")
-def clouds():
-    pair = make_synthetic_pair()
-    u, un = pair.sample("upper", 20_000, seed=1, noise_mm=0.1)
-    s, sn = pair.sample("sole", 12_000, seed=2, noise_mm=0.1)
-    return u, un, s, sn, pair.bite_line
 
 
 def test_interp_rows_is_np_interp_number_for_number():
