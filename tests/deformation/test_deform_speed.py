@@ -382,6 +382,7 @@ def test_fast_paths_give_the_plain_prediction(monkeypatch, flat_pair, refs) -> N
     for fast in (False, True):
         monkeypatch.setattr(reference, "COMPILED", fast)
         monkeypatch.setattr(profiles, "TRIM", fast)
+        monkeypatch.setattr(profiles, "COMPILED", fast)
         monkeypatch.setattr(solver, "BATCHED", fast)
         out.append(predict_attach(flat_pair[0], flat_pair[1], reference=refs[0], sole_reference=refs[1],
                                   check_confidence=False))  # fmt: skip
