@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
         diff = compare_lines(res["lines"], a.compare)
         for sid, (d, ds) in diff.items():
             print(f"{sid}: line moved {d:.4f} mm, sigma changed {ds:.4f} mm")
-        print(f"worst line change {max(d for d, _ in diff.values()):.4f} mm over {len(diff)} pairs")
+        worst, worst_s = max(d for d, _ in diff.values()), max(ds for _, ds in diff.values())
+        print(f"worst line change {worst:.4f} mm ({worst:.1e} mm), sigma {worst_s:.1e} mm, over {len(diff)} pairs")
     if a.profile:
         _print_profile(pairs, a.profile)
 
