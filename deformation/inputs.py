@@ -235,7 +235,7 @@ def _covered_fraction(sub: np.ndarray, full: np.ndarray, cell: float = 0.005) ->
     return len(np.intersect1d(cs, cf)) / max(len(cf), 1)
 
 
-__all__ += ["check_sole_cavity", "scan_sole_sections"]
+__all__ += ["check_sole_cavity", "scan_sole_sections", "checked"]
 
 
 def scan_sole_sections(sole: PartScan, n_stations: int) -> SoleSections:
@@ -244,6 +244,18 @@ def scan_sole_sections(sole: PartScan, n_stations: int) -> SoleSections:
 
     got = lookup_scan_sections(sole.points, sole.normals, n_stations)
     return sole_sections(sole.points, sole.normals, n_stations) if got is MISS else got
+
+
+def checked(check: Any, kind: str, scan: PartScan) -> None:
+    """``check(scan)`` (``check_upper_scan``, ``kind`` "upper", or ``check_sole_shape``, "sole"), or the same check
+    that :func:`~.parallel.sole_prefetch`'s worker ran on this very scan: its error is raised here all the same."""
+    from .parallel import MISS, lookup_check
+
+    got = lookup_check(kind, scan)
+    if got is MISS:
+        check(scan)
+    else:
+        got.result()
 
 
 def _upper_sections_or_error(upper: PartScan, n_stations: int) -> tuple[UpperSections | None, Exception | None]:
@@ -261,8 +273,8 @@ def section_pair(
     The sole's wall height is blended with ``sole_reference`` when given (:mod:`.sole_reference`); too few
     measured stations on either part raise (:class:`NotASoleError`, :class:`TooFewPointsError`).
     """
-    check_upper_scan(upper)
-    check_sole_shape(sole)
+    checked(check_upper_scan, "upper", upper)
+    checked(check_sole_shape, "sole", sole)
     ss = scan_sole_sections(sole, cfg.n_stations)
     check_sole_cavity(sole, float(ss.valid.mean()), cfg.min_valid)
     # the upper's sections before the blend, which may wait on the sole's thread; its error raised after, as before

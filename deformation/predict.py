@@ -17,7 +17,7 @@ from .calibration import DepthCalibration
 from .errors import LowConfidenceError, SolverError
 from .inputs import check_size, check_upper_scan, section_pair
 from .material import Material, UpperContact, get_material
-from .parallel import beside, sole_prefetch
+from .parallel import MISS, beside, lookup_check, sole_prefetch
 from .pose_given import given_attach_pose
 from .profiles import SoleSections, UpperSections
 from .reference import augment_with_reference
@@ -357,10 +357,17 @@ def predict_attach(
     t0 = time.perf_counter()
     ref_rms = None
     scan = upper
-    with sole_prefetch(sole, cfg.n_stations, sole_reference):  # the sole reference's ICP on the other core
+    # the sole reference's ICP on the other core; with a reference, the scans' checks there too (beside this ICP)
+    with sole_prefetch(sole, cfg.n_stations, sole_reference, upper=upper if reference is not None else None):
         if reference is not None:
-            check_upper_scan(upper)
-            upper, ref_rms = augment_with_reference(upper, *reference, replace=cfg.reference_replaces_scan)
+            check = lookup_check("upper", upper)
+            if check is MISS:
+                check_upper_scan(upper)
+            try:
+                upper, ref_rms = augment_with_reference(upper, *reference, replace=cfg.reference_replaces_scan)
+            finally:
+                if check is not MISS:
+                    check.result()  # the raw scan's check, run beside: its error comes first, as before
         us, ss = section_pair(upper, sole, cfg, sole_reference)
     pose = find_attach_pose(us, ss) if attach_pose is None else given_attach_pose(attach_pose, us, ss)
     strain0 = check_size(us, ss, cfg, upper.item_id)

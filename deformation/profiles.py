@@ -273,7 +273,7 @@ def upper_sections(points: np.ndarray, normals: np.ndarray, n_stations: int) -> 
     _check_finite(points, normals, "upper sections")
     z_top = float(np.percentile(points[:, 2], 99.5))
     keep = points[:, 2] > z_top - 0.12
-    P, N = points[keep], normals[keep]
+    P, N = (points, normals) if keep.all() else (points[keep], normals[keep])  # a registered reference: all kept
     bottom = (N[:, 2] > UP_COS) & (P[:, 2] > z_top - 0.06)
     frame = outline_frame(P[bottom] if bottom.sum() > 10 else P)
     if VECTORISED:

@@ -458,3 +458,27 @@ def test_stage_summary_splits_the_profiled_prediction(monkeypatch, flat_pair, re
     assert set(got) == {"total", "rest", *STAGES} - {"predict_attach"}
     assert got["total"] > 0 and got["rigid_icp"] > 0 and got["upper_sections"] > 0 and got["sole_sections"] > 0
     assert sum(v for k, v in got.items() if k != "total") == pytest.approx(got["total"], abs=0.1 * len(got))
+
+
+def test_scan_checks_beside_raise_first_and_alike(monkeypatch, flat_pair, geom, refs) -> None:
+    """With references, the raw upper's and the sole's checks run in the sole's thread: the same errors, the
+    upper's before the sole's and before anything its registration would raise."""
+    from gluecell.deformation import parallel
+    from gluecell.deformation.errors import NotAnUpperError, NotASoleError
+    from gluecell.deformation.inputs import check_sole_shape, check_upper_scan, checked
+
+    up, so = flat_pair[0], flat_pair[1]
+    plate = so.__class__(part="sole", points=so.points * [1.0, 1.0, 0.05], normals=so.normals)  # 1-2 mm tall
+    flat_upper = up.__class__(part="upper", points=up.points * [1.0, 1.0, 0.05], normals=up.normals)
+    for upper, sole, err in ((up, plate, NotASoleError), (flat_upper, plate, NotAnUpperError),
+                             (flat_upper, so, NotAnUpperError)):  # fmt: skip
+        serial, threaded = _predict_both_ways(monkeypatch, upper, sole, reference=refs[0], sole_reference=refs[1])
+        assert isinstance(serial, err) and type(threaded) is type(serial) and str(threaded) == str(serial)
+    with parallel.sole_prefetch(plate, 128, refs[1], enabled=True, upper=up):
+        assert parallel.lookup_check("upper", up) is not parallel.MISS
+        assert parallel.lookup_check("upper", flat_upper) is parallel.MISS  # another object: checked here
+        checked(check_upper_scan, "upper", up)  # the worker's check passed
+        with pytest.raises(NotASoleError):
+            checked(check_sole_shape, "sole", plate)
+    with parallel.sole_prefetch(so, 128, refs[1], enabled=True):  # no upper given: no checks beside
+        assert parallel.lookup_check("sole", so) is parallel.MISS
