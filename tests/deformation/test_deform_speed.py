@@ -482,3 +482,17 @@ def test_scan_checks_beside_raise_first_and_alike(monkeypatch, flat_pair, geom, 
             checked(check_sole_shape, "sole", plate)
     with parallel.sole_prefetch(so, 128, refs[1], enabled=True):  # no upper given: no checks beside
         assert parallel.lookup_check("sole", so) is parallel.MISS
+
+
+def test_thread_split_accounts_for_both_threads(flat_pair, refs) -> None:
+    from gluecell.cell.bench.deform_latency import thread_split
+    from gluecell.deformation import inputs, parallel, predict
+
+    before = (parallel._sole_chain, predict.bonds_and_deformed_sole, inputs.blend_with_reference)
+    pair = {"id": "p", "style": "sneaker", "upper": flat_pair[0], "sole": flat_pair[1], "reference": refs[0],
+            "sole_reference": refs[1]}  # fmt: skip
+    got = thread_split([pair], repeat=1)
+    assert all(got[k] > 0 for k in ("calling_before", "calling_after", "sole_before", "sole_after"))
+    assert got["critical_ms"] == pytest.approx(max(got["calling_before"], got["sole_before"])
+                                               + max(got["calling_after"], got["sole_after"]), abs=0.11)  # fmt: skip
+    assert (parallel._sole_chain, predict.bonds_and_deformed_sole, inputs.blend_with_reference) == before  # restored
