@@ -208,37 +208,45 @@ def _timed_parts(acc: dict[str, float], mark: dict[str, float]) -> Iterator[None
     clock at the prediction's start)."""
     from gluecell.deformation import inputs, parallel, predict
 
-    chain, bonds, blend = parallel._sole_chain, predict.bonds_and_deformed_sole, inputs.blend_with_reference
+    chain, blend = parallel._sole_chain, inputs.blend_with_reference
+    jobs = {"sole_bonds_and_deformed": predict.sole_bonds_and_deformed, "upper_bond_region": predict.upper_bond_region}
 
     def timed_chain(pre: Any) -> None:
         c = time.thread_time()
         chain(pre)
         acc["sole_before"] += time.thread_time() - c
 
-    def timed_bonds(*args: Any) -> Any:
-        c = time.thread_time()
-        try:
-            return bonds(*args)
-        finally:
-            acc["sole_after"] += time.thread_time() - c
+    def timed(fn: Any) -> Any:
+        def job(*args: Any) -> Any:
+            c = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                acc["sole_after"] += time.thread_time() - c
+
+        return job
 
     def timed_blend(*args: Any) -> Any:
         acc["calling_before"] += time.thread_time() - mark["t0"]
         return blend(*args)
 
-    parallel._sole_chain, predict.bonds_and_deformed_sole, inputs.blend_with_reference = (timed_chain, timed_bonds,
-                                                                                          timed_blend)  # fmt: skip
+    parallel._sole_chain, inputs.blend_with_reference = timed_chain, timed_blend
+    for name, fn in jobs.items():
+        setattr(predict, name, timed(fn))
     try:
         yield
     finally:
-        parallel._sole_chain, predict.bonds_and_deformed_sole, inputs.blend_with_reference = chain, bonds, blend
+        parallel._sole_chain, inputs.blend_with_reference = chain, blend
+        for name, fn in jobs.items():
+            setattr(predict, name, fn)
 
 
 def thread_split(pairs: list[dict[str, Any]], repeat: int = 2) -> dict[str, float]:
     """CPU ms per prediction of each thread's share, the second thread on (steady state: one warm-up round first):
     ``calling_before`` (the calling thread up to the blend with the sole reference, which waits on the other),
     ``calling_after`` (the rest of the calling thread), ``sole_before`` (the sole thread's scan sections, checks,
-    reference registration and sections), ``sole_after`` (bond regions and deformed sole), and
+    reference registration and sections), ``sole_after`` (its bond regions and deformed sole, which start after
+    the attach pose and after the station solve), and
     ``critical_ms`` = max(befores) + max(afters), an estimate of the wall time on two free cores (hand-overs
     not counted). Pairs without a sole reference have no blend: use pairs with references."""
     from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration

@@ -488,11 +488,13 @@ def test_thread_split_accounts_for_both_threads(flat_pair, refs) -> None:
     from gluecell.cell.bench.deform_latency import thread_split
     from gluecell.deformation import inputs, parallel, predict
 
-    before = (parallel._sole_chain, predict.bonds_and_deformed_sole, inputs.blend_with_reference)
+    before = (parallel._sole_chain, predict.sole_bonds_and_deformed, predict.upper_bond_region,
+              inputs.blend_with_reference)
     pair = {"id": "p", "style": "sneaker", "upper": flat_pair[0], "sole": flat_pair[1], "reference": refs[0],
             "sole_reference": refs[1]}  # fmt: skip
     got = thread_split([pair], repeat=1)
     assert all(got[k] > 0 for k in ("calling_before", "calling_after", "sole_before", "sole_after"))
     assert got["critical_ms"] == pytest.approx(max(got["calling_before"], got["sole_before"])
                                                + max(got["calling_after"], got["sole_after"]), abs=0.11)  # fmt: skip
-    assert (parallel._sole_chain, predict.bonds_and_deformed_sole, inputs.blend_with_reference) == before  # restored
+    assert (parallel._sole_chain, predict.sole_bonds_and_deformed, predict.upper_bond_region,
+            inputs.blend_with_reference) == before  # restored
