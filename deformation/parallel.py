@@ -121,7 +121,8 @@ def _sole_chain(pre: _Prefetch) -> None:
     try:
         # the frame sole_sections gives the scan (the same function of the same points)
         frame = outline_frame(pre.sole.points) if frame is None else frame
-        pre.result.set_result((frame, reference_sections(pre.sole, *pre.reference, frame, pre.n_stations)))
+        got = reference_sections(pre.sole, *pre.reference, frame, pre.n_stations, own_frame=True)
+        pre.result.set_result((frame, got))
     except BaseException as exc:
         pre.result.set_exception(exc)
 
