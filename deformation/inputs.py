@@ -220,11 +220,13 @@ def _covered_fraction(sub: np.ndarray, full: np.ndarray, cell: float = 0.005) ->
     """Share of the plan-view cells occupied by ``full`` that ``sub`` also occupies (5 mm cells)."""
     if len(sub) == 0:
         return 0.0
-    lo = full[:, :2].min(axis=0)
+    from .icpkernel import col_max, col_min
+
+    lo = col_min(full[:, :2])
     cf = np.floor((full[:, :2] - lo) / cell).astype(np.int64)
     cs = np.floor((sub[:, :2] - lo) / cell).astype(np.int64)
-    dims = cf.max(axis=0) + 1
-    if cs.min() >= 0 and np.all(cs.max(axis=0) < dims) and dims[0] * dims[1] <= 4_000_000 and dims[0] < 1 << 20:
+    dims = col_max(cf) + 1
+    if cs.min() >= 0 and np.all(col_max(cs) < dims) and dims[0] * dims[1] <= 4_000_000 and dims[0] < 1 << 20:
         # the cells marked in one plan grid (the same count as the sets below, without sorting or hashing)
         grid = np.zeros(int(dims[0] * dims[1]), dtype=np.uint8)
         grid[cf[:, 0] * dims[1] + cf[:, 1]] = 1

@@ -44,3 +44,13 @@ def test_plan_extent_is_the_two_percentile_calls(flat_pair) -> None:
         assert inputs._plan_extent(part.points) == _extent_two_calls(part.points)
     P = np.random.default_rng(4).normal(size=(3001, 3)) * [0.1, 0.03, 0.01]
     assert inputs._plan_extent(P) == _extent_two_calls(P)
+
+
+def test_column_min_max_are_numpys() -> None:
+    from gluecell.deformation.icpkernel import col_max, col_min
+
+    rng = np.random.default_rng(5)
+    for a in (rng.normal(size=(2000, 3)), rng.integers(-50, 50, size=(300, 2)), rng.normal(size=(1, 3)),
+              np.array([[0.0, np.nan, 1.0], [2.0, 3.0, -1.0]])):  # fmt: skip
+        for fast, ref in ((col_min(a), a.min(axis=0)), (col_max(a), a.max(axis=0))):
+            assert fast.dtype == ref.dtype and np.array_equal(fast, ref, equal_nan=True)
