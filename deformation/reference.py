@@ -95,7 +95,7 @@ def rigid_icp(
         dT[:3, :3], dT[:3, 3] = R, xi[3:]
         T = dT @ T
         x_new = apply_T(T, src)
-        moved = float(np.sqrt(np.max(np.sum((x_new - x) ** 2, axis=1))))
+        moved = icpkernel.max_move(x_new, x) if fast else float(np.sqrt(np.max(np.sum((x_new - x) ** 2, axis=1))))
         x = x_new
         if np.linalg.norm(xi) < 1e-7 or moved < motion_tol:
             break
