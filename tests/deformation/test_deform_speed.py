@@ -39,7 +39,9 @@ def rough_pair(geom):
     return up, so
 
 
-def test_vectorised_sections_equal_the_per_wedge_rules(monkeypatch, flat_pair, rough_pair) -> None:
+@pytest.mark.parametrize("compiled", [False, True])  # numpy's passes (profiles_vec) and the compiled loops
+def test_vectorised_sections_equal_the_per_wedge_rules(monkeypatch, flat_pair, rough_pair, compiled) -> None:
+    monkeypatch.setattr(profiles, "COMPILED", compiled)
     for up, so in ((flat_pair[0], flat_pair[1]), rough_pair):
         ref_u, vec_u = _both(monkeypatch, profiles.upper_sections, up.points, up.normals, 128)
         assert ref_u.valid.sum() > 100 and ref_u.full.sum() > 50
@@ -49,8 +51,10 @@ def test_vectorised_sections_equal_the_per_wedge_rules(monkeypatch, flat_pair, r
         _same_sections(ref_s, vec_s)
 
 
-def test_vectorised_sections_drop_the_same_thin_wedges(monkeypatch, flat_pair) -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_vectorised_sections_drop_the_same_thin_wedges(monkeypatch, flat_pair, compiled) -> None:
     """Half the upper's points gone on one side: the stations there fail the same way in both."""
+    monkeypatch.setattr(profiles, "COMPILED", compiled)
     up = flat_pair[0]
     keep = up.points[:, 1] > np.median(up.points[:, 1]) - 0.01
     pts, nrm = up.points[keep][::3], up.normals[keep][::3]
@@ -340,6 +344,7 @@ def test_compiled_icp_reaches_the_kd_tree_pose(monkeypatch, flat_pair, rough_pai
 def test_trimmed_sole_sections_are_those_of_all_points(monkeypatch, refs, flat_pair) -> None:
     from gluecell.deformation import profiles_vec
 
+    monkeypatch.setattr(profiles, "COMPILED", False)  # the numpy passes (the compiled loops measure every point)
     pts, nrm = refs[1]  # a reference sampled all round: its tread faces down
     frame = profiles.outline_frame(flat_pair[1].points)
     z_tray = float(np.percentile(pts[:, 2], 0.5))
@@ -359,6 +364,7 @@ def test_trimmed_sole_measures_all_points_when_a_dropped_one_would_count(monkeyp
     the sections stay those of all the points."""
     from gluecell.deformation import profiles_vec
 
+    monkeypatch.setattr(profiles, "COMPILED", False)  # the numpy passes
     pts, nrm = refs[1]
     nrm = nrm.copy()
     z_tray = float(np.percentile(pts[:, 2], 0.5))
