@@ -12,7 +12,7 @@ from .profiles import SoleSections, UpperSections
 from .sections import fill_invalid
 
 __all__ = ["surface_polyline", "project_to_surface", "bond_regions", "deform_sole", "max_spacing"]
-__all__ += ["bonds_and_deformed_sole"]
+__all__ += ["bonds_and_deformed_sole", "upper_bond_region", "sole_regions", "sole_bonds_and_deformed"]
 
 #: Neighbours used for the local plane when projecting onto a scan (averages sensor noise).
 PROJECT_K = 24
@@ -93,25 +93,36 @@ def bond_regions(
         sole_bond: (n_sole,) bool over the sole scan points (its cavity: footbed and inner wall).
         footbed: (n_sole,) bool, the up-facing floor of the cavity (a subset of ``sole_bond``).
     """
+    upper_bond = upper_bond_region(upper, us, bite)
+    return (upper_bond, *sole_regions(sole, ss, len(us.theta)))
+
+
+def upper_bond_region(upper: PartScan, us: UpperSections, bite: np.ndarray) -> np.ndarray:
+    """The upper's part of :func:`bond_regions`: (n_upper,) bool, bottom and side above the bite line."""
     K = len(us.theta)
     corner = fill_invalid(us.theta, us.corner, us.valid)
     n_b = fill_invalid(us.theta, us.n_b, us.valid)
     limit = np.sum((corner - bite) * n_b, axis=1)
     ku = _station_of(us.frame, upper.points, K)
     depth_u = np.sum((corner[ku] - upper.points) * n_b[ku], axis=1)
-    upper_bond = depth_u <= limit[ku]
+    return depth_u <= limit[ku]
+
+
+def sole_regions(sole: PartScan, ss: SoleSections, n_stations: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sole's part of :func:`bond_regions` (``n_stations``: the upper's station count): (cavity, footbed)
+    masks; needs no bite line."""
     good = ss.valid
     n_f = fill_invalid(ss.theta, np.where(good[:, None], ss.n_f, 0.0), good)
     base = fill_invalid(ss.theta, ss.corner, good)
     h = fill_invalid(ss.theta, ss.height, good)
-    ks = _station_of(ss.frame, sole.points, K)
+    ks = _station_of(ss.frame, sole.points, n_stations)
     height = np.sum((sole.points - base[ks]) * n_f[ks], axis=1)
     _, r = ss.frame.polar(sole.points)
     r_wall = np.linalg.norm(base[:, :2] - ss.frame.centre, axis=1)
     inside = r <= r_wall[ks] + 1e-3
     cavity = inside & (height < h[ks] - 0.5e-3)
     footbed = cavity & (height < 0.3 * h[ks]) & (np.sum(sole.normals * n_f[ks], axis=1) > 0.8)
-    return upper_bond, cavity, footbed
+    return cavity, footbed
 
 
 def deform_sole(
@@ -152,5 +163,12 @@ def bonds_and_deformed_sole(
     """:func:`bond_regions` of ``scan`` and ``sole`` and :func:`deform_sole` (onto ``upper``, the surface the
     line lies on) in one call: (upper bond mask, sole bond mask, deformed sole points). Needs only the bite
     points, so ``predict_attach`` runs it in the sole's thread while it lays the line (:mod:`.parallel`)."""
-    up_mask, sole_mask, footbed = bond_regions(scan, sole, us, ss, bite)
-    return up_mask, sole_mask, deform_sole(sole.points, footbed, pose, upper.points, upper.normals)
+    return (upper_bond_region(scan, us, bite), *sole_bonds_and_deformed(sole, ss, pose, upper, len(us.theta)))
+
+
+def sole_bonds_and_deformed(sole: PartScan, ss: SoleSections, pose: AttachPose, upper: PartScan,
+                            n_stations: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The sole's half of :func:`bonds_and_deformed_sole`: (sole bond mask, deformed sole points). Needs no bite
+    line, so ``predict_attach`` runs it in the sole's thread beside the station solve (:mod:`.parallel`)."""
+    cavity, footbed = sole_regions(sole, ss, n_stations)
+    return cavity, deform_sole(sole.points, footbed, pose, upper.points, upper.normals)

@@ -27,7 +27,7 @@ import numpy as np
 
 from gluecell.core.types import PartScan
 
-__all__ = ["sole_prefetch", "lookup_reference_sections", "lookup_scan_sections", "beside", "MISS"]
+__all__ = ["sole_prefetch", "lookup_reference_sections", "lookup_scan_sections", "lookup_check", "beside", "MISS"]
 
 #: Register and section the sole's reference in a worker thread (False: everything in the calling thread).
 ENABLED = True
@@ -45,6 +45,8 @@ class _Prefetch:
     reference: tuple[np.ndarray, np.ndarray] | None
     result: Future = field(default_factory=Future)
     scan: Future = field(default_factory=Future)  # the scan's own sections (sole_sections of its points)
+    upper: PartScan | None = None  # given: the two scans' checks run here too, after the scan's sections
+    checks: dict[str, Future] = field(default_factory=lambda: {"upper": Future(), "sole": Future()})
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -83,7 +85,24 @@ def lookup_scan_sections(points: np.ndarray, normals: np.ndarray, n_stations: in
     return pre.scan.result() if n_stations == pre.n_stations else MISS
 
 
+def lookup_check(kind: str, scan: PartScan) -> Any:
+    """The worker's ``check_upper_scan`` (``kind`` "upper") or ``check_sole_shape`` ("sole") of this very scan, as a
+    future (its ``result()`` raises what the check raised), or :data:`MISS`."""
+    pre = _current()
+    if pre is None or pre.upper is None or scan is not (pre.upper if kind == "upper" else pre.sole):
+        return MISS
+    return pre.checks[kind]
+
+
+def _settle(fut: Future, fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fut.set_result(fn(*args))
+    except BaseException as exc:  # handed to the caller at the point it would have raised
+        fut.set_exception(exc)
+
+
 def _sole_chain(pre: _Prefetch) -> None:
+    from .inputs import check_sole_shape, check_upper_scan
     from .profiles import sole_sections
     from .sections import outline_frame
     from .sole_reference import reference_sections
@@ -94,12 +113,16 @@ def _sole_chain(pre: _Prefetch) -> None:
         pre.scan.set_result(sole_sections(pre.sole.points, pre.sole.normals, pre.n_stations, frame=frame))
     except BaseException as exc:  # handed to the caller at the point it would have raised
         pre.scan.set_exception(exc)
+    if pre.upper is not None:  # the checks the caller asks for after the upper's registration
+        _settle(pre.checks["upper"], check_upper_scan, pre.upper)
+        _settle(pre.checks["sole"], check_sole_shape, pre.sole)
     if pre.reference is None:
         return
     try:
         # the frame sole_sections gives the scan (the same function of the same points)
         frame = outline_frame(pre.sole.points) if frame is None else frame
-        pre.result.set_result((frame, reference_sections(pre.sole, *pre.reference, frame, pre.n_stations)))
+        got = reference_sections(pre.sole, *pre.reference, frame, pre.n_stations, own_frame=True)
+        pre.result.set_result((frame, got))
     except BaseException as exc:
         pre.result.set_exception(exc)
 
@@ -120,15 +143,17 @@ def beside(fn: Callable[..., Any], *args: Any, enabled: bool | None = None) -> F
 
 @contextmanager
 def sole_prefetch(sole: PartScan, n_stations: int, sole_reference: tuple[np.ndarray, np.ndarray] | None,
-                  enabled: bool | None = None) -> Iterator[None]:  # fmt: skip
+                  enabled: bool | None = None, upper: PartScan | None = None) -> Iterator[None]:  # fmt: skip
     """Within the block, ``sole`` is sectioned, and ``sole_reference`` (if any) registered onto it and sectioned,
     in a worker thread; :func:`~.inputs.scan_sole_sections` and :func:`~.sole_reference.blend_with_reference`
-    called here with the same objects use that. ``enabled`` (default :data:`ENABLED`) False or a block inside
+    called here with the same objects use that. ``upper`` given: ``check_upper_scan(upper)`` and
+    ``check_sole_shape(sole)`` run there too, right after the scan's sections (:func:`lookup_check`; the caller
+    registers the upper's reference meanwhile). ``enabled`` (default :data:`ENABLED`) False or a block inside
     another: no thread."""
     if not (ENABLED if enabled is None else enabled) or _current() is not None:
         yield
         return
-    pre = _Prefetch(sole, n_stations, sole_reference)
+    pre = _Prefetch(sole, n_stations, sole_reference, upper=upper)
     done = _executor().submit(_sole_chain, pre)
     _local.prefetch = pre
     try:

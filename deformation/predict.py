@@ -12,12 +12,12 @@ import numpy as np
 from gluecell.core.types import AttachPrediction, PartScan
 
 from .attach_pose import AttachPose, find_attach_pose
-from .biteline import bonds_and_deformed_sole, surface_polyline
+from .biteline import sole_bonds_and_deformed, surface_polyline, upper_bond_region
 from .calibration import DepthCalibration
 from .errors import LowConfidenceError, SolverError
 from .inputs import check_size, check_upper_scan, section_pair
 from .material import Material, UpperContact, get_material
-from .parallel import beside, sole_prefetch
+from .parallel import MISS, beside, lookup_check, sole_prefetch
 from .pose_given import given_attach_pose
 from .profiles import SoleSections, UpperSections
 from .reference import augment_with_reference
@@ -357,19 +357,27 @@ def predict_attach(
     t0 = time.perf_counter()
     ref_rms = None
     scan = upper
-    with sole_prefetch(sole, cfg.n_stations, sole_reference):  # the sole reference's ICP on the other core
+    # the sole reference's ICP on the other core; with a reference, the scans' checks there too (beside this ICP)
+    with sole_prefetch(sole, cfg.n_stations, sole_reference, upper=upper if reference is not None else None):
         if reference is not None:
-            check_upper_scan(upper)
-            upper, ref_rms = augment_with_reference(upper, *reference, replace=cfg.reference_replaces_scan)
+            check = lookup_check("upper", upper)
+            if check is MISS:
+                check_upper_scan(upper)
+            try:
+                upper, ref_rms = augment_with_reference(upper, *reference, replace=cfg.reference_replaces_scan)
+            finally:
+                if check is not MISS:
+                    check.result()  # the raw scan's check, run beside: its error comes first, as before
         us, ss = section_pair(upper, sole, cfg, sole_reference)
     pose = find_attach_pose(us, ss) if attach_pose is None else given_attach_pose(attach_pose, us, ss)
     strain0 = check_size(us, ss, cfg, upper.item_id)
+    sole_side = beside(sole_bonds_and_deformed, sole, ss, pose, upper, len(us.theta))  # beside the station solve
     if calibration is not None:  # an unknown style (no references) takes the calibration's unreferenced part
         calibration = calibration.for_prediction(reference is not None and sole_reference is not None)
     offset = calibration.offset(mat.name, style) if calibration is not None else 0.0
     ring_fn, sur_state = _ring_with_fallback(surrogate)
     sol = solve_stations(us, ss, pose, mat, contact, depth_offset=offset, ring_fn=ring_fn)
-    bonds = beside(bonds_and_deformed_sole, scan, sole, us, ss, sol.bite, pose, upper)  # on the other core
+    up_side = beside(upper_bond_region, scan, us, sol.bite)  # on the other core while the line is laid
     taught_diag: dict[str, float] = {}
     if taught is not None:
         refs = (reference, sole_reference)
@@ -390,7 +398,7 @@ def predict_attach(
     if not np.all(np.isfinite(sigma)) or not np.all(np.isfinite(line)):
         raise SolverError("the predicted bite line or its sigma has NaN/inf points", stage="deformation",
                           item_id=upper.item_id)  # fmt: skip
-    up_mask, sole_mask, deformed = bonds.result()
+    up_mask, (sole_mask, deformed) = up_side.result(), sole_side.result()
     diag = {
         "material": mat.name,
         "mean_hoop_strain": float(np.mean(sol.ring.strain)),

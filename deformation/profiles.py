@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from gluecell.core.errors import ValidationError
 from gluecell.core.geometry import unit
 
 from .sections import (
@@ -79,6 +80,9 @@ WEDGE_OVERLAP = 2.5
 VECTORISED = True
 #: Sole sections without the points facing down (:func:`.profiles_vec.trimmed_sole`: the same sections).
 TRIM = True
+#: Measure the stations by the compiled per-station loops (:mod:`.sectkernel`, numba; the same sections, several
+#: times faster again) where numba is present; False: :mod:`.profiles_vec`'s numpy passes.
+COMPILED = True
 
 
 @dataclass(frozen=True)
@@ -226,14 +230,36 @@ def _all_stations(
     from .profiles_vec import Segments, sole_stations, upper_stations
 
     theta, r = frame.polar(P)
-    idx, lens = wedge_index(theta, n_stations, WEDGE_OVERLAP)
     th_k = station_angles(n_stations)
     dirs = frame.direction(th_k)
+    got = _compiled_stations(theta, r, P, N, dirs, kind, z)
+    if got is not None:
+        return th_k, got[0], got[1]
+    idx, lens = wedge_index(theta, n_stations, WEDGE_OVERLAP)
     S = Segments(np.repeat(np.arange(n_stations), lens), n_stations)
     E1 = np.column_stack([dirs, np.zeros(n_stations)])
     fn = upper_stations if kind == "upper" else sole_stations
     out, valid = fn(P[idx], N[idx], r[idx], E1, S, z, lens >= 3 * MIN_WEDGE_POINTS, _constants())
     return th_k, out, valid
+
+
+def _compiled_stations(theta: np.ndarray, r: np.ndarray, P: np.ndarray, N: np.ndarray, dirs: np.ndarray, kind: str,
+                       z: float) -> tuple[dict, np.ndarray] | None:  # fmt: skip
+    """The stations by :mod:`.sectkernel` (:data:`COMPILED`), or None (not compiled, or a patch normal with no
+    direction: the numpy path then raises as before)."""
+    from . import sectkernel
+
+    if not (COMPILED and sectkernel.available()):
+        return None
+    E1 = np.column_stack([dirs, np.zeros(len(dirs))])
+    fn = sectkernel.upper_stations if kind == "upper" else sectkernel.sole_stations
+    return fn(theta, r, P, N, E1, z, _constants())
+
+
+def _check_finite(points: np.ndarray, normals: np.ndarray, what: str) -> None:
+    """Refuse NaN/inf points or normals (no rule can measure them; every path refuses them alike)."""
+    if not (np.all(np.isfinite(points)) and np.all(np.isfinite(normals))):
+        raise ValidationError(f"{what}: points or normals hold NaN/inf", what=what)
 
 
 def upper_sections(points: np.ndarray, normals: np.ndarray, n_stations: int) -> UpperSections:
@@ -244,9 +270,10 @@ def upper_sections(points: np.ndarray, normals: np.ndarray, n_stations: int) -> 
         normals: (n, 3) float64 unit outward normals.
         n_stations: number of stations round the outline.
     """
+    _check_finite(points, normals, "upper sections")
     z_top = float(np.percentile(points[:, 2], 99.5))
     keep = points[:, 2] > z_top - 0.12
-    P, N = points[keep], normals[keep]
+    P, N = (points, normals) if keep.all() else (points[keep], normals[keep])  # a registered reference: all kept
     bottom = (N[:, 2] > UP_COS) & (P[:, 2] > z_top - 0.06)
     frame = outline_frame(P[bottom] if bottom.sum() > 10 else P)
     if VECTORISED:
@@ -384,12 +411,20 @@ def sole_sections(
         frame: outline frame to section in (default: this sole's own); a registered reference sole is
             sectioned in its scan's frame so that their stations coincide.
     """
+    _check_finite(points, normals, "sole sections")
     frame = frame or outline_frame(points)
     spec = {"corner": 3, "rim": 3, "n_f": 3, "height": 0, "wall_len": 0, "thickness": 0, "resid": 0, "body": 0}
     z_tray = float(np.percentile(points[:, 2], 0.5))
     from .profiles_vec import trimmed_sole
 
-    got = trimmed_sole(frame, points, normals, n_stations, z_tray, _constants()) if VECTORISED and TRIM else None
+    got = None
+    if VECTORISED and COMPILED:
+        theta, r = frame.polar(points)
+        th_k = station_angles(n_stations)
+        comp = _compiled_stations(theta, r, points, normals, frame.direction(th_k), "sole", z_tray)
+        got = None if comp is None else (th_k, *comp)
+    if got is None and VECTORISED and TRIM:
+        got = trimmed_sole(frame, points, normals, n_stations, z_tray, _constants())
     if got is not None:  # the same sections without the points facing down (checked to enter no rule)
         th_k, out, valid = got
     elif VECTORISED:

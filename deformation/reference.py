@@ -58,13 +58,15 @@ def rigid_icp(
     max_dist: float = 0.01,
     tree: cKDTree | None = None,
     motion_tol: float = ICP_MOTION_TOL,
+    src_order: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Rigid (4, 4) transform taking ``src`` (n, 3) onto the surface ``dst`` (m, 3), and the rms residual (m).
 
     Point-to-plane ICP from the centroid alignment; correspondences further than ``max_dist`` are dropped
     (five times that for the first iterations). Stops after ``iters`` iterations, or once a step moves no
     point by more than ``motion_tol`` metres. ``tree``: a KD-tree of ``dst`` already built (None: built here
-    when needed). With :data:`COMPILED` (and numba) the neighbours come from :mod:`.icpkernel` (the same ones).
+    when needed). With :data:`COMPILED` (and numba) the neighbours come from :mod:`.icpkernel` (the same ones);
+    ``src_order``: ``icpkernel.spatial_order(src)`` already computed (a style reference's, kept between pairs).
     """
     from . import icpkernel
 
@@ -74,7 +76,7 @@ def rigid_icp(
     T[2, 3] = np.percentile(dst[:, 2], 99.5) - np.percentile(src[:, 2], 99.5)
     fast = COMPILED and icpkernel.available()
     if fast and len(src):  # the source in grid order (the same pose in any order; sums round differently, ~1e-16)
-        src = src[icpkernel.spatial_order(src)]
+        src = src[icpkernel.spatial_order(src) if src_order is None else src_order]
     trees = _Neighbours(dst, tree, fast)
     rms = np.inf
     x = apply_T(T, src)
@@ -93,7 +95,7 @@ def rigid_icp(
         dT[:3, :3], dT[:3, 3] = R, xi[3:]
         T = dT @ T
         x_new = apply_T(T, src)
-        moved = float(np.sqrt(np.max(np.sum((x_new - x) ** 2, axis=1))))
+        moved = icpkernel.max_move(x_new, x) if fast else float(np.sqrt(np.max(np.sum((x_new - x) ** 2, axis=1))))
         x = x_new
         if np.linalg.norm(xi) < 1e-7 or moved < motion_tol:
             break
@@ -178,7 +180,11 @@ def augment_with_reference(
     from .refcache import reference_entry, remember_moved
 
     entry = reference_entry(ref_points, ref_normals)  # the same every pair of the style: kept
-    T, rms = rigid_icp(entry.seen(8000), scan.points, scan.normals)
+    from .icpkernel import spatial_order
+
+    seen = entry.seen(8000)
+    order = entry.get("seen8000_order", lambda: spatial_order(seen))  # the same every pair of the style
+    T, rms = rigid_icp(seen, scan.points, scan.normals, src_order=order)
     if not np.isfinite(rms) or rms > MAX_REFERENCE_RMS:
         return scan, rms
     moved = apply_T(T, ref_points)

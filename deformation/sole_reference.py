@@ -37,17 +37,18 @@ MIN_COMMON = 32
 
 
 def register_sole_reference(
-    scan: PartScan, ref_points: np.ndarray, ref_normals: np.ndarray
+    scan: PartScan, ref_points: np.ndarray, ref_normals: np.ndarray, scan_frame: OutlineFrame | None = None
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The reference sole moved onto the scan: (points (m, 3), normals (m, 3), rms metres).
 
     Pre-aligned by the two outline frames (centre and long axis), refined by point-to-plane ICP on the part
-    of the reference a camera above would see.
+    of the reference a camera above would see. ``scan_frame``: ``outline_frame(scan.points)`` already computed.
     """
     from .refcache import reference_entry
 
     entry = reference_entry(ref_points, ref_normals)  # the same every pair of the style: its frame is kept
-    fs, fr = outline_frame(scan.points), entry.get("frame", lambda: outline_frame(ref_points))
+    fs = outline_frame(scan.points) if scan_frame is None else scan_frame
+    fr = entry.get("frame", lambda: outline_frame(ref_points))
     yaw = fs.yaw - fr.yaw
     c, s = np.cos(yaw), np.sin(yaw)
     T0 = np.eye(4)
@@ -63,13 +64,15 @@ def register_sole_reference(
 
 
 def reference_sections(
-    scan: PartScan, ref_points: np.ndarray, ref_normals: np.ndarray, frame: OutlineFrame, n_stations: int
+    scan: PartScan, ref_points: np.ndarray, ref_normals: np.ndarray, frame: OutlineFrame, n_stations: int,
+    own_frame: bool = False,
 ) -> tuple[SoleSections | None, float]:
     """The reference registered onto ``scan`` and sectioned in ``frame`` (the scan's), and the registration
     rms; None for the sections when the reference does not fit (rms over :data:`~.reference.MAX_REFERENCE_RMS`).
     The half of :func:`blend_with_reference` that does not need the scan's sections (it runs beside them in
-    :mod:`.parallel`)."""
-    pts, nrm, rms = register_sole_reference(scan, ref_points, ref_normals)
+    :mod:`.parallel`). ``own_frame``: ``frame`` is ``outline_frame(scan.points)`` (the registration's pre-alignment
+    takes it instead of computing it again)."""
+    pts, nrm, rms = register_sole_reference(scan, ref_points, ref_normals, frame if own_frame else None)
     if not np.isfinite(rms) or rms > MAX_REFERENCE_RMS:
         return None, rms
     return sole_sections(pts, nrm, n_stations, frame=frame), rms

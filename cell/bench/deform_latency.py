@@ -16,22 +16,26 @@ As a tool (``python -m gluecell.cell.bench.deform_latency``):
 
 - ``prepare DATASET OUT [--split test --limit N]``: perceive the pairs' scans once and keep them with their
   references (``OUT/<id>.npz``) so that timing runs do not repeat perception;
-- ``run OUT [--repeat 3 --save LINES.npz --compare LINES.npz --profile 25 --serial]``: time the predictions, keep
-  each pair's line and sigma, compare them with a saved run (largest point distance, mm) and print cProfile's top
-  functions; ``--serial``: without the deformation step's second thread (runs with and without it, interleaved,
-  show what the thread gains: only where the machine has a second core free).
+- ``run OUT [--repeat 3 --save LINES.npz --compare LINES.npz --profile 25 --serial --threads]``: time the
+  predictions, keep each pair's line and sigma, compare them with a saved run (largest point distance, mm) and
+  print cProfile's top functions; ``--serial``: without the deformation step's second thread (runs with and
+  without it, interleaved, show what the thread gains: only where the machine has a second core free);
+  ``--threads``: each thread's CPU share per prediction (:func:`thread_split`) and the critical path it gives on
+  two free cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["bench", "prepare", "load_pairs", "time_pairs", "compare_lines", "stage_summary"]
+__all__ = ["bench", "prepare", "load_pairs", "time_pairs", "compare_lines", "stage_summary", "thread_split"]
 
 #: Predictions per pair (the first fills the style's caches).
 REPEAT = 3
@@ -197,6 +201,76 @@ def bench(ctx: Any) -> dict[str, float]:
     return _summary(time_pairs(pairs, REPEAT)["ms"])
 
 
+@contextmanager
+def _timed_parts(acc: dict[str, float], mark: dict[str, float]) -> Iterator[None]:
+    """Within the block, the thread CPU (``time.thread_time``) of the sole thread's two jobs and of the calling
+    thread up to the blend with the sole reference is added to ``acc`` (``mark["t0"]``: the calling thread's CPU
+    clock at the prediction's start)."""
+    from gluecell.deformation import inputs, parallel, predict
+
+    chain, blend = parallel._sole_chain, inputs.blend_with_reference
+    jobs = {"sole_bonds_and_deformed": predict.sole_bonds_and_deformed, "upper_bond_region": predict.upper_bond_region}
+
+    def timed_chain(pre: Any) -> None:
+        c = time.thread_time()
+        chain(pre)
+        acc["sole_before"] += time.thread_time() - c
+
+    def timed(fn: Any) -> Any:
+        def job(*args: Any) -> Any:
+            c = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                acc["sole_after"] += time.thread_time() - c
+
+        return job
+
+    def timed_blend(*args: Any) -> Any:
+        acc["calling_before"] += time.thread_time() - mark["t0"]
+        return blend(*args)
+
+    parallel._sole_chain, inputs.blend_with_reference = timed_chain, timed_blend
+    for name, fn in jobs.items():
+        setattr(predict, name, timed(fn))
+    try:
+        yield
+    finally:
+        parallel._sole_chain, inputs.blend_with_reference = chain, blend
+        for name, fn in jobs.items():
+            setattr(predict, name, fn)
+
+
+def thread_split(pairs: list[dict[str, Any]], repeat: int = 2) -> dict[str, float]:
+    """CPU ms per prediction of each thread's share, the second thread on (steady state: one warm-up round first):
+    ``calling_before`` (the calling thread up to the blend with the sole reference, which waits on the other),
+    ``calling_after`` (the rest of the calling thread), ``sole_before`` (the sole thread's scan sections, checks,
+    reference registration and sections), ``sole_after`` (its bond regions and deformed sole, which start after
+    the attach pose and after the station solve), and
+    ``critical_ms`` = max(befores) + max(afters), an estimate of the wall time on two free cores (hand-overs
+    not counted). Pairs without a sole reference have no blend: use pairs with references."""
+    from gluecell.deformation.calibration import DEFAULT_CALIBRATION, load_calibration
+
+    cal = load_calibration(DEFAULT_CALIBRATION)
+    acc = dict.fromkeys(("calling_before", "sole_before", "sole_after"), 0.0)
+    mark = {"t0": 0.0}
+    total = 0.0
+    with _timed_parts(acc, mark):
+        for r in range(repeat + 1):
+            if r == 1:
+                acc.update(dict.fromkeys(acc, 0.0))
+                total = 0.0
+            for p in pairs:
+                mark["t0"] = time.thread_time()
+                predict_cell(p, cal)
+                total += time.thread_time() - mark["t0"]
+    n = max(repeat * len(pairs), 1)
+    out = {k: v * 1e3 / n for k, v in acc.items()}
+    out["calling_after"] = total * 1e3 / n - out["calling_before"]
+    out["critical_ms"] = max(out["calling_before"], out["sole_before"]) + max(out["calling_after"], out["sole_after"])
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 def _print_profile(pairs: list[dict[str, Any]], top: int) -> None:
     import cProfile
     import pstats
@@ -255,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--compare", type=Path, default=None)
     r.add_argument("--profile", type=int, default=0, help="print cProfile's top N functions")
     r.add_argument("--serial", action="store_true", help="without the deformation step's second thread")
+    r.add_argument("--threads", action="store_true", help="print each thread's CPU share (thread_split)")
     a = ap.parse_args(argv)
     if a.cmd == "prepare":
         files = prepare(a.dataset, a.out, None if a.split == "all" else a.split, a.limit)
@@ -274,7 +349,10 @@ def main(argv: list[str] | None = None) -> None:
         diff = compare_lines(res["lines"], a.compare)
         for sid, (d, ds) in diff.items():
             print(f"{sid}: line moved {d:.4f} mm, sigma changed {ds:.4f} mm")
-        print(f"worst line change {max(d for d, _ in diff.values()):.4f} mm over {len(diff)} pairs")
+        worst, worst_s = max(d for d, _ in diff.values()), max(ds for _, ds in diff.values())
+        print(f"worst line change {worst:.4f} mm ({worst:.1e} mm), sigma {worst_s:.1e} mm, over {len(diff)} pairs")
+    if a.threads:
+        print("CPU ms per prediction by thread:", thread_split([p for p in pairs if p["sole_reference"] is not None]))
     if a.profile:
         _print_profile(pairs, a.profile)
 

@@ -317,6 +317,9 @@ def _warm_stages() -> None:
     from gluecell.deformation.icpkernel import warm_up as icp_warm_up
 
     icp_warm_up()  # the ICP's compiled neighbour search (~0.5 s from numba's disk cache; else in the first pair)
+    from gluecell.deformation.sectkernel import warm_up as sections_warm_up
+
+    sections_warm_up()  # the sections' compiled per-station loops (likewise)
 
 
 class ReplayPipeline:

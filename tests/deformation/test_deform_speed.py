@@ -39,7 +39,9 @@ def rough_pair(geom):
     return up, so
 
 
-def test_vectorised_sections_equal_the_per_wedge_rules(monkeypatch, flat_pair, rough_pair) -> None:
+@pytest.mark.parametrize("compiled", [False, True])  # numpy's passes (profiles_vec) and the compiled loops
+def test_vectorised_sections_equal_the_per_wedge_rules(monkeypatch, flat_pair, rough_pair, compiled) -> None:
+    monkeypatch.setattr(profiles, "COMPILED", compiled)
     for up, so in ((flat_pair[0], flat_pair[1]), rough_pair):
         ref_u, vec_u = _both(monkeypatch, profiles.upper_sections, up.points, up.normals, 128)
         assert ref_u.valid.sum() > 100 and ref_u.full.sum() > 50
@@ -49,8 +51,10 @@ def test_vectorised_sections_equal_the_per_wedge_rules(monkeypatch, flat_pair, r
         _same_sections(ref_s, vec_s)
 
 
-def test_vectorised_sections_drop_the_same_thin_wedges(monkeypatch, flat_pair) -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_vectorised_sections_drop_the_same_thin_wedges(monkeypatch, flat_pair, compiled) -> None:
     """Half the upper's points gone on one side: the stations there fail the same way in both."""
+    monkeypatch.setattr(profiles, "COMPILED", compiled)
     up = flat_pair[0]
     keep = up.points[:, 1] > np.median(up.points[:, 1]) - 0.01
     pts, nrm = up.points[keep][::3], up.normals[keep][::3]
@@ -340,6 +344,7 @@ def test_compiled_icp_reaches_the_kd_tree_pose(monkeypatch, flat_pair, rough_pai
 def test_trimmed_sole_sections_are_those_of_all_points(monkeypatch, refs, flat_pair) -> None:
     from gluecell.deformation import profiles_vec
 
+    monkeypatch.setattr(profiles, "COMPILED", False)  # the numpy passes (the compiled loops measure every point)
     pts, nrm = refs[1]  # a reference sampled all round: its tread faces down
     frame = profiles.outline_frame(flat_pair[1].points)
     z_tray = float(np.percentile(pts[:, 2], 0.5))
@@ -359,6 +364,7 @@ def test_trimmed_sole_measures_all_points_when_a_dropped_one_would_count(monkeyp
     the sections stay those of all the points."""
     from gluecell.deformation import profiles_vec
 
+    monkeypatch.setattr(profiles, "COMPILED", False)  # the numpy passes
     pts, nrm = refs[1]
     nrm = nrm.copy()
     z_tray = float(np.percentile(pts[:, 2], 0.5))
@@ -382,6 +388,7 @@ def test_fast_paths_give_the_plain_prediction(monkeypatch, flat_pair, refs) -> N
     for fast in (False, True):
         monkeypatch.setattr(reference, "COMPILED", fast)
         monkeypatch.setattr(profiles, "TRIM", fast)
+        monkeypatch.setattr(profiles, "COMPILED", fast)
         monkeypatch.setattr(solver, "BATCHED", fast)
         out.append(predict_attach(flat_pair[0], flat_pair[1], reference=refs[0], sole_reference=refs[1],
                                   check_confidence=False))  # fmt: skip
@@ -457,3 +464,43 @@ def test_stage_summary_splits_the_profiled_prediction(monkeypatch, flat_pair, re
     assert set(got) == {"total", "rest", *STAGES} - {"predict_attach"}
     assert got["total"] > 0 and got["rigid_icp"] > 0 and got["upper_sections"] > 0 and got["sole_sections"] > 0
     assert sum(v for k, v in got.items() if k != "total") == pytest.approx(got["total"], abs=0.1 * len(got))
+
+
+def test_scan_checks_beside_raise_first_and_alike(monkeypatch, flat_pair, geom, refs) -> None:
+    """With references, the raw upper's and the sole's checks run in the sole's thread: the same errors, the
+    upper's before the sole's and before anything its registration would raise."""
+    from gluecell.deformation import parallel
+    from gluecell.deformation.errors import NotAnUpperError, NotASoleError
+    from gluecell.deformation.inputs import check_sole_shape, check_upper_scan, checked
+
+    up, so = flat_pair[0], flat_pair[1]
+    plate = so.__class__(part="sole", points=so.points * [1.0, 1.0, 0.05], normals=so.normals)  # 1-2 mm tall
+    flat_upper = up.__class__(part="upper", points=up.points * [1.0, 1.0, 0.05], normals=up.normals)
+    for upper, sole, err in ((up, plate, NotASoleError), (flat_upper, plate, NotAnUpperError),
+                             (flat_upper, so, NotAnUpperError)):  # fmt: skip
+        serial, threaded = _predict_both_ways(monkeypatch, upper, sole, reference=refs[0], sole_reference=refs[1])
+        assert isinstance(serial, err) and type(threaded) is type(serial) and str(threaded) == str(serial)
+    with parallel.sole_prefetch(plate, 128, refs[1], enabled=True, upper=up):
+        assert parallel.lookup_check("upper", up) is not parallel.MISS
+        assert parallel.lookup_check("upper", flat_upper) is parallel.MISS  # another object: checked here
+        checked(check_upper_scan, "upper", up)  # the worker's check passed
+        with pytest.raises(NotASoleError):
+            checked(check_sole_shape, "sole", plate)
+    with parallel.sole_prefetch(so, 128, refs[1], enabled=True):  # no upper given: no checks beside
+        assert parallel.lookup_check("sole", so) is parallel.MISS
+
+
+def test_thread_split_accounts_for_both_threads(flat_pair, refs) -> None:
+    from gluecell.cell.bench.deform_latency import thread_split
+    from gluecell.deformation import inputs, parallel, predict
+
+    before = (parallel._sole_chain, predict.sole_bonds_and_deformed, predict.upper_bond_region,
+              inputs.blend_with_reference)
+    pair = {"id": "p", "style": "sneaker", "upper": flat_pair[0], "sole": flat_pair[1], "reference": refs[0],
+            "sole_reference": refs[1]}  # fmt: skip
+    got = thread_split([pair], repeat=1)
+    assert all(got[k] > 0 for k in ("calling_before", "calling_after", "sole_before", "sole_after"))
+    assert got["critical_ms"] == pytest.approx(max(got["calling_before"], got["sole_before"])
+                                               + max(got["calling_after"], got["sole_after"]), abs=0.11)  # fmt: skip
+    assert (parallel._sole_chain, predict.sole_bonds_and_deformed, predict.upper_bond_region,
+            inputs.blend_with_reference) == before  # restored
