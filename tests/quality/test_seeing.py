@@ -99,3 +99,22 @@ def test_bad_options_are_refused():
     for kw in ({"geom_dropout": 1.5}, {"loss": "l2"}, {"defect_crop": -0.1}):
         with pytest.raises(ConfigError):
             TrainConfig(**kw)
+
+
+def test_eval_reports_how_much_glue_beyond_the_line_is_seen():
+    from gluecell.quality.data import SplitData
+    from gluecell.quality.evaluate import _extras
+
+    h = w = 8
+    x = np.zeros((1, N_IN, h, w), dtype=np.float16)
+    x[0, 4] = 1.0  # part everywhere
+    x[0, 5] = np.where(np.arange(h)[:, None] < 4, -0.2, 0.2) * np.ones((1, w))  # rows 0-3 beyond the predicted line
+    y = np.zeros((1, 5, h, w), dtype=np.uint8)
+    y[0, 0, 2:] = 1  # glue from row 2 down: rows 2-3 beyond the line
+    y[0, 2, 2:4] = 1  # ... labelled above the true line
+    probs = np.zeros((1, 5, h, w), dtype=np.float32)
+    probs[0, 0, 3:] = 0.9  # the network sees the glue from row 3: half of the beyond-line glue
+    d = SplitData(x=x, y=y, labels=np.zeros((1, 4), bool), ids=["p/v"], entries=[{"overspray_mm": 0.0}])
+    e = _extras(d, probs)
+    assert e["glue_seen_above"] == pytest.approx(0.5) and e["glue_seen_beyond_line"] == pytest.approx(0.5)
+    assert e["glue_iou"] == pytest.approx(40 / 48)
