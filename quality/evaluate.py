@@ -4,7 +4,9 @@ Per view (the unit the network sees), against the dataset's truth labels: recall
 policy's operating point (a defect is caught when the verdict is not "pass": fail or uncertain both stop the
 part), false-reject rate (clean views failed), to-human rate (clean views sent to the human), precision,
 AUROC, confusion matrix, expected calibration error of the defect scores, overspray distance error (mm),
-glue IoU; the same for the classical measurement; ROC and reliability plots as PNG. ``parts``: the same
+glue IoU, the share of the labelled glue above the true line (``glue_seen_above``) and beyond the predicted
+line (``glue_seen_beyond_line``) that the network segments as glue (does it see glue, or the plan?); the same
+for the classical measurement; ROC and reliability plots as PNG. ``parts``: the same
 operating-point figures per part (a part's score per type is the largest of its views', as the cell judges).
 A model with an image-level head (:mod:`.head`) is scored by its head.
 """
@@ -91,7 +93,11 @@ def _extras(d: SplitData, probs: np.ndarray) -> dict[str, float]:
         est = float(-sd[i][above].min()) if above.any() else 0.0
         if e["overspray_mm"] > 0 or est > 0:
             errs.append(abs(max(est, 0.0) - e["overspray_mm"]))
-    return {"glue_iou": iou, "overspray_mae_mm": float(np.mean(errs)) if errs else 0.0,
+    above_t = d.y[:, 2].astype(bool)
+    beyond_t = glue_t & (sd < 0) & (d.x[:, 4] > 0.5)  # labelled glue beyond the *predicted* line, on the part
+    return {"glue_iou": iou, "glue_seen_above": float(glue_p[above_t].mean()) if above_t.any() else float("nan"),
+            "glue_seen_beyond_line": float(glue_p[beyond_t].mean()) if beyond_t.any() else float("nan"),
+            "overspray_mae_mm": float(np.mean(errs)) if errs else 0.0,
             "overspray_p95_mm": float(np.percentile(errs, 95)) if errs else 0.0}  # fmt: skip
 
 

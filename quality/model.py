@@ -103,7 +103,7 @@ def load_model(path: str | os.PathLike[str], *, expect_dataset_format: str | Non
         raise ModelVersionError(f"{path}: trained for {d['dataset_format']}, the data is {expect_dataset_format}")
     arch = d.get("arch", {})
     try:
-        net = build_unet(int(arch.get("width", 8)), int(arch.get("depth", 3)))
+        net = build_unet(int(arch.get("width", 8)), int(arch.get("depth", 3)), blind=tuple(arch.get("blind", ())))
         net.load_state_dict(d["state_dict"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"{path}: weights do not fit the architecture {arch} ({exc})") from exc

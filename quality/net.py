@@ -10,6 +10,12 @@ in ~12 ms at 256^2 on 2 CPU threads (REFERENCES "Inspection").
 
 Input channels (:func:`features`): RGB scaled by the part's 99th percentile (3), raw luminance (1), part
 mask (1), signed distance / 5 mm (1), signed distance / (2 sigma) (1), film from depth in mm (1).
+
+A *blind* network (``build_unet(..., blind=GEOMETRY_CHANNELS)``, ``gluecell qa train --blind``) zeroes the plan's
+geometry channels (the two signed distances) inside its forward pass, whatever the caller feeds it: trained so,
+it must find glue in the image and the depth, not infer it from the side of the predicted line (``qa-s101``
+learnt "glue = bond side", see ``quality/models/README.md``). The geometry is then applied after the network,
+by the image-level head (:mod:`.head`), which still reads the full input.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from gluecell.core.types import DEFECT_TYPES, InspectionView
 
 from .geometry import ViewGeometry
 
-__all__ = ["FEATURES_VERSION", "N_IN", "OUTPUTS", "features", "build_unet", "scores_from_probs"]
+__all__ = ["FEATURES_VERSION", "GEOMETRY_CHANNELS", "N_IN", "OUTPUTS", "features", "build_unet", "scores_from_probs"]
 
 #: Bumped whenever :func:`features` changes meaning; a model trained on other features is refused.
 FEATURES_VERSION = 1
 N_IN = 8
 OUTPUTS: tuple[str, ...] = ("glue", *DEFECT_TYPES)
+#: Input channels that carry the plan's geometry (signed distance to the predicted line / 5 mm and / 2 sigma).
+GEOMETRY_CHANNELS: tuple[int, ...] = (5, 6)
 
 
 def features(view: InspectionView, g: ViewGeometry) -> np.ndarray:
@@ -47,10 +55,18 @@ def features(view: InspectionView, g: ViewGeometry) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
-def build_unet(width: int = 8, depth: int = 3) -> Any:
-    """A U-Net with ``width * 2^k`` channels at level k (k = 0..depth), ``N_IN`` in, ``len(OUTPUTS)`` out."""
+def build_unet(width: int = 8, depth: int = 3, blind: tuple[int, ...] | list[int] = ()) -> Any:
+    """A U-Net with ``width * 2^k`` channels at level k (k = 0..depth), ``N_IN`` in, ``len(OUTPUTS)`` out.
+
+    Args:
+        blind: input channels the network never sees (multiplied by 0 at the start of ``forward``).
+    """
     import torch
     from torch import nn
+
+    blind = tuple(int(c) for c in blind)
+    if any(not 0 <= c < N_IN for c in blind):
+        raise ValueError(f"blind channels {blind} outside 0..{N_IN - 1}")
 
     def block(cin: int, cout: int) -> nn.Module:
         return nn.Sequential(
@@ -67,8 +83,13 @@ def build_unet(width: int = 8, depth: int = 3) -> Any:
             self.dec = nn.ModuleList([block(2 * ch[k - 1], ch[k - 1]) for k in range(depth, 0, -1)])
             self.head = nn.Conv2d(ch[0], len(OUTPUTS), 1)
             self.pool = nn.MaxPool2d(2)
+            keep = torch.ones(1, N_IN, 1, 1)
+            keep[:, list(blind)] = 0.0
+            self.register_buffer("keep", keep, persistent=False)
+            self.blind = blind
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x * self.keep if self.blind else x
             skips = []
             for k, blk in enumerate(self.down):
                 x = blk(x if k == 0 else self.pool(x))

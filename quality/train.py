@@ -8,6 +8,10 @@
   config required; only ``--epochs`` may change: fewer than done finalises the run from its best epoch).
   ``model.pt`` (the best epoch on validation loss) holds the resolved config, the
   dataset hashes, the verdict policy chosen on validation and its metrics.
+- Seeing the glue (``qa-s111``): ``blind`` builds a network that never sees the plan's geometry channels
+  (:data:`.net.GEOMETRY_CHANNELS`); ``geom_dropout`` zeroes them on that share of training crops instead;
+  ``loss="focal_dice"`` weights the rare defect pixels (:mod:`.losses`); ``defect_crop`` is the share of crops
+  centred on a defect pixel.
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ class TrainConfig:
     target_recall: float = 0.999
     threads: int = 2
     limit: int = 0
+    blind: bool = False
+    geom_dropout: float = 0.0
+    loss: str = "bce"
+    defect_crop: float = 0.6
 
     def __post_init__(self) -> None:
         from gluecell.core.errors import ConfigError
@@ -58,6 +66,16 @@ class TrainConfig:
             raise ConfigError("train: epochs 1..1000, batch 1..256, lr in (0, 1), crop 32..1024", key="train")
         if not 0.0 <= self.real_ratio <= 1.0 or self.crop % 2 ** self.depth:
             raise ConfigError(f"train: real_ratio within 0..1, crop a multiple of {2 ** self.depth}", key="train")
+        from .losses import LOSSES
+
+        if not (0.0 <= self.geom_dropout <= 1.0 and 0.0 <= self.defect_crop <= 1.0 and self.loss in LOSSES):
+            raise ConfigError(f"train: geom_dropout and defect_crop within 0..1, loss one of {LOSSES}", key="train")
+
+    def arch(self) -> dict[str, Any]:
+        """The architecture record (``build_unet`` arguments) of a model trained with this config."""
+        from .net import GEOMETRY_CHANNELS
+
+        return {"width": self.width, "depth": self.depth, **({"blind": list(GEOMETRY_CHANNELS)} if self.blind else {})}
 
 
 def predict(net: Any, x: np.ndarray, batch: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +111,8 @@ def choose_policy(scores: np.ndarray, labels: np.ndarray, target_recall: float) 
 def _batch(data: SplitData, real: SplitData | None, cfg: TrainConfig, rng: np.random.Generator) -> tuple[Any, Any]:
     import torch
 
+    from .net import GEOMETRY_CHANNELS
+
     xs, ys = [], []
     c = cfg.crop
     for _ in range(cfg.batch):
@@ -100,7 +120,7 @@ def _batch(data: SplitData, real: SplitData | None, cfg: TrainConfig, rng: np.ra
         i = int(rng.integers(len(src.x)))
         x, y = src.x[i], src.y[i]
         h, w = x.shape[1:]
-        defect = np.argwhere(y[1:].any(axis=0)) if rng.random() < 0.6 else np.zeros((0, 2))
+        defect = np.argwhere(y[1:].any(axis=0)) if rng.random() < cfg.defect_crop else np.zeros((0, 2))
         if len(defect):
             cy, cx = defect[int(rng.integers(len(defect)))]
             y0, x0 = int(np.clip(cy - c // 2, 0, h - c)), int(np.clip(cx - c // 2, 0, w - c))
@@ -109,16 +129,18 @@ def _batch(data: SplitData, real: SplitData | None, cfg: TrainConfig, rng: np.ra
         xc, yc = x[:, y0 : y0 + c, x0 : x0 + c], y[:, y0 : y0 + c, x0 : x0 + c]
         if rng.random() < 0.5:
             xc, yc = xc[:, :, ::-1], yc[:, :, ::-1]
-        xs.append(np.asarray(xc, dtype=np.float32))
+        xc = np.array(xc, dtype=np.float32)
+        if cfg.geom_dropout and rng.random() < cfg.geom_dropout:
+            xc[list(GEOMETRY_CHANNELS)] = 0.0
+        xs.append(xc)
         ys.append(np.asarray(yc, dtype=np.float32))
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
 def _loss_fn(cfg: TrainConfig) -> Any:
-    import torch
+    from .losses import make_loss
 
-    pw = torch.tensor([1.0] + [cfg.defect_weight] * len(DEFECT_TYPES)).view(1, -1, 1, 1)
-    return torch.nn.BCEWithLogitsLoss(pos_weight=pw)
+    return make_loss(cfg.loss, cfg.defect_weight, len(DEFECT_TYPES))
 
 
 def _epoch(net: Any, opt: Any, tr: SplitData, real: SplitData | None, cfg: TrainConfig, rng: np.random.Generator,
@@ -174,7 +196,7 @@ def _prepare(out: Path, cfg: TrainConfig, resume: bool, hashes: dict[str, str]) 
             raise TrainingError(f"{ckpt}: not a QA training checkpoint ({state.get('format')!r})")
         if state["hashes"] != hashes:
             raise TrainingError(f"{ckpt}: was trained on other data; resume with the same --data/--real")
-        old = {k: v for k, v in state["config"].items() if k != "epochs"}
+        old = {k: v for k, v in {**asdict(TrainConfig()), **state["config"]}.items() if k != "epochs"}
         if old != {k: v for k, v in asdict(cfg).items() if k != "epochs"}:
             raise TrainingError(f"{ckpt}: was trained with another config {old}; only --epochs may change on resume")
         return state
@@ -211,7 +233,7 @@ def train(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Tr
     va = load_split(ds, "val", limit=lim, progress=say("features val"))
     real = load_split(real_ds, "train", progress=say("features real")) if real_ds and tr is not None else None
     torch.manual_seed(cfg.seed)
-    net = build_unet(cfg.width, cfg.depth)
+    net = build_unet(cfg.width, cfg.depth, blind=tuple(cfg.arch().get("blind", ())))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     rng = np.random.default_rng(cfg.seed)
     history: list[dict[str, float]] = []
@@ -239,7 +261,7 @@ def train(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg: Tr
     net.load_state_dict(torch.load(out / "best-weights.pt", map_location="cpu", weights_only=True))
     _, scores = predict(net, va.x)
     policy = choose_policy(scores, va.labels, cfg.target_recall)
-    record = {"arch": {"width": cfg.width, "depth": cfg.depth}, "config": asdict(cfg), "hashes": hashes,
+    record = {"arch": cfg.arch(), "config": asdict(cfg), "hashes": hashes,
               "data": str(data_dir), "real": str(real_dir) if real_dir else None, "policy": policy.to_dict(),
               "history": history, "image_size": list(va.x.shape[2:]), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
               time.gmtime()), "code_version": _code_version()}  # fmt: skip

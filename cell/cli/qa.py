@@ -32,7 +32,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, crop=args.crop,
                            width=args.width, real_ratio=args.real_ratio, threads=args.threads,
-                           limit=args.limit)  # fmt: skip
+                           limit=args.limit, blind=args.blind or None, geom_dropout=args.geom_dropout,
+                           loss=args.loss, defect_crop=args.defect_crop)  # fmt: skip
     with _progress() as bar:
         progress = _bar_callback(bar)
         record = train(args.data, args.out, cfg, real_dir=args.real, resume=args.resume,
@@ -180,6 +181,11 @@ def register(sub: Any) -> None:
     for name, typ in (("epochs", int), ("batch", int), ("lr", float), ("seed", int), ("crop", int), ("width", int),
                       ("threads", int), ("limit", int)):  # fmt: skip
         t.add_argument(f"--{name}", type=typ, help=f"training {name} (see quality/train.py TrainConfig)")
+    t.add_argument("--blind", action="store_true", help="the network never sees the plan's geometry channels "
+                   "(signed distance to the predicted line): it must find the glue in the image")
+    t.add_argument("--geom-dropout", type=float, help="share of training crops with the geometry channels zeroed")
+    t.add_argument("--loss", choices=("bce", "focal_dice"), help="bce (default) or focal + dice on the defects")
+    t.add_argument("--defect-crop", type=float, help="share of crops centred on a defect pixel (default 0.6)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train)
     e = g.add_parser("eval", help="recall per defect, false-reject rate, AUROC, calibration, plots")
