@@ -96,7 +96,14 @@ class TuningConfig:
     ``edge_target_mm`` inside the line (closing the dry strip the trace margin would leave) and a plan is safe
     when no film of the visible level (``DepositionParams.visible_mm``) lands more than
     ``max_visible_above_mm`` beyond the line; otherwise every pass keeps even its trace ``margin_mm`` inside
-    and a plan is safe when the trace lands at most ``max_above_mm`` beyond it."""
+    and a plan is safe when the trace lands at most ``max_above_mm`` beyond it.
+
+    The first round's step (issue 15 item 4, fewer rounds): the first main pass moves out by
+    ``first_main_gain`` x its overshoot (moving a pass out by d moved its glue's edge beyond the line by only
+    ~0.6 d on curved uppers: the rest came back as a second and third round), and the edge passes move also where
+    only the sum of edge and main tails crosses the visible level and the edge passes lay at least
+    ``first_edge_share`` of it (once the main pass has moved, those spots were theirs). 1.0 / 1.0: the old
+    first round. Chosen on world-1 training pairs (seed 2211), see pathplan/README.md "Fewer tuning rounds"."""
 
     target_coverage: float = 0.98
     max_above_mm: float = 0.0
@@ -113,6 +120,12 @@ class TuningConfig:
     coarse_voxel_mm: float = 4.0
     probe_beyond_mm: tuple[float, float] = (0.25, 2.0)
     probe_voxel_mm: float = 0.5
+    first_main_gain: float = 1.6
+    first_edge_share: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not (1.0 <= self.first_main_gain <= 3.0 and 0.0 < self.first_edge_share <= 1.0):
+            raise ValueError("need 1 <= first_main_gain <= 3 and 0 < first_edge_share <= 1")
 
 
 def _upper_defaults() -> PartPipelineConfig:
