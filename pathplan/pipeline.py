@@ -15,7 +15,7 @@ import numpy as np
 
 from gluecell.core.types import RobotProgram, SprayPath
 
-from .deposition import DepositionParams, film_thickness, path_samples, spray_metrics
+from .deposition import DepositionParams, film_at, film_thickness, footprints, path_samples, spray_metrics
 from .errors import CoverageError
 from .evalpoints import eval_points, line_probes
 from .filmcheck import film_limit, find_spec, recheck_film, shadowed_off, spray_labels, worst_beyond
@@ -297,12 +297,13 @@ def plan_part(
     prefer: int | None = None
     local = np.zeros(tun.local_bins)
     above_key, allow_mm, level = film_limit(cfg)
+    ev = _EvalGrids(region)
     for r in range(max(tun.rounds, 1) if pc.tune else 1):
         planners, mspecs, design = (
             _tuned(pc, dep, tun, bump, scale, local) if pc.tune else (pc.planners, pc.modifiers, None)
         )
         tp, sp, prog, films, m, log = _round(full_region, region, band, area, planners, mspecs, cfg, robot, timing,
-                                             prefer)  # fmt: skip
+                                             prefer, ev)  # fmt: skip
         prefer = int(m["ik_branch"]) if "ik_branch" in m else None
         film = films.sum(axis=0)
         safe = m[above_key] <= allow_mm
@@ -325,6 +326,9 @@ def plan_part(
         else:
             break  # goal met, or the only gap left is the strip the bite-line margin keeps dry
     if best is None:
+        if ev.rest is not None:  # the refusal carries the whole film's metrics, as before
+            films, m = ev.complete(films, m)
+            film = films.sum(axis=0)
         why = "every pass is as far out as it may go" if r + 1 < tun.rounds else "out of rounds"
         raise CoverageError(
             f"{part}: glue would land {m[above_key]:.2f} mm beyond the boundary (allowed {allow_mm:.2f} mm) after "
@@ -380,11 +384,52 @@ def _build_region(part: str, points: np.ndarray, bite_line: np.ndarray | None, n
     return region
 
 
+class _EvalGrids:
+    """The tuner's evaluation points split into those beyond the line and the rest, with the cell grids of both and
+    of all (the ray cast's surface), built once per part (issue 15 item 4): a round sums the film beyond the line
+    first, and over the rest only when no visible glue lands beyond it (an unsafe round's coverage is never used).
+    Each point's film is the same bit for bit (:func:`~gluecell.pathplan.deposition.footprints`)."""
+
+    def __init__(self, region: BondRegion) -> None:
+        from .deposition import GRID_CELL
+        from .filmkernel import available, cell_grid
+
+        self.on = available()
+        self.region = region
+        if self.on:
+            pts = region.points
+            self.beyond, self.inside = np.flatnonzero(region.signed < 0), np.flatnonzero(~(region.signed < 0))
+            self.surface = cell_grid(pts, GRID_CELL)
+            self.grids = [cell_grid(pts[i], GRID_CELL) for i in (self.beyond, self.inside)]
+        self.rest: Any = None  # set by a round that stopped beyond the line: completes its film and metrics
+
+    def films(self, fp: Any, part: str) -> np.ndarray:
+        """(3, n) film of the footprints ``fp``: beyond the line (``part`` "beyond") or the rest ("inside")."""
+        idx = self.beyond if part == "beyond" else self.inside
+        return film_at(fp, self.region.points[idx], self.region.normals[idx], 3, self.grids[part != "beyond"])
+
+    def complete(self, films: np.ndarray, m: dict[str, float]) -> tuple[np.ndarray, dict[str, float]]:
+        """The film over every point and the whole metrics of the round that set :attr:`rest`."""
+        fp, metrics = self.rest
+        self.rest = None
+        films = films.copy()
+        films[:, self.inside] = self.films(fp, "inside")
+        return films, {**metrics(films), **{k: v for k, v in m.items() if k not in _FILM_KEYS}}
+
+
+#: Metrics of :func:`spray_metrics` that need the film over every point (a round stopped beyond the line has only
+#: the ``above_*`` ones).
+_FILM_KEYS = ("coverage", "coverage_1mm", "gap_area_mm2", "film_mean_mm", "film_p05_mm")
+
+
 def _round(full_region: BondRegion, region: BondRegion, band: np.ndarray, area: np.ndarray,
            planners: tuple[dict, ...], mspecs: tuple[dict, ...], cfg: PathplanConfig, robot: bool,
-           timing: dict[str, float], prefer: int | None = None) -> tuple[Any, ...]:  # fmt: skip
+           timing: dict[str, float], prefer: int | None = None,
+           ev: _EvalGrids | None = None) -> tuple[Any, ...]:  # fmt: skip
     """One tuning round: plan, (IK and timing), predicted film and metrics; adds to ``timing`` (ms).
-    ``prefer``: the IK branch of the previous round (its path is nearly the same: tried first)."""
+    ``prefer``: the IK branch of the previous round (its path is nearly the same: tried first). With ``ev``
+    (:class:`_EvalGrids`) a round whose visible glue lands beyond the line returns the film beyond it only (zero
+    elsewhere) and only the ``above_*`` film metrics; ``ev.complete`` gives the rest."""
 
     def tick(key: str, t: float) -> None:
         timing[key] = timing.get(key, 0.0) + (time.perf_counter() - t) * 1e3
@@ -402,11 +447,31 @@ def _round(full_region: BondRegion, region: BondRegion, band: np.ndarray, area: 
     t1 = time.perf_counter()
     dep = cfg.deposition
     samples = path_samples(sp, dep.step_mm * 1e-3, spray_labels(sp, tp, mspecs))
-    films = film_thickness(samples, region.points, region.normals, dep, n_labels=3)
-    if region.part == "sole":  # occlusion and stray points beyond the rim (filmcheck.shadowed_off)
-        _, allow_mm, level = film_limit(cfg)
-        films = shadowed_off(films, samples, region, full_region, dep, level, allow_mm * 1e-3)
-    m = spray_metrics(films.sum(axis=0), region.signed, band, area, dep)
+    key, allow_mm, level = film_limit(cfg)
+
+    def metrics(f: np.ndarray) -> dict[str, float]:
+        if region.part == "sole":  # occlusion and stray points beyond the rim (filmcheck.shadowed_off)
+            f[:] = shadowed_off(f, samples, region, full_region, dep, level, allow_mm * 1e-3)
+        return spray_metrics(f.sum(axis=0), region.signed, band, area, dep)
+
+    if ev is None or not ev.on:
+        films = film_thickness(samples, region.points, region.normals, dep, n_labels=3)
+        m = metrics(films)
+    else:
+        fp = footprints(samples, dep, 0.08, region.points, ev.surface)
+        films = np.zeros((3, len(region.points)))
+        films[:, ev.beyond] = ev.films(fp, "beyond")
+        if region.part == "sole":  # it re-checks points beyond the line only
+            films = shadowed_off(films, samples, region, full_region, dep, level, allow_mm * 1e-3)
+        b = ev.beyond
+        m = {k: v for k, v in spray_metrics(films[:, b].sum(axis=0), region.signed[b], band[b], area[b], dep).items()
+             if k not in _FILM_KEYS}  # fmt: skip
+        ev.rest = None
+        if m[key] <= allow_mm:
+            films[:, ev.inside] = ev.films(fp, "inside")
+            m = spray_metrics(films.sum(axis=0), region.signed, band, area, dep)
+        else:
+            ev.rest = (fp, lambda f: spray_metrics(f.sum(axis=0), region.signed, band, area, dep))
     tick("deposition", t1)
     m.update(first_offset_mm=float(tp.offset[tp.pass_id >= 0].min() * 1e3), path_time_s=float(sp.t[-1]), **rm)
     return tp, sp, prog, films, m, log
