@@ -115,14 +115,15 @@ def test_the_first_round_moves_the_main_pass_by_its_gain_and_counts_shared_spots
     region = _line_region()
     level = 1e-5
     films = np.zeros((3, 40))
-    films[0, :20] = 0.6 * level  # edge tail alone below the level, main's tail larger: the sum crosses it
-    films[1, :20] = 0.7 * level
+    films[0, :20] = 0.8 * level  # edge tail alone below the level, main's tail larger: the sum crosses it
+    films[1, :20] = 0.9 * level
+    films[0, 10:20] = 0.5 * level  # there the edge passes lay less than first_edge_share of it: not theirs
     films[1, 20:] = 2.0 * level  # main alone crosses it further along
     e, m, s_e, _ = attribute_overshoot(region, films, level, 0.0)
     assert len(s_e) == 0
     assert e == 0.0 and m == pytest.approx(2.0)
-    e2, m2, s_e2, _ = attribute_overshoot(region, films, level, 0.0, edge_share=0.25)
-    assert len(s_e2) == 20 and e2 == pytest.approx(-region.signed[:20].min() * 1e3) and m2 == m
+    e2, m2, s_e2, _ = attribute_overshoot(region, films, level, 0.0, edge_share=TuningConfig().first_edge_share)
+    assert len(s_e2) == 10 and e2 == pytest.approx(-region.signed[:10].min() * 1e3) and m2 == m
 
     from gluecell.pathplan.tuning import RingDesign
 
