@@ -15,8 +15,10 @@ import numpy as np
 
 from gluecell.core.types import RobotProgram, SprayPath
 
-from .deposition import DepositionParams, film_at, film_thickness, footprints, path_samples, spray_metrics
+from .deposition import DepositionParams, film_thickness, footprints, path_samples, spray_metrics
 from .errors import CoverageError
+from .evalfilm import FILM_KEYS as _FILM_KEYS
+from .evalfilm import EvalGrids as _EvalGrids
 from .evalpoints import eval_points, line_probes
 from .filmcheck import film_limit, find_spec, recheck_film, shadowed_off, spray_labels, worst_beyond
 from .geom import frames_from_axis, quat_from_matrix
@@ -384,44 +386,6 @@ def _build_region(part: str, points: np.ndarray, bite_line: np.ndarray | None, n
     region = region_stages(base)
     timing["region"] = (time.perf_counter() - t0) * 1e3
     return region
-
-
-class _EvalGrids:
-    """The tuner's evaluation points split into those beyond the line and the rest, with the cell grids of both and
-    of all (the ray cast's surface), built once per part (issue 15 item 4): a round sums the film beyond the line
-    first, and over the rest only when no visible glue lands beyond it (an unsafe round's coverage is never used).
-    Each point's film is the same bit for bit (:func:`~gluecell.pathplan.deposition.footprints`)."""
-
-    def __init__(self, region: BondRegion) -> None:
-        from .deposition import GRID_CELL
-        from .filmkernel import available, cell_grid
-
-        self.on = available()
-        self.region = region
-        if self.on:
-            pts = region.points
-            self.beyond, self.inside = np.flatnonzero(region.signed < 0), np.flatnonzero(~(region.signed < 0))
-            self.surface = cell_grid(pts, GRID_CELL)
-            self.grids = [cell_grid(pts[i], GRID_CELL) for i in (self.beyond, self.inside)]
-        self.rest: Any = None  # set by a round that stopped beyond the line: completes its film and metrics
-
-    def films(self, fp: Any, part: str) -> np.ndarray:
-        """(3, n) film of the footprints ``fp``: beyond the line (``part`` "beyond") or the rest ("inside")."""
-        idx = self.beyond if part == "beyond" else self.inside
-        return film_at(fp, self.region.points[idx], self.region.normals[idx], 3, self.grids[part != "beyond"])
-
-    def complete(self, films: np.ndarray, m: dict[str, float]) -> tuple[np.ndarray, dict[str, float]]:
-        """The film over every point and the whole metrics of the round that set :attr:`rest`."""
-        fp, metrics = self.rest
-        self.rest = None
-        films = films.copy()
-        films[:, self.inside] = self.films(fp, "inside")
-        return films, {**metrics(films), **{k: v for k, v in m.items() if k not in _FILM_KEYS}}
-
-
-#: Metrics of :func:`spray_metrics` that need the film over every point (a round stopped beyond the line has only
-#: the ``above_*`` ones).
-_FILM_KEYS = ("coverage", "coverage_1mm", "gap_area_mm2", "film_mean_mm", "film_p05_mm")
 
 
 def _round(full_region: BondRegion, region: BondRegion, band: np.ndarray, area: np.ndarray,
