@@ -38,7 +38,8 @@ GRID_CELL = 10e-3
 #: A nozzle axis meets the part at the first cloud point within this distance of it (m).
 STANDOFF_RADIUS = 2.5e-3
 
-__all__ = ["DepositionParams", "path_samples", "film_thickness", "spray_metrics", "SpraySamples"]
+__all__ = ["DepositionParams", "path_samples", "film_thickness", "spray_metrics", "SpraySamples", "Footprints",
+           "footprints", "film_at"]
 
 
 @dataclass(frozen=True)
@@ -111,27 +112,84 @@ def film_thickness(
     by_label = n_labels > 0 and samples.label is not None
     if len(samples.tip) == 0 or len(points) == 0:
         return np.zeros((n_labels, len(points)) if by_label else len(points))
-    sig = np.tan(np.deg2rad(np.array([p.core_sigma_deg, p.halo_sigma_deg])))  # (2, 2): across, along
+    if kernel is None:
+        kernel = "compiled" if filmkernel.available() else "arrays"
+    if kernel == "compiled":
+        grid = filmkernel.cell_grid(points, GRID_CELL)
+        fp = footprints(samples, p, max_standoff, points if surface is None else surface,
+                        grid if surface is None or surface is points else None)  # fmt: skip
+        return film_at(fp, points, normals, n_labels, grid)
+    tan_max, spacing, step = _reach(samples, p)
+    surf = points if surface is None else surface
+    samples, aim, radius, tree = _footprints(samples, points, tan_max, max_standoff, surf, spacing, step)
+    label = samples.label if by_label else np.zeros(len(samples.tip), dtype=np.int64)
+    out = _film_arrays(samples, points, normals, aim, radius, tree, _frames(samples), label, max(n_labels, 1),
+                       _gauss(p), p.flow_ml_s * 1e-6)  # fmt: skip
+    return out if by_label else out[0]
+
+
+@dataclass(frozen=True)
+class Footprints:
+    """Spray samples ready to be summed on any points of one surface (:func:`footprints`): the merged samples,
+    their aim points (k, 3) and ball radii (k,) metres, frames (k, 3, 3), Gaussian table and flow (m^3/s)."""
+
+    samples: SpraySamples
+    aim: np.ndarray
+    radius: np.ndarray
+    frame: np.ndarray
+    gauss: np.ndarray
+    flow: float
+
+
+def footprints(samples: SpraySamples, params: DepositionParams, max_standoff: float, surface: np.ndarray,
+               surface_grid: Any = None) -> Footprints:  # fmt: skip
+    """The standoffs (ray cast against ``surface`` (k, 3), the part's cloud) and merged footprints of ``samples``,
+    computed once for :func:`film_at` on any points of that surface (issue 15 item 4: the tuner sums the film beyond
+    the line first and the rest only when the round is safe). ``surface_grid``: :func:`~.filmkernel.cell_grid` of
+    ``surface`` (kept between rounds; built here when None). Compiled kernels only.
+
+    ``film_at(footprints(s, p, m, surface), pts, nrm)`` is :func:`film_thickness` ``(s, pts, nrm, p, m, surface)``
+    bit for bit, for every subset ``pts`` of the points: each point's terms come from the same samples in the same
+    order (tests/pathplan/test_planlat_subset.py).
+    """
+    tan_max, spacing, step = _reach(samples, params)
+    sgrid = surface_grid if surface_grid is not None else filmkernel.cell_grid(surface, GRID_CELL)
+    samples, aim, radius, _ = _footprints(samples, surface, tan_max, max_standoff, surface, spacing, step, sgrid)
+    return Footprints(samples, aim, radius, _frames(samples), _gauss(params), params.flow_ml_s * 1e-6)
+
+
+def film_at(fp: Footprints, points: np.ndarray, normals: np.ndarray, n_labels: int = 0,
+            grid: Any = None) -> np.ndarray:  # fmt: skip
+    """Film (n,) metres, or (n_labels, n) per label, of the prepared :func:`footprints` at ``points`` (n, 3) with
+    outward ``normals``; ``grid``: :func:`~.filmkernel.cell_grid` of ``points`` (built when None)."""
+    by_label = n_labels > 0 and fp.samples.label is not None
+    if len(fp.samples.tip) == 0 or len(points) == 0:
+        return np.zeros((n_labels, len(points)) if by_label else len(points))
+    grid = grid if grid is not None else filmkernel.cell_grid(points, GRID_CELL)
+    label = fp.samples.label if by_label else np.zeros(len(fp.samples.tip), dtype=np.int64)
+    out = filmkernel.film_sum(grid, points, normals, fp.aim, fp.radius, fp.samples.tip, fp.frame, fp.samples.dwell,
+                              label, max(n_labels, 1), fp.gauss, fp.flow)  # fmt: skip
+    return out if by_label else out[0]
+
+
+def _reach(samples: SpraySamples, p: DepositionParams) -> tuple[float, float, float]:
+    """(tan of the footprint's reach, merge spacing as a tangent, sample spacing m) of :func:`film_thickness`."""
     tan_max = float(np.tan(min(np.deg2rad(sig_max_deg(p)) * p.reach_sigmas, 1.3)))
     spacing = 0.7 * float(np.tan(np.deg2rad(min(*p.core_sigma_deg))))
     step = float(np.median(np.linalg.norm(np.diff(samples.tip, axis=0), axis=1))) if len(samples.tip) > 1 else 1e-3
-    surf = points if surface is None else surface
-    if kernel is None:
-        kernel = "compiled" if filmkernel.available() else "arrays"
-    grid = filmkernel.cell_grid(points, GRID_CELL) if kernel == "compiled" else None
-    samples, aim, radius, tree = _footprints(samples, points, tan_max, max_standoff, surf, spacing, max(step, 1e-4),
-                                             grid)  # fmt: skip
-    frame = np.stack([np.cross(samples.axis, samples.along), samples.along, samples.axis], axis=1)
-    label = samples.label if by_label else np.zeros(len(samples.tip), dtype=np.int64)
-    gauss = np.array([[wk / (2 * np.pi * s[0] * s[1]), 1 / s[0], 1 / s[1]]
-                      for wk, s in zip((1.0 - p.halo_weight, p.halo_weight), sig)])  # fmt: skip
-    flow = p.flow_ml_s * 1e-6
-    if grid is not None:
-        out = filmkernel.film_sum(grid, points, normals, aim, radius,
-                                  samples.tip, frame, samples.dwell, label, max(n_labels, 1), gauss, flow)  # fmt: skip
-    else:
-        out = _film_arrays(samples, points, normals, aim, radius, tree, frame, label, max(n_labels, 1), gauss, flow)
-    return out if by_label else out[0]
+    return tan_max, spacing, max(step, 1e-4)
+
+
+def _frames(samples: SpraySamples) -> np.ndarray:
+    """(k, 3, 3) rows across, along, axis of every sample."""
+    return np.stack([np.cross(samples.axis, samples.along), samples.along, samples.axis], axis=1)
+
+
+def _gauss(p: DepositionParams) -> np.ndarray:
+    """(2, 3) per Gaussian of the footprint: weight / (2 pi s_u s_w), 1 / s_u, 1 / s_w (tangent units)."""
+    sig = np.tan(np.deg2rad(np.array([p.core_sigma_deg, p.halo_sigma_deg])))  # (2, 2): across, along
+    return np.array([[wk / (2 * np.pi * s[0] * s[1]), 1 / s[0], 1 / s[1]]
+                     for wk, s in zip((1.0 - p.halo_weight, p.halo_weight), sig)])  # fmt: skip
 
 
 def _film_arrays(samples: SpraySamples, points: np.ndarray, normals: np.ndarray, aim: np.ndarray,

@@ -67,6 +67,7 @@ class CellGrid:
 
     def __init__(self, order: np.ndarray, start: np.ndarray, lo: np.ndarray, cell: float, dims: np.ndarray) -> None:
         self.order, self.start, self.lo, self.cell, self.dims = order, start, lo, cell, dims
+        self.boxes: np.ndarray | None = None  # :func:`cell_boxes` of the grid's own points, kept once computed
 
 
 def cell_grid(points: np.ndarray, cell: float) -> CellGrid:
@@ -108,7 +109,7 @@ def film_sum(grid: CellGrid, points: np.ndarray, normals: np.ndarray, aim: np.nd
             np.ascontiguousarray(normals, f32), np.ascontiguousarray(aim, np.float64),
             np.ascontiguousarray(radius, np.float64), np.ascontiguousarray(tip, f32), np.ascontiguousarray(frame, f32),
             np.ascontiguousarray(dwell, np.float64), np.ascontiguousarray(label, np.int64),
-            np.ascontiguousarray(gauss, f32), float(flow), out, cell_boxes(grid, points))  # fmt: skip
+            np.ascontiguousarray(gauss, f32), float(flow), out, _boxes(grid, points))  # fmt: skip
     dims = np.asarray(grid.dims, np.int64)
     if kernelsplit.enabled(len(points), SPLIT_MIN_POINTS) and dims[0] > 1:
         # two slabs of the grid along x with about half the points each: a point's terms come from one half only,
@@ -191,6 +192,14 @@ def cell_boxes(grid: CellGrid, points: np.ndarray) -> np.ndarray:
     return box
 
 
+def _boxes(grid: CellGrid, points: np.ndarray) -> np.ndarray:
+    """:func:`cell_boxes` of ``grid`` (the grid of ``points``), computed once per grid: the tuner sums and casts in
+    the same grids round after round."""
+    if grid.boxes is None:
+        grid.boxes = cell_boxes(grid, points)
+    return grid.boxes
+
+
 def standoffs(grid: CellGrid, surface: np.ndarray, tip: np.ndarray, axis: np.ndarray, max_standoff: float,
               radius: float) -> np.ndarray:  # fmt: skip
     """:func:`gluecell.pathplan.deposition.standoffs` (the same sphere tracing, step for step) with the nearest
@@ -199,7 +208,7 @@ def standoffs(grid: CellGrid, surface: np.ndarray, tip: np.ndarray, axis: np.nda
     k = _compiled(1)
     surface = np.ascontiguousarray(surface, np.float64)
     head = (grid.order, grid.start, np.asarray(grid.lo, np.float64), float(grid.cell), np.asarray(grid.dims, np.int64),
-            surface, cell_boxes(grid, surface))  # fmt: skip
+            surface, _boxes(grid, surface))  # fmt: skip
     tip, axis = np.ascontiguousarray(tip, np.float64), np.ascontiguousarray(axis, np.float64)
 
     def rows(a: int, b: int) -> None:  # each ray is cast on its own: rows a..b of the output, the same values

@@ -184,7 +184,7 @@ def main_bump(current: float, main_now: float, over_mm: float, extra: float) -> 
 
 
 def attribute_overshoot(
-    region: BondRegion, films: np.ndarray, level: float, allow: float
+    region: BondRegion, films: np.ndarray, level: float, allow: float, edge_share: float | None = None
 ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """How far (mm) to move the edge passes and the other passes away from the boundary, and where.
 
@@ -192,6 +192,8 @@ def attribute_overshoot(
     the region's points; ``level`` (metres) the film that counts, ``allow`` (metres) how far beyond the line
     it may land (overshoots are measured past that). A spot counts against a class where that class alone
     crosses the level, or where only the sum does and that class lays more of the film there.
+    With ``edge_share`` a spot where only the sum crosses the level counts against the edge passes too when
+    they lay at least that share of the level there (the first round's guess, :func:`next_moves`).
     Returns the two overshoots (mm) and, for the edge passes, the arc length along the boundary (m) and overshoot (m) of
     every spot they glue.
     """
@@ -205,6 +207,8 @@ def attribute_overshoot(
     # edge passes' own few overshooting spots left the sum 0.2-0.3 mm over, round after round, until every pass
     # moved out by the whole overshoot and the dry strip widened all round)
     e_hit = (films[0] >= level) | (hit & edge_more)
+    if edge_share is not None:
+        e_hit |= hit & (films[0] >= edge_share * level)
     m_hit = (films[1] >= level) | (hit & ~edge_more)
     over = [float(-signed[h].min() * 1e3) if np.any(h) else 0.0 for h in (e_hit, m_hit)]
     return over[0], over[1], s[e_hit], -signed[e_hit]
@@ -224,7 +228,11 @@ def next_moves(region: BondRegion, films: np.ndarray, level: float, allow_mm: fl
     :func:`attribute_overshoot`; ``above_mm`` the worst overshoot, ``tun`` the pipeline's ``TuningConfig``, ``r``
     the round): the edge passes' local moves and the first main pass's lowest offset for the next round,
     every value finite and within the planner's limits; None if nothing can move any more."""
-    e_over, m_over, e_s, e_d = attribute_overshoot(region, films, level, allow_mm * 1e-3)
+    first = r == 0 and (tun.first_main_gain != 1.0 or tun.first_edge_share < 1.0)
+    e_over, m_over, e_s, e_d = attribute_overshoot(region, films, level, allow_mm * 1e-3,
+                                                   tun.first_edge_share if first else None)  # fmt: skip
+    if first:  # the first round's step (see TuningConfig.first_main_gain)
+        m_over *= tun.first_main_gain
     # the design margin is already in; move by the overshoot and a bit, more each round (a few spots whose glue
     # comes from the next stretch stayed 0.05-0.14 mm over for 6 rounds at a fixed 0.05 mm: a refusal)
     step = tun.bump_extra_mm * 1e-3 * (1 + r)
