@@ -18,7 +18,7 @@ from gluecell.core.types import RobotProgram, SprayPath
 from .deposition import DepositionParams, film_thickness, path_samples, spray_metrics
 from .errors import CoverageError
 from .evalpoints import eval_points, line_probes
-from .filmcheck import film_limit, find_spec, recheck_film, shadowed_off, spray_labels, worst_beyond
+from .filmcheck import behind_off, film_limit, find_spec, recheck_film, shadowed_off, spray_labels, worst_beyond
 from .geom import frames_from_axis, quat_from_matrix
 from .grading import design_graded, fill_step
 from .kinematics import RobotConfig, solve_path
@@ -393,6 +393,9 @@ def _round(full_region: BondRegion, region: BondRegion, band: np.ndarray, area: 
     if region.part == "sole":  # occlusion and stray points beyond the rim (filmcheck.shadowed_off)
         _, allow_mm, level = film_limit(cfg)
         films = shadowed_off(films, samples, region, full_region, dep, level, allow_mm * 1e-3)
+    else:  # droplets that only reach a point beyond the line through the part (filmcheck.behind_off)
+        _, allow_mm, level = film_limit(cfg)
+        films = behind_off(films, samples, region, full_region, dep, level, allow_mm * 1e-3)
     m = spray_metrics(films.sum(axis=0), region.signed, band, area, dep)
     tick("deposition", t1)
     m.update(first_offset_mm=float(tp.offset[tp.pass_id >= 0].min() * 1e3), path_time_s=float(sp.t[-1]), **rm)
