@@ -300,7 +300,8 @@ def plan_part(
         if not safe:
             if not pc.tune:
                 break
-            moved = next_moves(region, films, level, allow_mm, m[above_key], design, tun, r, local, bump)
+            moved = next_moves(region, films, level, allow_mm, m[above_key], design, tun, r, local, bump,
+                               dep.covered_mm * 1e-3)  # fmt: skip
             if moved is None:  # every move is at its cap: the next round would plan the same path
                 break
             local, bump = moved
