@@ -15,22 +15,24 @@ from gluecell.pathplan.tuning import RingDesign, film_excess_moves, next_moves
 DEP = DepositionParams()
 
 
-def _plate_and_point(hole: bool) -> tuple[BondRegion, SpraySamples]:
-    """A 1 mm grid plate z = 0 (bond side x > 0, the line at x = 0, so ``signed`` = x) and one point P 15 mm *under*
-    it, facing up at the nozzle, that the region puts 10 mm beyond the line (as a far wall of the part); with
-    ``hole`` the plate has no points within 12 mm of P in plan. The nozzle passes along y at x = 3 mm, 30 mm above
-    the plate, spraying down."""
+def _plate_and_point(hole: bool, p_xyz: tuple[float, float, float] = (0.007, 0.0, -0.015),
+                     nozzle_x: float = 0.003) -> tuple[BondRegion, SpraySamples]:  # fmt: skip
+    """A 1 mm grid plate z = 0, x >= -2 mm (bond side x > 0, the line at x = 0, so ``signed`` = x) and one point P
+    (default 15 mm *under* the plate, 4 mm beside the nozzles' axes) facing up at the nozzle, which the region puts
+    10 mm beyond the line (as a far wall of the part); with ``hole`` the plate has no points within 12 mm of P in
+    plan (a hole in the scan). The nozzle passes along y at x = ``nozzle_x``, 30 mm above the plate, spraying
+    down."""
     g = np.arange(-0.03, 0.03, 1e-3)
     xx, yy = np.meshgrid(np.arange(-0.002, 0.02, 1e-3), g)
     plate = np.column_stack([xx.ravel(), yy.ravel(), np.zeros(xx.size)])
+    p = np.array([p_xyz])
     if hole:
-        plate = plate[np.hypot(plate[:, 0] - 0.003, plate[:, 1]) > 0.012]
-    p = np.array([[0.003, 0.0, -0.015]])
+        plate = plate[np.hypot(plate[:, 0] - p[0, 0], plate[:, 1] - p[0, 1]) > 0.012]
     pts = np.vstack([plate, p])
     nrm = np.tile([0.0, 0.0, 1.0], (len(pts), 1))
     ys = np.arange(-0.02, 0.02, 1e-3)
     k = len(ys)
-    tip = np.column_stack([np.full(k, 0.003), ys, np.full(k, 0.03)])
+    tip = np.column_stack([np.full(k, nozzle_x), ys, np.full(k, 0.03)])
     samples = SpraySamples(tip, np.tile([0.0, 0.0, -1.0], (k, 1)), np.tile([0.0, 1.0, 0.0], (k, 1)),
                            np.full(k, 1e-3 / 0.05), np.zeros(k, dtype=np.int64))  # fmt: skip
     bnd = np.column_stack([np.zeros(60), g, np.zeros(60)])
@@ -51,18 +53,20 @@ def test_droplet_film_is_the_models_per_pair_term():
 
 def test_glue_that_only_reaches_a_point_through_the_part_is_taken_off():
     level = DEP.visible_mm * 1e-3
-    for hole, kept in ((False, False), (True, True)):
-        region, samples = _plate_and_point(hole)
+    cases = ({"hole": False},  # the plate is in the way of every droplet that reaches P: gone
+             {"hole": True},  # the axes meet no scanned surface (a scan hole): the unseen surface is in the way
+             {"hole": False, "p_xyz": (-0.012, 0.0, -0.002), "nozzle_x": -0.012})  # P beside the plate, in view
+    for case, gone in zip(cases, (True, True, False)):
+        region, samples = _plate_and_point(**case)
         films = film_thickness(samples, region.points, region.normals, DEP, n_labels=3, kernel="arrays")
         p = len(region.points) - 1
-        assert films[:, p].sum() > 3 * level  # the model (no occlusion) glues P
+        assert films[:, p].sum() > 3 * level, case  # the model (no occlusion) glues P
         out = behind_off(films, samples, region, region, DEP, level, 0.0)
-        if kept:  # nothing between the nozzle and P: its film stands
+        if gone:
+            assert out[:, p].sum() < 0.05 * films[:, p].sum(), case
+        else:  # at the depth its nozzles' axes meet: never re-checked
             assert out[:, p].sum() == pytest.approx(films[:, p].sum(), rel=1e-9)
-        else:  # the plate is in the way of every droplet that reaches P
-            assert out[:, p].sum() < 0.05 * films[:, p].sum()
-        beyond_plate = region.signed[:-1] < 0  # the plate's own points just past the line are not re-checked
-        assert np.array_equal(out[:, :-1][:, beyond_plate], films[:, :-1][:, beyond_plate])
+        assert np.array_equal(out[:, :-1], films[:, :-1])  # the plate's own points keep their film
 
 
 def test_glue_at_the_line_is_not_glue_beyond_it():
