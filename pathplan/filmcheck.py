@@ -184,7 +184,7 @@ def behind_off(films: np.ndarray, samples: Any, region: Any, cloud: Any, params:
         test = order[: int(np.searchsorted(np.cumsum(f[order]), 0.99 * f.sum())) + 1]
         test = test[~hole[deep[test]]]  # over a scan hole the unseen surface blocks them: gone without a test
         blocked = test[_blocked(tree, samples.tip[deep[test]], ray[deep[test]] / length[deep[test], None],
-                                length[deep[test]])]  # fmt: skip
+                                length[deep[test]])] if test.size else test  # fmt: skip
         gone = np.union1d(blocked, np.flatnonzero(hole[deep]))
         if gone.size:
             out[:, i] -= np.bincount(label[deep[gone]], weights=f[gone], minlength=films.shape[0])[: films.shape[0]]
