@@ -97,3 +97,14 @@ def test_an_edge_spot_moves_as_far_as_its_film_must_fall():
     assert local[b11] == pytest.approx(max(got[1], 0.02e-3) + extra)
     old = next_moves(region, films, level, 0.0, 0.02, design, tun, 0, np.zeros(tun.local_bins), (0.0, 0.0))[0]
     assert old[b64] == pytest.approx(0.02e-3 + extra)  # without the covered level: the distance alone
+
+
+def test_every_droplet_into_a_scan_hole_needs_no_line_of_sight_test():
+    region, samples = _plate_and_point(True)
+    near = np.abs(samples.tip[:, 1]) < 0.006  # every axis passes through the hole (no scanned point within 80 mm)
+    sub = SpraySamples(samples.tip[near], samples.axis[near], samples.along[near], samples.dwell[near],
+                       samples.label[near])  # fmt: skip
+    films = film_thickness(sub, region.points, region.normals, DEP, n_labels=3, kernel="arrays")
+    assert films[:, -1].sum() > DEP.visible_mm * 1e-3
+    out = behind_off(films, sub, region, region, DEP, DEP.visible_mm * 1e-3, 0.0)
+    assert out[:, -1].sum() < 0.05 * films[:, -1].sum()
