@@ -96,7 +96,10 @@ class TuningConfig:
     ``edge_target_mm`` inside the line (closing the dry strip the trace margin would leave) and a plan is safe
     when no film of the visible level (``DepositionParams.visible_mm``) lands more than
     ``max_visible_above_mm`` beyond the line; otherwise every pass keeps even its trace ``margin_mm`` inside
-    and a plan is safe when the trace lands at most ``max_above_mm`` beyond it."""
+    and a plan is safe when the trace lands at most ``max_above_mm`` beyond it. ``occlusion_upper`` takes off the
+    upper's predicted glue beyond the line that could only get there through the part (``filmcheck.behind_off``):
+    it plans most world-2 uppers at ~97 % but then lets true glue land up to 9-16 mm above the line on unscanned
+    wall, so it is off by default."""
 
     target_coverage: float = 0.98
     max_above_mm: float = 0.0
@@ -113,6 +116,7 @@ class TuningConfig:
     coarse_voxel_mm: float = 4.0
     probe_beyond_mm: tuple[float, float] = (0.25, 2.0)
     probe_voxel_mm: float = 0.5
+    occlusion_upper: bool = False  # filmcheck.behind_off on the upper: off, see pathplan/README.md "World-2 refusals"
 
 
 def _upper_defaults() -> PartPipelineConfig:
@@ -394,7 +398,7 @@ def _round(full_region: BondRegion, region: BondRegion, band: np.ndarray, area: 
     if region.part == "sole":  # occlusion and stray points beyond the rim (filmcheck.shadowed_off)
         _, allow_mm, level = film_limit(cfg)
         films = shadowed_off(films, samples, region, full_region, dep, level, allow_mm * 1e-3)
-    else:  # droplets that only reach a point beyond the line through the part (filmcheck.behind_off)
+    elif cfg.tuning.occlusion_upper:  # droplets that reach a point beyond the line only through the part
         _, allow_mm, level = film_limit(cfg)
         films = behind_off(films, samples, region, full_region, dep, level, allow_mm * 1e-3)
     m = spray_metrics(films.sum(axis=0), region.signed, band, area, dep)
