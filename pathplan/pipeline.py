@@ -20,7 +20,7 @@ from .errors import CoverageError
 from .evalfilm import FILM_KEYS as _FILM_KEYS
 from .evalfilm import EvalGrids as _EvalGrids
 from .evalpoints import eval_points, line_probes
-from .filmcheck import film_limit, find_spec, recheck_film, shadowed_off, spray_labels, worst_beyond
+from .filmcheck import behind_off, film_limit, find_spec, recheck_film, shadowed_off, spray_labels, worst_beyond
 from .geom import frames_from_axis, quat_from_matrix
 from .grading import design_graded, fill_step
 from .kinematics import RobotConfig, solve_path
@@ -98,7 +98,10 @@ class TuningConfig:
     ``edge_target_mm`` inside the line (closing the dry strip the trace margin would leave) and a plan is safe
     when no film of the visible level (``DepositionParams.visible_mm``) lands more than
     ``max_visible_above_mm`` beyond the line; otherwise every pass keeps even its trace ``margin_mm`` inside
-    and a plan is safe when the trace lands at most ``max_above_mm`` beyond it.
+    and a plan is safe when the trace lands at most ``max_above_mm`` beyond it. ``occlusion_upper`` takes off the
+    upper's predicted glue beyond the line that could only get there through the part (``filmcheck.behind_off``):
+    it plans most world-2 uppers at ~97 % but then lets true glue land up to 9-16 mm above the line on unscanned
+    wall, so it is off by default.
 
     The first round's step (issue 15 item 4, fewer rounds): the first main pass moves out by
     ``first_main_gain`` x its overshoot (moving a pass out by d moved its glue's edge beyond the line by only
@@ -125,6 +128,7 @@ class TuningConfig:
     coarse_voxel_mm: float = 4.0
     probe_beyond_mm: tuple[float, float] = (0.25, 2.0)
     probe_voxel_mm: float = 0.5
+    occlusion_upper: bool = False  # filmcheck.behind_off on the upper: off, see pathplan/README.md "World-2 refusals"
     first_main_gain: float = 2.0
     first_edge_share: float = 0.75
 
@@ -319,7 +323,8 @@ def plan_part(
         if not safe:
             if not pc.tune:
                 break
-            moved = next_moves(region, films, level, allow_mm, m[above_key], design, tun, r, local, bump)
+            moved = next_moves(region, films, level, allow_mm, m[above_key], design, tun, r, local, bump,
+                               dep.covered_mm * 1e-3)  # fmt: skip
             if moved is None:  # every move is at its cap: the next round would plan the same path
                 break
             local, bump = moved
@@ -416,20 +421,21 @@ def _round(full_region: BondRegion, region: BondRegion, band: np.ndarray, area: 
     samples = path_samples(sp, dep.step_mm * 1e-3, spray_labels(sp, tp, mspecs))
     key, allow_mm, level = film_limit(cfg)
 
-    def metrics(f: np.ndarray) -> dict[str, float]:
+    def off(f: np.ndarray) -> np.ndarray:
         if region.part == "sole":  # occlusion and stray points beyond the rim (filmcheck.shadowed_off)
-            f[:] = shadowed_off(f, samples, region, full_region, dep, level, allow_mm * 1e-3)
-        return spray_metrics(f.sum(axis=0), region.signed, band, area, dep)
+            return shadowed_off(f, samples, region, full_region, dep, level, allow_mm * 1e-3)
+        if cfg.tuning.occlusion_upper:  # droplets that reach a point beyond the line only through the part
+            return behind_off(f, samples, region, full_region, dep, level, allow_mm * 1e-3)
+        return f
 
     if ev is None or not ev.on:
-        films = film_thickness(samples, region.points, region.normals, dep, n_labels=3)
-        m = metrics(films)
+        films = off(film_thickness(samples, region.points, region.normals, dep, n_labels=3))
+        m = spray_metrics(films.sum(axis=0), region.signed, band, area, dep)
     else:
         fp = footprints(samples, dep, 0.08, region.points, ev.surface)
         films = np.zeros((3, len(region.points)))
         films[:, ev.beyond] = ev.films(fp, "beyond")
-        if region.part == "sole":  # it re-checks points beyond the line only
-            films = shadowed_off(films, samples, region, full_region, dep, level, allow_mm * 1e-3)
+        films = off(films)  # both re-check points beyond the line only
         b = ev.beyond
         m = {k: v for k, v in spray_metrics(films[:, b].sum(axis=0), region.signed[b], band[b], area[b], dep).items()
              if k not in _FILM_KEYS}  # fmt: skip

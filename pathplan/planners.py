@@ -29,6 +29,16 @@ def _bin_means(keys: np.ndarray, n: int, *arrays: np.ndarray) -> tuple[np.ndarra
     return cnt, out
 
 
+#: A contour ring is a smooth curve at one surface distance from the boundary: a run of up to ``RING_JUMP_BINS``
+#: bins more than ``RING_JUMP_M`` off the median of their neighbours (:func:`off_ring`) averaged points of another
+#: surface the distance reaches there and is drawn again from its neighbours, as a scan hole's bins are. On world-2
+#: soles (seed 7000 pair 00016, seed 9102) the first ring's bins jumped 7 mm up the wall under the rim and back,
+#: 17-22 mm apart in plan, 3-4 bins long (refused "first ring at 1.7 mm has a 22 mm hole"); along +-4 bins
+#: (+-13 mm) a ring round a 35 mm toe strays ~2.4 mm from that median.
+RING_JUMP_BINS = 4
+RING_JUMP_M = 8e-3
+
+
 def ring_at(
     region: BondRegion, offset: float, sample: float, half_width: float, local: np.ndarray | None = None,
     fill: float = 0.0,
@@ -70,11 +80,25 @@ def ring_at(
     grad = np.where(np.isnan(grad), region.inward[bidx], grad)
     grad = unit(grad - np.einsum("ij,ij->i", grad, nrm)[:, None] * nrm, what="ring inward", allow_zero=True)
     pos = pos + (off_bin[:, None] - sd) * grad  # the bin's mean distance is not exactly its target: step onto it
+    if fill > 0 and ok.sum() >= 2 * RING_JUMP_BINS + 2:
+        ok = ok & ~off_ring(pos, ok)
     if fill > 0 and 3 <= ok.sum() < nb:
         base = region.boundary[bidx]
         ok, rel, nrm, grad = _fill_bins(ok, pos - base, nrm, grad, max_run=int(fill / (per / nb)))
         pos = base + rel
     return pos[ok], nrm[ok], grad[ok]
+
+
+def off_ring(pos: np.ndarray, ok: np.ndarray, k: int = RING_JUMP_BINS, jump: float = RING_JUMP_M) -> np.ndarray:
+    """(nb,) bool: the filled bins (``ok``) of a closed ring whose position ``pos`` (nb, 3) lies more than ``jump``
+    metres from the median of its own and its ``k`` filled neighbours' on either side (per coordinate, circular):
+    runs of up to ``k`` bins that jumped onto another surface."""
+    idx = np.flatnonzero(ok)
+    p = pos[idx]
+    med = np.median(np.stack([np.roll(p, sh, axis=0) for sh in range(-k, k + 1)]), axis=0)
+    out = np.zeros(len(ok), bool)
+    out[idx[np.linalg.norm(p - med, axis=1) > jump]] = True
+    return out
 
 
 def _fill_bins(ok: np.ndarray, *arrays: np.ndarray, max_run: int) -> tuple[np.ndarray, ...]:

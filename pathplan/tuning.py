@@ -20,8 +20,8 @@ from .errors import NonFiniteError
 from .toolpath import BondRegion
 
 __all__ = ["CrossProfile", "RingDesign", "cross_profile", "design_rings", "local_bumps", "attribute_overshoot",
-           "gaps_away_from_line", "clamp_local", "move_all", "main_bump", "next_moves", "MAX_LOCAL",
-           "MAX_MAIN_MIN"]  # fmt: skip
+           "gaps_away_from_line", "film_excess_moves", "clamp_local", "move_all", "main_bump", "next_moves",
+           "MAX_LOCAL", "MAX_MAIN_MIN"]  # fmt: skip
 
 #: Largest outward move (m) of the edge passes along a stretch of the line. Farther out they stop being edge
 #: passes (the first main pass lies ~10 mm out); glue that still lands beyond the line then is not theirs to
@@ -214,6 +214,28 @@ def attribute_overshoot(
     return over[0], over[1], s[e_hit], -signed[e_hit]
 
 
+def film_excess_moves(region: BondRegion, films: np.ndarray, level: float, allow: float, covered: float,
+                      span: float, edge_share: float | None = None) -> np.ndarray:  # fmt: skip
+    """For each spot :func:`attribute_overshoot` lays on the edge passes (same order as its arcs), how far (m) the
+    edge film must move out for the spot's film to fall to ``level``: the design puts the ``covered`` level
+    ``span`` inside the line where the film is at ``level``, so the film falls by covered / level over ``span``
+    (log-linear between them): ``span * ln(film / level) / ln(covered / level)``.
+
+    A spot just past the line with several times the visible film (world-2 seed 7000, upper 00014: 10-64 um
+    0.01-0.03 mm beyond the line at the closed rings' seam) moved only its 0.02 mm distance plus the round's
+    extra each round and was still over after 6 rounds (refused "0.02 mm beyond"): ln(64 / 10) / ln(5) x 0.5 mm
+    = 0.58 mm in one round.
+    """
+    beyond = (region.signed < -allow) & (region.signed > -0.03)
+    f = films[:2, beyond]
+    hit = (f[0] + f[1]) >= level
+    e_hit = (f[0] >= level) | (hit & (f[0] >= f[1]))
+    if edge_share is not None:  # the same spots as attribute_overshoot's with the first round's share
+        e_hit |= hit & (f[0] >= edge_share * level)
+    tot = np.maximum(f[0] + f[1], level)[e_hit]
+    return span * np.log(tot / level) / np.log(covered / level)
+
+
 def gaps_away_from_line(region: BondRegion, film: np.ndarray, band: np.ndarray, area: np.ndarray,
                          dep: DepositionParams, near: float = 5e-3) -> float:  # fmt: skip
     """Uncovered fraction of the band farther than ``near`` (metres) from the boundary."""
@@ -223,16 +245,22 @@ def gaps_away_from_line(region: BondRegion, film: np.ndarray, band: np.ndarray, 
 
 def next_moves(region: BondRegion, films: np.ndarray, level: float, allow_mm: float, above_mm: float,
                design: RingDesign | None, tun: Any, r: int, local: np.ndarray,
-               bump: tuple[float, float]) -> tuple[np.ndarray, tuple[float, float]] | None:  # fmt: skip
+               bump: tuple[float, float], covered: float = 0.0
+               ) -> tuple[np.ndarray, tuple[float, float]] | None:  # fmt: skip
     """Where glue lands beyond the line (``films`` (3, n) per pass class, ``level`` and ``allow_mm`` as for
     :func:`attribute_overshoot`; ``above_mm`` the worst overshoot, ``tun`` the pipeline's ``TuningConfig``, ``r``
     the round): the edge passes' local moves and the first main pass's lowest offset for the next round,
-    every value finite and within the planner's limits; None if nothing can move any more."""
+    every value finite and within the planner's limits; None if nothing can move any more. With ``covered``
+    (metres, the covered film level) an edge spot moves at least as far as its film needs to fall to ``level``
+    (:func:`film_excess_moves`), not only by its distance beyond the line."""
     first = r == 0 and (tun.first_main_gain != 1.0 or tun.first_edge_share < 1.0)
-    e_over, m_over, e_s, e_d = attribute_overshoot(region, films, level, allow_mm * 1e-3,
-                                                   tun.first_edge_share if first else None)  # fmt: skip
+    share = tun.first_edge_share if first else None
+    e_over, m_over, e_s, e_d = attribute_overshoot(region, films, level, allow_mm * 1e-3, share)
     if first:  # the first round's step (see TuningConfig.first_main_gain)
         m_over *= tun.first_main_gain
+    if covered > level and design is not None and e_s.size:
+        e_d = np.maximum(e_d, film_excess_moves(region, films, level, allow_mm * 1e-3, covered,
+                                                 tun.edge_target_mm * 1e-3, share))  # fmt: skip
     # the design margin is already in; move by the overshoot and a bit, more each round (a few spots whose glue
     # comes from the next stretch stayed 0.05-0.14 mm over for 6 rounds at a fixed 0.05 mm: a refusal)
     step = tun.bump_extra_mm * 1e-3 * (1 + r)

@@ -21,7 +21,7 @@ def test_boot_upper_path_stays_below_its_junction():
 
     from gluecell.cell.bench.pathplan import judge_upper
     from gluecell.deformation.junction import find_junction, load_mesh
-    from gluecell.pathplan.pipeline import PathplanConfig, TuningConfig, plan_part
+    from gluecell.pathplan.pipeline import PathplanConfig, film_limit, plan_part
 
     V, F = load_mesh(BOOT)
     junction = find_junction(V, F, up_axis="+y", toe_axis="+x").line
@@ -33,7 +33,7 @@ def test_boot_upper_path_stays_below_its_junction():
     pts, fi = trimesh.sample.sample_surface(mesh, 40000, seed=1)
     noisy = pts + np.random.default_rng(2).normal(0, 2e-4, pts.shape)
     pp = plan_part("upper", noisy, PathplanConfig(), bite_line=Lb + off, normals=mesh.face_normals[fi], robot=False)
-    assert pp.metrics["above_visible_mm"] <= TuningConfig().max_visible_above_mm
+    assert pp.metrics["above_visible_mm"] <= film_limit(PathplanConfig())[1]
     truth = {"upper_mesh": mesh, "upper_bond_faces": np.ones(len(F), bool), "bite_line": Lb + off}
     judged = judge_upper(pp.path, truth, seed=3, n=80_000)
     assert judged["above_visible_mm"] <= MAX_ABOVE_MM, judged

@@ -49,7 +49,7 @@ def test_plan_writes_a_valid_plan_and_draws_it(files, capsys):
     assert sorted(r.split(": ")[1].split()[0] for r in raw["verdict_reasons"]) == sorted(short)
     printed = capsys.readouterr().out
     assert f"verdict: {raw['verdict']}" in printed
-    assert "beyond the line 0.00 mm (allowed 0.00 mm)" in printed  # the visible-film figure the limit applies to
+    assert "(allowed 0.01 mm)" in printed  # the visible-film figure the limit applies to
     plan = read_plan(out)
     assert {p.part for p in plan.paths} == {"upper", "sole"}
     for p in plan.paths:

@@ -12,7 +12,7 @@ from gluecell.core.types import RobotProgram, SprayPath
 from gluecell.pathplan.deposition import film_thickness, path_samples, spray_metrics
 from gluecell.pathplan.geom import matrix_from_quat, resample_polyline
 from gluecell.pathplan.kinematics import fk
-from gluecell.pathplan.pipeline import PathplanConfig, TuningConfig, plan_pair
+from gluecell.pathplan.pipeline import PathplanConfig, film_limit, plan_pair
 from gluecell.pathplan.synthetic import make_synthetic_pair
 
 #: Predicted coverage of the whole bond side (the strip the bite-line margin keeps dry is ~2-3 mm wide).
@@ -40,7 +40,7 @@ def test_pair_plan_is_safe_covered_and_executable(planned):
     for part in ("upper", "sole"):
         path, prog, m = planned.paths[part], planned.programs[part], planned.metrics[part]
         assert isinstance(path, SprayPath) and isinstance(prog, RobotProgram)
-        assert m["above_visible_mm"] <= TuningConfig().max_visible_above_mm, f"{part}: predicted glue beyond the line"
+        assert m["above_visible_mm"] <= film_limit(PathplanConfig())[1], f"{part}: predicted glue beyond the line"
         assert m["coverage"] >= MIN_COVERAGE, f"{part}: coverage {m['coverage']:.3f}"
         assert np.array_equal(prog.t, path.t) and len(prog.q) == len(path)
         # the program's joints put the nozzle where the path says

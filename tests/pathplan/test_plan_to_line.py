@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 
 from gluecell.core.geometry import polyline_distance
 from gluecell.pathplan.deposition import DepositionParams, film_thickness, path_samples
-from gluecell.pathplan.filmcheck import stray_points
+from gluecell.pathplan.filmcheck import film_limit, stray_points
 from gluecell.pathplan.geom import resample_polyline
 from gluecell.pathplan.pipeline import PathplanConfig, plan_part
 from gluecell.pathplan.region import RegionParams, sole_region
@@ -131,7 +131,7 @@ def test_curled_sole_inner_wall_is_bond_side(curled):
 def test_curled_sole_with_a_stray_point_plans(curled):
     pts, nrm = curled
     pp = plan_part("sole", pts, PathplanConfig(), normals=nrm, robot=False)
-    assert pp.metrics["above_visible_mm"] <= PathplanConfig().tuning.max_visible_above_mm
+    assert pp.metrics["above_visible_mm"] <= film_limit(PathplanConfig())[1]
     assert pp.metrics["coverage_1mm"] > 0.95
 
 
