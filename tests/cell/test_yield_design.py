@@ -65,3 +65,18 @@ def test_real_pipeline_plans_with_the_cells_config(synthetic):
     assert sprayed_m(cell) > 1.05 * sprayed_m(plain)
     assert cell.pair.metrics["upper"]["coverage_1mm"] >= 0.98
     assert plain.pair.metrics["upper"]["coverage_1mm"] >= 0.98
+
+
+def test_yieldcheck_summary_counts_pairs_every_setting_ran():
+    from gluecell.cell.sim.yieldcheck import summarise_rows
+
+    rows = [{"id": "00000", "setting": "default", "verdict": "ok", "robot_s": 30.0, "defects": ["gap"]},
+            {"id": "00000", "setting": "cell", "verdict": "ok", "robot_s": 40.0, "defects": []},
+            {"id": "00001", "setting": "default", "verdict": "ok", "robot_s": 34.0, "defects": []},
+            {"id": "00001", "setting": "cell", "verdict": "needs_human", "reason": "coverage short"},
+            {"id": "00002", "setting": "default", "verdict": "ok", "robot_s": 50.0, "defects": ["above", "gap"]}]
+    s = summarise_rows(rows)  # 00002 ran with one setting only: left out of both
+    assert s["default"] == {"pairs": 2, "planned": 2, "good": 1, "defective": 1, "by_type": {"gap": 1},
+                            "robot_s_mean": 32.0, "defective_ids": ["00000"], "refused_ids": []}
+    assert s["cell"]["planned"] == 1 and s["cell"]["good"] == 1 and s["cell"]["refused_ids"] == ["00001"]
+    assert s["cell"]["robot_s_mean"] == 40.0
