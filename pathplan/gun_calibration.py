@@ -375,11 +375,12 @@ def with_design_film(cfg: Any, factor: float = DESIGN_FILM_FACTOR) -> Any:
     The tuner spaces passes so that the film between two neighbours stays >= 1.25 x ``covered_mm`` on a flat
     plate in the planner's Gaussian-cone model. On the embedded cell's uppers the real troughs run deeper (the
     true fan has no Gaussian tail, the gun's flow varies run to run, the wall curves): the 50-pair demo's gaps
-    (5-17 mm^2 per view) were troughs between the edge ring and the next rings, 2.5-3.5 and 5-9 mm from the line,
+    (5-17 mm^2 per view) were troughs between the edge ring and the next rings, 2.5-3.5 and 5-6 mm from the line,
     with the film around them at 0.4-0.7 mm. Designing for ``factor`` x the covered level fills them; the
     covered edge of the first edge ring (``TuningConfig.edge_target_mm``) is moved by the difference of that
     ring's reach at the two levels, so the glue's edge at the line stays where the inspected level put it
-    (no closer to the line: glue above it is the other defect).
+    (no closer to the line: glue above it is the other defect). The plan's coverage figures, and the refusal
+    of a plan short of ``target_coverage``, then count at the design film too (stricter than the inspection).
 
     Args:
         cfg: a ``PathplanConfig`` (its deposition should be the cell's calibrated gun: :func:`with_gun`).
