@@ -38,7 +38,7 @@ from .errors import PathplanError
 
 __all__ = ["CouponPass", "CouponMeasurement", "GunCalibration", "GunFitError", "DEFAULT_PROGRAM", "GUN_FORMAT",
            "model_profile", "weighed_flow", "fit_gun", "save_gun", "load_gun", "with_gun", "stripe_reach",
-           "WORLD1_GUN"]  # fmt: skip
+           "WORLD1_GUN", "DESIGN_FILM_FACTOR", "with_design_film"]  # fmt: skip
 
 GUN_FORMAT = "gluecell.gun_calibration/1"
 #: The coupon calibration of the embedded simulated cell's gun (``gluecell gun calibrate --world 1 --seed 0``),
@@ -351,3 +351,56 @@ def with_gun(cfg: Any, gun: GunCalibration | str | os.PathLike[str] | None) -> A
         gun = load_gun(WORLD1_GUN if str(gun) == "world1" else gun, cfg.deposition)
     return replace(cfg, deposition=replace(cfg.deposition, **{k: (tuple(v) if isinstance(v, list) else v)
                                                                for k, v in _params_dict(gun.params).items()}))
+
+
+#: The film the embedded cell's plans are designed for, as a multiple of the inspected covered level
+#: (``DepositionParams.covered_mm``, 50 um): see :func:`with_design_film`.
+DESIGN_FILM_FACTOR = 2.0
+
+
+def _edge_pass(cfg: Any) -> tuple[float, float]:
+    """(standoff m, speed m/s) of the upper's edge passes in ``cfg`` (a ``PathplanConfig``)."""
+    from .modifiers import SpeedProfileParams, StandoffParams
+
+    so = next((m for m in cfg.upper.modifiers if m.get("name") == "standoff"), {})
+    sp = next((m for m in cfg.upper.modifiers if m.get("name") == "speed_profile"), {})
+    standoff = float(so.get("edge_standoff_mm", StandoffParams.edge_standoff_mm))
+    speed = float(sp.get("edge_mm_s", SpeedProfileParams.edge_mm_s))
+    return standoff * 1e-3, speed * 1e-3
+
+
+def with_design_film(cfg: Any, factor: float = DESIGN_FILM_FACTOR) -> Any:
+    """``cfg`` designing its passes for ``factor`` x the inspected covered film, its first edge ring where it was.
+
+    The tuner spaces passes so that the film between two neighbours stays >= 1.25 x ``covered_mm`` on a flat
+    plate in the planner's Gaussian-cone model. On the embedded cell's uppers the real troughs run deeper (the
+    true fan has no Gaussian tail, the gun's flow varies run to run, the wall curves): the 50-pair demo's gaps
+    (5-17 mm^2 per view) were troughs between the edge ring and the next rings, 2.5-3.5 and 5-6 mm from the line,
+    with the film around them at 0.4-0.7 mm. Designing for ``factor`` x the covered level fills them; the
+    covered edge of the first edge ring (``TuningConfig.edge_target_mm``) is moved by the difference of that
+    ring's reach at the two levels, so the glue's edge at the line stays where the inspected level put it
+    (no closer to the line: glue above it is the other defect). The plan's coverage figures, and the refusal
+    of a plan short of ``target_coverage``, then count at the design film too (stricter than the inspection).
+
+    Args:
+        cfg: a ``PathplanConfig`` (its deposition should be the cell's calibrated gun: :func:`with_gun`).
+        factor: design film / inspected covered film (1: unchanged; 1-4).
+
+    Returns:
+        The config with ``deposition.covered_mm`` x ``factor`` and ``tuning.edge_target_mm`` compensated.
+    """
+    from gluecell.core.errors import ConfigError
+
+    from .tuning import cross_profile
+
+    if not (math.isfinite(factor) and 1.0 <= factor <= 4.0):
+        raise ConfigError(f"design film factor must be within 1-4, got {factor}", key="design_film_factor")
+    if factor == 1.0:
+        return cfg
+    dep = cfg.deposition
+    design = replace(dep, covered_mm=dep.covered_mm * factor)
+    standoff, speed = _edge_pass(cfg)
+    edge = cross_profile(standoff, 0.0, speed, design)
+    shift_mm = (edge.reach(dep.covered_mm * 1e-3) - edge.reach(design.covered_mm * 1e-3)) * 1e3
+    tuning = replace(cfg.tuning, edge_target_mm=cfg.tuning.edge_target_mm + max(shift_mm, 0.0))
+    return replace(cfg, deposition=design, tuning=tuning)

@@ -25,6 +25,25 @@ from typing import Any
 __all__ = ["register", "run_demo", "summarise", "start_sim_process"]
 
 STYLES = ("sneaker", "court", "boot")
+#: The embedded cell's gun calibration: its commissioning coupon (``gluecell gun calibrate --world 1 --seed 0``,
+#: shipped as ``pathplan/models/gun_world1.json``). Every world seed of the embedded cell sprays with the same true
+#: gun (``cell.sim.coupon.true_gun``: ``SprayWorldConfig()``; a seed draws pairs and per-run variation, not the gun),
+#: so the demo plans with the file its cell was commissioned with, as a plant names its own in ``cell.toml``.
+DEMO_GUN = "world1"
+
+
+def demo_pathplan_config(gun: str | None = DEMO_GUN, design_film: float | None = None) -> Any:
+    """The embedded cell's ``[pathplan]``: the planner's defaults with the cell's calibrated gun (``gun``: "world1",
+    a calibration file, or None / "none": the planner's uncalibrated default) and passes designed for
+    ``design_film`` x the inspected covered film (:func:`gluecell.pathplan.gun_calibration.with_design_film`;
+    None: :data:`~gluecell.pathplan.gun_calibration.DESIGN_FILM_FACTOR` with a calibrated gun, 1 without)."""
+    from gluecell.pathplan.gun_calibration import DESIGN_FILM_FACTOR, with_design_film, with_gun
+    from gluecell.pathplan.pipeline import PathplanConfig
+
+    gun = None if gun in (None, "", "none") else gun
+    cfg = with_gun(PathplanConfig(), gun)
+    factor = (DESIGN_FILM_FACTOR if gun is not None else 1.0) if design_film is None else float(design_film)
+    return with_design_film(cfg, factor)
 
 
 def start_sim_process(out: Path, world: Path, speed: float, port: int = 0, timeout_s: float = 60.0,
@@ -70,8 +89,11 @@ def _fresh(out: Path) -> None:
 
 def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
              timeout_s: float = 1800.0, serve: Any = None, factory: int = 0,
-             heartbeat_s: float | None = None) -> dict[str, Any]:  # fmt: skip
+             heartbeat_s: float | None = None, gun: str | None = DEMO_GUN,
+             design_film: float | None = None) -> dict[str, Any]:  # fmt: skip
     """Run the line on ``pairs`` synthetic pairs; returns :func:`summarise`'s summary.
+
+    ``gun`` / ``design_film``: the cell's planner settings (:func:`demo_pathplan_config`).
 
     ``heartbeat_s``: the robot link's ``heartbeat_timeout_s`` (None: the link's default, 0.5 s; at most 0.9).
 
@@ -90,6 +112,7 @@ def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
     from gluecell.cell.store import Store
     from gluecell.datasets.generate import GenerateOptions, generate_dataset, load_generate_config
 
+    pathplan_cfg = demo_pathplan_config(gun, design_film)  # a bad gun file fails before the cell starts
     world_cfg, scanner = load_generate_config(None)
     generate_dataset(out / "world", GenerateOptions(n=pairs, seed=seed, world=world_cfg, scanner=scanner,
                                                     styles=STYLES))  # fmt: skip
@@ -103,7 +126,7 @@ def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
             ids = [] if factory else _order(store, out / "world")
             # a prediction refused as too uncertain goes to the operator, played by the simulated cell
             pipeline = RealPipeline(sim_style_library(), out=out / "pairs", pictures=True,
-                                    marker=sim_line_marker(out / "world"))  # fmt: skip
+                                    marker=sim_line_marker(out / "world"), pathplan_config=pathplan_cfg)  # fmt: skip
             ctl = Controller(store, link, pipeline)
             ctl.start()
             try:
@@ -118,7 +141,10 @@ def run_demo(out: Path, pairs: int = 3, speed: float = 20.0, seed: int = 7,
                     _follow(ctl, store, len(ids), timeout_s, Progress)
             finally:
                 ctl.close()
-            return {**summarise(store, out, time.monotonic() - t0, ctl.perf), **({"factory": fac} if factory else {})}
+            planner = {"gun": str(gun or "none"), "flow_ml_s": pathplan_cfg.deposition.flow_ml_s,
+                       "design_film_mm": pathplan_cfg.deposition.covered_mm}  # fmt: skip
+            return {**summarise(store, out, time.monotonic() - t0, ctl.perf), "planner": planner,
+                    **({"factory": fac} if factory else {})}  # fmt: skip
     finally:
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -259,8 +285,14 @@ def _print(summary: dict[str, Any]) -> None:
               "labelled defect (gap, glue above the TRUE line, thin film, blob)")
     con.print("line: 'predicted' = the predicted bite line and its 2-sigma margin; 'operator' = the prediction was "
               "refused as too uncertain and the operator (played by the simulated cell) marked the line on the pair")
+    sprayed = [r["robot_s"] for r in summary["rows"] if r["robot_s"] > 0]
+    per_shoe = f", {summary['robot_s'] / len(sprayed):.1f} s per sprayed pair" if sprayed else ""
+    if "planner" in summary:
+        pl = summary["planner"]
+        con.print(f"planner: gun {pl['gun']} ({pl['flow_ml_s']:.3f} ml/s), passes designed for "
+                  f"{pl['design_film_mm'] * 1e3:.0f} um of film")  # fmt: skip
     con.print(f"cycle {summary['cycle_s']:.1f} s per pair (wall, incl. start-up); robot time {summary['robot_s']:.0f} s"
-              f" (simulated); stage latency median perception {lat['perception']:.0f} ms, deformation "
+              f"{per_shoe} (simulated); stage latency median perception {lat['perception']:.0f} ms, deformation "
               f"{lat['deformation']:.0f} ms, pathplan {lat['pathplan']:.0f} ms")  # fmt: skip
     con.print(f"stops: {len(summary['stops'])}" + "".join(f"\n  {s}" for s in summary["stops"]))
     if summary["stop_reason"]:
@@ -287,7 +319,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     console = None if args.no_api else DemoConsole(args)
     try:
         summary = run_demo(Path(args.out), args.pairs, args.speed, args.seed, serve=console, factory=args.factory,
-                           heartbeat_s=args.heartbeat_s)  # fmt: skip
+                           heartbeat_s=args.heartbeat_s, gun=args.gun, design_film=args.design_film)  # fmt: skip
         _print(summary)
         rc = 0 if summary["state"] == "Complete" else 1
         if args.factory:
@@ -313,6 +345,12 @@ def register(sub: Any) -> None:
     p.add_argument("--heartbeat-s", type=float, default=None, metavar="S",
                    help="robot link heartbeat timeout in s (default the link's 0.5; at most 0.9): a longer one keeps "
                         "a demo on a heavily loaded machine from holding on a starved /joint_states")  # fmt: skip
+    p.add_argument("--gun", default=DEMO_GUN, metavar="FILE",
+                   help="the cell's gun calibration: 'world1' (default: the embedded cell's commissioning coupon), "
+                        "a file from 'gluecell gun calibrate', or 'none' (the planner's uncalibrated default)")
+    p.add_argument("--design-film", type=float, default=None, metavar="X",
+                   help="design the passes for X times the inspected 50 um film (1-4; default 2 with a calibrated "
+                        "gun, 1 with none)")
     p.add_argument("--factory", type=int, default=0, metavar="N",
                    help="run the cell as one node of an in-process factory of N cells (N-1 simulated): "
                         "the pairs' smart products auction their spray; signed ledger verified at the end")

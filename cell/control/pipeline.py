@@ -163,6 +163,8 @@ class RealPipeline:
         marked_sigma_m: 1-sigma tolerance of an operator's mark (:data:`MARKED_SIGMA_M`).
         marked_margin_sigmas: keep the glue this many of its sigmas inside a marked line
             (:data:`MARKED_MARGIN_SIGMAS`: the whole line, not each point).
+        pathplan_config: the cell's ``PathplanConfig`` (its ``[pathplan]`` table: the calibrated gun, the design
+            film; None: the planner's defaults).
     """
 
     name = "real"
@@ -171,7 +173,7 @@ class RealPipeline:
                  out: Path | None = None, pictures: bool = False, margin_sigmas: float | None = None,
                  marker: Callable[[dict[str, Any]], Any] | None = None, plan_worker: bool = True,
                  marked_sigma_m: float = MARKED_SIGMA_M, marked_margin_sigmas: float = MARKED_MARGIN_SIGMAS,
-                 ) -> None:  # fmt: skip
+                 pathplan_config: Any = None) -> None:  # fmt: skip
         if not (math.isfinite(marked_sigma_m) and 0 <= marked_sigma_m <= 5e-3):
             raise CellError(f"marked_sigma_m must be a length within 0-5 mm, got {marked_sigma_m}")
         if not (math.isfinite(marked_margin_sigmas) and 0 <= marked_margin_sigmas <= 5):
@@ -179,6 +181,7 @@ class RealPipeline:
         self.marked_margin_sigmas = float(marked_margin_sigmas)
         self.references, self.out, self.pictures = references, out, pictures
         self.margin_sigmas = margin_sigmas
+        self.pathplan_config = pathplan_config
         self.marker = marker
         self.marked_sigma_m = float(marked_sigma_m)
         self._calibration: Any = None
@@ -263,7 +266,7 @@ class RealPipeline:
         margin = MARGIN_SIGMAS if self.margin_sigmas is None else self.margin_sigmas
         margin = line.get("margin_sigmas", margin)  # a marked line: the margin holds along the whole stroke
         up, so = scans["upper"], scans["sole"]
-        return plan_checked((up.points, up.normals), (so.points, so.normals), line["line"],
+        return plan_checked((up.points, up.normals), (so.points, so.normals), line["line"], self.pathplan_config,
                             sigma_p95_m=line["sigma_p95_m"], sigma_m=line["sigma"], margin_sigmas=margin,
                             line_reasons=line["reasons"])  # fmt: skip
 
