@@ -142,7 +142,9 @@ def _warm_up(parent: int | None = None) -> bool:
     import numpy as np
 
     if parent is not None:
-        threading.Thread(target=_exit_with, args=(parent,), name="plan-worker-watch", daemon=True).start()
+        from gluecell.core.lifetime import watch_parent
+
+        watch_parent(parent, name="plan-worker-watch")
         from .kernelsplit import off_in_this_process
 
         off_in_this_process()  # the sole's kernels run whole: the second core is for the caller's upper
@@ -162,12 +164,3 @@ def _warm_up(parent: int | None = None) -> bool:
 
     warm_up()  # the ring designs' flat-plate profiles (~1.8 s the first time in a process)
     return True
-
-
-def _exit_with(parent: int, period_s: float = 1.0) -> None:
-    """In the worker: exit once ``parent`` is gone (this process then belongs to another parent)."""
-    import time
-
-    while os.getppid() == parent:
-        time.sleep(period_s)
-    os._exit(0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -215,7 +216,8 @@ class SimCell:
             from concurrent.futures import ProcessPoolExecutor
 
             self._capture_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                     initializer=_background_priority)  # fmt: skip
+                                                     initializer=_background_priority,
+                                                     initargs=(os.getpid(),))  # fmt: skip
         fut = self._capture_pool.submit(capture_item, self.line.world, self.line.camera_root, item_id, ids, goals,
                                         self.cfg.robot.tick_s, rec.flow_factor, rec.offset_m)  # fmt: skip
 
@@ -373,11 +375,13 @@ class SimCell:
             self.faults.remove(spec)
 
 
-def _background_priority() -> None:
+def _background_priority(parent: int) -> None:
     """The inspection capture's process yields the CPU to the arm's 500 Hz loop and the controller (on a loaded
-    2-core machine a full-priority capture starved /joint_states past the controller's 0.5 s heartbeat)."""
-    import os
+    2-core machine a full-priority capture starved /joint_states past the controller's 0.5 s heartbeat), and
+    exits once the simulator's process (``parent``) is gone (a killed simulator left it rendering its queue)."""
+    from gluecell.core.lifetime import watch_parent
 
+    watch_parent(parent, name="capture-parent-watch")
     try:
         os.nice(10)
     except (AttributeError, OSError):  # no nice() here, or not allowed: run at the caller's priority
