@@ -167,3 +167,12 @@ def geom():
     from types import SimpleNamespace
 
     return SimpleNamespace(make_upper=make_upper, make_sole=make_sole, scan_mesh=scan_mesh, outline=outline)
+
+
+@pytest.fixture(scope="session")
+def rough_pair(geom):
+    """A toe-sprung, turned upper and a sole with a lower wall, sparse noisy scans (stations fail here and there)."""
+    up = geom.scan_mesh(geom.make_upper(toe_spring=0.012, yaw_deg=7.0), "upper", n=25000, noise=3e-4, seed=5)
+    so = geom.scan_mesh(geom.make_sole(height=0.014, undersize=0.02, yaw_deg=-4.0), "sole", n=20000, noise=3e-4,
+                        seed=6)  # fmt: skip
+    return up, so

@@ -41,17 +41,8 @@ def _plain_and_compiled(monkeypatch, fn, *args, **kw):
     return out
 
 
-@pytest.fixture(scope="module")
-def rough(geom):
-    """Toe-sprung, turned upper and a low-walled sole, sparse noisy scans (stations fail here and there)."""
-    up = geom.scan_mesh(geom.make_upper(toe_spring=0.012, yaw_deg=7.0), "upper", n=25000, noise=3e-4, seed=5)
-    so = geom.scan_mesh(geom.make_sole(height=0.014, undersize=0.02, yaw_deg=-4.0), "sole", n=20000, noise=3e-4,
-                        seed=6)  # fmt: skip
-    return up, so
-
-
-def test_compiled_sections_equal_the_per_wedge_rules(monkeypatch, flat_pair, rough) -> None:
-    for up, so in ((flat_pair[0], flat_pair[1]), rough):
+def test_compiled_sections_equal_the_per_wedge_rules(monkeypatch, flat_pair, rough_pair) -> None:
+    for up, so in ((flat_pair[0], flat_pair[1]), rough_pair):
         plain_u, comp_u = _plain_and_compiled(monkeypatch, profiles.upper_sections, up.points, up.normals, 128)
         assert plain_u.valid.sum() > 100 and plain_u.full.sum() > 50
         _same_sections(plain_u, comp_u)

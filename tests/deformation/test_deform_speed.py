@@ -30,15 +30,6 @@ def _both(monkeypatch, fn, *args):
     return out
 
 
-@pytest.fixture(scope="module")
-def rough_pair(geom):
-    """A toe-sprung, turned upper and a sole with a lower wall, sparse noisy scans (stations fail here and there)."""
-    up = geom.scan_mesh(geom.make_upper(toe_spring=0.012, yaw_deg=7.0), "upper", n=25000, noise=3e-4, seed=5)
-    so = geom.scan_mesh(geom.make_sole(height=0.014, undersize=0.02, yaw_deg=-4.0), "sole", n=20000, noise=3e-4,
-                        seed=6)  # fmt: skip
-    return up, so
-
-
 @pytest.mark.parametrize("compiled", [False, True])  # numpy's passes (profiles_vec) and the compiled loops
 def test_vectorised_sections_equal_the_per_wedge_rules(monkeypatch, flat_pair, rough_pair, compiled) -> None:
     monkeypatch.setattr(profiles, "COMPILED", compiled)

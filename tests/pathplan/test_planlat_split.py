@@ -9,7 +9,7 @@ import pytest
 
 from gluecell.core.errors import ConfigError
 from gluecell.pathplan import filmkernel, ikkernel, kernelsplit
-from gluecell.pathplan.deposition import DepositionParams, film_thickness, path_samples
+from gluecell.pathplan.deposition import DepositionParams, film_thickness
 from gluecell.pathplan.geom import interp_rows
 from gluecell.pathplan.kinematics import fk, ik
 from gluecell.pathplan.pipeline import plan_pair
@@ -39,7 +39,7 @@ def test_interp_rows_is_np_interp_number_for_number():
         assert np.array_equal(interp_rows(x, xp, fp), ref, equal_nan=True)
 
 
-def test_split_kernels_give_the_same_numbers(two_cpus, clouds):
+def test_split_kernels_give_the_same_numbers(two_cpus, clouds, ring_samples):
     u, un, *_ = clouds
     rng = np.random.default_rng(8)
     T = fk(rng.uniform(-np.pi, np.pi, (5000, 6)))
@@ -50,17 +50,7 @@ def test_split_kernels_give_the_same_numbers(two_cpus, clouds):
     assert np.array_equal(ik(T), ref_ik, equal_nan=True)
 
     # a ring pass round the synthetic upper, sprayed from 35 mm: film (by label) and the standoff ray cast
-    from gluecell.core.types import SprayPath
-    from gluecell.pathplan.geom import frames_from_axis, quat_from_matrix
-
-    c = u.mean(axis=0)
-    th = np.linspace(0, 2 * np.pi, 400)
-    surf = c + np.column_stack([0.15 * np.cos(th), 0.06 * np.sin(th), np.full_like(th, 0.04)])
-    axis = np.tile([0.0, 0.0, -1.0], (len(th), 1))
-    R = frames_from_axis(axis, np.gradient(surf, axis=0))
-    path = SprayPath(part="upper", t=np.linspace(0.0, 8.0, len(th)), xyz=surf + np.array([0.0, 0.0, 0.035]),
-                     quat_xyzw=quat_from_matrix(R), spray=np.ones(len(th), bool))  # fmt: skip
-    samples = path_samples(path, 1e-3, np.arange(len(th)) % 3)
+    samples = ring_samples(u, 400, 8.0)
     with kernelsplit.plain():
         ref = film_thickness(samples, u, un, DepositionParams(), n_labels=3)
     assert kernelsplit.enabled(len(u), filmkernel.SPLIT_MIN_POINTS)

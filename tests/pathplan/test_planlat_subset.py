@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gluecell.pathplan import filmkernel, pipeline
-from gluecell.pathplan.deposition import DepositionParams, film_at, film_thickness, footprints, path_samples
+from gluecell.pathplan.deposition import DepositionParams, film_at, film_thickness, footprints
 from gluecell.pathplan.errors import CoverageError
 from gluecell.pathplan.pipeline import PathplanConfig, TuningConfig, plan_part
 from gluecell.pathplan.toolpath import BondRegion
@@ -30,23 +30,9 @@ def eager(monkeypatch):
     monkeypatch.setattr(pipeline, "_EvalGrids", _Eager)
 
 
-def _ring_samples(u: np.ndarray):
-    from gluecell.core.types import SprayPath
-    from gluecell.pathplan.geom import frames_from_axis, quat_from_matrix
-
-    c = u.mean(axis=0)
-    th = np.linspace(0, 2 * np.pi, 300)
-    surf = c + np.column_stack([0.15 * np.cos(th), 0.06 * np.sin(th), np.full_like(th, 0.04)])
-    axis = np.tile([0.0, 0.0, -1.0], (len(th), 1))
-    R = frames_from_axis(axis, np.gradient(surf, axis=0))
-    path = SprayPath(part="upper", t=np.linspace(0.0, 6.0, len(th)), xyz=surf + np.array([0.0, 0.0, 0.035]),
-                     quat_xyzw=quat_from_matrix(R), spray=np.ones(len(th), bool))  # fmt: skip
-    return path_samples(path, 1e-3, np.arange(len(th)) % 3)
-
-
-def test_film_on_subsets_is_the_whole_film_bit_for_bit(clouds):
+def test_film_on_subsets_is_the_whole_film_bit_for_bit(clouds, ring_samples):
     u, un, *_ = clouds
-    samples = _ring_samples(u)
+    samples = ring_samples(u, 300, 6.0)
     dep = DepositionParams()
     ref = film_thickness(samples, u, un, dep, n_labels=3)
     assert (ref > 0).sum() > 1000  # the pass wets the part
