@@ -36,8 +36,8 @@ def sim():
 
     handles = []
 
-    def start(ids, speed=SPEED, **kw):
-        h = start_in_thread(SimCell(SimCellConfig(speed=speed), ids=list(ids), **kw))
+    def start(ids, speed=SPEED, index_time_s=1.5, **kw):
+        h = start_in_thread(SimCell(SimCellConfig(speed=speed, index_time_s=index_time_s), ids=list(ids), **kw))
         handles.append(h)
         return h
 

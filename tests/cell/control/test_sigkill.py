@@ -12,7 +12,9 @@ from gluecell.cell.control import StopReason
 from gluecell.cell.store import Store
 
 IDS = [f"K-{i}" for i in range(5)]
-SPEED = 40.0  # a pair's two goals take ~1.3 s, a conveyor step 38 ms
+SPEED = 40.0  # a pair's two goals take ~1.3 s
+INDEX_S = 8.0  # a conveyor step of 8 simulated s = 200 ms wall: the "before" kill must land inside one (at 1.5 s,
+# 38 ms, a poller starved by another process on CI's 2 cores missed all four steps)
 
 
 def _serve(config, start=False):
@@ -58,7 +60,7 @@ def _restart(config, store, sim, tools):
 
 
 def test_sigkill_before_during_and_after_a_spray(sim, replay_dir, tmp_path, tools):
-    h = sim(IDS, speed=SPEED)
+    h = sim(IDS, speed=SPEED, index_time_s=INDEX_S)
     db = tmp_path / "cell.db"
     config = tmp_path / "cell.toml"
     config.write_text(f'[store]\npath = "{db}"\nsynchronous = "NORMAL"\n'
