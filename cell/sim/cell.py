@@ -133,8 +133,12 @@ class SimCell:
         for t in self._tasks:
             t.cancel()
         await self.server.stop()
-        if self._capture_pool is not None:
-            self._capture_pool.shutdown(wait=False, cancel_futures=True)
+        if self._capture_pool is not None:  # a capture still rendering is ended, not left to hog a core
+            pool, self._capture_pool = self._capture_pool, None
+            procs = list((getattr(pool, "_processes", None) or {}).values())  # no public terminate before 3.14
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                proc.terminate()
 
     def _publish_latched(self) -> None:
         s = self.server
