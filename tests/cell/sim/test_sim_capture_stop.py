@@ -9,17 +9,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 
-def _busy_pid(seconds: float) -> int:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-    return os.getpid()
-
-
-def _pid() -> int:
-    return os.getpid()
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -36,8 +25,8 @@ def test_stop_terminates_a_capture_still_running():
     h = start_in_thread(SimCell(SimCellConfig(speed=20.0), ids=["P0"]))
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     try:
-        worker = pool.submit(_pid).result(60)  # the worker is up
-        pool.submit(_busy_pid, 30.0)  # a long render in progress
+        worker = pool.submit(os.getpid).result(60)  # the worker is up (builtins: the child cannot import this module)
+        pool.submit(time.sleep, 30.0)  # a long render in progress
         h.call(lambda: setattr(h.cell, "_capture_pool", pool))
         time.sleep(0.3)
         assert _alive(worker)
